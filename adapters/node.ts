@@ -1,0 +1,363 @@
+/**
+ * Serves a SocketAPI app on Node with the `ws` package: on its own port (`serve`) or on an
+ * existing `http.Server` (`attach`).
+ *
+ * @example
+ * ```ts
+ * import { serve } from "socketapi/node";
+ * import app from "./main.ts";
+ *
+ * const server = await serve(app, { port: 8000 });
+ * process.on("SIGTERM", () => server.close());
+ * ```
+ *
+ * @module
+ */
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+  STATUS_CODES,
+} from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
+import { WebSocket, WebSocketServer } from "ws";
+import {
+  BROADCAST_PATH,
+  type BroadcastEndpointOptions,
+  handleBroadcastRequest,
+  isLoopbackAddress,
+} from "../src/broadcast-endpoint.ts";
+import type { SocketAPI, UpgradeRequest } from "../src/index.ts";
+
+// biome-ignore lint/suspicious/noExplicitAny: any app can be served.
+type AnyApp = SocketAPI<any, any, any>;
+
+/** Options of {@link attach}. */
+export interface AttachOptions {
+  /** Only upgrades to this path are served (e.g. `/ws`); default: every path. */
+  path?: string;
+  /**
+   * Frames above this many bytes make `ws` close the socket with 1009 instead of reading
+   * them; default four times the app's `maxMessageBytes`. Frames between the two get the
+   * `MESSAGE_TOO_LARGE` error frame and the connection stays open.
+   */
+  maxPayload?: number;
+}
+
+/** Options of {@link serve}. */
+export interface ServeOptions extends AttachOptions {
+  /** The port; default 8000. `0` picks a free one (read it from `server.port`). */
+  port?: number;
+  /** The interface to listen on; default `127.0.0.1`. Use `0.0.0.0` to accept from the network. */
+  host?: string;
+  /** The broadcast endpoint (`POST /_broadcast`); `false` turns it off. */
+  broadcast?: BroadcastEndpointOptions | false;
+}
+
+/** Options of a graceful shutdown. */
+export interface CloseOptions {
+  /** How long open sockets get to finish their close handshake, in ms (default 5000). */
+  timeout?: number;
+}
+
+/** A running attachment of an app to an `http.Server`. */
+export interface Attachment {
+  /** The `ws` server that accepts the sockets. */
+  readonly wss: WebSocketServer;
+  /** Refuses new upgrades, closes open sockets with 1001 and resolves when they are closed. */
+  close(options?: CloseOptions): Promise<void>;
+}
+
+/** A running server made by {@link serve}. */
+export interface NodeServer extends Attachment {
+  /** The underlying HTTP server. */
+  readonly server: Server;
+  /** The port it listens on. */
+  readonly port: number;
+  /** The WebSocket URL of the app, e.g. `ws://127.0.0.1:8000/`. */
+  readonly url: string;
+}
+
+// Node writes each `ws.send` to the socket at once: one syscall per frame. Corking the
+// socket and uncorking once per event-loop turn batches the frames of a turn (a broadcast,
+// a burst of answers) into one write, as uWS and Bun do by themselves. `ws` has no public
+// cork API; its socket is `_socket`.
+const corkedSockets = new Set<Duplex>();
+let flushScheduled = false;
+
+function flushCorkedSockets(): void {
+  flushScheduled = false;
+  for (const socket of corkedSockets) socket.uncork();
+  corkedSockets.clear();
+}
+
+/** A `ws` socket whose sends are batched per event-loop turn. */
+class CorkedWebSocket extends WebSocket {
+  override send(data: string | Buffer, ...rest: unknown[]): void {
+    const socket = (this as unknown as { _socket?: Duplex })._socket;
+    if (socket && !corkedSockets.has(socket) && !socket.destroyed) {
+      socket.cork();
+      corkedSockets.add(socket);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flushCorkedSockets);
+      }
+    }
+    (super.send as (...args: unknown[]) => void)(data, ...rest);
+  }
+}
+
+function toHeaders(raw: IncomingHttpHeaders): Headers {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(raw)) {
+    if (Array.isArray(value)) for (const item of value) headers.append(name, item);
+    else if (value !== undefined) headers.set(name, value);
+  }
+  return headers;
+}
+
+function requestUrl(req: IncomingMessage): string {
+  const path = req.url ?? "/";
+  try {
+    return new URL(path, `http://${req.headers.host ?? "localhost"}`).href;
+  } catch {
+    return new URL(path, "http://localhost").href;
+  }
+}
+
+/** The upgrade request as the core sees it; headers are converted on first use. */
+function upgradeRequest(req: IncomingMessage): UpgradeRequest {
+  const url = requestUrl(req);
+  const raw = req.headers;
+  let headers: Headers | undefined;
+  return {
+    url,
+    get headers(): Headers {
+      headers ??= toHeaders(raw);
+      return headers;
+    },
+  };
+}
+
+function pathOf(req: IncomingMessage): string {
+  const url = req.url ?? "/";
+  const query = url.indexOf("?");
+  return query === -1 ? url : url.slice(0, query);
+}
+
+/** Writes a WHATWG `Response` as a raw HTTP response on a socket that was not upgraded. */
+async function refuseUpgrade(socket: Duplex, response: Response): Promise<void> {
+  const body = Buffer.from(await response.arrayBuffer());
+  let head = `HTTP/1.1 ${response.status} ${STATUS_CODES[response.status] ?? ""}\r\n`;
+  response.headers.forEach((value, name) => {
+    if (name !== "content-length" && name !== "connection") head += `${name}: ${value}\r\n`;
+  });
+  head += `content-length: ${body.length}\r\nconnection: close\r\n\r\n`;
+  if (!socket.destroyed) socket.end(Buffer.concat([Buffer.from(head, "latin1"), body]));
+}
+
+/**
+ * Serves `app` on an existing HTTP server: upgrades on `options.path` (or every path) go
+ * through `onConnect`, then become connections. Other requests are left to the server.
+ *
+ * @example
+ * ```ts
+ * import { createServer } from "node:http";
+ * import { attach } from "socketapi/node";
+ *
+ * const server = createServer((req, res) => res.end("hello"));
+ * const ws = attach(app, server, { path: "/ws" });
+ * server.listen(8000, "127.0.0.1");
+ * ```
+ */
+export function attach(app: AnyApp, server: Server, options: AttachOptions = {}): Attachment {
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: options.maxPayload ?? app.maxMessageBytes * 4,
+    // Invalid UTF-8 must not close the connection: it decodes to U+FFFD and is then
+    // answered like any other bad frame.
+    skipUTF8Validation: true,
+    perMessageDeflate: false,
+    WebSocket: CorkedWebSocket,
+  });
+  let closing = false;
+
+  const onUpgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {
+    if (options.path !== undefined && pathOf(req) !== options.path) return;
+    socket.on("error", () => socket.destroy());
+    if (closing) {
+      await refuseUpgrade(socket, new Response("Server shutting down", { status: 503 }));
+      return;
+    }
+    const request = upgradeRequest(req);
+    const admission = await app.admit(request);
+    if (!admission.ok) {
+      await refuseUpgrade(socket, admission.response);
+      return;
+    }
+    if (socket.destroyed) return;
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const session = app.open(ws, request, admission.state);
+      ws.on("message", (data: Buffer, isBinary: boolean) => {
+        if (isBinary) session.receiveBinary();
+        else if (data.length > app.maxMessageBytes) session.receiveTooLarge();
+        else session.receiveText(data.toString("utf8"), data.length);
+      });
+      ws.on("close", (code: number, reason: Buffer) =>
+        session.handleClose(code, reason.toString()),
+      );
+      // A protocol error (a frame over maxPayload, a bad opcode) closes the socket; the
+      // close event cleans up.
+      ws.on("error", () => {});
+    });
+  };
+
+  const listener = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    void onUpgrade(req, socket, head).catch((error: unknown) => {
+      app.reportError(error, { phase: "connect" });
+      socket.destroy();
+    });
+  };
+  server.on("upgrade", listener);
+
+  return {
+    wss,
+    async close({ timeout = 5000 }: CloseOptions = {}): Promise<void> {
+      closing = true;
+      server.off("upgrade", listener);
+      const open = [...wss.clients];
+      await new Promise<void>((resolve) => {
+        if (open.length === 0) return resolve();
+        let left = open.length;
+        const timer = setTimeout(() => {
+          for (const ws of open) ws.terminate();
+        }, timeout);
+        for (const ws of open) {
+          ws.once("close", () => {
+            if (--left === 0) {
+              clearTimeout(timer);
+              resolve();
+            }
+          });
+          ws.close(1001, "Server shutting down");
+        }
+      });
+      wss.close();
+    },
+  };
+}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+async function sendResponse(res: ServerResponse, response: Response): Promise<void> {
+  const headers: Record<string, string> = {};
+  response.headers.forEach((value, name) => {
+    headers[name] = value;
+  });
+  res.writeHead(response.status, headers);
+  res.end(Buffer.from(await response.arrayBuffer()));
+}
+
+/**
+ * The broadcast endpoint as a Node request handler, for servers made without `serve`. It
+ * resolves `true` when it answered the request (its path matched), else `false`.
+ *
+ * @example
+ * ```ts
+ * const broadcast = broadcastHandler(app, { token: process.env.BROADCAST_TOKEN });
+ * const server = createServer(async (req, res) => {
+ *   if (await broadcast(req, res)) return;
+ *   res.end("hello");
+ * });
+ * ```
+ */
+export function broadcastHandler(
+  app: AnyApp,
+  options: BroadcastEndpointOptions = {},
+): (req: IncomingMessage, res: ServerResponse) => Promise<boolean> {
+  const path = options.path ?? BROADCAST_PATH;
+  return async (req, res) => {
+    if (pathOf(req) !== path) return false;
+    const body = req.method === "POST" ? await readBody(req, app.maxMessageBytes) : Buffer.alloc(0);
+    if (body === undefined) {
+      res.writeHead(413, { "content-type": "application/json", connection: "close" });
+      res.end(JSON.stringify({ error: `Body exceeds ${app.maxMessageBytes} bytes.` }));
+      return true;
+    }
+    const request = new Request(requestUrl(req), {
+      method: req.method ?? "GET",
+      headers: toHeaders(req.headers),
+      ...(req.method === "POST" ? { body: body.toString("utf8") } : {}),
+    });
+    const response = await handleBroadcastRequest(app, request, {
+      fromLoopback: isLoopbackAddress(req.socket.remoteAddress),
+      options,
+    });
+    await sendResponse(res, response);
+    return true;
+  };
+}
+
+/**
+ * Serves `app` on its own port: WebSocket upgrades on every path (or `options.path`), the
+ * broadcast endpoint, and `426 Upgrade Required` for other requests. Resolves once
+ * listening; `close()` shuts down gracefully.
+ *
+ * @example
+ * ```ts
+ * const server = await serve(app, { port: 8000 });
+ * console.log(`listening on ${server.url}`);
+ * await server.close(); // closes sockets with 1001, then the server
+ * ```
+ */
+export async function serve(app: AnyApp, options: ServeOptions = {}): Promise<NodeServer> {
+  const broadcast =
+    options.broadcast === false ? undefined : broadcastHandler(app, options.broadcast ?? {});
+  const server = createServer((req, res) => {
+    void (async () => {
+      if (broadcast && (await broadcast(req, res))) return;
+      res.writeHead(426, { "content-type": "text/plain", upgrade: "websocket" });
+      res.end("This is a WebSocket endpoint: connect with a WebSocket client.\n");
+    })().catch((error: unknown) => {
+      app.reportError(error, { phase: "broadcast" });
+      if (!res.headersSent) res.writeHead(500);
+      res.end();
+    });
+  });
+  const attachment = attach(app, server, options);
+  const host = options.host ?? "127.0.0.1";
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 8000, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const urlHost = host.includes(":") ? `[${host}]` : host;
+  return {
+    server,
+    port,
+    url: `ws://${urlHost}:${port}${options.path ?? "/"}`,
+    wss: attachment.wss,
+    async close(closeOptions?: CloseOptions): Promise<void> {
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      await attachment.close(closeOptions);
+      server.closeAllConnections();
+      await stopped;
+    },
+  };
+}

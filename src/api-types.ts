@@ -1,0 +1,75 @@
+import type * as v from "valibot";
+import type { SubscribeParamMarker } from "./subscribe-param.ts";
+import type { AnySchema } from "./validate.ts";
+
+/**
+ * What a client can know of one action: the input it sends and the output it receives.
+ * These types are what `createClient<typeof app>` infers from.
+ */
+export interface ActionType<TInput = unknown, TOutput = unknown> {
+  readonly input: TInput;
+  readonly output: TOutput;
+}
+
+/**
+ * What a client and the server can know of one channel: the parameters a broadcast takes,
+ * those a client may send on subscribe, and the data every subscriber receives.
+ */
+export interface ChannelType<TParams = unknown, TSubscribe = unknown, TData = unknown> {
+  readonly params: TParams;
+  readonly subscribe: TSubscribe;
+  readonly data: TData;
+}
+
+/** The actions of an app or router, by name. */
+// biome-ignore lint/suspicious/noExplicitAny: any action type fits; the app narrows it.
+export type ActionTypes = Record<string, ActionType<any, any>>;
+
+/** The channels of an app or router, by (template) name. */
+// biome-ignore lint/suspicious/noExplicitAny: any channel type fits; the app narrows it.
+export type ChannelTypes = Record<string, ChannelType<any, any, any>>;
+
+/** No actions or channels yet. */
+export type Empty = Record<never, never>;
+
+/** The input a handler receives: the schema's output, or `undefined` without a schema. */
+export type HandlerInput<TSchema extends AnySchema | undefined> = TSchema extends AnySchema
+  ? v.InferOutput<TSchema>
+  : undefined;
+
+/** The input a client sends: the schema's input, or nothing without a schema. */
+export type ClientInput<TSchema extends AnySchema | undefined> = TSchema extends AnySchema
+  ? v.InferInput<TSchema>
+  : undefined;
+
+/** What a handler returns, given an optional output schema. */
+export type HandlerResult<
+  TOutput extends AnySchema | undefined,
+  TResult,
+> = TOutput extends AnySchema ? v.InferInput<TOutput> : TResult;
+
+/** What the client receives, given an optional output schema and the handler's result. */
+export type ClientOutput<TOutput extends AnySchema | undefined, TResult> = TOutput extends AnySchema
+  ? v.InferOutput<TOutput>
+  : Awaited<TResult>;
+
+type MarkedKeys<TEntries> = {
+  [K in keyof TEntries]: TEntries[K] extends SubscribeParamMarker ? K : never;
+}[keyof TEntries];
+
+type PickMarked<TInput, TEntries> = Pick<TInput, MarkedKeys<TEntries> & keyof TInput>;
+
+/** The parameters a client may send when it subscribes: the entries marked `subscribeParam`. */
+export type SubscribeInput<TSchema extends AnySchema | undefined> = TSchema extends AnySchema
+  ? TSchema extends { readonly entries: infer TEntries }
+    ? PickMarked<v.InferInput<TSchema>, TEntries>
+    : Empty
+  : Empty;
+
+/** Renames every key of `T` with a prefix, as mounting a router does. */
+export type Prefixed<TPrefix extends string, T> = {
+  [K in keyof T as K extends string ? `${TPrefix}${K}` : never]: T[K];
+};
+
+/** Flattens an intersection for readable hovers. */
+export type Simplify<T> = { [K in keyof T]: T[K] } & {};

@@ -1,0 +1,195 @@
+import type { ActionTypes, ChannelTypes, Empty } from "./api-types.ts";
+import { ChannelTemplate } from "./channel-template.ts";
+import type { Connection, ConnectionState, UpgradeRequest } from "./context.ts";
+import type { ActionDeclaration, ChannelDeclaration } from "./declarations.ts";
+import { type Hub, MemoryHub } from "./hub.ts";
+import { CloseCode } from "./protocol.ts";
+import { Router } from "./router.ts";
+import { serializeData } from "./serialize.ts";
+import { type ChannelMatch, type ErrorInfo, Session, type SessionHost } from "./session.ts";
+import type { SocketLike } from "./socket.ts";
+
+/** Why a connection ended. */
+export interface DisconnectInfo {
+  /** The WebSocket close code (1005 when none was given). */
+  readonly code: number;
+  /** The close reason, often empty. */
+  readonly reason: string;
+}
+
+/** Options and hooks of a {@link SocketAPI} app. */
+export interface SocketAPIOptions<State extends object> {
+  /**
+   * Runs on every upgrade request before the socket is accepted. Return the connection's
+   * initial state, or a `Response` (401, 403, ...) to refuse the upgrade with it. If it
+   * throws, the upgrade is refused with 500 and the error goes to `onError`.
+   */
+  onConnect?: (
+    request: UpgradeRequest,
+  ) => State | Response | undefined | Promise<State | Response | undefined>;
+  /** Runs when a connection has closed, after its subscriptions ended. */
+  onDisconnect?: (connection: Connection<State>, info: DisconnectInfo) => void | Promise<void>;
+  /**
+   * Receives every unexpected error: a handler that threw something other than a
+   * `SocketAPIError`, a hook that failed, a send that failed. Default: `console.error`.
+   */
+  onError?: (error: unknown, info: ErrorInfo) => void;
+  /** The largest text frame accepted, in bytes (default 1 MiB); larger ones get MESSAGE_TOO_LARGE. */
+  maxMessageBytes?: number;
+  /**
+   * How many frames of one connection may be served at once (default 1: in arrival order,
+   * each answered before the next starts). Above 1, answers may overtake each other and
+   * clients match them by `id`.
+   */
+  concurrency?: number;
+}
+
+/** The outcome of `onConnect` for one upgrade request. */
+export type Admission<State> = { ok: true; state: State } | { ok: false; response: Response };
+
+/** The default largest frame: 1 MiB. */
+export const DEFAULT_MAX_MESSAGE_BYTES: number = 1024 * 1024;
+
+const NO_PARAMS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
+/**
+ * A SocketAPI app: actions and channels served over one WebSocket per client. Declare them
+ * in a chain so that `typeof app` carries their types; serve the app with an adapter
+ * (`socketapi/node`, `socketapi/bun`, ...).
+ *
+ * @example
+ * ```ts
+ * import * as v from "valibot";
+ * import { SocketAPI } from "socketapi";
+ *
+ * const app = new SocketAPI()
+ *   .action("add_numbers", { input: v.object({ a: v.number(), b: v.number() }) },
+ *     ({ a, b }) => a + b)
+ *   .channel("chat", { params: v.object({ message: v.optional(v.string(), "Welcome") }) },
+ *     ({ message }) => ({ message }))
+ *   .action("send_message", { input: v.object({ message: v.string() }) },
+ *     async ({ message }, ctx) => { await ctx.channels.chat({ message }); });
+ * export default app;
+ * ```
+ */
+export class SocketAPI<
+    State extends object = ConnectionState,
+    Actions extends ActionTypes = Empty,
+    Channels extends ChannelTypes = Empty,
+  >
+  extends Router<State, "", Actions, Channels, "app">
+  implements SessionHost
+{
+  /**
+   * The subscriber index. In memory by default; an adapter may replace it with the
+   * runtime's own pub/sub before the first connection.
+   */
+  hub: Hub = new MemoryHub();
+  /** The largest text frame accepted, in bytes. */
+  readonly maxMessageBytes: number;
+  /** How many frames of one connection may be served at once. */
+  readonly concurrency: number;
+  readonly #options: SocketAPIOptions<State>;
+  readonly #sessions = new Set<Session<State>>();
+  readonly #staticChannels = new Map<string, ChannelMatch>();
+  readonly #templateChannels: ChannelMatch[] = [];
+
+  constructor(options: SocketAPIOptions<State> = {}) {
+    super();
+    this.#options = options;
+    this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.concurrency = Math.max(1, options.concurrency ?? 1);
+  }
+
+  /** The open connections. */
+  get connections(): ReadonlySet<Connection<State>> {
+    return this.#sessions;
+  }
+
+  /**
+   * Sends `data` to every subscriber of a concrete channel name as it is, without running
+   * the channel's handler or schemas; serialized once. Returns how many it reached. Prefer
+   * the channel handles (`app.channels.chat(...)`), which validate.
+   */
+  publish(concreteName: string, data: unknown): number {
+    return this.hub.publish(concreteName, serializeData(concreteName, data));
+  }
+
+  /**
+   * Runs `onConnect` for an upgrade request. Adapters call it before they accept the
+   * socket, and answer with `response` when the connection is refused.
+   */
+  async admit(request: UpgradeRequest): Promise<Admission<State>> {
+    try {
+      const outcome = await this.#options.onConnect?.(request);
+      if (outcome instanceof Response) return { ok: false, response: outcome };
+      return { ok: true, state: outcome ?? ({} as State) };
+    } catch (error) {
+      this.reportError(error, { phase: "connect" });
+      return { ok: false, response: new Response("Internal Server Error", { status: 500 }) };
+    }
+  }
+
+  /** Starts serving an accepted socket. Adapters feed the returned session its events. */
+  open(socket: SocketLike, request: UpgradeRequest, state: State): Session<State> {
+    const session = new Session(this, socket, request, state);
+    this.#sessions.add(session);
+    return session;
+  }
+
+  /** Closes every open connection (default 1001, server shutting down). */
+  closeConnections(code: number = CloseCode.goingAway, reason = "Server shutting down"): void {
+    for (const session of this.#sessions) session.close(code, reason);
+  }
+
+  findAction(name: string): ActionDeclaration | undefined {
+    return this.actionDeclarations.get(name);
+  }
+
+  findChannel(concreteName: string): ChannelMatch | undefined {
+    const exact = this.#staticChannels.get(concreteName);
+    if (exact) return exact;
+    for (const candidate of this.#templateChannels) {
+      const nameParams = candidate.template.match(concreteName);
+      if (nameParams) return { ...candidate, nameParams };
+    }
+    return undefined;
+  }
+
+  reportError(error: unknown, info: ErrorInfo): void {
+    try {
+      if (this.#options.onError) this.#options.onError(error, info);
+      else console.error(`[socketapi] unexpected error (${info.phase})`, error);
+    } catch (hookError) {
+      console.error("[socketapi] onError threw", hookError);
+    }
+  }
+
+  sessionClosed(session: Session<object>, code: number, reason: string): void {
+    const typed = session as unknown as Session<State>;
+    this.#sessions.delete(typed);
+    const { onDisconnect } = this.#options;
+    if (!onDisconnect) return;
+    const fail = (error: unknown): void =>
+      this.reportError(error, { connection: session, phase: "disconnect" });
+    try {
+      const pending = onDisconnect(typed, { code, reason });
+      if (pending) pending.catch(fail);
+    } catch (error) {
+      fail(error);
+    }
+  }
+
+  protected override adoptChannel(name: string, declaration: ChannelDeclaration): void {
+    super.adoptChannel(name, declaration);
+    const template =
+      name === declaration.template.name ? declaration.template : new ChannelTemplate(name);
+    declaration.mounts.push({
+      template,
+      publish: (concrete, data) => this.publish(concrete, data),
+    });
+    const match: ChannelMatch = { declaration, template, nameParams: NO_PARAMS };
+    if (template.isStatic) this.#staticChannels.set(name, match);
+    else this.#templateChannels.push(match);
+  }
+}

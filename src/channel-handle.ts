@@ -1,0 +1,92 @@
+import type { ChannelType, ChannelTypes, Empty } from "./api-types.ts";
+import type { ChannelTemplate } from "./channel-template.ts";
+import type { ChannelDeclaration } from "./declarations.ts";
+import { resolveDependencies } from "./dependency.ts";
+import { InvalidChannelParamsError } from "./errors.ts";
+import { parseOutput, validate } from "./validate.ts";
+
+export type { ChannelTypes } from "./api-types.ts";
+
+/** Where a declared channel is served: an app, under the channel's full name there. */
+export interface ChannelMount {
+  /** Serializes `data` once and sends it to the subscribers of `concreteName` in that app. */
+  publish(concreteName: string, data: unknown): number;
+  /** The channel's template in that app, router prefixes included. */
+  readonly template: ChannelTemplate;
+}
+
+type Arguments<TParams> = Empty extends TParams ? [params?: TParams] : [params: TParams];
+
+/**
+ * Calling a channel handle validates the parameters, runs the channel's handler and
+ * broadcasts its result to every subscriber, serialized once. It works inside handlers
+ * (`ctx.channels.chat(...)`) and outside them (`app.channels.chat(...)` from a timer or an
+ * HTTP route). It resolves with the number of subscribers the frame was sent to.
+ *
+ * @example
+ * ```ts
+ * await app.channels.chat({ message: "Hello" });
+ * await app.channels["rooms/{room}"]({ room: "42", text: "hi" }); // only rooms/42
+ * ```
+ */
+export interface ChannelHandle<T extends ChannelType = ChannelType> {
+  (...params: Arguments<T["params"]>): Promise<number>;
+  /** The channel's name as declared, e.g. `rooms/{room}`. */
+  readonly channelName: string;
+}
+
+/** The handles of a set of channels, by name. */
+export type ChannelHandles<TChannels extends ChannelTypes> = {
+  readonly [K in keyof TChannels]: ChannelHandle<TChannels[K]>;
+};
+
+/** The parameter values a concrete name is built from: those given, else the validated ones. */
+export function nameValues(
+  template: ChannelTemplate,
+  given: unknown,
+  validated: unknown,
+): Record<string, unknown> {
+  const values: Record<string, unknown> = {};
+  const from = (given ?? {}) as Record<string, unknown>;
+  const fallback = (validated ?? {}) as Record<string, unknown>;
+  for (const param of template.params) {
+    values[param] = Object.hasOwn(from, param) ? from[param] : fallback[param];
+  }
+  return values;
+}
+
+/** Creates the callable handle of a declared channel. */
+export function createChannelHandle(declaration: ChannelDeclaration): ChannelHandle {
+  const handle = async (params?: unknown): Promise<number> => {
+    const { mounts, template } = declaration;
+    if (mounts.length === 0) {
+      throw new Error(
+        `Channel '${template.name}' is not served by any app: include its router in an app first.`,
+      );
+    }
+    const given = params ?? {};
+    let value: unknown;
+    if (declaration.params) {
+      const result = await validate(declaration.params, given);
+      if (!result.ok) throw new InvalidChannelParamsError(template.name, result.issues);
+      value = result.value;
+    }
+    const values = nameValues(template, given, value);
+    const ctx = {
+      event: "broadcast" as const,
+      channel: (mounts[0] as ChannelMount).template.fill(values),
+      channels: declaration.channels,
+    };
+    if (declaration.dependencies)
+      value = await resolveDependencies(declaration.dependencies, value, ctx);
+    let data = await declaration.handler(value, ctx);
+    if (declaration.data) data = await parseOutput(declaration.data, data);
+    let delivered = 0;
+    for (const mount of mounts) delivered += mount.publish(mount.template.fill(values), data);
+    return delivered;
+  };
+  return Object.defineProperty(handle, "channelName", {
+    value: declaration.template.name,
+    enumerable: true,
+  }) as ChannelHandle;
+}

@@ -1,0 +1,92 @@
+import type { ChannelHandles, ChannelTypes } from "./channel-handle.ts";
+import type { RequestId, ServerFrame } from "./protocol.ts";
+
+/** The state kept per connection: whatever `onConnect` returned, changeable by handlers. */
+export type ConnectionState = Record<string, unknown>;
+
+/** The HTTP request that opened a WebSocket: its URL and headers. */
+export interface UpgradeRequest {
+  /** The full URL of the upgrade request, e.g. `ws://127.0.0.1:8000/?token=abc` as `http://...`. */
+  readonly url: string;
+  /** The headers of the upgrade request. */
+  readonly headers: Headers;
+}
+
+/** One client's WebSocket connection, as handlers see it. */
+export interface Connection<State extends object = ConnectionState> {
+  /** A random id, unique per connection. */
+  readonly id: string;
+  /** Per-connection data: what `onConnect` returned; handlers may change it. */
+  state: State;
+  /** The request that opened the connection. */
+  readonly request: UpgradeRequest;
+  /** The concrete names of the channels this connection is subscribed to. */
+  readonly subscriptions: ReadonlySet<string>;
+  /** Whether the socket is still open. */
+  readonly isOpen: boolean;
+  /** Sends a frame to this client only. */
+  send(frame: ServerFrame): void;
+  /** Closes the connection (default code 1000). */
+  close(code?: number, reason?: string): void;
+}
+
+/** What every handler, guard and dependency receives besides its input. */
+interface BaseContext<Channels extends ChannelTypes> {
+  /** The app's channels, by name: calling one broadcasts to its subscribers. */
+  readonly channels: ChannelHandles<Channels>;
+}
+
+/** The context of an action handler, its guard and its dependencies. */
+export interface ActionContext<
+  State extends object = ConnectionState,
+  Channels extends ChannelTypes = ChannelTypes,
+> extends BaseContext<Channels> {
+  readonly event: "action";
+  /** The client that called the action. */
+  readonly connection: Connection<State>;
+  /** The request that opened the connection. */
+  readonly request: UpgradeRequest;
+  /** Aborted when the connection closes, so long work can stop early. */
+  readonly signal: AbortSignal;
+  /** The request id the client sent, if any. */
+  readonly id: RequestId | undefined;
+}
+
+/** The context of a channel handler run because a client subscribes. */
+export interface SubscribeContext<
+  State extends object = ConnectionState,
+  Channels extends ChannelTypes = ChannelTypes,
+> extends BaseContext<Channels> {
+  readonly event: "subscribe";
+  /** The client that subscribes. */
+  readonly connection: Connection<State>;
+  /** The request that opened the connection. */
+  readonly request: UpgradeRequest;
+  /** Aborted when the connection closes. */
+  readonly signal: AbortSignal;
+  /** The request id the client sent, if any. */
+  readonly id: RequestId | undefined;
+  /** The concrete channel name, e.g. `rooms/42`. */
+  readonly channel: string;
+}
+
+/** The context of a channel handler run to broadcast: started by the server, no connection. */
+export interface BroadcastContext<Channels extends ChannelTypes = ChannelTypes>
+  extends BaseContext<Channels> {
+  readonly event: "broadcast";
+  readonly connection?: undefined;
+  /** The concrete channel name, e.g. `rooms/42`. */
+  readonly channel: string;
+}
+
+/** The context of a channel handler: on subscribe it has the connection, on broadcast not. */
+export type ChannelContext<
+  State extends object = ConnectionState,
+  Channels extends ChannelTypes = ChannelTypes,
+> = SubscribeContext<State, Channels> | BroadcastContext<Channels>;
+
+/** Any handler's context: what a dependency or guard shared by actions and channels receives. */
+export type Context<
+  State extends object = ConnectionState,
+  Channels extends ChannelTypes = ChannelTypes,
+> = ActionContext<State, Channels> | ChannelContext<State, Channels>;

@@ -1,0 +1,134 @@
+import type { ChannelTypes } from "./api-types.ts";
+import {
+  type ChannelHandle,
+  type ChannelHandles,
+  type ChannelMount,
+  createChannelHandle,
+} from "./channel-handle.ts";
+import { ChannelTemplate } from "./channel-template.ts";
+import type { ActionContext, ChannelContext, SubscribeContext } from "./context.ts";
+import { type DependencyPlan, planDependencies } from "./dependency.ts";
+import { subscribeParamKeys } from "./subscribe-param.ts";
+import type { AnySchema } from "./validate.ts";
+
+/**
+ * Decides whether a client may run an action or subscribe to a channel. Return `false` to
+ * refuse with `FORBIDDEN` and the message `Forbidden.`, or throw a `ForbiddenError` to
+ * choose the message.
+ */
+export type Guard<TInput, TContext> = (
+  input: TInput,
+  ctx: TContext,
+  // biome-ignore lint/suspicious/noConfusingVoidType: a guard that returns nothing allows.
+) => boolean | void | Promise<boolean | void>;
+
+// biome-ignore lint/suspicious/noExplicitAny: declarations are stored untyped; the router keeps the types.
+type Untyped = any;
+
+/** How an action was declared, as the router stores it. */
+export interface ActionOptions<TInput, TOutput, TContext, THandlerInput> {
+  /** The schema of the input the client sends as `data` (absent `data` is `{}`). */
+  input?: TInput;
+  /** A schema the handler's result is validated and transformed with before it is sent. */
+  output?: TOutput;
+  /** Runs after validation and dependencies, before the handler. */
+  guard?: Guard<THandlerInput, TContext>;
+  /** What the action does, for generated documentation. */
+  description?: string;
+}
+
+/** How a channel was declared, as the router stores it. */
+export interface ChannelOptions<TParams, TData, TContext, THandlerInput> {
+  /**
+   * The schema of the channel's parameters: those in its name (`rooms/{room}`), those a
+   * client may set on subscribe (`subscribeParam`), and those only a broadcast sets.
+   */
+  params?: TParams;
+  /** A schema the handler's result is validated and transformed with before it is sent. */
+  data?: TData;
+  /** Send the handler's result to a client right after `subscribed` (SocketAPI's `default_response`). */
+  initialData?: boolean;
+  /** Runs on subscribe, after validation and dependencies, before the handler. */
+  guard?: Guard<THandlerInput, TContext>;
+  /** What the channel carries, for generated documentation. */
+  description?: string;
+}
+
+/** An action: its schemas, guard and handler, shared by every app that serves it. */
+export class ActionDeclaration {
+  readonly input: AnySchema | undefined;
+  readonly output: AnySchema | undefined;
+  readonly guard: Guard<unknown, ActionContext<Untyped, Untyped>> | undefined;
+  readonly handler: (input: unknown, ctx: ActionContext<Untyped, Untyped>) => unknown;
+  readonly dependencies: DependencyPlan | undefined;
+  readonly description: string | undefined;
+  /** The channel handles of the router that declared it, for `ctx.channels`. */
+  readonly channels: ChannelHandles<ChannelTypes>;
+
+  constructor(
+    options: ActionOptions<AnySchema, AnySchema, Untyped, Untyped>,
+    handler: (input: unknown, ctx: ActionContext<Untyped, Untyped>) => unknown,
+    channels: ChannelHandles<ChannelTypes>,
+  ) {
+    this.input = options.input;
+    this.output = options.output;
+    this.guard = options.guard;
+    this.handler = handler;
+    this.dependencies = planDependencies(options.input);
+    this.description = options.description;
+    this.channels = channels;
+  }
+}
+
+/** A channel: its name template, schemas, guard and handler, and where it is served. */
+export class ChannelDeclaration {
+  readonly template: ChannelTemplate;
+  readonly params: AnySchema | undefined;
+  readonly data: AnySchema | undefined;
+  readonly initialData: boolean;
+  readonly guard: Guard<unknown, SubscribeContext<Untyped, Untyped>> | undefined;
+  readonly handler: (params: unknown, ctx: ChannelContext<Untyped, Untyped>) => unknown;
+  readonly dependencies: DependencyPlan | undefined;
+  readonly description: string | undefined;
+  /** The keys a client may set on subscribe. */
+  readonly subscribeKeys: readonly string[];
+  /** The channel handles of the router that declared it, for `ctx.channels`. */
+  readonly channels: ChannelHandles<ChannelTypes>;
+  /** The apps that serve this channel; a broadcast goes to each. */
+  readonly mounts: ChannelMount[] = [];
+  /** Calling it broadcasts; the same handle wherever the channel is mounted. */
+  readonly handle: ChannelHandle;
+
+  constructor(
+    name: string,
+    options: ChannelOptions<AnySchema, AnySchema, Untyped, Untyped>,
+    handler: (params: unknown, ctx: ChannelContext<Untyped, Untyped>) => unknown,
+    channels: ChannelHandles<ChannelTypes>,
+  ) {
+    this.template = new ChannelTemplate(name);
+    this.params = options.params;
+    this.data = options.data;
+    this.initialData = options.initialData ?? false;
+    this.guard = options.guard;
+    this.handler = handler;
+    this.dependencies = planDependencies(options.params);
+    this.description = options.description;
+    this.subscribeKeys = subscribeParamKeys(options.params);
+    this.channels = channels;
+    this.#checkNameParams();
+    this.handle = createChannelHandle(this);
+  }
+
+  #checkNameParams(): void {
+    if (this.template.isStatic) return;
+    const entries = (this.params as { entries?: Record<string, unknown> } | undefined)?.entries;
+    const missing = this.template.params.filter((p) => !entries || !(p in entries));
+    if (missing.length > 0) {
+      throw new TypeError(
+        `Channel '${this.template.name}': its params schema must be an object with ${missing
+          .map((p) => `'${p}'`)
+          .join(", ")}.`,
+      );
+    }
+  }
+}

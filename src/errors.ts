@@ -1,0 +1,70 @@
+import { ErrorCode, ErrorMessage, type WireIssue } from "./protocol.ts";
+
+/** Options of a {@link SocketAPIError}. */
+export interface SocketAPIErrorOptions {
+  /** The code the client sees; default `HANDLER_ERROR`. */
+  code?: string;
+  /** Validation problems to list in the error frame's `issues`. */
+  issues?: WireIssue[];
+  /** The underlying error, kept for logs; never sent to the client. */
+  cause?: unknown;
+}
+
+/**
+ * The error a handler throws to answer with its own code and message. The client sees
+ * both; anything else a handler throws becomes `INTERNAL_ERROR` with no detail.
+ *
+ * @example
+ * ```ts
+ * throw new SocketAPIError("Room is full", { code: "ROOM_FULL" });
+ * // the client receives {"type":"error","code":"ROOM_FULL","message":"Room is full",...}
+ * ```
+ */
+export class SocketAPIError extends Error {
+  /** The code sent to the client. */
+  readonly code: string;
+  /** Validation problems sent to the client, if any. */
+  readonly issues: WireIssue[] | undefined;
+
+  constructor(message: string, options: SocketAPIErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "SocketAPIError";
+    this.code = options.code ?? ErrorCode.HANDLER_ERROR;
+    this.issues = options.issues;
+  }
+}
+
+/**
+ * Refuses a request: the client receives `FORBIDDEN` with this message (default
+ * `Forbidden.`). Throw it from a guard, a dependency or a handler.
+ *
+ * @example
+ * ```ts
+ * if (!ctx.connection.state.user) throw new ForbiddenError("Log in first.");
+ * ```
+ */
+export class ForbiddenError extends SocketAPIError {
+  constructor(message: string = ErrorMessage.forbidden) {
+    super(message, { code: ErrorCode.FORBIDDEN });
+    this.name = "ForbiddenError";
+  }
+}
+
+/**
+ * Thrown by a channel handle (a broadcast started by the server) when the parameters fail
+ * the channel's schema. It is a fault of the server's code, not of a client: inside an
+ * action it becomes `INTERNAL_ERROR`; the broadcast endpoint answers it with 422.
+ */
+export class InvalidChannelParamsError extends Error {
+  /** The channel the broadcast was for. */
+  readonly channel: string;
+  /** What failed, in the wire format. */
+  readonly issues: WireIssue[];
+
+  constructor(channel: string, issues: WireIssue[]) {
+    super(ErrorMessage.invalidChannelParams(channel));
+    this.name = "InvalidChannelParamsError";
+    this.channel = channel;
+    this.issues = issues;
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * SocketAPI: a WebSocket API framework. Actions (request/response) and channels
+ * (pub/sub) declared like routes, validated with valibot, multiplexed over one WebSocket.
+ *
+ * @example
+ * ```ts
+ * import * as v from "valibot";
+ * import { SocketAPI } from "socketapi";
+ *
+ * const app = new SocketAPI()
+ *   .action("add_numbers", { input: v.object({ a: v.number(), b: v.number() }) },
+ *     ({ a, b }) => a + b);
+ * export default app;
+ * ```
+ *
+ * @module
+ */
+
+export type {
+  ActionType,
+  ActionTypes,
+  ChannelType,
+  ChannelTypes,
+  SubscribeInput,
+} from "./api-types.ts";
+export {
+  type Admission,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  type DisconnectInfo,
+  SocketAPI,
+  type SocketAPIOptions,
+} from "./app.ts";
+export {
+  BROADCAST_PATH,
+  type BroadcastEndpointOptions,
+  handleBroadcastRequest,
+  isLoopbackAddress,
+} from "./broadcast-endpoint.ts";
+export type { ChannelHandle, ChannelHandles } from "./channel-handle.ts";
+export type { ConcreteName, TemplateParams } from "./channel-template.ts";
+export type {
+  ActionContext,
+  BroadcastContext,
+  ChannelContext,
+  Connection,
+  ConnectionState,
+  Context,
+  SubscribeContext,
+  UpgradeRequest,
+} from "./context.ts";
+export type { ActionOptions, ChannelOptions, Guard } from "./declarations.ts";
+export { type DependencySchema, depends } from "./dependency.ts";
+export {
+  ForbiddenError,
+  InvalidChannelParamsError,
+  SocketAPIError,
+  type SocketAPIErrorOptions,
+} from "./errors.ts";
+export { type Hub, MemoryHub, type Subscriber } from "./hub.ts";
+export {
+  type ActionCompletedFrame,
+  type ActionFrame,
+  type ClientFrame,
+  CloseCode,
+  type DataFrame,
+  ErrorCode,
+  type ErrorFrame,
+  ErrorMessage,
+  type PingFrame,
+  type PongFrame,
+  type RequestId,
+  type ServerFrame,
+  type SubscribedFrame,
+  type SubscribeFrame,
+  type UnsubscribedFrame,
+  type UnsubscribeFrame,
+  type WireIssue,
+} from "./protocol.ts";
+export { type ActionHandler, type ChannelHandler, Router, type RouterOptions } from "./router.ts";
+export type { ErrorInfo, Session } from "./session.ts";
+export type { MessageData, SocketLike } from "./socket.ts";
+export { type SubscribeParam, subscribeParam } from "./subscribe-param.ts";

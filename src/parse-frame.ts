@@ -1,0 +1,72 @@
+import {
+  type ClientFrame,
+  ErrorCode,
+  type ErrorFrame,
+  ErrorMessage,
+  MAX_REQUEST_ID_LENGTH,
+  type RequestId,
+} from "./protocol.ts";
+
+/** Whether `id` is a request id a client may send: a short string or a finite number. */
+export function isValidRequestId(id: unknown): id is RequestId {
+  return (
+    (typeof id === "string" && id.length <= MAX_REQUEST_ID_LENGTH) ||
+    (typeof id === "number" && Number.isFinite(id))
+  );
+}
+
+/** An error frame for `message`, with the id of the frame it answers when that id was valid. */
+export function errorFrame(
+  code: string,
+  message: string,
+  id: unknown,
+  channel?: string,
+): ErrorFrame {
+  const frame: ErrorFrame = { type: "error", code, message };
+  if (channel !== undefined) frame.channel = channel;
+  if (isValidRequestId(id)) frame.id = id;
+  return frame;
+}
+
+function isMissing(value: unknown): boolean {
+  return value === undefined || value === null || value === "";
+}
+
+/**
+ * Parses one untrusted text frame, running checks 3 to 11 of protocol.md's table in order.
+ * Returns the frame when it is well formed, else the error frame that answers it; only the
+ * type's spelling and the envelope are checked here, names and parameters come later.
+ */
+export function parseFrame(text: string): ClientFrame | ErrorFrame {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return errorFrame(ErrorCode.INVALID_JSON, ErrorMessage.invalidJson, undefined);
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    return errorFrame(ErrorCode.INVALID_MESSAGE, ErrorMessage.notAnObject, undefined);
+  }
+  const frame = value as Record<string, unknown>;
+  const { type, channel, id } = frame;
+  if (isMissing(type)) {
+    return errorFrame(ErrorCode.INVALID_MESSAGE, ErrorMessage.typeRequired, id);
+  }
+  if (typeof type !== "string") {
+    return errorFrame(ErrorCode.INVALID_MESSAGE, ErrorMessage.typeNotString, id);
+  }
+  if (type === "ping") return { type: "ping" };
+  if (isMissing(channel)) {
+    return errorFrame(ErrorCode.INVALID_MESSAGE, ErrorMessage.channelRequired, id);
+  }
+  if (typeof channel !== "string") {
+    return errorFrame(ErrorCode.INVALID_MESSAGE, ErrorMessage.channelNotString, id);
+  }
+  if (id !== undefined && !isValidRequestId(id)) {
+    return errorFrame(ErrorCode.INVALID_MESSAGE, ErrorMessage.invalidId, undefined);
+  }
+  if (type !== "action" && type !== "subscribe" && type !== "unsubscribe") {
+    return errorFrame(ErrorCode.UNKNOWN_TYPE, ErrorMessage.unknownType(type), id);
+  }
+  return frame as unknown as ClientFrame;
+}

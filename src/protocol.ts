@@ -1,0 +1,162 @@
+/**
+ * The wire protocol: every frame a client and a server exchange, and the closed table of
+ * error codes. One WebSocket carries everything; every frame is a JSON object in a text
+ * frame. This is the contract with SocketAPI 0.2's clients: change nothing here lightly.
+ *
+ * @module
+ */
+
+/** A request id chosen by the client: a string of at most 128 characters or a finite number. */
+export type RequestId = string | number;
+
+/** The longest request id a client may send, in characters. */
+export const MAX_REQUEST_ID_LENGTH = 128;
+
+/** Calls action `channel` with `data` as its input (absent means `{}`). */
+export interface ActionFrame {
+  type: "action";
+  channel: string;
+  data?: unknown;
+  id?: RequestId;
+}
+
+/** Subscribes to channel `channel`; `data` holds the subscribe-time parameters. */
+export interface SubscribeFrame {
+  type: "subscribe";
+  channel: string;
+  data?: unknown;
+  id?: RequestId;
+}
+
+/** Stops receiving channel `channel`. */
+export interface UnsubscribeFrame {
+  type: "unsubscribe";
+  channel: string;
+  id?: RequestId;
+}
+
+/** Liveness check, answered by `{"type":"pong"}`. */
+export interface PingFrame {
+  type: "ping";
+}
+
+/** Every frame a client may send. */
+export type ClientFrame = ActionFrame | SubscribeFrame | UnsubscribeFrame | PingFrame;
+
+/** An action finished; `data` is left out only when the handler returned `undefined`. */
+export interface ActionCompletedFrame {
+  type: "action";
+  channel: string;
+  status: "completed";
+  data?: unknown;
+  id?: RequestId;
+}
+
+/** The subscription is active. */
+export interface SubscribedFrame {
+  type: "subscribed";
+  channel: string;
+  id?: RequestId;
+}
+
+/** Answers every unsubscribe, also for a channel the client was not subscribed to. */
+export interface UnsubscribedFrame {
+  type: "unsubscribed";
+  channel: string;
+  id?: RequestId;
+}
+
+/** A broadcast on a subscribed channel, or its initial data right after `subscribed`. */
+export interface DataFrame {
+  type: "data";
+  channel: string;
+  data: unknown;
+}
+
+/** One validation problem: what is wrong and where, from the root of `data`. */
+export interface WireIssue {
+  message: string;
+  path: (string | number)[];
+}
+
+/** The frame could not be served; the connection stays open. */
+export interface ErrorFrame {
+  type: "error";
+  code: string;
+  message: string;
+  channel?: string;
+  id?: RequestId;
+  issues?: WireIssue[];
+}
+
+/** Answers ping. */
+export interface PongFrame {
+  type: "pong";
+}
+
+/** Every frame a server may send. */
+export type ServerFrame =
+  | ActionCompletedFrame
+  | SubscribedFrame
+  | UnsubscribedFrame
+  | DataFrame
+  | ErrorFrame
+  | PongFrame;
+
+/**
+ * The closed table of error codes. Apps may add their own codes through
+ * `SocketAPIError`; these are the ones the framework itself sends.
+ */
+export const ErrorCode = {
+  INVALID_MESSAGE: "INVALID_MESSAGE",
+  MESSAGE_TOO_LARGE: "MESSAGE_TOO_LARGE",
+  INVALID_JSON: "INVALID_JSON",
+  UNKNOWN_TYPE: "UNKNOWN_TYPE",
+  NOT_FOUND: "NOT_FOUND",
+  INVALID_PARAMS: "INVALID_PARAMS",
+  FORBIDDEN: "FORBIDDEN",
+  HANDLER_ERROR: "HANDLER_ERROR",
+  INTERNAL_ERROR: "INTERNAL_ERROR",
+  RATE_LIMITED: "RATE_LIMITED",
+  TOO_MANY_SUBSCRIPTIONS: "TOO_MANY_SUBSCRIPTIONS",
+} as const;
+
+/** One of the framework's own error codes. */
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** The exact texts of protocol.md's check table; SocketAPI 0.2's clients match on some of them. */
+export const ErrorMessage = {
+  binaryFrame: "Binary frames are not supported.",
+  tooLarge: (limit: number): string => `Message exceeds ${limit} bytes.`,
+  invalidJson: "Invalid JSON.",
+  notAnObject: "Message must be a JSON object.",
+  typeRequired: "Message type is required.",
+  typeNotString: "Message type must be a string.",
+  channelRequired: "Channel is required.",
+  channelNotString: "Channel must be a string.",
+  invalidId: "Message id must be a string or a number.",
+  unknownType: (type: string): string => `Unknown message type: ${type}.`,
+  actionNotFound: (name: string): string => `Action '${name}' not found.`,
+  channelNotFound: (name: string): string => `Channel '${name}' not found.`,
+  // No period: SocketAPI 0.2 sent these texts exactly so.
+  invalidActionParams: (name: string): string => `Invalid parameters for action '${name}'`,
+  invalidChannelParams: (name: string): string => `Invalid parameters for channel '${name}'`,
+  forbidden: "Forbidden.",
+  internal: "Internal server error.",
+} as const;
+
+/** The exact text of a ping, so that an edge runtime can answer it without waking the app. */
+export const PING_FRAME = '{"type":"ping"}';
+
+/** The answer to a ping. */
+export const PONG_FRAME = '{"type":"pong"}';
+
+/** WebSocket close codes the framework uses (protocol.md, "Close codes"). */
+export const CloseCode = {
+  normal: 1000,
+  goingAway: 1001,
+  policyViolation: 1008,
+  messageTooBig: 1009,
+  internalError: 1011,
+  tryAgainLater: 1013,
+} as const;

@@ -1,0 +1,397 @@
+import type { ChannelTemplate } from "./channel-template.ts";
+import type {
+  ActionContext,
+  Connection,
+  ConnectionState,
+  SubscribeContext,
+  UpgradeRequest,
+} from "./context.ts";
+import type { ActionDeclaration, ChannelDeclaration } from "./declarations.ts";
+import { resolveDependencies } from "./dependency.ts";
+import { ForbiddenError, SocketAPIError } from "./errors.ts";
+import type { Hub, Subscriber } from "./hub.ts";
+import { errorFrame, parseFrame } from "./parse-frame.ts";
+import {
+  type ActionFrame,
+  ErrorCode,
+  type ErrorFrame,
+  ErrorMessage,
+  PING_FRAME,
+  PONG_FRAME,
+  type RequestId,
+  type ServerFrame,
+  type SubscribeFrame,
+  type UnsubscribeFrame,
+  type WireIssue,
+} from "./protocol.ts";
+import { serializeData } from "./serialize.ts";
+import { type MessageData, OPEN, type SocketLike, utf8Length } from "./socket.ts";
+import { parseOutput, validate } from "./validate.ts";
+
+/** A channel found for a concrete name: its declaration and the parameters in the name. */
+export interface ChannelMatch {
+  readonly declaration: ChannelDeclaration;
+  readonly template: ChannelTemplate;
+  readonly nameParams: Record<string, string>;
+}
+
+/** Where an unexpected error happened, for the app's error hook. */
+export interface ErrorInfo {
+  /** The connection it happened on, if any. */
+  readonly connection?: Connection<object>;
+  /** The action or channel being served. */
+  readonly channel?: string;
+  /** What was being done: `action`, `subscribe`, `send`, `connect`, `disconnect`, `broadcast`. */
+  readonly phase: string;
+}
+
+/** What a session needs from its app. */
+export interface SessionHost {
+  readonly hub: Hub;
+  readonly maxMessageBytes: number;
+  readonly concurrency: number;
+  findAction(name: string): ActionDeclaration | undefined;
+  findChannel(concreteName: string): ChannelMatch | undefined;
+  reportError(error: unknown, info: ErrorInfo): void;
+  sessionClosed(session: Session<object>, code: number, reason: string): void;
+}
+
+type QueuedFrame = string | ErrorFrame;
+
+/**
+ * One client's connection: it reads frames in arrival order, serves them, and keeps the
+ * client's subscriptions. Adapters feed it the socket's events; it answers through the
+ * socket. Runtime-neutral: it only knows {@link SocketLike}.
+ */
+export class Session<State extends object = ConnectionState>
+  implements Connection<State>, Subscriber
+{
+  readonly id: string = crypto.randomUUID();
+  state: State;
+  readonly request: UpgradeRequest;
+  readonly #host: SessionHost;
+  readonly #socket: SocketLike;
+  readonly #subscriptions = new Set<string>();
+  #queue: QueuedFrame[] = [];
+  #inFlight = 0;
+  #pumping = false;
+  #closed = false;
+  #abort: AbortController | undefined;
+
+  constructor(host: SessionHost, socket: SocketLike, request: UpgradeRequest, state: State) {
+    this.#host = host;
+    this.#socket = socket;
+    this.request = request;
+    this.state = state;
+  }
+
+  get subscriptions(): ReadonlySet<string> {
+    return this.#subscriptions;
+  }
+
+  get isOpen(): boolean {
+    return !this.#closed && this.#socket.readyState === OPEN;
+  }
+
+  /** Aborted when the connection closes; created on first use. */
+  get signal(): AbortSignal {
+    this.#abort ??= new AbortController();
+    if (this.#closed && !this.#abort.signal.aborted) this.#abort.abort();
+    return this.#abort.signal;
+  }
+
+  /** The socket this session answers through, for adapters. */
+  get socket(): SocketLike {
+    return this.#socket;
+  }
+
+  send(frame: ServerFrame): void {
+    this.#sendText(JSON.stringify(frame));
+  }
+
+  close(code = 1000, reason = ""): void {
+    this.#socket.close(code, reason);
+  }
+
+  /** Feeds the data of a WHATWG `message` event (text or binary). */
+  receive(data: MessageData): void {
+    if (typeof data === "string") this.receiveText(data);
+    else this.receiveBinary();
+  }
+
+  /**
+   * Feeds a text frame. `byteLength` is its size in UTF-8 when the runtime already knows it
+   * (Node's `ws` hands over a Buffer); otherwise it is counted when it matters.
+   */
+  receiveText(text: string, byteLength?: number): void {
+    const limit = this.#host.maxMessageBytes;
+    if ((byteLength ?? utf8Length(text, limit)) > limit) this.receiveTooLarge();
+    else this.#enqueue(text);
+  }
+
+  /** Feeds a text frame that the adapter measured above the app's limit, without decoding it. */
+  receiveTooLarge(): void {
+    const limit = this.#host.maxMessageBytes;
+    this.#enqueue(errorFrame(ErrorCode.MESSAGE_TOO_LARGE, ErrorMessage.tooLarge(limit), undefined));
+  }
+
+  /** Feeds a binary frame: it is refused, in its turn. */
+  receiveBinary(): void {
+    this.#enqueue(errorFrame(ErrorCode.INVALID_MESSAGE, ErrorMessage.binaryFrame, undefined));
+  }
+
+  /** Tells the session its socket closed: subscriptions end, pending frames are dropped. */
+  handleClose(code = 1005, reason = ""): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#queue = [];
+    this.#abort?.abort();
+    this.#unsubscribeAll();
+    this.#host.sessionClosed(this, code, reason);
+  }
+
+  /** Sends an already serialized frame for the hub; `false` when it cannot be sent. */
+  deliver(frame: string): boolean {
+    return this.#sendText(frame);
+  }
+
+  dropAfterFailedDelivery(): void {
+    this.#unsubscribeAll();
+    if (!this.#closed && this.#socket.readyState === OPEN) {
+      this.#socket.close(1011, "Send failed");
+    }
+  }
+
+  #enqueue(frame: QueuedFrame): void {
+    if (this.#closed) return;
+    this.#queue.push(frame);
+    this.#pump();
+  }
+
+  /** Serves queued frames in order, up to the app's concurrency. */
+  #pump(): void {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    try {
+      while (this.#queue.length > 0 && this.#inFlight < this.#host.concurrency) {
+        const frame = this.#queue.shift() as QueuedFrame;
+        const pending = this.#serve(frame);
+        if (pending) {
+          this.#inFlight++;
+          const done = (): void => {
+            this.#inFlight--;
+            this.#pump();
+          };
+          void pending.then(done, done);
+        }
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  /** Serves one frame; returns a promise only when it has to wait (never rejects). */
+  #serve(frame: QueuedFrame): Promise<void> | undefined {
+    if (typeof frame !== "string") {
+      this.send(frame);
+      return undefined;
+    }
+    if (frame === PING_FRAME) {
+      this.#sendText(PONG_FRAME);
+      return undefined;
+    }
+    const parsed = parseFrame(frame);
+    switch (parsed.type) {
+      case "error":
+        this.send(parsed);
+        return undefined;
+      case "ping":
+        this.#sendText(PONG_FRAME);
+        return undefined;
+      case "action":
+        return this.#action(parsed);
+      case "subscribe":
+        return this.#subscribe(parsed);
+      case "unsubscribe":
+        this.#unsubscribe(parsed);
+        return undefined;
+    }
+  }
+
+  async #action(frame: ActionFrame): Promise<void> {
+    const { channel: name, id } = frame;
+    const action = this.#host.findAction(name);
+    if (!action) {
+      this.send(errorFrame(ErrorCode.NOT_FOUND, ErrorMessage.actionNotFound(name), id, name));
+      return;
+    }
+    try {
+      let input: unknown;
+      if (action.input) {
+        const checked = await validate(action.input, frame.data === undefined ? {} : frame.data);
+        if (!checked.ok) {
+          this.#sendInvalidParams(ErrorMessage.invalidActionParams(name), name, id, checked.issues);
+          return;
+        }
+        input = checked.value;
+      }
+      const ctx: ActionContext<State> = {
+        event: "action",
+        connection: this,
+        request: this.request,
+        signal: this.signal,
+        id,
+        channels: action.channels,
+      };
+      if (action.dependencies) input = await resolveDependencies(action.dependencies, input, ctx);
+      if (action.guard && (await action.guard(input, ctx)) === false) throw new ForbiddenError();
+      let result = await action.handler(input, ctx);
+      if (action.output) result = await parseOutput(action.output, result);
+      this.#sendText(completedFrame(name, result, id));
+    } catch (error) {
+      this.#fail(error, "action", name, id);
+    }
+  }
+
+  async #subscribe(frame: SubscribeFrame): Promise<void> {
+    const { channel: name, id } = frame;
+    const match = this.#host.findChannel(name);
+    if (!match) {
+      this.send(errorFrame(ErrorCode.NOT_FOUND, ErrorMessage.channelNotFound(name), id, name));
+      return;
+    }
+    const { declaration } = match;
+    try {
+      let params: unknown;
+      if (declaration.params) {
+        const given = subscribeParams(frame.data, declaration.subscribeKeys, match.nameParams);
+        const checked = given.ok ? await validate(declaration.params, given.value) : given;
+        if (!checked.ok) {
+          this.#sendInvalidParams(
+            ErrorMessage.invalidChannelParams(name),
+            name,
+            id,
+            checked.issues,
+          );
+          return;
+        }
+        params = checked.value;
+      }
+      const ctx: SubscribeContext<State> = {
+        event: "subscribe",
+        connection: this,
+        request: this.request,
+        signal: this.signal,
+        id,
+        channel: name,
+        channels: declaration.channels,
+      };
+      if (declaration.dependencies) {
+        params = await resolveDependencies(declaration.dependencies, params, ctx);
+      }
+      if (declaration.guard && (await declaration.guard(params, ctx)) === false) {
+        throw new ForbiddenError();
+      }
+      let data = await declaration.handler(params, ctx);
+      if (declaration.data) data = await parseOutput(declaration.data, data);
+      // The client may have left while the handler ran: then there is nobody to add.
+      if (this.#closed) return;
+      this.#subscriptions.add(name);
+      this.#host.hub.add(name, this);
+      this.#sendText(replyFrame("subscribed", name, id));
+      if (declaration.initialData) this.#sendText(serializeData(name, data));
+    } catch (error) {
+      this.#fail(error, "subscribe", name, id);
+    }
+  }
+
+  #unsubscribe(frame: UnsubscribeFrame): void {
+    const { channel: name, id } = frame;
+    if (this.#subscriptions.delete(name)) this.#host.hub.remove(name, this);
+    this.#sendText(replyFrame("unsubscribed", name, id));
+  }
+
+  #unsubscribeAll(): void {
+    for (const name of this.#subscriptions) this.#host.hub.remove(name, this);
+    this.#subscriptions.clear();
+  }
+
+  #sendInvalidParams(
+    message: string,
+    channel: string,
+    id: RequestId | undefined,
+    issues: WireIssue[],
+  ): void {
+    const frame = errorFrame(ErrorCode.INVALID_PARAMS, message, id, channel);
+    frame.issues = issues;
+    this.send(frame);
+  }
+
+  /** Answers a failed handler: the public error's code and message, or INTERNAL_ERROR. */
+  #fail(error: unknown, phase: string, channel: string, id: RequestId | undefined): void {
+    if (error instanceof SocketAPIError) {
+      const frame = errorFrame(error.code, error.message, id, channel);
+      if (error.issues) frame.issues = error.issues;
+      this.send(frame);
+      return;
+    }
+    // A handler stopped by the connection's own abort signal is not a fault to report.
+    if (!(this.#closed && this.#abort?.signal.aborted && isAbortError(error))) {
+      this.#host.reportError(error, { connection: this, channel, phase });
+    }
+    this.send(errorFrame(ErrorCode.INTERNAL_ERROR, ErrorMessage.internal, id, channel));
+  }
+
+  #sendText(text: string): boolean {
+    if (this.#socket.readyState !== OPEN) return false;
+    try {
+      this.#socket.send(text);
+      return true;
+    } catch (error) {
+      this.#host.reportError(error, { connection: this, phase: "send" });
+      return false;
+    }
+  }
+}
+
+function isAbortError(error: unknown): boolean {
+  return error instanceof Error && error.name === "AbortError";
+}
+
+function completedFrame(name: string, result: unknown, id: RequestId | undefined): string {
+  const data = result === undefined ? undefined : JSON.stringify(result);
+  return `{"type":"action","channel":${JSON.stringify(name)},"status":"completed"${
+    data === undefined ? "" : `,"data":${data}`
+  }${id === undefined ? "" : `,"id":${JSON.stringify(id)}`}}`;
+}
+
+function replyFrame(
+  type: "subscribed" | "unsubscribed",
+  name: string,
+  id: RequestId | undefined,
+): string {
+  return `{"type":"${type}","channel":${JSON.stringify(name)}${
+    id === undefined ? "" : `,"id":${JSON.stringify(id)}`
+  }}`;
+}
+
+/**
+ * The parameters a subscribing client may set: only the marked keys of `data`, then the
+ * parameters in the channel's name, which win.
+ */
+function subscribeParams(
+  data: unknown,
+  keys: readonly string[],
+  nameParams: Record<string, string>,
+): { ok: true; value: Record<string, unknown> } | { ok: false; issues: WireIssue[] } {
+  if (data !== undefined && (data === null || typeof data !== "object" || Array.isArray(data))) {
+    return {
+      ok: false,
+      issues: [{ message: "Subscribe parameters must be an object.", path: [] }],
+    };
+  }
+  const value: Record<string, unknown> = {};
+  const given = data as Record<string, unknown> | undefined;
+  if (given) for (const key of keys) if (Object.hasOwn(given, key)) value[key] = given[key];
+  return { ok: true, value: Object.assign(value, nameParams) };
+}

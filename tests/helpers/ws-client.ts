@@ -1,0 +1,88 @@
+import WebSocket from "ws";
+import type { Frame } from "./fake-client.ts";
+
+/** A real WebSocket client for end-to-end tests, with the same reading helpers. */
+export class WsClient {
+  readonly ws: WebSocket;
+  readonly frames: string[] = [];
+  readonly opened: Promise<void>;
+  readonly closed: Promise<{ code: number; reason: string }>;
+  #read = 0;
+  #waiters: (() => void)[] = [];
+
+  constructor(url: string, headers: Record<string, string> = {}) {
+    this.ws = new WebSocket(url, { headers });
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.once("open", () => resolve());
+      this.ws.once("error", reject);
+      this.ws.once("unexpected-response", (_req, res) =>
+        reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { status: res.statusCode })),
+      );
+    });
+    this.closed = new Promise((resolve) => {
+      this.ws.once("close", (code, reason) => {
+        this.#wake();
+        resolve({ code, reason: reason.toString() });
+      });
+    });
+    this.ws.on("message", (data, isBinary) => {
+      this.frames.push(isBinary ? "<binary>" : data.toString());
+      this.#wake();
+    });
+    this.ws.on("error", () => {});
+  }
+
+  #wake(): void {
+    for (const wake of this.#waiters.splice(0)) wake();
+  }
+
+  send(frame: unknown): void {
+    this.ws.send(JSON.stringify(frame));
+  }
+
+  sendRaw(data: string | Buffer, binary = false): void {
+    this.ws.send(data, { binary });
+  }
+
+  async next(ms = 2000): Promise<Frame> {
+    const deadline = Date.now() + ms;
+    while (this.#read >= this.frames.length) {
+      const left = deadline - Date.now();
+      if (left <= 0 || this.ws.readyState >= WebSocket.CLOSING) {
+        throw new Error(`no frame within ${ms} ms (readyState ${this.ws.readyState})`);
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.#waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    return JSON.parse(this.frames[this.#read++] as string);
+  }
+
+  async expectNone(ms = 100): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    if (this.#read < this.frames.length) {
+      throw new Error(`expected no frame, got ${this.frames[this.#read]}`);
+    }
+  }
+
+  async request(frame: unknown): Promise<Frame> {
+    this.send(frame);
+    return this.next();
+  }
+
+  close(): Promise<{ code: number; reason: string }> {
+    this.ws.close();
+    return this.closed;
+  }
+}
+
+/** Opens a client and waits until it is connected. */
+export async function openClient(url: string, headers?: Record<string, string>): Promise<WsClient> {
+  const client = new WsClient(url, headers);
+  await client.opened;
+  return client;
+}

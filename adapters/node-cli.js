@@ -60,12 +60,17 @@ if (values.watch) {
   for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => child.kill(signal));
   child.on("exit", (code) => process.exit(code ?? 0));
 } else {
-  const { register } = await import("tsx/esm/api");
-  register();
-  const modulePath = resolve(positionals[0]);
-  const module = await import(pathToFileURL(modulePath).href);
-  const app = module.default ?? module.app;
-  if (!app || typeof app.admit !== "function" || typeof app.open !== "function") {
+  // Both hooks: a .ts file outside a `"type": "module"` package loads as CommonJS.
+  const [esm, cjs] = await Promise.all([import("tsx/esm/api"), import("tsx/cjs/api")]);
+  esm.register();
+  cjs.register();
+  const module = await import(pathToFileURL(resolve(positionals[0])).href);
+  // A CommonJS-loaded module nests its exports under `default`.
+  const isApp = (value) => typeof value?.admit === "function" && typeof value?.open === "function";
+  const app = [module.default, module.app, module.default?.default, module.default?.app].find(
+    isApp,
+  );
+  if (!app) {
     console.error(`${positionals[0]} must export a SocketAPI app as default (or as \`app\`).`);
     process.exit(1);
   }

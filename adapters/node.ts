@@ -198,6 +198,10 @@ export function attach(app: AnyApp, server: Server, options: AttachOptions = {})
       await refuseUpgrade(socket, admission.response);
       return;
     }
+    if (closing) {
+      await refuseUpgrade(socket, new Response("Server shutting down", { status: 503 }));
+      return;
+    }
     if (socket.destroyed) return;
     wss.handleUpgrade(req, socket, head, (ws) => {
       const session = app.open(ws, request, admission.state);
@@ -337,6 +341,14 @@ export async function serve(app: AnyApp, options: ServeOptions = {}): Promise<No
     });
   });
   const attachment = attach(app, server, options);
+  const { path } = options;
+  if (path !== undefined) {
+    // This server is ours: an upgrade to another path gets a clear 404, not silence.
+    server.on("upgrade", (req: IncomingMessage, socket: Duplex) => {
+      if (pathOf(req) !== path)
+        void refuseUpgrade(socket, new Response("Not Found", { status: 404 }));
+    });
+  }
   const host = options.host ?? "127.0.0.1";
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -350,7 +362,7 @@ export async function serve(app: AnyApp, options: ServeOptions = {}): Promise<No
   return {
     server,
     port,
-    url: `ws://${urlHost}:${port}${options.path ?? "/"}`,
+    url: `ws://${urlHost}:${port}${path ?? "/"}`,
     wss: attachment.wss,
     async close(closeOptions?: CloseOptions): Promise<void> {
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -15,7 +15,12 @@ export interface ChannelMount {
   readonly template: ChannelTemplate;
 }
 
-type Arguments<TParams> = Empty extends TParams ? [params?: TParams] : [params: TParams];
+// Parameters may be left out when the channel has none or when all of them are optional.
+type Arguments<TParams> = undefined extends TParams
+  ? [params?: TParams]
+  : Empty extends TParams
+    ? [params?: TParams]
+    : [params: TParams];
 
 /**
  * Calling a channel handle validates the parameters, runs the channel's handler and

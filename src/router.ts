@@ -230,7 +230,7 @@ export class Router<
     Actions & Prefixed<TPrefix, TActions>,
     Channels & Prefixed<TPrefix, TChannels>
   > {
-    if ((router as Router<State>) === (this as Router<State>)) {
+    if ((router as unknown) === this) {
       throw new TypeError("A router cannot include itself.");
     }
     router.#parents.push(this);

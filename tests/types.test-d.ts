@@ -1,0 +1,162 @@
+// The types a handler sees and the types a client will infer from `typeof app`.
+import * as v from "valibot";
+import { describe, expectTypeOf, it } from "vitest";
+import type seed from "../examples/main.ts";
+import {
+  type ActionContext,
+  type ChannelContext,
+  type ChannelHandle,
+  depends,
+  Router,
+  SocketAPI,
+  subscribeParam,
+} from "../src/index.ts";
+
+type ActionsOf<T> = T extends SocketAPI<infer _S, infer A, infer _C> ? A : never;
+type ChannelsOf<T> = T extends SocketAPI<infer _S, infer _A, infer C> ? C : never;
+type StateOf<T> = T extends SocketAPI<infer S, infer _A, infer _C> ? S : never;
+
+describe("the seed example's inferred API", () => {
+  it("knows add_numbers takes two numbers and returns a number", () => {
+    expectTypeOf<ActionsOf<typeof seed>["add_numbers"]["input"]>().toEqualTypeOf<{
+      a: number;
+      b: number;
+    }>();
+    expectTypeOf<ActionsOf<typeof seed>["add_numbers"]["output"]>().toEqualTypeOf<number>();
+  });
+
+  it("knows send_message returns nothing and chat carries a message", () => {
+    expectTypeOf<ActionsOf<typeof seed>["send_message"]["output"]>().toEqualTypeOf<void>();
+    expectTypeOf<ChannelsOf<typeof seed>["chat"]["data"]>().toEqualTypeOf<{ message: string }>();
+    expectTypeOf<ChannelsOf<typeof seed>["chat"]["params"]>().toEqualTypeOf<{
+      message?: string | undefined;
+    }>();
+  });
+
+  it("has no other actions", () => {
+    expectTypeOf<keyof ActionsOf<typeof seed>>().toEqualTypeOf<"add_numbers" | "send_message">();
+    expectTypeOf<keyof ChannelsOf<typeof seed>>().toEqualTypeOf<"chat">();
+  });
+});
+
+describe("handler types", () => {
+  it("gives an action handler the schema's output and a typed context", () => {
+    new SocketAPI().action(
+      "x",
+      {
+        input: v.object({
+          n: v.pipe(v.string(), v.transform(Number)),
+          flag: v.optional(v.boolean(), false),
+        }),
+      },
+      (input, ctx) => {
+        expectTypeOf(input).toEqualTypeOf<{ n: number; flag: boolean }>();
+        expectTypeOf(ctx).toMatchTypeOf<ActionContext>();
+        expectTypeOf(ctx.signal).toEqualTypeOf<AbortSignal>();
+      },
+    );
+  });
+
+  it("gives a handler without input undefined", () => {
+    new SocketAPI().action("x", (input) => {
+      expectTypeOf(input).toEqualTypeOf<undefined>();
+    });
+  });
+
+  it("infers the connection state from onConnect, ignoring a refusal Response", () => {
+    const app = new SocketAPI({
+      onConnect: (request) =>
+        request.headers.has("authorization")
+          ? { user: "ada", admin: false }
+          : new Response(null, { status: 401 }),
+    }).action("me", (_, ctx) => {
+      expectTypeOf(ctx.connection.state).toEqualTypeOf<{ user: string; admin: boolean }>();
+      return ctx.connection.state.user;
+    });
+    expectTypeOf<StateOf<typeof app>>().toEqualTypeOf<{ user: string; admin: boolean }>();
+  });
+
+  it("types a client's output from an output schema, and the handler's return against its input", () => {
+    const app = new SocketAPI().action(
+      "date",
+      {
+        output: v.pipe(
+          v.string(),
+          v.transform((s) => s.length),
+        ),
+      },
+      () => "2026-11-27",
+    );
+    expectTypeOf<ActionsOf<typeof app>["date"]["output"]>().toEqualTypeOf<number>();
+    // @ts-expect-error the handler must return the output schema's input: a string
+    new SocketAPI().action("bad", { output: v.string() }, () => 5);
+  });
+
+  it("gives a channel handler a context that has a connection only on subscribe", () => {
+    new SocketAPI().channel("c", (_, ctx) => {
+      expectTypeOf(ctx).toMatchTypeOf<ChannelContext>();
+      if (ctx.event === "subscribe") expectTypeOf(ctx.connection.id).toEqualTypeOf<string>();
+      else expectTypeOf(ctx.connection).toEqualTypeOf<undefined>();
+    });
+  });
+
+  it("types ctx.channels with the channels declared before", () => {
+    new SocketAPI()
+      .channel("news", { params: v.object({ text: v.string() }) }, ({ text }) => text)
+      .action("post", async (_, ctx) => {
+        expectTypeOf(ctx.channels.news).toEqualTypeOf<
+          ChannelHandle<{ params: { text: string }; subscribe: Record<never, never>; data: string }>
+        >();
+        await ctx.channels.news({ text: "hi" });
+        // @ts-expect-error text must be a string
+        await ctx.channels.news({ text: 1 });
+        // @ts-expect-error no such channel
+        ctx.channels.nope;
+      });
+  });
+});
+
+describe("dependencies and subscribe-time parameters", () => {
+  it("types a dependency as its client input on the wire and its result in the handler", () => {
+    const user = depends(v.object({ token: v.string() }), async ({ token }) => ({
+      id: token.length,
+    }));
+    const app = new SocketAPI().action("me", { input: v.object({ user }) }, ({ user }) => {
+      expectTypeOf(user).toEqualTypeOf<{ id: number }>();
+      return user.id;
+    });
+    expectTypeOf<ActionsOf<typeof app>["me"]["input"]>().toEqualTypeOf<{
+      user: { token: string };
+    }>();
+  });
+
+  it("lets a client send only the subscribe-time parameters", () => {
+    const app = new SocketAPI().channel(
+      "rooms/{room}",
+      {
+        params: v.object({
+          room: v.string(),
+          token: subscribeParam(v.string()),
+          text: v.optional(v.string(), ""),
+        }),
+      },
+      ({ room, text }) => ({ room, text }),
+    );
+    type Rooms = ChannelsOf<typeof app>["rooms/{room}"];
+    expectTypeOf<Rooms["subscribe"]>().toEqualTypeOf<{ token: string }>();
+    expectTypeOf<Rooms["data"]>().toEqualTypeOf<{ room: string; text: string }>();
+  });
+});
+
+describe("routers", () => {
+  it("prefixes the names of an included router in the app's type", () => {
+    const admin = new Router({ prefix: "admin." })
+      .action("ping", () => "pong" as const)
+      .channel("stats", () => ({ users: 1 }));
+    const app = new SocketAPI().include(admin).action("root", () => 1);
+    expectTypeOf<keyof ActionsOf<typeof app>>().toEqualTypeOf<"admin.ping" | "root">();
+    expectTypeOf<ActionsOf<typeof app>["admin.ping"]["output"]>().toEqualTypeOf<"pong">();
+    expectTypeOf<keyof ChannelsOf<typeof app>>().toEqualTypeOf<"admin.stats">();
+    expectTypeOf(app.channels["admin.stats"]).toBeFunction();
+  });
+});

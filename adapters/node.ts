@@ -38,29 +38,29 @@ type AnyApp = SocketAPI<any, any, any>;
 /** Options of {@link attach}. */
 export interface AttachOptions {
   /** Only upgrades to this path are served (e.g. `/ws`); default: every path. */
-  path?: string;
+  path?: string | undefined;
   /**
    * Frames above this many bytes make `ws` close the socket with 1009 instead of reading
    * them; default four times the app's `maxMessageBytes`. Frames between the two get the
    * `MESSAGE_TOO_LARGE` error frame and the connection stays open.
    */
-  maxPayload?: number;
+  maxPayload?: number | undefined;
 }
 
 /** Options of {@link serve}. */
 export interface ServeOptions extends AttachOptions {
   /** The port; default 8000. `0` picks a free one (read it from `server.port`). */
-  port?: number;
+  port?: number | undefined;
   /** The interface to listen on; default `127.0.0.1`. Use `0.0.0.0` to accept from the network. */
-  host?: string;
+  host?: string | undefined;
   /** The broadcast endpoint (`POST /_broadcast`); `false` turns it off. */
-  broadcast?: BroadcastEndpointOptions | false;
+  broadcast?: BroadcastEndpointOptions | false | undefined;
 }
 
 /** Options of a graceful shutdown. */
 export interface CloseOptions {
   /** How long open sockets get to finish their close handshake, in ms (default 5000). */
-  timeout?: number;
+  timeout?: number | undefined;
 }
 
 /** A running attachment of an app to an `http.Server`. */

@@ -24,24 +24,28 @@ export interface SocketAPIOptions<State extends object> {
    * initial state, or a `Response` (401, 403, ...) to refuse the upgrade with it. If it
    * throws, the upgrade is refused with 500 and the error goes to `onError`.
    */
-  onConnect?: (
-    request: UpgradeRequest,
-  ) => State | Response | undefined | Promise<State | Response | undefined>;
+  onConnect?:
+    | ((
+        request: UpgradeRequest,
+      ) => State | Response | undefined | Promise<State | Response | undefined>)
+    | undefined;
   /** Runs when a connection has closed, after its subscriptions ended. */
-  onDisconnect?: (connection: Connection<State>, info: DisconnectInfo) => void | Promise<void>;
+  onDisconnect?:
+    | ((connection: Connection<State>, info: DisconnectInfo) => void | Promise<void>)
+    | undefined;
   /**
    * Receives every unexpected error: a handler that threw something other than a
    * `SocketAPIError`, a hook that failed, a send that failed. Default: `console.error`.
    */
-  onError?: (error: unknown, info: ErrorInfo) => void;
+  onError?: ((error: unknown, info: ErrorInfo) => void) | undefined;
   /** The largest text frame accepted, in bytes (default 1 MiB); larger ones get MESSAGE_TOO_LARGE. */
-  maxMessageBytes?: number;
+  maxMessageBytes?: number | undefined;
   /**
    * How many frames of one connection may be served at once (default 1: in arrival order,
    * each answered before the next starts). Above 1, answers may overtake each other and
    * clients match them by `id`.
    */
-  concurrency?: number;
+  concurrency?: number | undefined;
 }
 
 /** The outcome of `onConnect` for one upgrade request. */

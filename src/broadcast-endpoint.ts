@@ -4,18 +4,18 @@ import { InvalidChannelParamsError } from "./errors.ts";
 /** Options of the HTTP broadcast endpoint (`POST /_broadcast`). */
 export interface BroadcastEndpointOptions {
   /** The path it answers on; default `/_broadcast`. */
-  path?: string;
+  path?: string | undefined;
   /**
    * A shared secret: a caller that sends `Authorization: Bearer TOKEN` may broadcast from
    * anywhere. Without it only loopback callers may.
    */
-  token?: string;
+  token?: string | undefined;
   /**
    * Whether callers on loopback may broadcast without the token (default `true`, as in
    * SocketAPI 0.2). Set it to `false` behind a reverse proxy on the same host, where every
    * request comes from loopback.
    */
-  allowLoopback?: boolean;
+  allowLoopback?: boolean | undefined;
 }
 
 /** The default path of the broadcast endpoint. */

@@ -28,13 +28,13 @@ type Untyped = any;
 /** How an action was declared, as the router stores it. */
 export interface ActionOptions<TInput, TOutput, TContext, THandlerInput> {
   /** The schema of the input the client sends as `data` (absent `data` is `{}`). */
-  input?: TInput;
+  input?: TInput | undefined;
   /** A schema the handler's result is validated and transformed with before it is sent. */
-  output?: TOutput;
+  output?: TOutput | undefined;
   /** Runs after validation and dependencies, before the handler. */
-  guard?: Guard<THandlerInput, TContext>;
+  guard?: Guard<THandlerInput, TContext> | undefined;
   /** What the action does, for generated documentation. */
-  description?: string;
+  description?: string | undefined;
 }
 
 /** How a channel was declared, as the router stores it. */
@@ -43,15 +43,15 @@ export interface ChannelOptions<TParams, TData, TContext, THandlerInput> {
    * The schema of the channel's parameters: those in its name (`rooms/{room}`), those a
    * client may set on subscribe (`subscribeParam`), and those only a broadcast sets.
    */
-  params?: TParams;
+  params?: TParams | undefined;
   /** A schema the handler's result is validated and transformed with before it is sent. */
-  data?: TData;
+  data?: TData | undefined;
   /** Send the handler's result to a client right after `subscribed` (SocketAPI's `default_response`). */
-  initialData?: boolean;
+  initialData?: boolean | undefined;
   /** Runs on subscribe, after validation and dependencies, before the handler. */
-  guard?: Guard<THandlerInput, TContext>;
+  guard?: Guard<THandlerInput, TContext> | undefined;
   /** What the channel carries, for generated documentation. */
-  description?: string;
+  description?: string | undefined;
 }
 
 /** An action: its schemas, guard and handler, shared by every app that serves it. */

@@ -3,11 +3,11 @@ import { ErrorCode, ErrorMessage, type WireIssue } from "./protocol.ts";
 /** Options of a {@link SocketAPIError}. */
 export interface SocketAPIErrorOptions {
   /** The code the client sees; default `HANDLER_ERROR`. */
-  code?: string;
+  code?: string | undefined;
   /** Validation problems to list in the error frame's `issues`. */
-  issues?: WireIssue[];
+  issues?: WireIssue[] | undefined;
   /** The underlying error, kept for logs; never sent to the client. */
-  cause?: unknown;
+  cause?: unknown | undefined;
 }
 
 /**

@@ -59,7 +59,7 @@ type AnyRouter = Router<any, any, any, any>;
 /** Options of a {@link Router}. */
 export interface RouterOptions<TPrefix extends string> {
   /** Put before the name of every action and channel when the router is included. */
-  prefix?: TPrefix;
+  prefix?: TPrefix | undefined;
 }
 
 /**

@@ -5,9 +5,9 @@ import type { AddressInfo } from "node:net";
 import * as v from "valibot";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { attach, type NodeServer, serve } from "../adapters/node.ts";
+import { attach, broadcastHandler, type NodeServer, serve } from "../adapters/node.ts";
 import seed from "../examples/main.ts";
-import { SocketAPI } from "../src/index.ts";
+import { isLoopbackAddress, SocketAPI } from "../src/index.ts";
 import { openClient, WsClient } from "./helpers/ws-client.ts";
 
 const servers: { close(): Promise<void> }[] = [];
@@ -279,6 +279,41 @@ describe("broadcast endpoint", () => {
     expect(ok.status).toBe(200);
     expect((await client.next()).data).toEqual({ message: "trusted" });
     await client.expectNone();
+  });
+
+  it("refuses a caller from outside loopback with 403 unless it has the token", async () => {
+    // A real request whose peer address is replaced by a public one: the server itself
+    // listens on 127.0.0.1 only, as every test server does.
+    const handler = broadcastHandler(seed, { token: "s3cret" });
+    const http = createServer((req, res) => {
+      Object.defineProperty(req.socket, "remoteAddress", { value: "203.0.113.7" });
+      void handler(req, res);
+    });
+    http.listen(0, "127.0.0.1");
+    await once(http, "listening");
+    servers.push({ close: () => new Promise((done) => http.close(() => done())) });
+    const { port } = http.address() as AddressInfo;
+    const refused = await post(port, { channel: "chat", data: { message: "spoofed" } });
+    expect(refused.status).toBe(403);
+    expect(await refused.json()).toEqual({ error: "Forbidden." });
+    const allowed = await post(port, { channel: "chat" }, { authorization: "Bearer s3cret" });
+    expect(allowed.status).toBe(200);
+  });
+
+  it("knows which peer addresses are loopback", () => {
+    for (const address of ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"]) {
+      expect(isLoopbackAddress(address)).toBe(true);
+    }
+    for (const address of [
+      "203.0.113.7",
+      "10.0.0.1",
+      "::ffff:192.168.1.2",
+      "fe80::1",
+      "",
+      undefined,
+    ]) {
+      expect(isLoopbackAddress(address)).toBe(false);
+    }
   });
 
   it("refuses a body over the frame limit with 413", async () => {

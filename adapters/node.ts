@@ -13,6 +13,8 @@
  *
  * @module
  */
+
+import type { EventEmitter } from "node:events";
 import {
   createServer,
   type IncomingHttpHeaders,
@@ -31,6 +33,7 @@ import {
   isLoopbackAddress,
 } from "../src/broadcast-endpoint.ts";
 import type { SocketAPI, UpgradeRequest } from "../src/index.ts";
+import { NODE_UPGRADE, type NodeUpgrade } from "./hono.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: any app can be served.
 type AnyApp = SocketAPI<any, any, any>;
@@ -65,8 +68,6 @@ export interface CloseOptions {
 
 /** A running attachment of an app to an `http.Server`. */
 export interface Attachment {
-  /** The `ws` server that accepts the sockets. */
-  readonly wss: WebSocketServer;
   /** Refuses new upgrades, closes open sockets with 1001 and resolves when they are closed. */
   close(options?: CloseOptions): Promise<void>;
 }
@@ -159,80 +160,87 @@ async function refuseUpgrade(socket: Duplex, response: Response): Promise<void> 
   if (!socket.destroyed) socket.end(Buffer.concat([Buffer.from(head, "latin1"), body]));
 }
 
-/**
- * Serves `app` on an existing HTTP server: upgrades on `options.path` (or every path) go
- * through `onConnect`, then become connections. Other requests are left to the server.
- *
- * @example
- * ```ts
- * import { createServer } from "node:http";
- * import { attach } from "socketapi/node";
- *
- * const server = createServer((req, res) => res.end("hello"));
- * const ws = attach(app, server, { path: "/ws" });
- * server.listen(8000, "127.0.0.1");
- * ```
- */
-export function attach(app: AnyApp, server: Server, options: AttachOptions = {}): Attachment {
-  const wss = new WebSocketServer({
+/** What to do with one upgrade request: leave it, refuse it, or accept it for an app. */
+type UpgradeDecision =
+  | { kind: "ignore" }
+  | { kind: "refuse"; response: Response }
+  | { kind: "accept"; app: AnyApp; request: UpgradeRequest; state: object };
+
+function createWebSocketServer(maxPayload: number): WebSocketServer {
+  return new WebSocketServer({
     noServer: true,
-    maxPayload: options.maxPayload ?? app.maxMessageBytes * 4,
+    maxPayload,
     // Invalid UTF-8 must not close the connection: it decodes to U+FFFD and is then
     // answered like any other bad frame.
     skipUTF8Validation: true,
     perMessageDeflate: false,
     WebSocket: CorkedWebSocket,
   });
+}
+
+/** Feeds a `ws` socket's events to a new session of `app`. */
+function openSession(app: AnyApp, ws: WebSocket, request: UpgradeRequest, state: object): void {
+  const session = app.open(ws, request, state);
+  ws.on("message", (data: Buffer, isBinary: boolean) => {
+    if (isBinary) session.receiveBinary();
+    else if (data.length > app.maxMessageBytes) session.receiveTooLarge();
+    else session.receiveText(data.toString("utf8"), data.length);
+  });
+  ws.on("close", (code: number, reason: Buffer) => session.handleClose(code, reason.toString()));
+  // A protocol error (a frame over maxPayload, a bad opcode) closes the socket; the
+  // close event cleans up.
+  ws.on("error", () => {});
+}
+
+/**
+ * Listens to a server's upgrades: `decide` says what each becomes; accepted ones are
+ * handed to `ws` (one `WebSocketServer` per app, for its frame limit).
+ */
+function handleUpgrades(
+  server: EventEmitter,
+  decide: (req: IncomingMessage) => Promise<UpgradeDecision>,
+  maxPayload: (app: AnyApp) => number,
+): Attachment {
+  const servers = new Map<AnyApp, WebSocketServer>();
   let closing = false;
 
   const onUpgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {
-    if (options.path !== undefined && pathOf(req) !== options.path) return;
+    const decision = closing
+      ? { kind: "refuse" as const, response: new Response("Server shutting down", { status: 503 }) }
+      : await decide(req);
+    if (decision.kind === "ignore") return;
     socket.on("error", () => socket.destroy());
-    if (closing) {
-      await refuseUpgrade(socket, new Response("Server shutting down", { status: 503 }));
-      return;
-    }
-    const request = upgradeRequest(req);
-    const admission = await app.admit(request);
-    if (!admission.ok) {
-      await refuseUpgrade(socket, admission.response);
-      return;
-    }
-    if (closing) {
-      await refuseUpgrade(socket, new Response("Server shutting down", { status: 503 }));
+    if (decision.kind === "refuse" || closing) {
+      const response =
+        decision.kind === "refuse"
+          ? decision.response
+          : new Response("Server shutting down", { status: 503 });
+      await refuseUpgrade(socket, response);
       return;
     }
     if (socket.destroyed) return;
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      const session = app.open(ws, request, admission.state);
-      ws.on("message", (data: Buffer, isBinary: boolean) => {
-        if (isBinary) session.receiveBinary();
-        else if (data.length > app.maxMessageBytes) session.receiveTooLarge();
-        else session.receiveText(data.toString("utf8"), data.length);
-      });
-      ws.on("close", (code: number, reason: Buffer) =>
-        session.handleClose(code, reason.toString()),
-      );
-      // A protocol error (a frame over maxPayload, a bad opcode) closes the socket; the
-      // close event cleans up.
-      ws.on("error", () => {});
-    });
+    const { app, request, state } = decision;
+    let wss = servers.get(app);
+    if (!wss) {
+      wss = createWebSocketServer(maxPayload(app));
+      servers.set(app, wss);
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => openSession(app, ws, request, state));
   };
 
   const listener = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     void onUpgrade(req, socket, head).catch((error: unknown) => {
-      app.reportError(error, { phase: "connect" });
+      console.error("[socketapi] upgrade failed", error);
       socket.destroy();
     });
   };
   server.on("upgrade", listener);
 
   return {
-    wss,
     async close({ timeout = 5000 }: CloseOptions = {}): Promise<void> {
       closing = true;
       server.off("upgrade", listener);
-      const open = [...wss.clients];
+      const open = [...servers.values()].flatMap((wss) => [...wss.clients]);
       await new Promise<void>((resolve) => {
         if (open.length === 0) return resolve();
         let left = open.length;
@@ -249,9 +257,84 @@ export function attach(app: AnyApp, server: Server, options: AttachOptions = {})
           ws.close(1001, "Server shutting down");
         }
       });
-      wss.close();
+      for (const wss of servers.values()) wss.close();
     },
   };
+}
+
+/**
+ * Serves `app` on an existing HTTP server: upgrades on `options.path` (or every path) go
+ * through `onConnect`, then become connections. Other requests are left to the server.
+ *
+ * @example
+ * ```ts
+ * import { createServer } from "node:http";
+ * import { attach } from "socketapi/node";
+ *
+ * const server = createServer((req, res) => res.end("hello"));
+ * const ws = attach(app, server, { path: "/ws" });
+ * server.listen(8000, "127.0.0.1");
+ * ```
+ */
+export function attach(app: AnyApp, server: Server, options: AttachOptions = {}): Attachment {
+  return handleUpgrades(
+    server,
+    async (req) => {
+      if (options.path !== undefined && pathOf(req) !== options.path) return { kind: "ignore" };
+      const request = upgradeRequest(req);
+      const admission = await app.admit(request);
+      if (!admission.ok) return { kind: "refuse", response: admission.response };
+      return { kind: "accept", app, request, state: admission.state };
+    },
+    () => options.maxPayload ?? app.maxMessageBytes * 4,
+  );
+}
+
+/** A Hono app, as far as {@link injectWebSocket} needs it. */
+export interface FetchApp {
+  fetch(request: Request, env?: unknown): Response | Promise<Response>;
+}
+
+/**
+ * Routes the upgrade requests of a Node server made by `@hono/node-server` through a Hono
+ * app, so that `hono.get(path, socketapi(app))` can accept them: Hono's routing and
+ * middleware (auth, logger, CORS) run for the upgrade as for any request, and whatever
+ * Hono answers instead of an upgrade (401, 404) is sent to the client.
+ *
+ * @example
+ * ```ts
+ * import { serve } from "@hono/node-server";
+ * import { Hono } from "hono";
+ * import { socketapi } from "socketapi/hono";
+ * import { injectWebSocket } from "socketapi/node";
+ *
+ * const hono = new Hono().get("/", socketapi(app));
+ * const server = serve({ fetch: hono.fetch, port: 8000 });
+ * injectWebSocket(server, hono);
+ * ```
+ */
+export function injectWebSocket(
+  server: EventEmitter,
+  hono: FetchApp,
+  options: Pick<AttachOptions, "maxPayload"> = {},
+): Attachment {
+  return handleUpgrades(
+    server,
+    async (req) => {
+      let accepted: UpgradeDecision | undefined;
+      const upgrade: NodeUpgrade = async (app, request) => {
+        const admission = await app.admit(request);
+        if (!admission.ok) return admission.response;
+        accepted = { kind: "accept", app, request, state: admission.state };
+        return new Response(null, { status: 200, headers: { "x-socketapi-upgrade": "accepted" } });
+      };
+      const request = new Request(requestUrl(req), { headers: toHeaders(req.headers) });
+      const env = { incoming: req, outgoing: undefined, [NODE_UPGRADE]: upgrade };
+      const response = await hono.fetch(request, env);
+      return accepted ?? { kind: "refuse", response };
+    },
+    (app) => options.maxPayload ?? app.maxMessageBytes * 4,
+  );
 }
 
 async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
@@ -363,7 +446,6 @@ export async function serve(app: AnyApp, options: ServeOptions = {}): Promise<No
     server,
     port,
     url: `ws://${urlHost}:${port}${path ?? "/"}`,
-    wss: attachment.wss,
     async close(closeOptions?: CloseOptions): Promise<void> {
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();

@@ -3,11 +3,11 @@ import { ChannelTemplate } from "./channel-template.ts";
 import type { Connection, ConnectionState, UpgradeRequest } from "./context.ts";
 import type { ActionDeclaration, ChannelDeclaration } from "./declarations.ts";
 import { type Hub, MemoryHub } from "./hub.ts";
-import { CloseCode } from "./protocol.ts";
 import { Router } from "./router.ts";
 import { serializeData } from "./serialize.ts";
 import { type ChannelMatch, type ErrorInfo, Session, type SessionHost } from "./session.ts";
 import type { SocketLike } from "./socket.ts";
+import { closeSessions } from "./web-socket.ts";
 
 /** Why a connection ended. */
 export interface DisconnectInfo {
@@ -41,6 +41,12 @@ export interface SocketAPIOptions<State extends object> {
   /** The largest text frame accepted, in bytes (default 1 MiB); larger ones get MESSAGE_TOO_LARGE. */
   maxMessageBytes?: number | undefined;
   /**
+   * How many bytes may wait in one connection's send buffer (default 4 MiB). A client
+   * that stops reading is closed with 1013 when its buffer passes this, and leaves its
+   * channels, so that it never holds unbounded memory or slows the others.
+   */
+  maxBufferedBytes?: number | undefined;
+  /**
    * How many frames of one connection may be served at once (default 1: in arrival order,
    * each answered before the next starts). Above 1, answers may overtake each other and
    * clients match them by `id`.
@@ -53,6 +59,9 @@ export type Admission<State> = { ok: true; state: State } | { ok: false; respons
 
 /** The default largest frame: 1 MiB. */
 export const DEFAULT_MAX_MESSAGE_BYTES: number = 1024 * 1024;
+
+/** The default send buffer limit per connection: 4 MiB. */
+export const DEFAULT_MAX_BUFFERED_BYTES: number = 4 * 1024 * 1024;
 
 const NO_PARAMS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
@@ -91,6 +100,8 @@ export class SocketAPI<
   hub: Hub = new MemoryHub();
   /** The largest text frame accepted, in bytes. */
   readonly maxMessageBytes: number;
+  /** How many bytes may wait in one connection's send buffer. */
+  readonly maxBufferedBytes: number;
   /** How many frames of one connection may be served at once. */
   readonly concurrency: number;
   readonly #options: SocketAPIOptions<State>;
@@ -102,6 +113,7 @@ export class SocketAPI<
     super();
     this.#options = options;
     this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.maxBufferedBytes = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
     this.concurrency = Math.max(1, options.concurrency ?? 1);
   }
 
@@ -141,9 +153,13 @@ export class SocketAPI<
     return session;
   }
 
-  /** Closes every open connection (default 1001, server shutting down). */
-  closeConnections(code: number = CloseCode.goingAway, reason = "Server shutting down"): void {
-    for (const session of this.#sessions) session.close(code, reason);
+  /**
+   * Closes every open connection with 1001 (server shutting down) and resolves once they
+   * have all closed, or after `timeout` ms (default 5000). Adapters' `close`/`shutdown`
+   * close only the connections they accepted; this closes all of the app's.
+   */
+  closeConnections({ timeout = 5000 }: { timeout?: number | undefined } = {}): Promise<void> {
+    return closeSessions(this.#sessions, timeout);
   }
 
   findAction(name: string): ActionDeclaration | undefined {

@@ -25,6 +25,7 @@ export type {
 } from "./api-types.ts";
 export {
   type Admission,
+  DEFAULT_MAX_BUFFERED_BYTES,
   DEFAULT_MAX_MESSAGE_BYTES,
   type DisconnectInfo,
   SocketAPI,
@@ -80,3 +81,4 @@ export { type ActionHandler, type ChannelHandler, Router, type RouterOptions } f
 export type { ErrorInfo, Session } from "./session.ts";
 export type { MessageData, SocketLike } from "./socket.ts";
 export { type SubscribeParam, subscribeParam } from "./subscribe-param.ts";
+export { closeSessions, serveWebSocket } from "./web-socket.ts";

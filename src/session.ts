@@ -13,6 +13,7 @@ import type { Hub, Subscriber } from "./hub.ts";
 import { errorFrame, parseFrame } from "./parse-frame.ts";
 import {
   type ActionFrame,
+  CloseCode,
   ErrorCode,
   type ErrorFrame,
   ErrorMessage,
@@ -49,6 +50,7 @@ export interface ErrorInfo {
 export interface SessionHost {
   readonly hub: Hub;
   readonly maxMessageBytes: number;
+  readonly maxBufferedBytes: number;
   readonly concurrency: number;
   findAction(name: string): ActionDeclaration | undefined;
   findChannel(concreteName: string): ChannelMatch | undefined;
@@ -77,6 +79,7 @@ export class Session<State extends object = ConnectionState>
   #pumping = false;
   #closed = false;
   #abort: AbortController | undefined;
+  #onClosed: (() => void)[] | undefined;
 
   constructor(host: SessionHost, socket: SocketLike, request: UpgradeRequest, state: State) {
     this.#host = host;
@@ -148,6 +151,16 @@ export class Session<State extends object = ConnectionState>
     this.#abort?.abort();
     this.#unsubscribeAll();
     this.#host.sessionClosed(this, code, reason);
+    for (const resolve of this.#onClosed?.splice(0) ?? []) resolve();
+  }
+
+  /** Resolves once the socket has closed and the session has cleaned up. */
+  whenClosed(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#onClosed ??= [];
+      this.#onClosed.push(resolve);
+    });
   }
 
   /** Sends an already serialized frame for the hub; `false` when it cannot be sent. */
@@ -296,8 +309,10 @@ export class Session<State extends object = ConnectionState>
       if (declaration.data) data = await parseOutput(declaration.data, data);
       // The client may have left while the handler ran: then there is nobody to add.
       if (this.#closed) return;
-      this.#subscriptions.add(name);
-      this.#host.hub.add(name, this);
+      if (!this.#subscriptions.has(name)) {
+        this.#subscriptions.add(name);
+        this.#host.hub.add(name, this);
+      }
       this.#sendText(replyFrame("subscribed", name, id));
       if (declaration.initialData) this.#sendText(serializeData(name, data));
     } catch (error) {
@@ -345,7 +360,15 @@ export class Session<State extends object = ConnectionState>
   #sendText(text: string): boolean {
     if (this.#socket.readyState !== OPEN) return false;
     try {
-      this.#socket.send(text);
+      const sent = this.#socket.send(text);
+      if (sent === 0 || sent === false) return false;
+      // A client that stops reading makes its send buffer grow; past the limit it is
+      // cut off, so that one slow reader never holds unbounded memory.
+      const buffered = this.#socket.bufferedAmount;
+      if (buffered !== undefined && buffered > this.#host.maxBufferedBytes) {
+        this.#unsubscribeAll();
+        this.#socket.close(CloseCode.tryAgainLater, "Slow consumer");
+      }
       return true;
     } catch (error) {
       this.#host.reportError(error, { connection: this, phase: "send" });

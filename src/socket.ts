@@ -7,8 +7,11 @@ export interface SocketLike {
   readonly readyState: number;
   /** Bytes queued but not yet sent, where the runtime tells. */
   readonly bufferedAmount?: number;
-  /** Sends a text frame. */
-  send(data: string): void;
+  /**
+   * Sends a text frame. May throw when the socket is broken; returning `0` or `false`
+   * also means the frame was dropped (Bun's `ServerWebSocket.send` returns `0` then).
+   */
+  send(data: string): unknown;
   /** Closes the socket. */
   close(code?: number, reason?: string): void;
 }

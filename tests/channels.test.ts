@@ -298,6 +298,18 @@ describe("unsubscribe and cleanup", () => {
     expect((await healthy.next()).data).toBe("second");
   });
 
+  it("cuts off a subscriber whose send buffer passes the limit with 1013", async () => {
+    const app = new SocketAPI({ maxBufferedBytes: 1000 }).channel("c", () => "x");
+    const slow = await subscribed(app, "c");
+    const fast = await subscribed(app, "c");
+    slow.socket.bufferedAmount = 5000; // it stopped reading
+    expect(await app.channels.c()).toBe(2);
+    expect(slow.socket.closedWith).toEqual({ code: 1013, reason: "Slow consumer" });
+    expect(app.hub.size("c")).toBe(1);
+    expect(await app.channels.c()).toBe(1);
+    expect((await fast.next()).data).toBe("x");
+  });
+
   it("drops a subscriber whose socket closed without telling", async () => {
     const { app } = chatApp();
     const gone = await subscribed(app);

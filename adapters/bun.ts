@@ -1,0 +1,228 @@
+/**
+ * Serves a SocketAPI app with `Bun.serve`. Broadcasts use Bun's native topics
+ * (`ws.subscribe`, `server.publish`): one call per broadcast, not a loop over sockets.
+ *
+ * @example
+ * ```ts
+ * import { bun } from "socketapi/bun";
+ * import app from "./main.ts";
+ *
+ * const socketapi = bun(app);
+ * const server = Bun.serve({ ...socketapi, port: 8000 });
+ * process.on("SIGTERM", () => socketapi.shutdown(server));
+ * ```
+ *
+ * @module
+ */
+import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
+import {
+  BROADCAST_PATH,
+  type BroadcastEndpointOptions,
+  handleBroadcastRequest,
+  isLoopbackAddress,
+} from "../src/broadcast-endpoint.ts";
+import type { Hub, SocketAPI, SocketLike, Subscriber, UpgradeRequest } from "../src/index.ts";
+import type { Session } from "../src/session.ts";
+import { closeSessions } from "../src/web-socket.ts";
+
+// biome-ignore lint/suspicious/noExplicitAny: any app can be served.
+type AnyApp = SocketAPI<any, any, any>;
+
+/** What Bun keeps on each socket (`ws.data`). */
+export interface SocketData {
+  app: AnyApp;
+  request: UpgradeRequest;
+  state: object;
+  session?: Session<object>;
+}
+
+/** What this runtime can and cannot do, for the cross-runtime suite and the docs. */
+export const capabilities = {
+  /** A frame over four times `maxMessageBytes` closes the socket with 1009 before it is read. */
+  hardFrameLimit: true,
+  /** Broadcasts go through the runtime's own pub/sub. */
+  nativePubSub: true,
+} as const;
+
+/**
+ * A hub on Bun's topics: each concrete channel name is a topic; a broadcast is one
+ * `server.publish`, which Bun fans out in native code.
+ */
+export class BunHub implements Hub {
+  /** The server, known from the first request. */
+  server: Server<SocketData> | undefined;
+  readonly #sockets = new WeakMap<Subscriber, ServerWebSocket<SocketData>>();
+  readonly #counts = new Map<string, number>();
+
+  /** Tells the hub which Bun socket a session answers through. */
+  register(subscriber: Subscriber, ws: ServerWebSocket<SocketData>): void {
+    this.#sockets.set(subscriber, ws);
+  }
+
+  add(channel: string, subscriber: Subscriber): void {
+    const ws = this.#sockets.get(subscriber);
+    if (!ws || ws.isSubscribed(channel)) return;
+    ws.subscribe(channel);
+    this.#counts.set(channel, (this.#counts.get(channel) ?? 0) + 1);
+  }
+
+  remove(channel: string, subscriber: Subscriber): void {
+    const ws = this.#sockets.get(subscriber);
+    if (!ws) return;
+    // A closed socket has already left its topics in Bun; only the count is ours.
+    if (ws.readyState === 1 && ws.isSubscribed(channel)) ws.unsubscribe(channel);
+    const count = (this.#counts.get(channel) ?? 1) - 1;
+    if (count > 0) this.#counts.set(channel, count);
+    else this.#counts.delete(channel);
+  }
+
+  publish(channel: string, frame: string): number {
+    if (!this.server || !this.#counts.has(channel)) return 0;
+    // 0 means nobody received it (no subscriber, or every send was dropped).
+    if (this.server.publish(channel, frame) === 0) return 0;
+    return this.server.subscriberCount(channel);
+  }
+
+  size(channel?: string): number {
+    if (channel === undefined) return this.#counts.size;
+    return this.#counts.get(channel) ?? 0;
+  }
+}
+
+/** Options of {@link bun}. */
+export interface BunOptions {
+  /** Only upgrades to this path are served (e.g. `/ws`); default: every path. */
+  path?: string | undefined;
+  /** The broadcast endpoint (`POST /_broadcast`); `false` turns it off. */
+  broadcast?: BroadcastEndpointOptions | false | undefined;
+  /**
+   * Frames above this many bytes make Bun close the socket with 1009 instead of reading
+   * them; default four times the app's `maxMessageBytes`.
+   */
+  maxPayloadLength?: number | undefined;
+}
+
+/** What {@link bun} returns: spread it into `Bun.serve`, or `export default` it. */
+export interface BunHandler {
+  fetch(request: Request, server: Server<SocketData>): Promise<Response | undefined>;
+  websocket: WebSocketHandler<SocketData>;
+  /** Closes the app's sockets with 1001, waits for them (at most `timeout` ms), stops the server. */
+  shutdown(server: Server<SocketData>, options?: { timeout?: number | undefined }): Promise<void>;
+}
+
+function socketFor(ws: ServerWebSocket<SocketData>): SocketLike {
+  return {
+    get readyState() {
+      return ws.readyState;
+    },
+    get bufferedAmount() {
+      return ws.getBufferedAmount();
+    },
+    // Bun returns the bytes sent, -1 when the frame is queued behind backpressure, and 0
+    // when it was dropped: the session treats 0 as a failed send.
+    send: (data: string) => ws.send(data),
+    close: (code?: number, reason?: string) => ws.close(code, reason),
+  };
+}
+
+/** The socket handlers: they only forward Bun's events to the socket's session. */
+export const websocket: WebSocketHandler<SocketData> = {
+  open(ws) {
+    const { app, request, state } = ws.data;
+    const session = app.open(socketFor(ws), request, state);
+    if (app.hub instanceof BunHub) app.hub.register(session, ws);
+    ws.data.session = session;
+  },
+  message(ws, message) {
+    const session = ws.data.session;
+    if (!session) return;
+    if (typeof message === "string") session.receiveText(message);
+    else session.receiveBinary();
+  },
+  close(ws, code, reason) {
+    ws.data.session?.handleClose(code, reason);
+  },
+};
+
+function installHub(app: AnyApp, server: Server<SocketData>): void {
+  if (!(app.hub instanceof BunHub)) {
+    if (app.hub.size() > 0) return; // already serving elsewhere: keep its subscribers
+    app.hub = new BunHub();
+  }
+  (app.hub as BunHub).server ??= server;
+}
+
+/**
+ * Upgrades a request to a SocketAPI connection on Bun, after `onConnect` admitted it.
+ * Returns `undefined` when upgraded (as Bun's `fetch` expects), else the refusal.
+ */
+export async function upgrade(
+  app: AnyApp,
+  request: Request,
+  server: Server<SocketData>,
+): Promise<Response | undefined> {
+  installHub(app, server);
+  const upgradeRequest: UpgradeRequest = { url: request.url, headers: request.headers };
+  const admission = await app.admit(upgradeRequest);
+  if (!admission.ok) return admission.response;
+  const data: SocketData = { app, request: upgradeRequest, state: admission.state };
+  if (server.upgrade(request, { data })) return undefined;
+  return new Response("Expected a WebSocket upgrade", {
+    status: 426,
+    headers: { upgrade: "websocket" },
+  });
+}
+
+/**
+ * A `Bun.serve` handler for `app`: WebSocket upgrades (after `onConnect`), the broadcast
+ * endpoint, and `426 Upgrade Required` for other requests.
+ *
+ * @example
+ * ```ts
+ * // server.ts, run with `bun server.ts`
+ * export default { ...bun(app), port: 8000 };
+ * ```
+ */
+export function bun(app: AnyApp, options: BunOptions = {}): BunHandler {
+  const broadcastOptions = options.broadcast === false ? undefined : (options.broadcast ?? {});
+  const broadcastPath = broadcastOptions?.path ?? BROADCAST_PATH;
+  const sessions = new Set<Session<object>>();
+  let stopping = false;
+  return {
+    async fetch(request, server) {
+      const path = new URL(request.url).pathname;
+      if (broadcastOptions && path === broadcastPath) {
+        const fromLoopback = isLoopbackAddress(server.requestIP(request)?.address);
+        return handleBroadcastRequest(app, request, { fromLoopback, options: broadcastOptions });
+      }
+      if (options.path !== undefined && path !== options.path) {
+        return new Response("Not Found", { status: 404 });
+      }
+      if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+        return new Response("This is a WebSocket endpoint: connect with a WebSocket client.\n", {
+          status: 426,
+          headers: { upgrade: "websocket" },
+        });
+      }
+      if (stopping) return new Response("Server shutting down", { status: 503 });
+      return upgrade(app, request, server);
+    },
+    websocket: {
+      ...websocket,
+      maxPayloadLength: options.maxPayloadLength ?? app.maxMessageBytes * 4,
+      open(ws) {
+        websocket.open?.(ws);
+        if (ws.data.session) sessions.add(ws.data.session);
+      },
+      close(ws, code, reason) {
+        if (ws.data.session) sessions.delete(ws.data.session);
+        websocket.close?.(ws, code, reason);
+      },
+    },
+    async shutdown(server, { timeout = 5000 } = {}) {
+      stopping = true;
+      await closeSessions(sessions, timeout);
+      await server.stop(true);
+    },
+  };
+}

@@ -67,7 +67,11 @@ export async function upgrade(
   request: Request,
   sessions?: Set<Session<object>>,
 ): Promise<Response> {
-  const upgradeRequest: UpgradeRequest = { url: request.url, headers: request.headers };
+  // Deno's request is unusable once answered: keep a copy of its headers for handlers.
+  const upgradeRequest: UpgradeRequest = {
+    url: request.url,
+    headers: new Headers(request.headers),
+  };
   const admission = await app.admit(upgradeRequest);
   if (!admission.ok) return admission.response;
   const { socket, response } = Deno.upgradeWebSocket(request);

@@ -20,7 +20,12 @@
  *
  * @module
  */
-import type { MiddlewareHandler } from "hono";
+import type { Context, Handler, MiddlewareHandler } from "hono";
+import {
+  type BroadcastEndpointOptions,
+  handleBroadcastRequest,
+  isLoopbackAddress,
+} from "../src/broadcast-endpoint.ts";
 import type { SocketAPI, UpgradeRequest } from "../src/index.ts";
 import { serveWebSocket } from "../src/web-socket.ts";
 import { type SocketData, upgrade as upgradeOnBun } from "./bun.ts";
@@ -41,6 +46,7 @@ export type NodeUpgrade = (app: AnyApp, request: UpgradeRequest) => Promise<Resp
 interface BunServerLike {
   upgrade(request: Request, options: { data: SocketData }): boolean;
   publish(topic: string, data: string): number;
+  requestIP(request: Request): { address: string } | null;
 }
 
 /** The part of the `Deno` global the middleware uses. */
@@ -85,7 +91,9 @@ export function socketapi(app: AnyApp): MiddlewareHandler {
       const admission = await app.admit(upgradeRequest);
       if (!admission.ok) return admission.response;
       const { socket, response } = deno.upgradeWebSocket(request);
-      serveWebSocket(app, socket, upgradeRequest, admission.state);
+      // Deno's request is unusable once answered: keep a copy of its headers for handlers.
+      const kept = { url: request.url, headers: new Headers(request.headers) };
+      serveWebSocket(app, socket, kept, admission.state);
       return response;
     }
 
@@ -95,4 +103,33 @@ export function socketapi(app: AnyApp): MiddlewareHandler {
       501,
     );
   };
+}
+
+/** The peer's address on Node, Bun and Deno, as Hono's runtime bindings carry it. */
+function remoteAddress(c: Context): string | undefined {
+  const env = c.env as {
+    incoming?: { socket?: { remoteAddress?: string } };
+    remoteAddr?: { hostname?: string };
+  };
+  if (env?.incoming?.socket) return env.incoming.socket.remoteAddress;
+  if (isBunServer(env)) return env.requestIP(c.req.raw)?.address;
+  return env?.remoteAddr?.hostname;
+}
+
+/**
+ * The broadcast endpoint as a Hono handler: `hono.post("/_broadcast", broadcast(app))`.
+ * Loopback callers are trusted (on Node, Bun and Deno, where Hono passes the peer's
+ * address); others need `Authorization: Bearer TOKEN` when `options.token` is set.
+ *
+ * @example
+ * ```ts
+ * hono.post("/_broadcast", broadcast(app, { token: process.env.BROADCAST_TOKEN }));
+ * ```
+ */
+export function broadcast(app: AnyApp, options: BroadcastEndpointOptions = {}): Handler {
+  return (c) =>
+    handleBroadcastRequest(app, c.req.raw, {
+      fromLoopback: isLoopbackAddress(remoteAddress(c)),
+      options,
+    });
 }

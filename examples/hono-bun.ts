@@ -5,7 +5,8 @@ import app from "./main.ts";
 
 const server = Bun.serve({
   fetch: hono.fetch,
-  websocket,
+  // Bun's own limit: frames over it close with 1009 before they are read.
+  websocket: { ...websocket, maxPayloadLength: app.maxMessageBytes * 4 },
   port: Number(process.env.PORT ?? 8000),
   hostname: "127.0.0.1",
 });

@@ -12,11 +12,20 @@ const root = resolve(import.meta.dirname, "..");
 // Inside the package, so that `import ... from "socketapi"` resolves to this checkout.
 const dir = join(root, "tests", ".snippets");
 
+type Runtime = "node" | "bun" | "deno";
+
 interface Snippet {
   name: string;
   file: string;
   lang: "ts" | "js";
+  runtime: Runtime;
   code: string;
+}
+
+function runtimeOf(code: string): Runtime {
+  if (/\bDeno\.|socketapi\/deno/.test(code)) return "deno";
+  if (/\bBun\.|socketapi\/bun/.test(code)) return "bun";
+  return "node";
 }
 
 async function collect(): Promise<Snippet[]> {
@@ -30,11 +39,13 @@ async function collect(): Promise<Snippet[]> {
     blocks.forEach((block, index) => {
       const lang = block[1]?.startsWith("t") ? "ts" : "js";
       const base = `${doc.replace(/[/.]/g, "_")}_${index + 1}`;
+      const code = block[2] ?? "";
       snippets.push({
         name: `${doc} block ${index + 1}`,
         file: `${base}.${lang === "ts" ? "ts" : "mjs"}`,
         lang,
-        code: block[2] ?? "",
+        runtime: runtimeOf(code),
+        code,
       });
     });
   }
@@ -49,17 +60,23 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** Runs a snippet; a server still running after `settle` ms has started fine. */
-function runSnippet(file: string, settle = 2500): Promise<{ code: number | null; output: string }> {
+const commands: Record<Runtime, string[]> = {
+  node: [process.execPath, "--experimental-websocket", "--no-warnings", "--import", "tsx"],
+  bun: [join(root, "node_modules", ".bin", "bun")],
+  deno: [join(root, "node_modules", ".bin", "deno"), "run", "-A"],
+};
+
+/** Runs a snippet on its runtime; a server still running after `settle` ms has started fine. */
+function runSnippet(
+  snippet: Snippet,
+  settle = 2500,
+): Promise<{ code: number | null; output: string }> {
   return new Promise((done) => {
-    const child = spawn(
-      process.execPath,
-      ["--experimental-websocket", "--no-warnings", "--import", "tsx", file],
-      {
-        cwd: dir,
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
+    const [command, ...args] = commands[snippet.runtime] as [string, ...string[]];
+    const child = spawn(command, [...args, snippet.file], {
+      cwd: dir,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let output = "";
     child.stdout.on("data", (chunk) => (output += chunk));
     child.stderr.on("data", (chunk) => (output += chunk));
@@ -86,13 +103,16 @@ beforeAll(async () => {
   for (const snippet of snippets) {
     // Clients talk to the seed example started here; servers get a free port of their own
     // on loopback, so that the tests never take port 8000 or listen on the network.
-    const port = /\bserve\(|\.listen\(/.test(snippet.code) ? await freePort() : seedServer.port;
+    const port = snippet.code.includes("new WebSocket(") ? seedServer.port : await freePort();
     const code = snippet.code.replaceAll("8000", String(port)).replaceAll("0.0.0.0", "127.0.0.1");
     await writeFile(join(dir, snippet.file), code);
   }
+  const denoFiles = snippets
+    .filter((s) => s.runtime === "deno" && s.lang === "ts")
+    .map((s) => s.file);
   await writeFile(
     join(dir, "tsconfig.json"),
-    JSON.stringify({ extends: "../../tsconfig.json", include: ["*.ts"], exclude: [] }),
+    JSON.stringify({ extends: "../../tsconfig.json", include: ["*.ts"], exclude: denoFiles }),
   );
 });
 
@@ -115,15 +135,31 @@ describe("documentation", () => {
     expect(result.stdout).toBe("");
   });
 
+  it("type-checks every block for Deno with Deno's own types", async () => {
+    const files = snippets
+      .filter((s) => s.runtime === "deno" && s.lang === "ts")
+      .map((s) => s.file);
+    expect(files.length).toBeGreaterThan(0);
+    const deno = join(root, "node_modules", ".bin", "deno");
+    const result = await promisify(execFile)(deno, ["check", ...files], { cwd: dir }).then(
+      () => ({ failed: "" }),
+      (error: { stderr: string }) => ({ failed: error.stderr }),
+    );
+    expect(result.failed).toBe("");
+  });
+
   it("runs every block without an error", { timeout: 120_000 }, async () => {
     const failures: string[] = [];
     const queue = [...snippets];
     await Promise.all(
       Array.from({ length: 4 }, async () => {
         for (let snippet = queue.shift(); snippet; snippet = queue.shift()) {
-          const { code, output } = await runSnippet(snippet.file);
-          if (code !== 0)
-            failures.push(`${snippet.name} (${snippet.file}) exited ${code}:\n${output}`);
+          const { code, output } = await runSnippet(snippet);
+          if (code !== 0) {
+            failures.push(
+              `${snippet.name} (${snippet.file} on ${snippet.runtime}) exited ${code}:\n${output}`,
+            );
+          }
         }
       }),
     );
@@ -133,7 +169,7 @@ describe("documentation", () => {
   it("shows a client that gets its answer from the seed example", async () => {
     const client = snippets.find((s) => s.lang === "js" && s.code.includes("send_message"));
     expect(client).toBeDefined();
-    const { code, output } = await runSnippet((client as Snippet).file, 5000);
+    const { code, output } = await runSnippet(client as Snippet, 5000);
     expect(code).toBe(0);
     expect(output).toContain("type: 'subscribed'");
     expect(output).toContain("status: 'completed'");

@@ -1,0 +1,409 @@
+// One conformance suite, written once, replayed over real sockets against a real process
+// of every runtime setup. A capability a runtime lacks is skipped by name, with its reason.
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { capabilities as bunCapabilities } from "../adapters/bun.ts";
+import { root, type ServerProcess, startServer } from "./helpers/server-process.ts";
+import { openClient, WsClient } from "./helpers/ws-client.ts";
+
+const bin = (name: string) => join(root, "node_modules", ".bin", name);
+const tsx = [process.execPath, "--import", "tsx"];
+
+// Deno's flags are in adapters/deno.ts; it is not imported here because it type-checks
+// only under Deno. Its capability: no hard frame limit.
+const denoCapabilities = { hardFrameLimit: false, nativePubSub: false } as const;
+const nodeCapabilities = { hardFrameLimit: true, nativePubSub: false } as const;
+
+const runtimes = [
+  {
+    name: "Node",
+    command: [...tsx, "tests/servers/node.ts"],
+    capabilities: nodeCapabilities,
+    hono: false,
+  },
+  {
+    name: "Bun",
+    command: [bin("bun"), "tests/servers/bun.ts"],
+    capabilities: bunCapabilities,
+    hono: false,
+  },
+  {
+    name: "Deno",
+    command: [
+      bin("deno"),
+      "run",
+      "--allow-net",
+      "--allow-env",
+      "--allow-read",
+      "tests/servers/deno.ts",
+    ],
+    capabilities: denoCapabilities,
+    hono: false,
+  },
+  {
+    name: "Hono on Node",
+    command: [...tsx, "tests/servers/hono-node.ts"],
+    capabilities: nodeCapabilities,
+    hono: true,
+  },
+  {
+    name: "Hono on Bun",
+    command: [bin("bun"), "tests/servers/hono-bun.ts"],
+    capabilities: bunCapabilities,
+    hono: true,
+  },
+];
+
+const LIMIT = 64 * 1024;
+
+describe.each(runtimes)("$name", ({ command, capabilities, hono }) => {
+  let server: ServerProcess;
+  const clients: WsClient[] = [];
+  const open = async (path = "", headers?: Record<string, string>) => {
+    const client = await openClient(`ws://127.0.0.1:${server.port}/${path}`, headers);
+    clients.push(client);
+    return client;
+  };
+  const http = (path: string, init?: RequestInit) =>
+    fetch(`http://127.0.0.1:${server.port}${path}`, init);
+
+  beforeAll(async () => {
+    server = await startServer(command);
+  }, 30_000);
+
+  afterAll(async () => {
+    for (const client of clients) client.ws.terminate();
+    await server?.stop();
+  });
+
+  it("serves the seed example's add_numbers", async () => {
+    const client = await open();
+    expect(
+      await client.request({ type: "action", channel: "add_numbers", data: { a: 5, b: 3 } }),
+    ).toEqual({
+      type: "action",
+      channel: "add_numbers",
+      status: "completed",
+      data: 8,
+    });
+  });
+
+  it("refuses a binary frame and stays open", async () => {
+    const client = await open();
+    client.sendRaw(Buffer.from([1, 2, 3]), true);
+    expect(await client.next()).toEqual({
+      type: "error",
+      code: "INVALID_MESSAGE",
+      message: "Binary frames are not supported.",
+    });
+    expect(
+      (await client.request({ type: "action", channel: "add_numbers", data: { a: 1, b: 1 } })).data,
+    ).toBe(2);
+  });
+
+  it("answers a frame over the limit with MESSAGE_TOO_LARGE and stays open", async () => {
+    const client = await open();
+    client.sendRaw(
+      JSON.stringify({ type: "action", channel: "add_numbers", data: "é".repeat(LIMIT / 2) }),
+    );
+    expect(await client.next()).toEqual({
+      type: "error",
+      code: "MESSAGE_TOO_LARGE",
+      message: `Message exceeds ${LIMIT} bytes.`,
+    });
+    expect(
+      (await client.request({ type: "action", channel: "add_numbers", data: { a: 2, b: 2 } })).data,
+    ).toBe(4);
+  });
+
+  it.skipIf(!capabilities.hardFrameLimit)(
+    "closes with 1009 a frame over the hard limit (skipped where the runtime reads every frame whole)",
+    async () => {
+      const client = await open();
+      client.sendRaw("x".repeat(LIMIT * 5));
+      expect((await client.closed).code).toBe(1009);
+    },
+  );
+
+  it("answers every malformed frame with the exact code and text, in order", async () => {
+    const client = await open();
+    const cases: [string, Record<string, unknown>][] = [
+      ["{not json", { code: "INVALID_JSON", message: "Invalid JSON." }],
+      ["[1,2,3]", { code: "INVALID_MESSAGE", message: "Message must be a JSON object." }],
+      ["42", { code: "INVALID_MESSAGE", message: "Message must be a JSON object." }],
+      ["null", { code: "INVALID_MESSAGE", message: "Message must be a JSON object." }],
+      ['{"channel":"chat"}', { code: "INVALID_MESSAGE", message: "Message type is required." }],
+      ['{"type":"","channel":"chat","id":1}', { message: "Message type is required.", id: 1 }],
+      ['{"type":null}', { message: "Message type is required." }],
+      [
+        '{"type":7,"channel":"chat"}',
+        { code: "INVALID_MESSAGE", message: "Message type must be a string." },
+      ],
+      ['{"type":"subscribe"}', { code: "INVALID_MESSAGE", message: "Channel is required." }],
+      [
+        '{"type":"action","channel":5}',
+        { code: "INVALID_MESSAGE", message: "Channel must be a string." },
+      ],
+      [
+        '{"type":"action","channel":"add_numbers","id":{}}',
+        { code: "INVALID_MESSAGE", message: "Message id must be a string or a number." },
+      ],
+      [
+        '{"type":"unknown","channel":"chat"}',
+        { code: "UNKNOWN_TYPE", message: "Unknown message type: unknown." },
+      ],
+    ];
+    for (const [raw] of cases) client.sendRaw(raw);
+    for (const [raw, expected] of cases) {
+      const frame = await client.next();
+      expect(frame, raw).toMatchObject({ type: "error", ...expected });
+      expect(frame.channel, raw).toBeUndefined();
+    }
+    client.sendRaw('{"type":"ping"}');
+    expect(await client.next()).toEqual({ type: "pong" });
+    expect(client.ws.readyState).toBe(1);
+  });
+
+  it("refuses unknown names with NOT_FOUND, the channel and the id", async () => {
+    const client = await open();
+    expect(await client.request({ type: "action", channel: "nonexistent", id: 7 })).toEqual({
+      type: "error",
+      code: "NOT_FOUND",
+      message: "Action 'nonexistent' not found.",
+      channel: "nonexistent",
+      id: 7,
+    });
+    expect(await client.request({ type: "subscribe", channel: "nonexistent", id: "s" })).toEqual({
+      type: "error",
+      code: "NOT_FOUND",
+      message: "Channel 'nonexistent' not found.",
+      channel: "nonexistent",
+      id: "s",
+    });
+  });
+
+  it("refuses invalid parameters with INVALID_PARAMS and their issues", async () => {
+    const client = await open();
+    expect(
+      await client.request({
+        type: "action",
+        channel: "add_numbers",
+        data: { a: "five", b: 3 },
+        id: 1,
+      }),
+    ).toEqual({
+      type: "error",
+      code: "INVALID_PARAMS",
+      message: "Invalid parameters for action 'add_numbers'",
+      channel: "add_numbers",
+      id: 1,
+      issues: [{ message: 'Invalid type: Expected number but received "five"', path: ["a"] }],
+    });
+    expect(await client.request({ type: "subscribe", channel: "rooms/abc" })).toMatchObject({
+      code: "INVALID_PARAMS",
+      message: "Invalid parameters for channel 'rooms/abc'",
+      issues: [{ path: ["room"] }],
+    });
+  });
+
+  it("answers guards and handler errors: FORBIDDEN, the public error, INTERNAL_ERROR", async () => {
+    const client = await open();
+    expect(
+      await client.request({ type: "action", channel: "guarded", data: { n: -1 } }),
+    ).toMatchObject({
+      code: "FORBIDDEN",
+      message: "Forbidden.",
+      channel: "guarded",
+    });
+    expect(await client.request({ type: "action", channel: "fail_public" })).toMatchObject({
+      code: "ROOM_FULL",
+      message: "Room is full.",
+    });
+    const internal = await client.request({ type: "action", channel: "fail_internal", id: 3 });
+    expect(internal).toEqual({
+      type: "error",
+      code: "INTERNAL_ERROR",
+      message: "Internal server error.",
+      channel: "fail_internal",
+      id: 3,
+    });
+  });
+
+  it("leaves data out only for undefined, and echoes ids on every answer", async () => {
+    const client = await open();
+    expect(await client.request({ type: "action", channel: "nothing", id: "a" })).toEqual({
+      type: "action",
+      channel: "nothing",
+      status: "completed",
+      id: "a",
+    });
+    expect(
+      await client.request({ type: "action", channel: "add_numbers", data: { a: 0, b: 0 } }),
+    ).toMatchObject({
+      data: 0,
+    });
+    expect(await client.request({ type: "subscribe", channel: "chat", id: 2 })).toEqual({
+      type: "subscribed",
+      channel: "chat",
+      id: 2,
+    });
+    expect(await client.request({ type: "unsubscribe", channel: "chat", id: 3 })).toEqual({
+      type: "unsubscribed",
+      channel: "chat",
+      id: 3,
+    });
+  });
+
+  it("broadcasts to every subscriber once, before the acting client's completion, and not to others", async () => {
+    const [a, b, bystander] = await Promise.all([open(), open(), open()]);
+    for (const client of [a, b]) await client.request({ type: "subscribe", channel: "chat" });
+    a.send({ type: "subscribe", channel: "chat" });
+    expect(await a.next()).toEqual({ type: "subscribed", channel: "chat" });
+    a.send({ type: "action", channel: "send_message", data: { message: "hello" } });
+    expect(await a.next()).toEqual({ type: "data", channel: "chat", data: { message: "hello" } });
+    expect(await a.next()).toEqual({
+      type: "action",
+      channel: "send_message",
+      status: "completed",
+    });
+    expect(await b.next()).toEqual({ type: "data", channel: "chat", data: { message: "hello" } });
+    await a.expectNone(150);
+    await bystander.expectNone(0);
+  });
+
+  it("stops broadcasts after unsubscribe", async () => {
+    const [leaving, staying, sender] = await Promise.all([open(), open(), open()]);
+    for (const client of [leaving, staying])
+      await client.request({ type: "subscribe", channel: "chat" });
+    await leaving.request({ type: "unsubscribe", channel: "chat" });
+    await sender.request({ type: "action", channel: "send_message", data: { message: "after" } });
+    expect((await staying.next()).data).toEqual({ message: "after" });
+    await leaving.expectNone(150);
+  });
+
+  it("delivers a broadcast for rooms/1 only to rooms/1's subscribers", async () => {
+    const [one, two, sender] = await Promise.all([open(), open(), open()]);
+    await one.request({ type: "subscribe", channel: "rooms/1" });
+    await two.request({ type: "subscribe", channel: "rooms/2" });
+    expect(
+      (await sender.request({ type: "action", channel: "say", data: { room: "1", text: "hi" } }))
+        .data,
+    ).toBe(1);
+    expect(await one.next()).toEqual({
+      type: "data",
+      channel: "rooms/1",
+      data: { room: "1", text: "hi" },
+    });
+    await two.expectNone(150);
+  });
+
+  it("takes subscribe-time parameters, sends initial data, and refuses a bad token", async () => {
+    const client = await open();
+    expect(
+      await client.request({
+        type: "subscribe",
+        channel: "private",
+        data: { token: "guess" },
+        id: 1,
+      }),
+    ).toEqual({
+      type: "error",
+      code: "FORBIDDEN",
+      message: "Invalid token.",
+      channel: "private",
+      id: 1,
+    });
+    client.send({ type: "subscribe", channel: "private", data: { token: "secret" } });
+    expect(await client.next()).toEqual({ type: "subscribed", channel: "private" });
+    expect(await client.next()).toEqual({
+      type: "data",
+      channel: "private",
+      data: { welcome: true },
+    });
+  });
+
+  it("answers frames of one connection in arrival order", async () => {
+    const client = await open();
+    client.send({ type: "action", channel: "slow", id: 1 });
+    client.send({ type: "action", channel: "add_numbers", data: { a: 1, b: 2 }, id: 2 });
+    expect((await client.next()).id).toBe(1);
+    expect((await client.next()).id).toBe(2);
+  });
+
+  it("refuses the upgrade with onConnect's status, before any socket", async () => {
+    for (const status of [401, 403]) {
+      const refused = new WsClient(`ws://127.0.0.1:${server.port}/?refuse=${status}`);
+      await expect(refused.opened).rejects.toMatchObject({ status });
+    }
+  });
+
+  it("gives handlers the connection state and the upgrade request", async () => {
+    const client = await open("?user=ada", { "x-probe": "42" });
+    expect((await client.request({ type: "action", channel: "whoami" })).data).toEqual({
+      user: "ada",
+      path: "/",
+      probe: "42",
+    });
+  });
+
+  it("cleans up a client that disconnects", async () => {
+    const observer = await open();
+    const stats = async () => (await observer.request({ type: "action", channel: "stats" })).data;
+    const before = await stats();
+    const leaving = await open();
+    await leaving.request({ type: "subscribe", channel: "chat" });
+    expect(await stats()).toEqual({ connections: before.connections + 1, chat: before.chat + 1 });
+    await leaving.close();
+    const deadline = Date.now() + 3000;
+    let now = await stats();
+    while (now.connections !== before.connections && Date.now() < deadline) now = await stats();
+    expect(now).toEqual(before);
+  });
+
+  it("broadcasts from another process through POST /_broadcast", async () => {
+    const client = await open();
+    await client.request({ type: "subscribe", channel: "rooms/9" });
+    const response = await http("/_broadcast", {
+      method: "POST",
+      body: JSON.stringify({ channel: "rooms/9", data: { text: "from cron" } }),
+    });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ ok: true, delivered: 1 });
+    expect(await client.next()).toEqual({
+      type: "data",
+      channel: "rooms/9",
+      data: { room: "9", text: "from cron" },
+    });
+    expect((await http("/_broadcast", { method: "POST", body: '{"channel":"nope"}' })).status).toBe(
+      404,
+    );
+  });
+
+  it.runIf(hono)(
+    "keeps the Hono app's other routes and middleware working (skipped: no Hono app here)",
+    async () => {
+      const health = await http("/health", { headers: { origin: "https://example.com" } });
+      expect(await health.json()).toEqual({ ok: true });
+      expect(health.headers.get("x-served-by")).toBe("hono");
+      expect(health.headers.get("access-control-allow-origin")).toBe("*");
+      const client = await open("room");
+      expect((await client.request({ type: "action", channel: "whoami" })).data).toMatchObject({
+        path: "/room",
+      });
+    },
+  );
+
+  it.runIf(!hono)(
+    "answers a plain HTTP request with 426 Upgrade Required (skipped in Hono: it goes to the next route)",
+    async () => {
+      expect((await http("/")).status).toBe(426);
+    },
+  );
+
+  it("shuts down gracefully: open sockets close with 1001 and the process exits 0", async () => {
+    const [a, b] = await Promise.all([open(), open()]);
+    const closed = Promise.all([a.closed, b.closed]);
+    expect(await server.stop()).toBe(0);
+    for (const close of await closed) expect(close.code).toBe(1001);
+  });
+});

@@ -1,0 +1,11 @@
+// Serves the conformance app on Bun: PORT, SIGTERM shuts down gracefully.
+import { bun } from "../../adapters/bun.ts";
+import app from "./conformance-app.ts";
+
+const socketapi = bun(app);
+const server = Bun.serve({ ...socketapi, port: Number(process.env.PORT), hostname: "127.0.0.1" });
+console.log(`listening at ws://127.0.0.1:${server.port}/`);
+process.on("SIGTERM", async () => {
+  await socketapi.shutdown(server);
+  process.exit(0);
+});

@@ -1,0 +1,81 @@
+/**
+ * The app every runtime serves for the cross-runtime conformance suite: the seed example
+ * plus a channel with a parameter in its name, subscribe-time parameters, a guard, errors,
+ * the request context, and a way to look at the server's state from outside.
+ */
+import * as v from "valibot";
+import { ForbiddenError, SocketAPI, SocketAPIError, subscribeParam } from "../../src/index.ts";
+
+const app = new SocketAPI({
+  maxMessageBytes: 64 * 1024,
+  onConnect: (request) => {
+    const url = new URL(request.url);
+    const refuse = url.searchParams.get("refuse");
+    if (refuse) return new Response(`refused with ${refuse}`, { status: Number(refuse) });
+    return { user: url.searchParams.get("user") ?? "anonymous" };
+  },
+})
+  .action(
+    "add_numbers",
+    { input: v.object({ a: v.pipe(v.number(), v.integer()), b: v.pipe(v.number(), v.integer()) }) },
+    ({ a, b }) => a + b,
+  )
+  .channel(
+    "chat",
+    { params: v.object({ message: v.optional(v.string(), "Welcome") }) },
+    ({ message }) => ({
+      message,
+    }),
+  )
+  .action(
+    "send_message",
+    { input: v.object({ message: v.string() }) },
+    async ({ message }, ctx) => {
+      await ctx.channels.chat({ message });
+    },
+  )
+  .channel(
+    "rooms/{room}",
+    {
+      params: v.object({
+        room: v.pipe(v.string(), v.regex(/^\d+$/)),
+        text: v.optional(v.string(), ""),
+      }),
+    },
+    ({ room, text }) => ({ room, text }),
+  )
+  .action("say", { input: v.object({ room: v.string(), text: v.string() }) }, (input, ctx) =>
+    ctx.channels["rooms/{room}"](input),
+  )
+  .channel(
+    "private",
+    { params: v.object({ token: subscribeParam(v.string()) }), initialData: true },
+    ({ token }) => {
+      if (token !== "secret") throw new ForbiddenError("Invalid token.");
+      return { welcome: true };
+    },
+  )
+  .action("guarded", { input: v.object({ n: v.number() }), guard: ({ n }) => n > 0 }, ({ n }) => n)
+  .action("fail_public", () => {
+    throw new SocketAPIError("Room is full.", { code: "ROOM_FULL" });
+  })
+  .action("fail_internal", () => {
+    throw new Error("secret detail");
+  })
+  .action("slow", async () => {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    return "slow";
+  })
+  .action("nothing", () => undefined)
+  .action("whoami", (_, ctx) => ({
+    user: ctx.connection.state.user,
+    path: new URL(ctx.request.url).pathname,
+    probe: ctx.request.headers.get("x-probe"),
+  }))
+  // The explicit return type lets the handler refer to `app` inside its own declaration.
+  .action("stats", (): { connections: number; chat: number } => ({
+    connections: app.connections.size,
+    chat: app.hub.size("chat"),
+  }));
+
+export default app;

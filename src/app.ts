@@ -2,7 +2,7 @@ import type { ActionTypes, ChannelTypes, Empty } from "./api-types.ts";
 import { ChannelTemplate } from "./channel-template.ts";
 import type { Connection, ConnectionState, UpgradeRequest } from "./context.ts";
 import type { ActionDeclaration, ChannelDeclaration } from "./declarations.ts";
-import { type Hub, MemoryHub } from "./hub.ts";
+import { type Hub, MemoryHub, type Subscriber } from "./hub.ts";
 import { Router } from "./router.ts";
 import { serializeData } from "./serialize.ts";
 import { type ChannelMatch, type ErrorInfo, Session, type SessionHost } from "./session.ts";
@@ -127,8 +127,8 @@ export class SocketAPI<
    * the channel's handler or schemas; serialized once. Returns how many it reached. Prefer
    * the channel handles (`app.channels.chat(...)`), which validate.
    */
-  publish(concreteName: string, data: unknown): number {
-    return this.hub.publish(concreteName, serializeData(concreteName, data));
+  publish(concreteName: string, data: unknown, origin?: Subscriber): number | Promise<number> {
+    return this.hub.publish(concreteName, serializeData(concreteName, data), origin);
   }
 
   /**
@@ -146,9 +146,17 @@ export class SocketAPI<
     }
   }
 
-  /** Starts serving an accepted socket. Adapters feed the returned session its events. */
-  open(socket: SocketLike, request: UpgradeRequest, state: State): Session<State> {
-    const session = new Session(this, socket, request, state);
+  /**
+   * Starts serving an accepted socket. Adapters feed the returned session its events.
+   * `options.id` restores a connection's id (a Durable Object waking from hibernation).
+   */
+  open(
+    socket: SocketLike,
+    request: UpgradeRequest,
+    state: State,
+    options: { id?: string | undefined } = {},
+  ): Session<State> {
+    const session = new Session(this, socket, request, state, options.id);
     this.#sessions.add(session);
     return session;
   }
@@ -206,7 +214,7 @@ export class SocketAPI<
       name === declaration.template.name ? declaration.template : new ChannelTemplate(name);
     declaration.mounts.push({
       template,
-      publish: (concrete, data) => this.publish(concrete, data),
+      publish: (concrete, data, origin) => this.publish(concrete, data, origin),
     });
     const match: ChannelMatch = { declaration, template, nameParams: NO_PARAMS };
     if (template.isStatic) this.#staticChannels.set(name, match);

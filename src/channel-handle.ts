@@ -3,6 +3,7 @@ import type { ChannelTemplate } from "./channel-template.ts";
 import type { ChannelDeclaration } from "./declarations.ts";
 import { resolveDependencies } from "./dependency.ts";
 import { InvalidChannelParamsError } from "./errors.ts";
+import type { Subscriber } from "./hub.ts";
 import { parseOutput, validate } from "./validate.ts";
 
 export type { ChannelTypes } from "./api-types.ts";
@@ -10,7 +11,7 @@ export type { ChannelTypes } from "./api-types.ts";
 /** Where a declared channel is served: an app, under the channel's full name there. */
 export interface ChannelMount {
   /** Serializes `data` once and sends it to the subscribers of `concreteName` in that app. */
-  publish(concreteName: string, data: unknown): number;
+  publish(concreteName: string, data: unknown, origin?: Subscriber): number | Promise<number>;
   /** The channel's template in that app, router prefixes included. */
   readonly template: ChannelTemplate;
 }
@@ -60,38 +61,68 @@ export function nameValues(
   return values;
 }
 
+/**
+ * Runs a broadcast of a declared channel: validates, runs the handler, publishes in every
+ * app that serves it. `origin` is the connection whose handler broadcast, if any.
+ */
+export async function broadcast(
+  declaration: ChannelDeclaration,
+  params: unknown,
+  origin: Subscriber | undefined,
+): Promise<number> {
+  const { mounts, template } = declaration;
+  if (mounts.length === 0) {
+    throw new Error(
+      `Channel '${template.name}' is not served by any app: include its router in an app first.`,
+    );
+  }
+  const given = params ?? {};
+  let value: unknown;
+  if (declaration.params) {
+    const result = await validate(declaration.params, given);
+    if (!result.ok) throw new InvalidChannelParamsError(template.name, result.issues);
+    value = result.value;
+  }
+  const values = nameValues(template, given, value);
+  const ctx = {
+    event: "broadcast" as const,
+    channel: (mounts[0] as ChannelMount).template.fill(values),
+    channels: declaration.channels,
+  };
+  if (declaration.dependencies)
+    value = await resolveDependencies(declaration.dependencies, value, ctx);
+  let data = await declaration.handler(value, ctx);
+  if (declaration.data) data = await parseOutput(declaration.data, data);
+  let delivered = 0;
+  for (const mount of mounts)
+    delivered += await mount.publish(mount.template.fill(values), data, origin);
+  return delivered;
+}
+
+const declarations = new WeakMap<object, ChannelDeclaration>();
+
 /** Creates the callable handle of a declared channel. */
 export function createChannelHandle(declaration: ChannelDeclaration): ChannelHandle {
-  const handle = async (params?: unknown): Promise<number> => {
-    const { mounts, template } = declaration;
-    if (mounts.length === 0) {
-      throw new Error(
-        `Channel '${template.name}' is not served by any app: include its router in an app first.`,
-      );
-    }
-    const given = params ?? {};
-    let value: unknown;
-    if (declaration.params) {
-      const result = await validate(declaration.params, given);
-      if (!result.ok) throw new InvalidChannelParamsError(template.name, result.issues);
-      value = result.value;
-    }
-    const values = nameValues(template, given, value);
-    const ctx = {
-      event: "broadcast" as const,
-      channel: (mounts[0] as ChannelMount).template.fill(values),
-      channels: declaration.channels,
-    };
-    if (declaration.dependencies)
-      value = await resolveDependencies(declaration.dependencies, value, ctx);
-    let data = await declaration.handler(value, ctx);
-    if (declaration.data) data = await parseOutput(declaration.data, data);
-    let delivered = 0;
-    for (const mount of mounts) delivered += mount.publish(mount.template.fill(values), data);
-    return delivered;
-  };
+  const handle = (params?: unknown): Promise<number> => broadcast(declaration, params, undefined);
+  declarations.set(handle, declaration);
   return Object.defineProperty(handle, "channelName", {
     value: declaration.template.name,
     enumerable: true,
   }) as ChannelHandle;
+}
+
+/**
+ * The same handles, broadcasting on behalf of `origin`: what `ctx.channels` holds in a
+ * connection's handlers, so that a hub spread over places knows where a broadcast starts.
+ */
+export function bindChannelHandles<T extends object>(handles: T, origin: Subscriber): T {
+  return new Proxy(handles, {
+    get(target, key) {
+      const handle = Reflect.get(target, key);
+      const declaration = typeof handle === "function" ? declarations.get(handle) : undefined;
+      if (!declaration) return handle;
+      const bound = (params?: unknown): Promise<number> => broadcast(declaration, params, origin);
+      return Object.defineProperty(bound, "channelName", { value: declaration.template.name });
+    },
+  });
 }

@@ -15,12 +15,25 @@ export interface Subscriber {
  * put the runtime's own pub/sub behind it (Bun's topics, a Durable Object's sockets).
  */
 export interface Hub {
-  /** Adds `subscriber` to `channel`; adding twice changes nothing. */
-  add(channel: string, subscriber: Subscriber): void;
+  /**
+   * Adds `subscriber` to `channel`; adding twice changes nothing. `params` are the
+   * subscribe-time parameters the client sent, for hubs that persist subscriptions. A hub
+   * may refuse by throwing a `SocketAPIError`, and may return a promise: the client is
+   * told `subscribed` only once it settles.
+   */
+  add(
+    channel: string,
+    subscriber: Subscriber,
+    params?: Record<string, unknown>,
+  ): void | Promise<void>;
   /** Removes `subscriber` from `channel`; removing a stranger changes nothing. */
   remove(channel: string, subscriber: Subscriber): void;
-  /** Sends `frame` once to every subscriber of `channel`; returns how many it reached. */
-  publish(channel: string, frame: string): number;
+  /**
+   * Sends `frame` once to every subscriber of `channel`; returns how many it reached.
+   * `origin` is the connection whose handler broadcast, when there is one: a hub spread
+   * over several places can serve that connection's place directly.
+   */
+  publish(channel: string, frame: string, origin?: Subscriber): number | Promise<number>;
   /** How many subscribers `channel` has, or how many channels have any without an argument. */
   size(channel?: string): number;
 }

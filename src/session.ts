@@ -1,3 +1,4 @@
+import { bindChannelHandles } from "./channel-handle.ts";
 import type { ChannelTemplate } from "./channel-template.ts";
 import type {
   ActionContext,
@@ -68,8 +69,13 @@ type QueuedFrame = string | ErrorFrame;
 export class Session<State extends object = ConnectionState>
   implements Connection<State>, Subscriber
 {
-  readonly id: string = crypto.randomUUID();
+  readonly id: string;
   state: State;
+  /**
+   * Called whenever the session has served every frame it had: adapters that persist a
+   * connection (a Durable Object's socket attachment) save its state then.
+   */
+  onIdle: (() => void) | undefined;
   readonly request: UpgradeRequest;
   readonly #host: SessionHost;
   readonly #socket: SocketLike;
@@ -80,8 +86,16 @@ export class Session<State extends object = ConnectionState>
   #closed = false;
   #abort: AbortController | undefined;
   #onClosed: (() => void)[] | undefined;
+  #boundChannels: Map<object, object> | undefined;
 
-  constructor(host: SessionHost, socket: SocketLike, request: UpgradeRequest, state: State) {
+  constructor(
+    host: SessionHost,
+    socket: SocketLike,
+    request: UpgradeRequest,
+    state: State,
+    id: string = crypto.randomUUID(),
+  ) {
+    this.id = id;
     this.#host = host;
     this.#socket = socket;
     this.request = request;
@@ -163,6 +177,25 @@ export class Session<State extends object = ConnectionState>
     });
   }
 
+  /**
+   * Marks channels as subscribed without running their handlers: for adapters that restore
+   * a connection whose hub already holds its subscriptions (a Durable Object after a wake).
+   */
+  restoreSubscriptions(names: Iterable<string>): void {
+    for (const name of names) this.#subscriptions.add(name);
+  }
+
+  /** The channel handles a handler of this connection sees: they broadcast on its behalf. */
+  #channelsFor<T extends object>(handles: T): T {
+    this.#boundChannels ??= new Map();
+    let bound = this.#boundChannels.get(handles);
+    if (!bound) {
+      bound = bindChannelHandles(handles, this);
+      this.#boundChannels.set(handles, bound);
+    }
+    return bound as T;
+  }
+
   /** Sends an already serialized frame for the hub; `false` when it cannot be sent. */
   deliver(frame: string): boolean {
     return this.#sendText(frame);
@@ -200,6 +233,9 @@ export class Session<State extends object = ConnectionState>
       }
     } finally {
       this.#pumping = false;
+    }
+    if (this.onIdle && this.#inFlight === 0 && this.#queue.length === 0 && !this.#closed) {
+      this.onIdle();
     }
   }
 
@@ -254,7 +290,7 @@ export class Session<State extends object = ConnectionState>
         request: this.request,
         signal: this.signal,
         id,
-        channels: action.channels,
+        channels: this.#channelsFor(action.channels),
       };
       if (action.dependencies) input = await resolveDependencies(action.dependencies, input, ctx);
       if (action.guard && (await action.guard(input, ctx)) === false) throw new ForbiddenError();
@@ -276,8 +312,9 @@ export class Session<State extends object = ConnectionState>
     const { declaration } = match;
     try {
       let params: unknown;
+      let given: ReturnType<typeof subscribeParams> | undefined;
       if (declaration.params) {
-        const given = subscribeParams(frame.data, declaration.subscribeKeys, match.nameParams);
+        given = subscribeParams(frame.data, declaration.subscribeKeys, match.nameParams);
         const checked = given.ok ? await validate(declaration.params, given.value) : given;
         if (!checked.ok) {
           this.#sendInvalidParams(
@@ -297,7 +334,7 @@ export class Session<State extends object = ConnectionState>
         signal: this.signal,
         id,
         channel: name,
-        channels: declaration.channels,
+        channels: this.#channelsFor(declaration.channels),
       };
       if (declaration.dependencies) {
         params = await resolveDependencies(declaration.dependencies, params, ctx);
@@ -310,8 +347,15 @@ export class Session<State extends object = ConnectionState>
       // The client may have left while the handler ran: then there is nobody to add.
       if (this.#closed) return;
       if (!this.#subscriptions.has(name)) {
+        const clientParams = given?.ok
+          ? withoutNameParams(given.value, match.nameParams)
+          : undefined;
+        await this.#host.hub.add(name, this, clientParams);
+        if (this.#closed) {
+          this.#host.hub.remove(name, this);
+          return;
+        }
         this.#subscriptions.add(name);
-        this.#host.hub.add(name, this);
       }
       this.#sendText(replyFrame("subscribed", name, id));
       if (declaration.initialData) this.#sendText(serializeData(name, data));
@@ -396,6 +440,20 @@ function replyFrame(
   return `{"type":"${type}","channel":${JSON.stringify(name)}${
     id === undefined ? "" : `,"id":${JSON.stringify(id)}`
   }}`;
+}
+
+/** The parameters the client itself sent, without those taken from the channel's name. */
+function withoutNameParams(
+  value: Record<string, unknown>,
+  nameParams: Record<string, string>,
+): Record<string, unknown> | undefined {
+  let kept: Record<string, unknown> | undefined;
+  for (const key of Object.keys(value)) {
+    if (Object.hasOwn(nameParams, key)) continue;
+    kept ??= {};
+    kept[key] = value[key];
+  }
+  return kept;
 }
 
 /**

@@ -7,7 +7,9 @@
  * - Bun: `Bun.serve({ fetch: hono.fetch, websocket })`, with `websocket` from `socketapi/bun`
  *   (broadcasts use Bun's topics);
  * - Deno: `Deno.serve(hono.fetch)`, nothing else to wire;
- * - Node (`@hono/node-server`): `injectWebSocket(server, hono)` from `socketapi/node`.
+ * - Node (`@hono/node-server`): `injectWebSocket(server, hono)` from `socketapi/node`;
+ * - Cloudflare Workers: `cloudflare(app)` from `socketapi/cloudflare` (its Durable Object
+ *   holds the connections; export it as usual).
  *
  * @example
  * ```ts
@@ -27,6 +29,7 @@ import {
   isLoopbackAddress,
 } from "../src/broadcast-endpoint.ts";
 import type { SocketAPI, UpgradeRequest } from "../src/index.ts";
+import { upgradeRoute } from "../src/upgrade-route.ts";
 import { serveWebSocket } from "../src/web-socket.ts";
 import { type SocketData, upgrade as upgradeOnBun } from "./bun.ts";
 
@@ -78,6 +81,10 @@ export function socketapi(app: AnyApp): MiddlewareHandler {
     const upgradeRequest: UpgradeRequest = { url: request.url, headers: request.headers };
     const env = c.env as Record<PropertyKey, unknown> | undefined;
 
+    // Cloudflare Workers: the connection lives in a Durable Object (socketapi/cloudflare).
+    const route = upgradeRoute(app);
+    if (route) return route(request, c.env);
+
     const nodeUpgrade = env?.[NODE_UPGRADE] as NodeUpgrade | undefined;
     if (nodeUpgrade) return nodeUpgrade(app, upgradeRequest);
 
@@ -99,7 +106,8 @@ export function socketapi(app: AnyApp): MiddlewareHandler {
 
     return c.text(
       "socketapi/hono: no WebSocket support found. On Bun pass `websocket` from socketapi/bun " +
-        "to Bun.serve; on Node call injectWebSocket(server, hono) from socketapi/node.",
+        "to Bun.serve; on Node call injectWebSocket(server, hono) from socketapi/node; on " +
+        "Workers call cloudflare(app) from socketapi/cloudflare.",
       501,
     );
   };

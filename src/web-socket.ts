@@ -52,5 +52,5 @@ export async function closeSessions(
       timer = setTimeout(resolve, timeout);
     }),
   ]);
-  clearTimeout(timer);
+  if (timer !== undefined) clearTimeout(timer);
 }

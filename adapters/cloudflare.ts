@@ -1,0 +1,537 @@
+/**
+ * Serves a SocketAPI app on Cloudflare Workers. A WebSocket cannot outlive the request that
+ * opened it in a Worker, so connections live in a Durable Object, accepted with the
+ * WebSocket Hibernation API: the object may be evicted from memory while its sockets stay
+ * open, and wakes with every connection's subscriptions and state, kept in the socket's
+ * attachment.
+ *
+ * @example
+ * ```ts
+ * import { cloudflare } from "socketapi/cloudflare";
+ * import app from "./main.ts";
+ *
+ * const { worker, SocketAPIObject } = cloudflare(app);
+ * export default worker;
+ * export { SocketAPIObject }; // bound as SOCKETAPI in wrangler.toml
+ * ```
+ *
+ * @module
+ */
+import { DurableObject, env as workerEnv } from "cloudflare:workers";
+import {
+  BROADCAST_PATH,
+  type BroadcastEndpointOptions,
+  handleBroadcastRequest,
+  isLoopbackAddress,
+} from "../src/broadcast-endpoint.ts";
+import {
+  ErrorCode,
+  type Hub,
+  PING_FRAME,
+  PONG_FRAME,
+  type SocketAPI,
+  SocketAPIError,
+  type Subscriber,
+  type UpgradeRequest,
+} from "../src/index.ts";
+import type { Session } from "../src/session.ts";
+import { setUpgradeRoute } from "../src/upgrade-route.ts";
+
+// biome-ignore lint/suspicious/noExplicitAny: any app can be served.
+type AnyApp = SocketAPI<any, any, any>;
+
+/** What this runtime can and cannot do, for the cross-runtime suite and the docs. */
+export const capabilities = {
+  /**
+   * A Durable Object receives frames up to 32 MiB whole; there is no option to refuse a
+   * frame before it is read. One over `maxMessageBytes` gets `MESSAGE_TOO_LARGE`.
+   */
+  hardFrameLimit: false,
+  /** Broadcasts reach each object's sockets in the object; across objects over RPC. */
+  nativePubSub: false,
+  /** `{"type":"ping"}` is answered by the runtime without waking the object. */
+  pingWithoutWaking: true,
+} as const;
+
+/** The name of the object when the app is not sharded. */
+export const DEFAULT_SHARD = "default";
+/** The name of the object that knows which shards have subscribers of which channel. */
+export const DIRECTORY_SHARD = "__socketapi_directory__";
+
+const SHARD_HEADER = "x-socketapi-shard";
+const STATE_HEADER = "x-socketapi-state";
+const SHARD_KEY = "socketapi:shard";
+
+/** Options of {@link cloudflare}. */
+export interface CloudflareOptions<Env = Cloudflare.Env> {
+  /** The Durable Object binding's name in `wrangler.toml`; default `SOCKETAPI`. */
+  binding?: string | undefined;
+  /**
+   * Which object a connection lives in, from its upgrade request: one per room from the
+   * URL, one per tenant. Default: a single object for the whole app. With a shard function
+   * a broadcast reaches every shard that has subscribers of its channel.
+   */
+  shard?: ((request: Request, env: Env) => string | Promise<string>) | undefined;
+  /**
+   * The shards a broadcast on a concrete channel goes to, when the channel says it (e.g.
+   * `rooms/42` lives in shard `42`). Return `undefined` to ask the shard directory.
+   */
+  channelShards?: ((channel: string) => string[] | undefined) | undefined;
+  /** Only upgrades to this path are served (e.g. `/ws`); default: every path. */
+  path?: string | undefined;
+  /**
+   * The broadcast endpoint (`POST /_broadcast`); `false` turns it off. The caller's
+   * address is Cloudflare's `CF-Connecting-IP`; from outside, set a `token`.
+   */
+  broadcast?: BroadcastEndpointOptions | false | undefined;
+  /**
+   * Upgrade headers kept with each connection, so that `ctx.request.headers` has them after
+   * the object wakes from hibernation (default none: only the URL is kept).
+   */
+  keepHeaders?: string[] | undefined;
+  /** The largest attachment per socket, in bytes (default 2048, Cloudflare's documented floor). */
+  maxAttachmentBytes?: number | undefined;
+  /** Answers requests that are neither upgrades nor the broadcast endpoint (default 426). */
+  fetch?:
+    | ((request: Request, env: Env, ctx: ExecutionContext) => Response | Promise<Response>)
+    | undefined;
+}
+
+/** What a connection keeps in its socket's attachment, so that it survives hibernation. */
+interface Attachment {
+  /** The connection's id. */
+  i: string;
+  /** The upgrade request's URL. */
+  u: string;
+  /** The kept upgrade headers. */
+  h: [string, string][];
+  /** The connection's state. */
+  s: object;
+  /** Subscriptions: concrete channel name to the subscribe-time parameters the client sent. */
+  c: Record<string, Record<string, unknown> | 0>;
+}
+
+/** The RPC methods every object has: delivery, and the shard directory's two. */
+export interface ObjectRpc {
+  deliver(channel: string, frame: string): Promise<number>;
+  trackChannel(channel: string, shard: string, present: boolean): Promise<void>;
+  shardsOf(channel: string): Promise<string[]>;
+}
+
+function utf8Bytes(text: string): number {
+  return new TextEncoder().encode(text).byteLength;
+}
+
+/**
+ * The app's hub on Workers: each object indexes its own sockets; a broadcast is delivered
+ * directly in the object where it starts, and over RPC to every other shard of the channel.
+ */
+class CloudflareHub implements Hub {
+  readonly #options: CloudflareOptions<unknown>;
+  /** The object each connection lives in (in this isolate). */
+  readonly owners = new WeakMap<Subscriber, ObjectServer>();
+  /** The objects alive in this isolate, for `size`. */
+  readonly live = new Set<ObjectServer>();
+
+  constructor(options: CloudflareOptions<unknown>) {
+    this.#options = options;
+  }
+
+  get sharded(): boolean {
+    return this.#options.shard !== undefined;
+  }
+
+  stub(shard: string): ObjectRpc {
+    const binding = this.#options.binding ?? "SOCKETAPI";
+    const namespace = (workerEnv as unknown as Record<string, DurableObjectNamespace | undefined>)[
+      binding
+    ];
+    if (!namespace) {
+      throw new Error(
+        `socketapi/cloudflare: no Durable Object binding named ${binding} in wrangler.toml.`,
+      );
+    }
+    return namespace.get(namespace.idFromName(shard)) as unknown as ObjectRpc;
+  }
+
+  add(
+    channel: string,
+    subscriber: Subscriber,
+    params?: Record<string, unknown>,
+  ): void | Promise<void> {
+    return this.owners.get(subscriber)?.subscribe(subscriber as Session<object>, channel, params);
+  }
+
+  remove(channel: string, subscriber: Subscriber): void {
+    this.owners.get(subscriber)?.unsubscribe(subscriber as Session<object>, channel);
+  }
+
+  async publish(channel: string, frame: string, origin?: Subscriber): Promise<number> {
+    const here = origin ? this.owners.get(origin) : undefined;
+    const shards = new Set(await this.#shardsOf(channel));
+    let delivered = 0;
+    if (here?.shard !== undefined && (shards.delete(here.shard) || !this.sharded)) {
+      delivered += here.deliverLocal(channel, frame);
+    }
+    const remote = await Promise.all(
+      [...shards].map((shard) => this.stub(shard).deliver(channel, frame)),
+    );
+    for (const count of remote) delivered += count;
+    return delivered;
+  }
+
+  async #shardsOf(channel: string): Promise<string[]> {
+    const direct = this.#options.channelShards?.(channel);
+    if (direct) return direct;
+    if (!this.sharded) return [DEFAULT_SHARD];
+    return this.stub(DIRECTORY_SHARD).shardsOf(channel);
+  }
+
+  size(channel?: string): number {
+    let total = 0;
+    for (const object of this.live) total += object.size(channel);
+    return total;
+  }
+}
+
+/** The part of a Durable Object that serves sockets; the exported class delegates to it. */
+class ObjectServer {
+  readonly #app: AnyApp;
+  readonly #hub: CloudflareHub;
+  readonly #options: CloudflareOptions<unknown>;
+  readonly #ctx: DurableObjectState;
+  readonly #sessions = new Map<WebSocket, Session<object>>();
+  readonly #sockets = new WeakMap<Session<object>, WebSocket>();
+  readonly #index = new Map<string, Set<Session<object>>>();
+  readonly #attachments = new WeakMap<Session<object>, Attachment>();
+  readonly #saved = new WeakMap<Session<object>, string>();
+  shard: string | undefined;
+
+  constructor(
+    app: AnyApp,
+    hub: CloudflareHub,
+    options: CloudflareOptions<unknown>,
+    ctx: DurableObjectState,
+  ) {
+    this.#app = app;
+    this.#hub = hub;
+    this.#options = options;
+    this.#ctx = ctx;
+    // Answered by the runtime without waking the object.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
+    for (const ws of ctx.getWebSockets()) this.#restore(ws);
+    hub.live.add(this);
+    void ctx.blockConcurrencyWhile(async () => {
+      this.shard = (await ctx.storage.get<string>(SHARD_KEY)) ?? ctx.id.name;
+    });
+  }
+
+  /** Accepts a WebSocket forwarded by the Worker, after `onConnect` admitted it there. */
+  async accept(request: Request): Promise<Response> {
+    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("Expected a WebSocket upgrade", { status: 426 });
+    }
+    const shard = request.headers.get(SHARD_HEADER) ?? DEFAULT_SHARD;
+    if (this.shard !== shard) {
+      this.shard = shard;
+      await this.#ctx.storage.put(SHARD_KEY, shard);
+    }
+    const state = JSON.parse(request.headers.get(STATE_HEADER) ?? "{}") as object;
+    const kept = (this.#options.keepHeaders ?? []).flatMap((name): [string, string][] => {
+      const value = request.headers.get(name);
+      return value === null ? [] : [[name.toLowerCase(), value]];
+    });
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    this.#ctx.acceptWebSocket(server);
+    const attachment: Attachment = {
+      i: crypto.randomUUID(),
+      u: request.url,
+      h: kept,
+      s: state,
+      c: {},
+    };
+    server.serializeAttachment(attachment);
+    this.#open(server, attachment);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  message(ws: WebSocket, message: string | ArrayBuffer): void {
+    const session = this.#sessions.get(ws) ?? this.#restore(ws);
+    if (typeof message === "string") session.receiveText(message);
+    else session.receiveBinary();
+  }
+
+  close(ws: WebSocket, code: number, reason: string): void {
+    this.#sessions.get(ws)?.handleClose(code, reason);
+    this.#sessions.delete(ws);
+    // The Hibernation API needs the close handshake completed by the object; 1005, 1006
+    // and 1015 may not be sent.
+    const reply = code === 1005 || code === 1006 || code === 1015 ? 1000 : code;
+    try {
+      ws.close(reply, reason);
+    } catch {
+      // Already closed.
+    }
+  }
+
+  /** Sends a serialized frame to this object's subscribers of `channel`. */
+  deliverLocal(channel: string, frame: string): number {
+    const subscribers = this.#index.get(channel);
+    if (!subscribers) return 0;
+    let delivered = 0;
+    const failed: Session<object>[] = [];
+    for (const session of subscribers) {
+      if (session.deliver(frame)) delivered++;
+      else failed.push(session);
+    }
+    for (const session of failed) session.dropAfterFailedDelivery();
+    return delivered;
+  }
+
+  subscribe(
+    session: Session<object>,
+    channel: string,
+    params?: Record<string, unknown>,
+  ): void | Promise<void> {
+    const attachment = this.#attachments.get(session);
+    if (!attachment) return;
+    attachment.c[channel] = params ?? 0;
+    try {
+      this.#save(session, true);
+    } catch (error) {
+      delete attachment.c[channel];
+      throw error;
+    }
+    let subscribers = this.#index.get(channel);
+    const first = !subscribers;
+    if (!subscribers) {
+      subscribers = new Set();
+      this.#index.set(channel, subscribers);
+    }
+    subscribers.add(session);
+    if (first && this.#hub.sharded && this.shard !== undefined) {
+      return this.#hub.stub(DIRECTORY_SHARD).trackChannel(channel, this.shard, true);
+    }
+  }
+
+  unsubscribe(session: Session<object>, channel: string): void {
+    const attachment = this.#attachments.get(session);
+    if (attachment && channel in attachment.c) {
+      delete attachment.c[channel];
+      // A closing socket's attachment is gone with it; only an open one is rewritten.
+      if (session.isOpen) this.#save(session, false);
+    }
+    const subscribers = this.#index.get(channel);
+    if (!subscribers?.delete(session) || subscribers.size > 0) return;
+    this.#index.delete(channel);
+    if (this.#hub.sharded && this.shard !== undefined) {
+      this.#ctx.waitUntil(this.#hub.stub(DIRECTORY_SHARD).trackChannel(channel, this.shard, false));
+    }
+  }
+
+  size(channel?: string): number {
+    if (channel === undefined) return this.#index.size;
+    return this.#index.get(channel)?.size ?? 0;
+  }
+
+  /** The directory's record of which shards have subscribers of a channel. */
+  async trackChannel(channel: string, shard: string, present: boolean): Promise<void> {
+    const key = `channel:${channel}`;
+    const shards = new Set((await this.#ctx.storage.get<string[]>(key)) ?? []);
+    if (present) shards.add(shard);
+    else shards.delete(shard);
+    if (shards.size > 0) await this.#ctx.storage.put(key, [...shards]);
+    else await this.#ctx.storage.delete(key);
+  }
+
+  async shardsOf(channel: string): Promise<string[]> {
+    return (await this.#ctx.storage.get<string[]>(`channel:${channel}`)) ?? [];
+  }
+
+  /** Rebuilds a connection from its socket's attachment: after a wake, or on first use. */
+  #restore(ws: WebSocket): Session<object> {
+    const attachment = ws.deserializeAttachment() as Attachment | null;
+    if (!attachment) {
+      // Not one of ours (accepted by user code): close it rather than serve it half.
+      ws.close(1011, "Unknown connection");
+      throw new Error("socketapi/cloudflare: a socket without attachment");
+    }
+    const session = this.#open(ws, attachment);
+    const channels = Object.keys(attachment.c);
+    session.restoreSubscriptions(channels);
+    for (const channel of channels) {
+      let subscribers = this.#index.get(channel);
+      if (!subscribers) {
+        subscribers = new Set();
+        this.#index.set(channel, subscribers);
+      }
+      subscribers.add(session);
+    }
+    return session;
+  }
+
+  #open(ws: WebSocket, attachment: Attachment): Session<object> {
+    const request: UpgradeRequest = { url: attachment.u, headers: new Headers(attachment.h) };
+    const session = this.#app.open(ws, request, attachment.s, { id: attachment.i });
+    this.#sessions.set(ws, session);
+    this.#sockets.set(session, ws);
+    this.#attachments.set(session, attachment);
+    this.#saved.set(session, JSON.stringify(attachment));
+    this.#hub.owners.set(session, this);
+    // Handlers may change the connection's state: keep it once the frames are served.
+    session.onIdle = () => this.#save(session, false);
+    return session;
+  }
+
+  /**
+   * Writes a connection's attachment when it changed. Over the size limit, a new
+   * subscription is refused with TOO_MANY_SUBSCRIPTIONS; a state that grew too big is not
+   * kept, and the app's error hook hears of it.
+   */
+  #save(session: Session<object>, forSubscription: boolean): void {
+    const attachment = this.#attachments.get(session);
+    const ws = this.#sockets.get(session);
+    if (!attachment || !ws) return;
+    attachment.s = session.state;
+    const text = JSON.stringify(attachment);
+    if (text === this.#saved.get(session)) return;
+    const limit = this.#options.maxAttachmentBytes ?? 2048;
+    if (utf8Bytes(text) > limit) {
+      if (forSubscription) {
+        throw new SocketAPIError(
+          `Subscriptions exceed this connection's ${limit}-byte limit: unsubscribe from a channel first.`,
+          { code: ErrorCode.TOO_MANY_SUBSCRIPTIONS },
+        );
+      }
+      this.#app.reportError(
+        new Error(
+          `Connection state over the ${limit}-byte attachment limit is not kept across hibernation.`,
+        ),
+        { connection: session, phase: "persist" },
+      );
+      return;
+    }
+    ws.serializeAttachment(attachment);
+    this.#saved.set(session, text);
+  }
+}
+
+/** The Durable Object that holds connections: the runtime calls its handlers, Workers its RPC methods. */
+export interface SocketAPIDurableObject<Env> extends DurableObject<Env>, ObjectRpc {
+  fetch(request: Request): Promise<Response>;
+  webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void;
+  webSocketClose(ws: WebSocket, code: number, reason: string): void;
+  webSocketError(ws: WebSocket): void;
+}
+
+/** What {@link cloudflare} returns: the Worker's handler and the Durable Object class. */
+export interface CloudflareDeployment<Env> {
+  /** `export default worker`: routes upgrades to objects, serves the broadcast endpoint. */
+  worker: ExportedHandler<Env> & {
+    fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response>;
+  };
+  /** Export it under the class name bound in `wrangler.toml`. */
+  SocketAPIObject: new (
+    ctx: DurableObjectState,
+    env: Env,
+  ) => SocketAPIDurableObject<Env>;
+}
+
+/**
+ * The Worker and the Durable Object class that serve `app` on Cloudflare.
+ *
+ * @example
+ * ```ts
+ * // One object per room: the connection's shard comes from the URL, and a broadcast on
+ * // rooms/42 goes straight to shard 42.
+ * const { worker, SocketAPIObject } = cloudflare(app, {
+ *   shard: (request) => new URL(request.url).searchParams.get("room") ?? "lobby",
+ *   channelShards: (channel) => (channel.startsWith("rooms/") ? [channel.slice(6)] : undefined),
+ * });
+ * export default worker;
+ * export { SocketAPIObject };
+ * ```
+ */
+export function cloudflare<Env = Cloudflare.Env>(
+  app: AnyApp,
+  options: CloudflareOptions<Env> = {},
+): CloudflareDeployment<Env> {
+  const hub = new CloudflareHub(options as CloudflareOptions<unknown>);
+  app.hub = hub;
+
+  const routeUpgrade = async (request: Request, env: Env): Promise<Response> => {
+    const admission = await app.admit({ url: request.url, headers: request.headers });
+    if (!admission.ok) return admission.response;
+    const shard = (await options.shard?.(request, env)) ?? DEFAULT_SHARD;
+    const headers = new Headers(request.headers);
+    headers.set(SHARD_HEADER, shard);
+    headers.set(STATE_HEADER, JSON.stringify(admission.state));
+    const stub = hub.stub(shard) as unknown as Fetcher;
+    return stub.fetch(new Request(request.url, { method: "GET", headers }));
+  };
+  setUpgradeRoute(app, (request, env) => routeUpgrade(request, env as Env));
+
+  const broadcastOptions = options.broadcast === false ? undefined : (options.broadcast ?? {});
+  const broadcastPath = broadcastOptions?.path ?? BROADCAST_PATH;
+
+  const worker: CloudflareDeployment<Env>["worker"] = {
+    async fetch(request, env, ctx) {
+      const path = new URL(request.url).pathname;
+      if (broadcastOptions && path === broadcastPath) {
+        const fromLoopback = isLoopbackAddress(
+          request.headers.get("cf-connecting-ip") ?? undefined,
+        );
+        return handleBroadcastRequest(app, request, { fromLoopback, options: broadcastOptions });
+      }
+      const upgrade = request.headers.get("upgrade")?.toLowerCase() === "websocket";
+      if (upgrade && (options.path === undefined || path === options.path)) {
+        return routeUpgrade(request, env);
+      }
+      if (options.fetch) return options.fetch(request, env, ctx);
+      return new Response("This is a WebSocket endpoint: connect with a WebSocket client.\n", {
+        status: 426,
+        headers: { upgrade: "websocket" },
+      });
+    },
+  };
+
+  class SocketAPIObject extends DurableObject<Env> implements SocketAPIDurableObject<Env> {
+    readonly #server: ObjectServer;
+
+    constructor(ctx: DurableObjectState, env: Env) {
+      super(ctx, env);
+      this.#server = new ObjectServer(app, hub, options as CloudflareOptions<unknown>, ctx);
+    }
+
+    override fetch(request: Request): Promise<Response> {
+      return this.#server.accept(request);
+    }
+
+    override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
+      this.#server.message(ws, message);
+    }
+
+    override webSocketClose(ws: WebSocket, code: number, reason: string): void {
+      this.#server.close(ws, code, reason);
+    }
+
+    override webSocketError(ws: WebSocket): void {
+      this.#server.close(ws, 1011, "WebSocket error");
+    }
+
+    async deliver(channel: string, frame: string): Promise<number> {
+      return this.#server.deliverLocal(channel, frame);
+    }
+
+    async trackChannel(channel: string, shard: string, present: boolean): Promise<void> {
+      await this.#server.trackChannel(channel, shard, present);
+    }
+
+    async shardsOf(channel: string): Promise<string[]> {
+      return this.#server.shardsOf(channel);
+    }
+  }
+
+  return { worker, SocketAPIObject };
+}

@@ -1,0 +1,246 @@
+// Inside workerd: the Worker routes connections to Durable Objects that hibernate with
+// their subscriptions and state, broadcasts reach every shard, pings never wake the object.
+import { env, listDurableObjectIds, runInDurableObject, SELF } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { app, SocketAPIObject } from "./worker.ts";
+
+// biome-ignore lint/suspicious/noExplicitAny: frames are checked by the tests.
+type Frame = Record<string, any>;
+
+interface Client {
+  ws: WebSocket;
+  send(frame: unknown): void;
+  next(ms?: number): Promise<Frame>;
+  request(frame: unknown): Promise<Frame>;
+  expectNone(ms?: number): Promise<void>;
+}
+
+async function connect(query: string, headers: Record<string, string> = {}): Promise<Client> {
+  const response = await SELF.fetch(`http://example.com/?${query}`, {
+    headers: { upgrade: "websocket", ...headers },
+  });
+  const ws = response.webSocket;
+  if (!ws) throw new Error(`no WebSocket: HTTP ${response.status}`);
+  ws.accept();
+  const frames: string[] = [];
+  const waiters: (() => void)[] = [];
+  ws.addEventListener("message", (event) => {
+    frames.push(event.data as string);
+    for (const wake of waiters.splice(0)) wake();
+  });
+  const next = async (ms = 2000): Promise<Frame> => {
+    const deadline = Date.now() + ms;
+    while (frames.length === 0) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no frame within ${ms} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    return JSON.parse(frames.shift() as string);
+  };
+  const send = (frame: unknown) => ws.send(JSON.stringify(frame));
+  return {
+    ws,
+    send,
+    next,
+    request: (frame) => {
+      send(frame);
+      return next();
+    },
+    async expectNone(ms = 100) {
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      if (frames.length > 0) throw new Error(`expected no frame, got ${frames[0]}`);
+    },
+  };
+}
+
+const stubFor = (room: string) => env.SOCKETAPI.get(env.SOCKETAPI.idFromName(room));
+
+describe("the Worker", () => {
+  it("refuses an upgrade in the Worker, before any object exists", async () => {
+    const response = await SELF.fetch("http://example.com/?room=refused&token=bad", {
+      headers: { upgrade: "websocket" },
+    });
+    expect(response.status).toBe(401);
+    expect(response.webSocket).toBeNull();
+    const ids = await listDurableObjectIds(env.SOCKETAPI);
+    expect(ids.some((id) => id.equals(env.SOCKETAPI.idFromName("refused")))).toBe(false);
+  });
+
+  it("routes each room to its own object and serves actions there", async () => {
+    const client = await connect("room=alpha&user=ada");
+    expect(await client.request({ type: "action", channel: "visit" })).toEqual({
+      type: "action",
+      channel: "visit",
+      status: "completed",
+      data: { user: "ada", visits: 1 },
+    });
+    const sockets = await runInDurableObject(
+      stubFor("alpha"),
+      (_, state) => state.getWebSockets().length,
+    );
+    expect(sockets).toBe(1);
+  });
+});
+
+describe("hibernation", () => {
+  it("rebuilds subscriptions, state and ids from the attachments alone, unsubscribes included", async () => {
+    const client = await connect("room=hibernate&user=grace", { "x-client": "probe/1" });
+    await client.request({ type: "subscribe", channel: "news" });
+    await client.request({ type: "subscribe", channel: "rooms/hibernate" });
+    await client.request({ type: "subscribe", channel: "tagged", data: { tag: "blue" } });
+    await client.request({ type: "unsubscribe", channel: "tagged" });
+    await client.request({ type: "action", channel: "visit" });
+    const before = (await client.request({ type: "action", channel: "whoami" })).data;
+
+    // A fresh instance of the object, as after an eviction: it only has the sockets and
+    // their attachments.
+    const restored = await runInDurableObject(stubFor("hibernate"), async (_, state) => {
+      const fresh = new SocketAPIObject(state, env);
+      const [ws] = state.getWebSockets();
+      fresh.webSocketMessage(
+        ws as WebSocket,
+        JSON.stringify({ type: "action", channel: "whoami" }),
+      );
+      return {
+        news: await fresh.deliver("news", '{"type":"data","channel":"news","data":"after wake"}'),
+        room: await fresh.deliver(
+          "rooms/hibernate",
+          '{"type":"data","channel":"rooms/hibernate","data":1}',
+        ),
+        tagged: await fresh.deliver("tagged", '{"type":"data","channel":"tagged","data":2}'),
+      };
+    });
+    expect(restored).toEqual({ news: 1, room: 1, tagged: 0 });
+    // The action's answer and the two broadcasts, in whatever order the object sent them.
+    const frames = [await client.next(), await client.next(), await client.next()];
+    expect(frames.filter((frame) => frame.type === "data")).toEqual([
+      { type: "data", channel: "news", data: "after wake" },
+      { type: "data", channel: "rooms/hibernate", data: 1 },
+    ]);
+    const whoami = frames.find((frame) => frame.type === "action");
+    expect(whoami?.data).toEqual(before);
+    expect(whoami?.data).toMatchObject({ state: { user: "grace", visits: 1 } });
+    await client.expectNone();
+  });
+
+  it("keeps the chosen upgrade headers for handlers after a wake", async () => {
+    const client = await connect("room=headers", { "x-client": "probe/2" });
+    await client.request({ type: "action", channel: "whoami" });
+    const kept = await runInDurableObject(stubFor("headers"), (_, state) => {
+      const [ws] = state.getWebSockets();
+      return (ws?.deserializeAttachment() as { h: [string, string][] } | undefined)?.h;
+    });
+    expect(kept).toEqual([["x-client", "probe/2"]]);
+  });
+
+  it("refuses a subscription that would outgrow the attachment with TOO_MANY_SUBSCRIPTIONS", async () => {
+    const client = await connect("room=big");
+    let refused: Frame | undefined;
+    for (let i = 0; i < 200 && !refused; i++) {
+      const reply = await client.request({
+        type: "subscribe",
+        channel: `rooms/${"x".repeat(40)}${i}`,
+        id: i,
+      });
+      if (reply.type === "error") refused = reply;
+    }
+    expect(refused).toMatchObject({
+      code: "TOO_MANY_SUBSCRIPTIONS",
+      channel: expect.stringMatching(/^rooms\//),
+    });
+    expect(refused?.message).toContain("2048-byte limit");
+    const attachmentBytes = await runInDurableObject(stubFor("big"), (_, state) => {
+      const [ws] = state.getWebSockets();
+      return new TextEncoder().encode(JSON.stringify(ws?.deserializeAttachment())).byteLength;
+    });
+    expect(attachmentBytes).toBeLessThanOrEqual(2048);
+    expect((await client.request({ type: "action", channel: "visit" })).status).toBe("completed");
+  });
+});
+
+describe("broadcasts", () => {
+  it("reach a room's subscribers from the Worker, and no other room", async () => {
+    const inA = await connect("room=a");
+    const inB = await connect("room=b");
+    await inA.request({ type: "subscribe", channel: "rooms/a" });
+    await inB.request({ type: "subscribe", channel: "rooms/b" });
+    const response = await SELF.fetch("http://example.com/rooms?room=a");
+    expect(await response.json()).toEqual({ delivered: 1 });
+    expect(await inA.next()).toEqual({
+      type: "data",
+      channel: "rooms/a",
+      data: { room: "a", text: "from the worker" },
+    });
+    await inB.expectNone();
+  });
+
+  it("reach every shard that has subscribers of a channel, from the Worker and from a handler", async () => {
+    const inC = await connect("room=c");
+    const inD = await connect("room=d");
+    const elsewhere = await connect("room=e");
+    await inC.request({ type: "subscribe", channel: "alerts" });
+    await inD.request({ type: "subscribe", channel: "alerts" });
+    const response = await SELF.fetch("http://example.com/alerts?text=everywhere");
+    expect(await response.json()).toEqual({ delivered: 2 });
+    for (const client of [inC, inD]) {
+      expect(await client.next()).toEqual({
+        type: "data",
+        channel: "alerts",
+        data: { text: "everywhere" },
+      });
+    }
+    // From an action in room c: c directly, d over RPC, before c's completion.
+    inC.send({ type: "action", channel: "alert", data: { text: "from c" } });
+    expect(await inC.next()).toEqual({ type: "data", channel: "alerts", data: { text: "from c" } });
+    expect(await inC.next()).toMatchObject({ status: "completed", data: 2 });
+    expect(await inD.next()).toEqual({ type: "data", channel: "alerts", data: { text: "from c" } });
+    await elsewhere.expectNone(0);
+  });
+
+  it("stop reaching a shard once its last subscriber leaves", async () => {
+    const inF = await connect("room=f");
+    await inF.request({ type: "subscribe", channel: "news" });
+    const directory0 = stubFor("__socketapi_directory__") as unknown as {
+      shardsOf(channel: string): Promise<string[]>;
+    };
+    expect(await directory0.shardsOf("news")).toContain("f");
+    await inF.request({ type: "unsubscribe", channel: "news" });
+    const directory = stubFor("__socketapi_directory__") as unknown as {
+      shardsOf(channel: string): Promise<string[]>;
+    };
+    // Joining is recorded before `subscribed`; leaving is recorded in the background.
+    const deadline = Date.now() + 3000;
+    let shards = await directory.shardsOf("news");
+    while (shards.includes("f") && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      shards = await directory.shardsOf("news");
+    }
+    expect(shards).not.toContain("f");
+  });
+});
+
+describe("ping", () => {
+  it("is answered by the runtime's auto-response, without the object's code", async () => {
+    const client = await connect("room=ping");
+    await client.request({ type: "action", channel: "visit" });
+    client.ws.send('{"type":"ping"}');
+    expect(await client.next()).toEqual({ type: "pong" });
+    const answeredAt = await runInDurableObject(stubFor("ping"), (_, state) => {
+      const [ws] = state.getWebSockets();
+      return state.getWebSocketAutoResponseTimestamp(ws as WebSocket);
+    });
+    expect(answeredAt).toBeInstanceOf(Date);
+  });
+
+  it("sends a pong for a ping spelled differently, through the app", async () => {
+    const client = await connect("room=ping2");
+    expect(await client.request({ type: "ping", id: 1 })).toEqual({ type: "pong" });
+    expect(app.connections.size).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,65 @@
+// The Worker the workerd tests run: a sharded app (one object per room from the URL), a
+// channel per room, a channel across rooms, and routes that broadcast from the Worker.
+import * as v from "valibot";
+import { cloudflare } from "../../adapters/cloudflare.ts";
+import { SocketAPI, subscribeParam } from "../../src/index.ts";
+
+export const app = new SocketAPI({
+  onConnect: (request) => {
+    const url = new URL(request.url);
+    if (url.searchParams.get("token") === "bad")
+      return new Response("Unauthorized", { status: 401 });
+    return { user: url.searchParams.get("user") ?? "anonymous", visits: 0 };
+  },
+})
+  .channel("news", { params: v.object({ text: v.optional(v.string(), "") }) }, ({ text }) => ({
+    text,
+  }))
+  .channel("alerts", { params: v.object({ text: v.optional(v.string(), "") }) }, ({ text }) => ({
+    text,
+  }))
+  .channel(
+    "rooms/{room}",
+    { params: v.object({ room: v.string(), text: v.optional(v.string(), "") }) },
+    ({ room, text }) => ({ room, text }),
+  )
+  .channel(
+    "tagged",
+    { params: v.object({ tag: subscribeParam(v.optional(v.string(), "")) }) },
+    ({ tag }) => ({ tag }),
+  )
+  .action("visit", (_, ctx) => {
+    ctx.connection.state.visits += 1;
+    return ctx.connection.state;
+  })
+  .action("whoami", (_, ctx) => ({
+    id: ctx.connection.id,
+    state: ctx.connection.state,
+    url: ctx.request.url,
+  }))
+  .action("announce", { input: v.object({ text: v.string() }) }, (input, ctx) =>
+    ctx.channels.news(input),
+  )
+  .action("alert", { input: v.object({ text: v.string() }) }, (input, ctx) =>
+    ctx.channels.alerts(input),
+  );
+
+export const { worker, SocketAPIObject } = cloudflare(app, {
+  shard: (request) => new URL(request.url).searchParams.get("room") ?? "lobby",
+  keepHeaders: ["x-client"],
+  async fetch(request) {
+    const url = new URL(request.url);
+    if (url.pathname === "/alerts") {
+      const delivered = await app.channels.alerts({ text: url.searchParams.get("text") ?? "" });
+      return Response.json({ delivered });
+    }
+    if (url.pathname === "/rooms") {
+      const room = url.searchParams.get("room") ?? "";
+      const delivered = await app.channels["rooms/{room}"]({ room, text: "from the worker" });
+      return Response.json({ delivered });
+    }
+    return new Response("Not Found", { status: 404 });
+  },
+});
+
+export default worker;

@@ -14,6 +14,7 @@ export default defineConfig({
           testTimeout: 15_000,
           hookTimeout: 30_000,
           typecheck: {
+            enabled: true,
             include: ["tests/**/*.test-d.ts"],
             tsconfig: "./tsconfig.json",
           },

@@ -42,6 +42,8 @@ export const capabilities = {
   hardFrameLimit: true,
   /** Broadcasts go through the runtime's own pub/sub. */
   nativePubSub: true,
+  /** `shutdown(server)` closes every socket with 1001 before the server stops. */
+  gracefulShutdown: true,
 } as const;
 
 /**

@@ -51,6 +51,11 @@ export const capabilities = {
   nativePubSub: false,
   /** `{"type":"ping"}` is answered by the runtime without waking the object. */
   pingWithoutWaking: true,
+  /**
+   * Workers have no shutdown hook: on a deploy the platform disconnects the objects'
+   * sockets itself (clients see 1006 in `wrangler dev`). Clients reconnect.
+   */
+  gracefulShutdown: false,
 } as const;
 
 /** The name of the object when the app is not sharded. */

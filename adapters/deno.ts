@@ -40,6 +40,8 @@ export const capabilities = {
   hardFrameLimit: false,
   /** Deno has no pub/sub of its own: broadcasts loop over the subscribers in memory. */
   nativePubSub: false,
+  /** `shutdown()` closes every socket with 1001. */
+  gracefulShutdown: true,
 } as const;
 
 /** Options of {@link deno}. */

@@ -38,6 +38,16 @@ import { NODE_UPGRADE, type NodeUpgrade } from "./hono.ts";
 // biome-ignore lint/suspicious/noExplicitAny: any app can be served.
 type AnyApp = SocketAPI<any, any, any>;
 
+/** What this runtime can and cannot do, for the cross-runtime suite and the docs. */
+export const capabilities = {
+  /** A frame over `maxPayload` closes the socket with 1009 before it is read. */
+  hardFrameLimit: true,
+  /** Node has no pub/sub of its own: broadcasts loop over the subscribers, writes corked. */
+  nativePubSub: false,
+  /** `close()` closes every socket with 1001 before the server stops. */
+  gracefulShutdown: true,
+} as const;
+
 /** Options of {@link attach}. */
 export interface AttachOptions {
   /** Only upgrades to this path are served (e.g. `/ws`); default: every path. */

@@ -28,15 +28,19 @@ export interface ServerProcess {
 }
 
 /**
- * Starts `command` with `PORT` set to a free port and waits until it prints
- * `ws://127.0.0.1:PORT/...`; fails with its output if it exits or takes longer than `ms`.
+ * Starts `command` with `PORT` set to a free port (also put where `{port}` appears in it)
+ * and waits until it prints `ws://127.0.0.1:PORT/...` (or wrangler's `Ready on`); fails
+ * with its output if it exits or takes longer than `ms`.
  */
 export async function startServer(command: string[], ms = 20_000): Promise<ServerProcess> {
   const port = await freePort();
-  const [file, ...args] = command as [string, ...string[]];
+  const [file, ...args] = command.map((part) => part.replaceAll("{port}", String(port))) as [
+    string,
+    ...string[],
+  ];
   const child = spawn(file, args, {
     cwd: root,
-    env: { ...process.env, PORT: String(port), NO_COLOR: "1" },
+    env: { ...process.env, PORT: String(port), NO_COLOR: "1", WRANGLER_SEND_METRICS: "false" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -44,10 +48,13 @@ export async function startServer(command: string[], ms = 20_000): Promise<Serve
     const timer = setTimeout(() => fail(new Error(`no address within ${ms} ms:\n${output}`)), ms);
     const read = (chunk: Buffer) => {
       output += chunk.toString();
-      const match = /(ws:\/\/127\.0\.0\.1:\d+\/\S*)/.exec(output);
-      if (match?.[1]) {
+      // A WebSocket URL, or wrangler's "Ready on http://127.0.0.1:PORT".
+      const match = /(ws:\/\/127\.0\.0\.1:\d+\/\S*)|Ready on http:\/\/(127\.0\.0\.1:\d+)/.exec(
+        output,
+      );
+      if (match) {
         clearTimeout(timer);
-        done(match[1]);
+        done(match[1] ?? `ws://${match[2]}/`);
       }
     };
     child.stdout?.on("data", read);

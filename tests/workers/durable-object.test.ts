@@ -15,8 +15,12 @@ interface Client {
   expectNone(ms?: number): Promise<void>;
 }
 
-async function connect(query: string, headers: Record<string, string> = {}): Promise<Client> {
-  const response = await SELF.fetch(`http://example.com/?${query}`, {
+async function connect(
+  query: string,
+  headers: Record<string, string> = {},
+  path = "/",
+): Promise<Client> {
+  const response = await SELF.fetch(`http://example.com${path}?${query}`, {
     headers: { upgrade: "websocket", ...headers },
   });
   const ws = response.webSocket;
@@ -242,5 +246,25 @@ describe("ping", () => {
     const client = await connect("room=ping2");
     expect(await client.request({ type: "ping", id: 1 })).toEqual({ type: "pong" });
     expect(app.connections.size).toBeGreaterThan(0);
+  });
+});
+
+describe("Hono on Workers", () => {
+  it("hands an upgrade on a Hono route to the Durable Object, next to Hono's other routes", async () => {
+    expect(await (await SELF.fetch("http://example.com/hono/health")).json()).toEqual({ ok: true });
+    const client = await connect("room=hono&user=hono", {}, "/hono/ws");
+    expect((await client.request({ type: "action", channel: "visit" })).data).toEqual({
+      user: "hono",
+      visits: 1,
+    });
+    const sockets = await runInDurableObject(
+      stubFor("hono"),
+      (_, state) => state.getWebSockets().length,
+    );
+    expect(sockets).toBe(1);
+    const refused = await SELF.fetch("http://example.com/hono/ws?token=bad", {
+      headers: { upgrade: "websocket" },
+    });
+    expect(refused.status).toBe(401);
   });
 });

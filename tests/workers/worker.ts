@@ -1,7 +1,9 @@
 // The Worker the workerd tests run: a sharded app (one object per room from the URL), a
 // channel per room, a channel across rooms, and routes that broadcast from the Worker.
+import { Hono } from "hono";
 import * as v from "valibot";
 import { cloudflare } from "../../adapters/cloudflare.ts";
+import { socketapi } from "../../adapters/hono.ts";
 import { SocketAPI, subscribeParam } from "../../src/index.ts";
 
 export const app = new SocketAPI({
@@ -44,11 +46,18 @@ export const app = new SocketAPI({
     ctx.channels.alerts(input),
   );
 
+// The same app inside a Hono app on Workers: the middleware hands upgrades to the object.
+const hono = new Hono().basePath("/hono");
+hono.get("/health", (c) => c.json({ ok: true }));
+hono.get("/ws", socketapi(app));
+
 export const { worker, SocketAPIObject } = cloudflare(app, {
+  path: "/",
   shard: (request) => new URL(request.url).searchParams.get("room") ?? "lobby",
   keepHeaders: ["x-client"],
-  async fetch(request) {
+  async fetch(request, env, ctx) {
     const url = new URL(request.url);
+    if (url.pathname.startsWith("/hono/")) return hono.fetch(request, env, ctx);
     if (url.pathname === "/alerts") {
       const delivered = await app.channels.alerts({ text: url.searchParams.get("text") ?? "" });
       return Response.json({ delivered });

@@ -1,0 +1,81 @@
+import type { ActionTypes, ChannelTypes, Empty } from "../api-types.ts";
+import type { SocketAPI } from "../app.ts";
+import type { ConcreteName } from "../channel-template.ts";
+
+// biome-ignore lint/suspicious/noExplicitAny: the state type plays no part on the client.
+type AnyState = any;
+
+/** The actions of an app type: `ActionsOf<typeof app>`. */
+export type ActionsOf<App> =
+  App extends SocketAPI<AnyState, infer A, ChannelTypes> ? A : ActionTypes;
+
+/** The channels of an app type: `ChannelsOf<typeof app>`. */
+export type ChannelsOf<App> =
+  App extends SocketAPI<AnyState, ActionTypes, infer C> ? C : ChannelTypes;
+
+// biome-ignore lint/suspicious/noExplicitAny: any function is dropped by JSON.
+type AnyFunction = (...args: any[]) => unknown;
+
+/**
+ * What a value becomes after `JSON.stringify` and `JSON.parse`: dates and other `toJSON`
+ * values become their JSON form, functions and symbols disappear, `undefined` in arrays
+ * becomes `null`.
+ *
+ * @example
+ * ```ts
+ * type T = Jsonify<{ at: Date; n: number; f: () => void }>; // { at: string; n: number }
+ * ```
+ */
+export type Jsonify<T> = T extends string | number | boolean | null
+  ? T
+  : T extends undefined | AnyFunction | symbol | bigint
+    ? never
+    : T extends { toJSON(): infer J }
+      ? Jsonify<J>
+      : T extends readonly (infer E)[]
+        ? (E extends undefined | AnyFunction | symbol ? null : Jsonify<E>)[]
+        : T extends object
+          ? {
+              [K in keyof T as K extends symbol
+                ? never
+                : T[K] extends AnyFunction | symbol
+                  ? never
+                  : K]: Jsonify<T[K]>;
+            }
+          : never;
+
+/** What the client receives for a result: `undefined` stays (no `data` key), the rest is JSON. */
+// biome-ignore lint/suspicious/noConfusingVoidType: a handler that returns nothing has type void.
+export type Received<T> = [T] extends [void]
+  ? undefined
+  : T extends undefined
+    ? undefined
+    : Jsonify<T>;
+
+/** The arguments after an action's name: its input, optional when it may be left out. */
+export type InputArgs<TInput> = [TInput] extends [undefined]
+  ? [input?: undefined]
+  : Empty extends TInput
+    ? [input?: TInput]
+    : [input: TInput];
+
+/** Every name a client may subscribe to: plain names and concrete forms of templates. */
+export type ChannelName<TChannels> = {
+  [K in keyof TChannels & string]: ConcreteName<K>;
+}[keyof TChannels & string];
+
+/** The channel type a concrete name belongs to: `rooms/42` finds `rooms/{room}`. */
+export type ChannelFor<TChannels extends ChannelTypes, TName extends string> = {
+  [K in keyof TChannels & string]: TName extends ConcreteName<K> ? TChannels[K] : never;
+}[keyof TChannels & string];
+
+/** Receives a channel's data frames: broadcasts, and initial data. */
+export type Listener<TData> = (data: TData) => void;
+
+/** The arguments after a channel's name: its subscribe-time parameters if any, then the listener. */
+export type SubscribeArgs<TChannel extends ChannelTypes[string]> =
+  Empty extends TChannel["subscribe"]
+    ?
+        | [listener: Listener<Received<TChannel["data"]>>]
+        | [params: TChannel["subscribe"], listener: Listener<Received<TChannel["data"]>>]
+    : [params: TChannel["subscribe"], listener: Listener<Received<TChannel["data"]>>];

@@ -1,0 +1,514 @@
+import type { RequestId, WireIssue } from "../protocol.ts";
+import { type ReconnectOptions, reconnectDelay } from "./backoff.ts";
+import { ClientErrorCode, SocketAPIClientError } from "./client-error.ts";
+import type {
+  ActionsOf,
+  ChannelFor,
+  ChannelName,
+  ChannelsOf,
+  InputArgs,
+  Listener,
+  Received,
+  SubscribeArgs,
+} from "./client-types.ts";
+
+/** The part of a WHATWG `WebSocket` the client uses; `ws`'s class fits too. */
+export interface ClientSocket {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((event: unknown) => void) | null;
+  onmessage: ((event: { data: unknown }) => void) | null;
+  onclose: ((event: { code: number; reason: string }) => void) | null;
+  onerror: ((event: unknown) => void) | null;
+}
+
+/** A WebSocket constructor: the global one, or `ws`'s on Node 20. */
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => ClientSocket;
+
+/** Where the connection is. */
+export type ConnectionStatus = "connecting" | "open" | "closed";
+
+/** Options of {@link createClient}. */
+export interface ClientOptions {
+  /** The WebSocket class; default `globalThis.WebSocket` (browsers, Bun, Deno, Node 22+). */
+  WebSocket?: WebSocketConstructor | undefined;
+  /** WebSocket subprotocols to ask for. */
+  protocols?: string | string[] | undefined;
+  /** How long a request waits for its answer, in ms (default 10,000). */
+  timeout?: number | undefined;
+  /** Reconnection with backoff and jitter after a drop; `false` turns it off. */
+  reconnect?: ReconnectOptions | false | undefined;
+  /**
+   * Sends `{"type":"ping"}` every `interval` ms (default 25,000) and drops the connection
+   * (then reconnects) when nothing arrives within `timeout` ms (default 10,000); `false`
+   * turns it off.
+   */
+  heartbeat?: { interval?: number | undefined; timeout?: number | undefined } | false | undefined;
+  /**
+   * Send request ids (default `true`). Answers without ids (SocketAPI 0.2 in Python) are
+   * matched in order either way; turn this off only for a server that refuses unknown keys.
+   */
+  ids?: boolean | undefined;
+}
+
+/** Ends a subscription's listener; the subscription ends with its last listener. */
+export interface Unsubscribe {
+  (): Promise<void>;
+  /** Resolves once the server confirmed the subscription; rejects if it refused it. */
+  readonly ready: Promise<void>;
+}
+
+interface Pending {
+  readonly id: RequestId | undefined;
+  readonly type: "action" | "subscribe" | "unsubscribe";
+  readonly channel: string;
+  readonly text: string;
+  sent: boolean;
+  resolve(value: unknown): void;
+  reject(error: SocketAPIClientError): void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+interface SubscriptionRecord {
+  readonly params: Record<string, unknown> | undefined;
+  readonly listeners: Set<Listener<unknown>>;
+  /** The server confirmed it on the current connection. */
+  confirmed: boolean;
+  /** A subscribe frame is queued or waiting for its answer. */
+  inFlight: boolean;
+  /** Settles with the first confirmation, or the server's refusal. */
+  readonly ready: Promise<void>;
+  confirm(): void;
+  refuse(error: unknown): void;
+}
+
+function subscriptionRecord(params: Record<string, unknown> | undefined): SubscriptionRecord {
+  let confirm = (): void => {};
+  let refuse = (_error: unknown): void => {};
+  const ready = new Promise<void>((resolve, reject) => {
+    confirm = resolve;
+    refuse = reject;
+  });
+  // Awaiting `ready` is optional: a refusal nobody awaits goes to `onError`, not unhandled.
+  ready.catch(() => {});
+  return {
+    params,
+    listeners: new Set(),
+    confirmed: false,
+    inFlight: false,
+    ready,
+    confirm,
+    refuse,
+  };
+}
+
+const ANSWER_TYPE = {
+  action: "action",
+  subscribe: "subscribed",
+  unsubscribe: "unsubscribed",
+} as const;
+
+/**
+ * A SocketAPI client, typed by the server's app: action names, inputs and outputs, channel
+ * names and their data are checked at compile time. Create it with {@link createClient}.
+ */
+export class SocketAPIClient<App = unknown> {
+  readonly url: string;
+  readonly #options: ClientOptions;
+  readonly #WebSocket: WebSocketConstructor;
+  #socket: ClientSocket | undefined;
+  #status: ConnectionStatus = "connecting";
+  readonly #statusListeners = new Set<(status: ConnectionStatus) => void>();
+  readonly #errorListeners = new Set<(error: unknown) => void>();
+  #nextId = 1;
+  /** Requests in the order they were made: answers without ids are matched in this order. */
+  #pending: Pending[] = [];
+  readonly #subscriptions = new Map<string, SubscriptionRecord>();
+  #closedByUser = false;
+  #attempt = 0;
+  #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  #heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  #silenceTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(url: string, options: ClientOptions = {}) {
+    this.url = url;
+    this.#options = options;
+    const ctor =
+      options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    if (!ctor) {
+      throw new TypeError(
+        'socketapi/client: no WebSocket here. Pass one: createClient(url, { WebSocket }) with `import WebSocket from "ws"` on Node 20.',
+      );
+    }
+    this.#WebSocket = ctor;
+    this.#connect();
+  }
+
+  /** Where the connection is: `connecting`, `open` or `closed`. */
+  get status(): ConnectionStatus {
+    return this.#status;
+  }
+
+  /** Calls `listener` whenever the connection's status changes; returns a way to stop. */
+  onStatus(listener: (status: ConnectionStatus) => void): () => void {
+    this.#statusListeners.add(listener);
+    return () => this.#statusListeners.delete(listener);
+  }
+
+  /** Calls `listener` with errors no request awaits: a resubscribe the server refused, a bad frame. */
+  onError(listener: (error: unknown) => void): () => void {
+    this.#errorListeners.add(listener);
+    return () => this.#errorListeners.delete(listener);
+  }
+
+  /** Resolves when the connection is open (at once if it is). */
+  opened(): Promise<void> {
+    if (this.#status === "open") return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const stop = this.onStatus((status) => {
+        if (status === "open") {
+          stop();
+          resolve();
+        } else if (this.#closedByUser) {
+          stop();
+          reject(new SocketAPIClientError(ClientErrorCode.CLOSED, "The client was closed."));
+        }
+      });
+    });
+  }
+
+  /**
+   * Calls an action and resolves with its result; rejects with a
+   * {@link SocketAPIClientError} (the server's code, message and issues, or `TIMEOUT`,
+   * `DISCONNECTED`, `CLOSED`).
+   *
+   * @example
+   * ```ts
+   * const sum = await client.action("add_numbers", { a: 5, b: 3 }); // number
+   * ```
+   */
+  action<TName extends keyof ActionsOf<App> & string>(
+    name: TName,
+    ...input: InputArgs<ActionsOf<App>[TName]["input"]>
+  ): Promise<Received<ActionsOf<App>[TName]["output"]>> {
+    return this.#request("action", name, input[0]) as Promise<
+      Received<ActionsOf<App>[TName]["output"]>
+    >;
+  }
+
+  /**
+   * Subscribes to a channel (a plain name or a concrete form of a template, `rooms/42`);
+   * `listener` receives every data frame, initial data included. Listeners of one channel
+   * share one subscription; it is sent again, with its parameters, after a reconnect.
+   *
+   * @example
+   * ```ts
+   * const stop = client.subscribe("chat", (data) => console.log(data.message));
+   * await stop.ready;
+   * await stop();
+   * ```
+   */
+  subscribe<TName extends ChannelName<ChannelsOf<App>>>(
+    name: TName,
+    ...args: SubscribeArgs<ChannelFor<ChannelsOf<App>, TName>>
+  ): Unsubscribe {
+    const listener = (args.length === 1 ? args[0] : args[1]) as Listener<unknown>;
+    const params = (args.length === 1 ? undefined : args[0]) as Record<string, unknown> | undefined;
+    let record = this.#subscriptions.get(name);
+    if (!record) {
+      record = subscriptionRecord(params);
+      this.#subscriptions.set(name, record);
+      this.#sendSubscribe(name, record);
+    }
+    record.listeners.add(listener);
+    const current = record;
+    const unsubscribe = async (): Promise<void> => {
+      current.listeners.delete(listener);
+      if (current.listeners.size > 0 || this.#subscriptions.get(name) !== current) return;
+      this.#subscriptions.delete(name);
+      if (current.confirmed && this.#status === "open") {
+        await this.#request("unsubscribe", name, undefined);
+      }
+    };
+    return Object.assign(unsubscribe, { ready: record.ready });
+  }
+
+  /** Closes the connection for good: no reconnect; pending requests fail with `CLOSED`. */
+  close(): void {
+    this.#closedByUser = true;
+    clearTimeout(this.#reconnectTimer);
+    this.#stopHeartbeat();
+    this.#failPending(() => true, ClientErrorCode.CLOSED, "The client was closed.");
+    const socket = this.#socket;
+    this.#socket = undefined;
+    if (socket) {
+      this.#detach(socket);
+      if (socket.readyState <= 1) socket.close(1000, "Client closed");
+    }
+    this.#setStatus("closed");
+  }
+
+  #connect(): void {
+    this.#setStatus("connecting");
+    const socket = new this.#WebSocket(this.url, this.#options.protocols);
+    this.#socket = socket;
+    socket.onopen = () => this.#opened();
+    socket.onmessage = (event) => this.#received(event.data);
+    socket.onclose = () => this.#dropped(socket);
+    socket.onerror = () => {
+      // A failed connection also closes: `onclose` reconnects.
+    };
+  }
+
+  #opened(): void {
+    this.#attempt = 0;
+    this.#setStatus("open");
+    this.#startHeartbeat();
+    for (const pending of this.#pending) {
+      if (!pending.sent) this.#transmit(pending);
+    }
+    for (const [name, record] of this.#subscriptions) {
+      if (!record.confirmed && !record.inFlight) this.#sendSubscribe(name, record);
+    }
+  }
+
+  #dropped(socket: ClientSocket): void {
+    if (socket !== this.#socket) return;
+    this.#detach(socket);
+    this.#socket = undefined;
+    this.#stopHeartbeat();
+    // Requests already sent may or may not have been served: fail them, never resend.
+    this.#failPending(
+      (p) => p.sent,
+      ClientErrorCode.DISCONNECTED,
+      "The connection dropped before the answer.",
+    );
+    for (const record of this.#subscriptions.values()) record.confirmed = false;
+    if (this.#closedByUser) return;
+    this.#setStatus("closed");
+    const options = this.#options.reconnect;
+    if (options === false) {
+      this.#failPending(() => true, ClientErrorCode.DISCONNECTED, "The connection is closed.");
+      return;
+    }
+    if (options?.maxAttempts !== undefined && this.#attempt >= options.maxAttempts) {
+      this.#failPending(() => true, ClientErrorCode.DISCONNECTED, "The connection is closed.");
+      return;
+    }
+    const delay = reconnectDelay(this.#attempt++, options);
+    this.#reconnectTimer = setTimeout(() => this.#connect(), delay);
+  }
+
+  #detach(socket: ClientSocket): void {
+    socket.onopen = null;
+    socket.onmessage = null;
+    socket.onclose = null;
+    socket.onerror = null;
+  }
+
+  #received(data: unknown): void {
+    this.#heard();
+    if (typeof data !== "string") return;
+    let frame: {
+      type?: unknown;
+      channel?: unknown;
+      id?: RequestId;
+      data?: unknown;
+      code?: string;
+      message?: string;
+      issues?: WireIssue[];
+    };
+    try {
+      frame = JSON.parse(data);
+    } catch (error) {
+      this.#emitError(error);
+      return;
+    }
+    if (frame.type === "data" && typeof frame.channel === "string") {
+      const record = this.#subscriptions.get(frame.channel);
+      if (record) for (const listener of [...record.listeners]) this.#call(listener, frame.data);
+      return;
+    }
+    if (frame.type === "pong") return;
+    const pending = this.#match(frame.type, frame.channel, frame.id);
+    if (!pending) return;
+    this.#settle(pending);
+    if (frame.type === "error") {
+      pending.reject(
+        new SocketAPIClientError(frame.code ?? "ERROR", frame.message ?? "Error", {
+          issues: frame.issues,
+          channel: typeof frame.channel === "string" ? frame.channel : pending.channel,
+        }),
+      );
+    } else pending.resolve(frame.data);
+  }
+
+  /** The request an answer is for: by id, else the oldest that fits its type and channel. */
+  #match(type: unknown, channel: unknown, id: RequestId | undefined): Pending | undefined {
+    if (id !== undefined) {
+      const byId = this.#pending.find((p) => p.id === id);
+      if (byId) return byId;
+    }
+    return this.#pending.find(
+      (p) =>
+        p.sent &&
+        (type === "error"
+          ? channel === undefined || channel === p.channel
+          : ANSWER_TYPE[p.type] === type && channel === p.channel),
+    );
+  }
+
+  #request(type: Pending["type"], channel: string, data: unknown): Promise<unknown> {
+    if (this.#closedByUser) {
+      return Promise.reject(
+        new SocketAPIClientError(ClientErrorCode.CLOSED, "The client was closed.", { channel }),
+      );
+    }
+    const id = this.#options.ids === false ? undefined : this.#nextId++;
+    const frame: Record<string, unknown> = { type, channel };
+    if (data !== undefined) frame.data = data;
+    if (id !== undefined) frame.id = id;
+    return new Promise((resolve, reject) => {
+      const pending: Pending = {
+        id,
+        type,
+        channel,
+        text: JSON.stringify(frame),
+        sent: false,
+        resolve,
+        reject,
+        timer: undefined,
+      };
+      const timeout = this.#options.timeout ?? 10_000;
+      pending.timer = setTimeout(() => {
+        this.#settle(pending);
+        reject(
+          new SocketAPIClientError(ClientErrorCode.TIMEOUT, `No answer within ${timeout} ms.`, {
+            channel,
+          }),
+        );
+      }, timeout);
+      this.#pending.push(pending);
+      if (this.#status === "open") this.#transmit(pending);
+    });
+  }
+
+  #transmit(pending: Pending): void {
+    pending.sent = true;
+    this.#socket?.send(pending.text);
+  }
+
+  #sendSubscribe(name: string, record: SubscriptionRecord): void {
+    record.inFlight = true;
+    this.#request("subscribe", name, record.params).then(
+      () => {
+        record.inFlight = false;
+        record.confirmed = true;
+        record.confirm();
+      },
+      (error: unknown) => {
+        record.inFlight = false;
+        // Lost with the connection: it is sent again once the connection is back.
+        if (error instanceof SocketAPIClientError && error.code === ClientErrorCode.DISCONNECTED) {
+          return;
+        }
+        if (this.#subscriptions.get(name) === record) this.#subscriptions.delete(name);
+        record.refuse(error);
+        this.#emitError(error);
+      },
+    );
+  }
+
+  #settle(pending: Pending): void {
+    clearTimeout(pending.timer);
+    this.#pending = this.#pending.filter((p) => p !== pending);
+  }
+
+  #failPending(which: (pending: Pending) => boolean, code: string, message: string): void {
+    for (const pending of this.#pending.filter(which)) {
+      this.#settle(pending);
+      pending.reject(new SocketAPIClientError(code, message, { channel: pending.channel }));
+    }
+  }
+
+  #startHeartbeat(): void {
+    const heartbeat = this.#options.heartbeat;
+    if (heartbeat === false) return;
+    const interval = heartbeat?.interval ?? 25_000;
+    this.#heartbeatTimer = setInterval(() => {
+      this.#socket?.send('{"type":"ping"}');
+      if (this.#silenceTimer === undefined) {
+        this.#silenceTimer = setTimeout(() => this.#deadConnection(), heartbeat?.timeout ?? 10_000);
+      }
+    }, interval);
+  }
+
+  #heard(): void {
+    clearTimeout(this.#silenceTimer);
+    this.#silenceTimer = undefined;
+  }
+
+  #stopHeartbeat(): void {
+    clearInterval(this.#heartbeatTimer);
+    this.#heard();
+  }
+
+  /** Nothing came back in time: the connection is dead even if the socket does not know. */
+  #deadConnection(): void {
+    const socket = this.#socket;
+    if (!socket) return;
+    try {
+      socket.close(4000, "Heartbeat timeout");
+    } catch {
+      // Closing a dead socket may throw; it is dropped either way.
+    }
+    this.#dropped(socket);
+  }
+
+  #setStatus(status: ConnectionStatus): void {
+    if (this.#status === status) return;
+    this.#status = status;
+    for (const listener of [...this.#statusListeners]) this.#call(listener, status);
+  }
+
+  #call<T>(listener: (value: T) => void, value: T): void {
+    try {
+      listener(value);
+    } catch (error) {
+      this.#emitError(error);
+    }
+  }
+
+  #emitError(error: unknown): void {
+    if (this.#errorListeners.size === 0) return;
+    for (const listener of [...this.#errorListeners]) {
+      try {
+        listener(error);
+      } catch {
+        // An error listener's own failure has nowhere left to go.
+      }
+    }
+  }
+}
+
+/**
+ * Connects to a SocketAPI server, typed by its app: pass `typeof app` (a type-only import:
+ * no server code reaches the client bundle).
+ *
+ * @example
+ * ```ts
+ * import { createClient } from "socketapi/client";
+ * import type app from "./main.ts";
+ *
+ * const client = createClient<typeof app>("ws://127.0.0.1:8000/");
+ * console.log(await client.action("add_numbers", { a: 5, b: 3 })); // 8
+ * client.subscribe("chat", ({ message }) => console.log(message));
+ * ```
+ */
+export function createClient<App = unknown>(
+  url: string,
+  options: ClientOptions = {},
+): SocketAPIClient<App> {
+  return new SocketAPIClient<App>(url, options);
+}

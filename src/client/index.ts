@@ -1,0 +1,39 @@
+/**
+ * The SocketAPI client: typed end to end from the server's app, with request ids,
+ * timeouts, reconnection with backoff, resubscription and a heartbeat. No dependencies; it
+ * runs on browsers, Bun, Deno and Node 22+, and on Node 20 with `ws`.
+ *
+ * @example
+ * ```ts
+ * import { createClient } from "socketapi/client";
+ * import type app from "./main.ts";
+ *
+ * const client = createClient<typeof app>("ws://127.0.0.1:8000/");
+ * const sum = await client.action("add_numbers", { a: 5, b: 3 });
+ * ```
+ *
+ * @module
+ */
+export type { ReconnectOptions } from "./backoff.ts";
+export { reconnectDelay } from "./backoff.ts";
+export {
+  type ClientOptions,
+  type ClientSocket,
+  type ConnectionStatus,
+  createClient,
+  SocketAPIClient,
+  type Unsubscribe,
+  type WebSocketConstructor,
+} from "./client.ts";
+export { ClientErrorCode, SocketAPIClientError } from "./client-error.ts";
+export type {
+  ActionsOf,
+  ChannelFor,
+  ChannelName,
+  ChannelsOf,
+  InputArgs,
+  Jsonify,
+  Listener,
+  Received,
+  SubscribeArgs,
+} from "./client-types.ts";

@@ -23,7 +23,7 @@ it("serves the seed example with `deno task start` from deno.json alone", {
     await cp(join(root, entry), join(dir, entry), { recursive: true });
   }
   const deno = join(root, "node_modules", "deno", "deno");
-  server = await startServer([deno, "task", "--cwd", dir, "start"], 60_000);
+  server = await startServer([deno, "task", "--cwd", dir, "start"], { timeout: 60_000 });
   const client = await openClient(server.url);
   expect(
     await client.request({ type: "action", channel: "add_numbers", data: { a: 5, b: 3 } }),

@@ -27,10 +27,16 @@ beforeAll(async () => {
   for (const snippet of snippets) {
     // Clients talk to the seed example started here; servers get a free port of their own
     // on loopback, so that the tests never take port 8000 or listen on the network.
-    const port = snippet.code.includes("new WebSocket(") ? seedServer.port : await freePort();
+    const client =
+      snippet.code.includes("new WebSocket(") || snippet.code.includes("createClient<");
+    const port = client ? seedServer.port : await freePort();
     const code = snippet.code.replaceAll("8000", String(port)).replaceAll("0.0.0.0", "127.0.0.1");
     await writeFile(join(dir, snippet.file), code);
   }
+  await writeFile(
+    join(dir, "vitest.snippets.config.mjs"),
+    'export default { test: { include: ["*.test.ts"], typecheck: { enabled: false } } };\n',
+  );
   const base = { extends: "../../tsconfig.json", exclude: [] as string[] };
   await writeFile(
     join(dir, "tsconfig.json"),
@@ -57,7 +63,7 @@ afterAll(async () => {
 describe("documentation", () => {
   it("has code blocks to check, for every runtime", () => {
     expect(snippets.length).toBeGreaterThan(20);
-    for (const runtime of ["node", "bun", "deno", "workers"] as const) {
+    for (const runtime of ["node", "bun", "deno", "workers", "vitest"] as const) {
       expect(filesFor(runtime).length, runtime).toBeGreaterThan(0);
     }
   });
@@ -101,6 +107,18 @@ describe("documentation", () => {
       }),
     );
     expect(failures).toEqual([]);
+  });
+
+  it("shows the typed client calling the seed example, as the README says", async () => {
+    const readme = snippets.find(
+      (s) => s.name.startsWith("README.md") && s.code.includes("createClient<"),
+    );
+    expect(readme).toBeDefined();
+    const { code, output } = await runSnippet(dir, readme as Snippet, 5000);
+    expect(code).toBe(0);
+    expect(output).toContain("8\n");
+    expect(output).toContain("chat: Hello everyone!");
+    expect(output).not.toContain("still running");
   });
 
   it("shows a client that gets its answer from the seed example", async () => {

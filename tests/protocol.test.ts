@@ -1,8 +1,9 @@
-// Every row of protocol.md's check table, in order, with its exact code and text.
+// Every row of protocol.md's check table, in order, with its exact code and text; run on
+// socketapi/testing's in-memory client, over the real core.
 import * as v from "valibot";
 import { describe, expect, it, vi } from "vitest";
 import { ForbiddenError, SocketAPI, SocketAPIError } from "../src/index.ts";
-import { connect } from "./helpers/fake-client.ts";
+import { createTestClient } from "../src/testing.ts";
 
 function protocolApp(onError = vi.fn(), maxMessageBytes?: number) {
   const app = new SocketAPI({ onError, ...(maxMessageBytes ? { maxMessageBytes } : {}) })
@@ -40,14 +41,14 @@ function protocolApp(onError = vi.fn(), maxMessageBytes?: number) {
 
 describe("check 1: binary frames", () => {
   it("refuses a binary frame with INVALID_MESSAGE and stays open", async () => {
-    const client = await connect(protocolApp().app);
+    const client = await createTestClient(protocolApp().app);
     client.sendBinary();
     expect(await client.next()).toEqual({
       type: "error",
       code: "INVALID_MESSAGE",
       message: "Binary frames are not supported.",
     });
-    expect(client.session.isOpen).toBe(true);
+    expect(client.connection.isOpen).toBe(true);
   });
 });
 
@@ -55,7 +56,7 @@ describe("check 2: frame size", () => {
   const smallApp = () => protocolApp(vi.fn(), 64).app;
 
   it("refuses a frame over the limit with MESSAGE_TOO_LARGE naming the limit", async () => {
-    const client = await connect(smallApp());
+    const client = await createTestClient(smallApp());
     client.sendRaw(
       JSON.stringify({ type: "action", channel: "add_numbers", data: "x".repeat(64) }),
     );
@@ -67,7 +68,7 @@ describe("check 2: frame size", () => {
   });
 
   it("counts bytes in UTF-8, not characters", async () => {
-    const client = await connect(smallApp());
+    const client = await createTestClient(smallApp());
     // 22 characters but 66 bytes: three bytes per character.
     client.sendRaw("€".repeat(22));
     expect((await client.next()).code).toBe("MESSAGE_TOO_LARGE");
@@ -77,7 +78,7 @@ describe("check 2: frame size", () => {
   });
 
   it("checks the size before the JSON", async () => {
-    const client = await connect(smallApp());
+    const client = await createTestClient(smallApp());
     client.sendRaw(`{${"x".repeat(80)}`);
     expect((await client.next()).code).toBe("MESSAGE_TOO_LARGE");
   });
@@ -85,7 +86,7 @@ describe("check 2: frame size", () => {
 
 describe("check 3: JSON", () => {
   it("refuses text that is not JSON with INVALID_JSON", async () => {
-    const client = await connect(protocolApp().app);
+    const client = await createTestClient(protocolApp().app);
     client.sendRaw("{not json");
     expect(await client.next()).toEqual({
       type: "error",
@@ -97,7 +98,7 @@ describe("check 3: JSON", () => {
 
 describe("check 4: JSON object", () => {
   it.each(["[1,2,3]", "42", "null", '"text"', "true"])("refuses %s", async (raw) => {
-    const client = await connect(protocolApp().app);
+    const client = await createTestClient(protocolApp().app);
     client.sendRaw(raw);
     expect(await client.next()).toEqual({
       type: "error",
@@ -109,7 +110,7 @@ describe("check 4: JSON object", () => {
 
 describe("check 5 and 6: type", () => {
   it.each([{}, { type: "" }, { type: null }])("refuses a missing type in %j", async (frame) => {
-    const client = await connect(protocolApp().app);
+    const client = await createTestClient(protocolApp().app);
     client.send({ ...frame, channel: "chat" });
     expect(await client.next()).toEqual({
       type: "error",
@@ -119,7 +120,7 @@ describe("check 5 and 6: type", () => {
   });
 
   it.each([7, true, {}, ["action"]])("refuses type %j that is not a string", async (type) => {
-    const client = await connect(protocolApp().app);
+    const client = await createTestClient(protocolApp().app);
     client.send({ type, channel: "chat" });
     expect(await client.next()).toEqual({
       type: "error",
@@ -129,7 +130,7 @@ describe("check 5 and 6: type", () => {
   });
 
   it("echoes a valid id on these errors", async () => {
-    const client = await connect(protocolApp().app);
+    const client = await createTestClient(protocolApp().app);
     client.send({ channel: "chat", id: "r1" });
     expect(await client.next()).toMatchObject({ message: "Message type is required.", id: "r1" });
   });
@@ -137,14 +138,14 @@ describe("check 5 and 6: type", () => {
 
 describe("check 7: ping", () => {
   it("answers the exact ping text with pong", async () => {
-    const client = await connect(protocolApp().app);
+    const client = await createTestClient(protocolApp().app);
     client.sendRaw('{"type":"ping"}');
     await client.next();
-    expect(client.socket.sent).toEqual(['{"type":"pong"}']);
+    expect(client.frames).toEqual(['{"type":"pong"}']);
   });
 
   it("answers a ping spelled differently, before checking the channel", async () => {
-    const client = await connect(protocolApp().app);
+    const client = await createTestClient(protocolApp().app);
     client.sendRaw('{ "type" : "ping", "id": 5 }');
     expect(await client.next()).toEqual({ type: "pong" });
   });
@@ -154,7 +155,7 @@ describe("check 8 and 9: channel", () => {
   it.each([{}, { channel: "" }, { channel: null }])(
     "refuses a missing channel in %j",
     async (frame) => {
-      const client = await connect(protocolApp().app);
+      const client = await createTestClient(protocolApp().app);
       client.send({ type: "subscribe", ...frame });
       expect(await client.next()).toEqual({
         type: "error",
@@ -167,7 +168,7 @@ describe("check 8 and 9: channel", () => {
   it.each([5, true, { name: "chat" }])(
     "refuses channel %j that is not a string",
     async (channel) => {
-      const client = await connect(protocolApp().app);
+      const client = await createTestClient(protocolApp().app);
       client.send({ type: "action", channel });
       expect(await client.next()).toEqual({
         type: "error",
@@ -185,7 +186,7 @@ describe("check 10: id", () => {
     ["a boolean", true],
     ["a string of 129 characters", "x".repeat(129)],
   ])("refuses an id that is %s, without echoing it", async (_, id) => {
-    const client = await connect(protocolApp().app);
+    const client = await createTestClient(protocolApp().app);
     client.send({ type: "action", channel: "add_numbers", data: { a: 1, b: 1 }, id });
     expect(await client.next()).toEqual({
       type: "error",
@@ -195,13 +196,13 @@ describe("check 10: id", () => {
   });
 
   it("refuses a number that is not finite (1e999 parses to Infinity)", async () => {
-    const client = await connect(protocolApp().app);
+    const client = await createTestClient(protocolApp().app);
     client.sendRaw('{"type":"action","channel":"add_numbers","id":1e999}');
     expect((await client.next()).message).toBe("Message id must be a string or a number.");
   });
 
   it("echoes a string id of 128 characters and a numeric id", async () => {
-    const client = await connect(new SocketAPI().action("one", () => 1));
+    const client = await createTestClient(new SocketAPI().action("one", () => 1));
     const long = "x".repeat(128);
     expect(await client.request({ type: "action", channel: "one", id: long })).toEqual({
       type: "action",
@@ -216,7 +217,7 @@ describe("check 10: id", () => {
 
 describe("check 11: type", () => {
   it("refuses an unknown type with UNKNOWN_TYPE, without the channel", async () => {
-    const client = await connect(protocolApp().app);
+    const client = await createTestClient(protocolApp().app);
     client.send({ type: "publish", channel: "chat", id: 4 });
     expect(await client.next()).toEqual({
       type: "error",
@@ -229,7 +230,7 @@ describe("check 11: type", () => {
 
 describe("check 12 and 13: names", () => {
   it("refuses an unknown action with NOT_FOUND, channel and id", async () => {
-    const client = await connect(protocolApp().app);
+    const client = await createTestClient(protocolApp().app);
     client.send({ type: "action", channel: "nonexistent", id: 7 });
     expect(await client.next()).toEqual({
       type: "error",
@@ -241,7 +242,7 @@ describe("check 12 and 13: names", () => {
   });
 
   it("refuses a subscription to an unknown channel", async () => {
-    const client = await connect(protocolApp().app);
+    const client = await createTestClient(protocolApp().app);
     client.send({ type: "subscribe", channel: "nonexistent" });
     expect(await client.next()).toEqual({
       type: "error",
@@ -252,7 +253,7 @@ describe("check 12 and 13: names", () => {
   });
 
   it("does not find a channel by an action's name, nor an action by a channel's", async () => {
-    const client = await connect(protocolApp().app);
+    const client = await createTestClient(protocolApp().app);
     client.send({ type: "subscribe", channel: "add_numbers" });
     expect((await client.next()).message).toBe("Channel 'add_numbers' not found.");
     client.send({ type: "action", channel: "chat" });
@@ -260,7 +261,7 @@ describe("check 12 and 13: names", () => {
   });
 
   it("does not find names inherited from Object.prototype", async () => {
-    const client = await connect(protocolApp().app);
+    const client = await createTestClient(protocolApp().app);
     for (const name of ["__proto__", "constructor", "toString", "hasOwnProperty"]) {
       client.send({ type: "action", channel: name });
       expect((await client.next()).code).toBe("NOT_FOUND");
@@ -272,7 +273,7 @@ describe("check 12 and 13: names", () => {
 
 describe("check 14 and 15: parameters", () => {
   it("refuses invalid action input with INVALID_PARAMS and the issues", async () => {
-    const client = await connect(protocolApp().app);
+    const client = await createTestClient(protocolApp().app);
     client.send({ type: "action", channel: "add_numbers", data: { a: "five", b: 3 }, id: "x" });
     expect(await client.next()).toEqual({
       type: "error",
@@ -285,7 +286,7 @@ describe("check 14 and 15: parameters", () => {
   });
 
   it("treats absent data as {} and lists every missing key", async () => {
-    const client = await connect(protocolApp().app);
+    const client = await createTestClient(protocolApp().app);
     client.send({ type: "action", channel: "add_numbers" });
     const error = await client.next();
     expect(error.code).toBe("INVALID_PARAMS");
@@ -302,7 +303,7 @@ describe("check 14 and 15: parameters", () => {
       },
       () => ({}),
     );
-    const client = await connect(app);
+    const client = await createTestClient(app);
     client.send({ type: "subscribe", channel: "private", id: 1 });
     expect(await client.next()).toMatchObject({
       type: "error",
@@ -315,7 +316,7 @@ describe("check 14 and 15: parameters", () => {
   });
 
   it("refuses subscribe data that is not an object", async () => {
-    const client = await connect(protocolApp().app);
+    const client = await createTestClient(protocolApp().app);
     client.send({ type: "subscribe", channel: "chat", data: [1] });
     expect(await client.next()).toEqual({
       type: "error",
@@ -329,7 +330,7 @@ describe("check 14 and 15: parameters", () => {
 
 describe("check 16: guards", () => {
   it("answers FORBIDDEN with the default text when a guard returns false", async () => {
-    const client = await connect(protocolApp().app);
+    const client = await createTestClient(protocolApp().app);
     client.send({ type: "action", channel: "guarded", data: { n: -1 }, id: 9 });
     expect(await client.next()).toEqual({
       type: "error",
@@ -344,7 +345,7 @@ describe("check 16: guards", () => {
   });
 
   it("answers FORBIDDEN with the guard's own message", async () => {
-    const client = await connect(protocolApp().app);
+    const client = await createTestClient(protocolApp().app);
     client.send({ type: "action", channel: "guarded_message" });
     expect(await client.next()).toMatchObject({ code: "FORBIDDEN", message: "Admins only." });
   });
@@ -352,7 +353,7 @@ describe("check 16: guards", () => {
 
 describe("check 17 and 18: handler errors", () => {
   it("sends a SocketAPIError's code and message", async () => {
-    const client = await connect(protocolApp().app);
+    const client = await createTestClient(protocolApp().app);
     client.send({ type: "action", channel: "room_full", id: "r" });
     expect(await client.next()).toEqual({
       type: "error",
@@ -364,14 +365,14 @@ describe("check 17 and 18: handler errors", () => {
   });
 
   it("uses HANDLER_ERROR when a SocketAPIError has no code", async () => {
-    const client = await connect(protocolApp().app);
+    const client = await createTestClient(protocolApp().app);
     client.send({ type: "action", channel: "plain_public_error" });
     expect(await client.next()).toMatchObject({ code: "HANDLER_ERROR", message: "Nope." });
   });
 
   it("hides any other error behind INTERNAL_ERROR and hands it to onError", async () => {
     const { app, onError } = protocolApp();
-    const client = await connect(app);
+    const client = await createTestClient(app);
     client.send({ type: "action", channel: "crash", id: 3 });
     const frame = await client.next();
     expect(frame).toEqual({
@@ -391,25 +392,25 @@ describe("check 17 and 18: handler errors", () => {
 
 describe("the order of the checks", () => {
   it("reports a missing type before a missing channel", async () => {
-    const client = await connect(protocolApp().app);
+    const client = await createTestClient(protocolApp().app);
     client.send({ id: 1 });
     expect((await client.next()).message).toBe("Message type is required.");
   });
 
   it("reports a missing channel before an unknown type", async () => {
-    const client = await connect(protocolApp().app);
+    const client = await createTestClient(protocolApp().app);
     client.send({ type: "bogus" });
     expect((await client.next()).message).toBe("Channel is required.");
   });
 
   it("reports a bad id before an unknown type", async () => {
-    const client = await connect(protocolApp().app);
+    const client = await createTestClient(protocolApp().app);
     client.send({ type: "bogus", channel: "chat", id: {} });
     expect((await client.next()).message).toBe("Message id must be a string or a number.");
   });
 
   it("reports an unknown action before checking its input", async () => {
-    const client = await connect(protocolApp().app);
+    const client = await createTestClient(protocolApp().app);
     client.send({ type: "action", channel: "nope", data: "not an object" });
     expect((await client.next()).code).toBe("NOT_FOUND");
   });
@@ -417,7 +418,7 @@ describe("the order of the checks", () => {
   it("validates the input before the guard runs", async () => {
     const guard = vi.fn(() => true);
     const app = new SocketAPI().action("g", { input: v.object({ n: v.number() }), guard }, () => 1);
-    const client = await connect(app);
+    const client = await createTestClient(app);
     client.send({ type: "action", channel: "g", data: { n: "x" } });
     expect((await client.next()).code).toBe("INVALID_PARAMS");
     expect(guard).not.toHaveBeenCalled();
@@ -426,14 +427,14 @@ describe("the order of the checks", () => {
   it("does not run the handler when the guard refuses", async () => {
     const handler = vi.fn(() => 1);
     const app = new SocketAPI().action("g", { guard: () => false }, handler);
-    const client = await connect(app);
+    const client = await createTestClient(app);
     client.send({ type: "action", channel: "g" });
     expect((await client.next()).code).toBe("FORBIDDEN");
     expect(handler).not.toHaveBeenCalled();
   });
 
   it("keeps the connection open after every kind of error", async () => {
-    const client = await connect(protocolApp().app);
+    const client = await createTestClient(protocolApp().app);
     for (const raw of [
       "x",
       "[]",
@@ -445,7 +446,7 @@ describe("the order of the checks", () => {
       client.sendRaw(raw);
       expect((await client.next()).type).toBe("error");
     }
-    expect(client.session.isOpen).toBe(true);
-    expect(client.socket.closedWith).toBeUndefined();
+    expect(client.connection.isOpen).toBe(true);
+    expect(client.status).toBe("open");
   });
 });

@@ -32,17 +32,20 @@ export type Jsonify<T> = T extends string | number | boolean | null
     ? never
     : T extends { toJSON(): infer J }
       ? Jsonify<J>
-      : T extends readonly (infer E)[]
-        ? (E extends undefined | AnyFunction | symbol ? null : Jsonify<E>)[]
-        : T extends object
-          ? {
-              [K in keyof T as K extends symbol
-                ? never
-                : T[K] extends AnyFunction | symbol
+      : // biome-ignore lint/suspicious/noExplicitAny: any Map or Set serializes as {}.
+        T extends ReadonlyMap<any, any> | ReadonlySet<any> | WeakMap<object, any> | WeakSet<object>
+        ? Record<never, never>
+        : T extends readonly (infer E)[]
+          ? (E extends undefined | AnyFunction | symbol ? null : Jsonify<E>)[]
+          : T extends object
+            ? {
+                [K in keyof T as K extends symbol
                   ? never
-                  : K]: Jsonify<T[K]>;
-            }
-          : never;
+                  : T[K] extends AnyFunction | symbol
+                    ? never
+                    : K]: Jsonify<T[K]>;
+              }
+            : never;
 
 /** What the client receives for a result: `undefined` stays (no `data` key), the rest is JSON. */
 // biome-ignore lint/suspicious/noConfusingVoidType: a handler that returns nothing has type void.

@@ -12,15 +12,24 @@ import type {
   SubscribeArgs,
 } from "./client-types.ts";
 
+// Event handler types are left open so that every WebSocket class fits: the browser's,
+// Bun's, Deno's, and `ws`'s, whose events are its own classes.
+// biome-ignore lint/suspicious/noExplicitAny: see above.
+type Handler = ((event: any) => void) | null;
+
 /** The part of a WHATWG `WebSocket` the client uses; `ws`'s class fits too. */
 export interface ClientSocket {
   readonly readyState: number;
   send(data: string): void;
   close(code?: number, reason?: string): void;
-  onopen: ((event: unknown) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-  onclose: ((event: { code: number; reason: string }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
+  /** Called when the connection opens. */
+  onopen: Handler;
+  /** Called with `{ data }` for each frame. */
+  onmessage: Handler;
+  /** Called with `{ code, reason }` when the connection closes. */
+  onclose: Handler;
+  /** Called when the connection fails; a close follows. */
+  onerror: Handler;
 }
 
 /** A WebSocket constructor: the global one, or `ws`'s on Node 20. */

@@ -6,7 +6,7 @@ import { Miniflare } from "miniflare";
 import { root } from "./server-process.ts";
 
 /** Where a snippet runs. */
-export type Runtime = "node" | "bun" | "deno" | "workers";
+export type Runtime = "node" | "bun" | "deno" | "workers" | "vitest";
 
 /** One code block of README.md or docs/. */
 export interface Snippet {
@@ -24,6 +24,7 @@ export interface Run {
 }
 
 function runtimeOf(code: string): Runtime {
+  if (code.includes('from "vitest"')) return "vitest";
   if (code.includes("socketapi/cloudflare")) return "workers";
   if (/\bDeno\.|socketapi\/deno/.test(code)) return "deno";
   if (/\bBun\.|socketapi\/bun/.test(code)) return "bun";
@@ -42,11 +43,13 @@ export async function collectSnippets(): Promise<Snippet[]> {
     blocks.forEach((block, index) => {
       const lang = block[1]?.startsWith("t") ? "ts" : "js";
       const code = block[2] ?? "";
+      const runtime = runtimeOf(code);
+      const extension = lang === "js" ? "mjs" : runtime === "vitest" ? "test.ts" : "ts";
       snippets.push({
         name: `${doc} block ${index + 1}`,
-        file: `${doc.replace(/[/.]/g, "_")}_${index + 1}.${lang === "ts" ? "ts" : "mjs"}`,
+        file: `${doc.replace(/[/.]/g, "_")}_${index + 1}.${extension}`,
         lang,
-        runtime: runtimeOf(code),
+        runtime,
         code,
       });
     });
@@ -56,6 +59,16 @@ export async function collectSnippets(): Promise<Snippet[]> {
 
 const commands: Record<Exclude<Runtime, "workers">, string[]> = {
   node: [process.execPath, "--experimental-websocket", "--no-warnings", "--import", "tsx"],
+  // A test file from the docs, run by vitest with a config that only picks it.
+  vitest: [
+    process.execPath,
+    join(root, "node_modules", "vitest", "vitest.mjs"),
+    "run",
+    "--config",
+    "vitest.snippets.config.mjs",
+    "--dir",
+    ".",
+  ],
   bun: [join(root, "node_modules", ".bin", "bun")],
   deno: [join(root, "node_modules", ".bin", "deno"), "run", "-A"],
 };

@@ -32,8 +32,11 @@ export interface ServerProcess {
  * and waits until it prints `ws://127.0.0.1:PORT/...` (or wrangler's `Ready on`); fails
  * with its output if it exits or takes longer than `ms`.
  */
-export async function startServer(command: string[], ms = 20_000): Promise<ServerProcess> {
-  const port = await freePort();
+export async function startServer(
+  command: string[],
+  { timeout: ms = 20_000, port: fixedPort }: { timeout?: number; port?: number } = {},
+): Promise<ServerProcess> {
+  const port = fixedPort ?? (await freePort());
   const [file, ...args] = command.map((part) => part.replaceAll("{port}", String(port))) as [
     string,
     ...string[],

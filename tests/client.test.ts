@@ -1,0 +1,304 @@
+// socketapi/client against real servers: a Node process and a Bun process serving the
+// conformance app, an in-process Node server for faults, and a SocketAPI 0.2 look-alike.
+import { once } from "node:events";
+import { join } from "node:path";
+import * as v from "valibot";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import WebSocket, { WebSocketServer } from "ws";
+import { type NodeServer, serve } from "../adapters/node.ts";
+import {
+  type ConnectionStatus,
+  createClient,
+  type SocketAPIClient,
+  SocketAPIClientError,
+} from "../src/client/index.ts";
+import { SocketAPI } from "../src/index.ts";
+import { root, type ServerProcess, startServer } from "./helpers/server-process.ts";
+import type conformanceApp from "./servers/conformance-app.ts";
+
+type App = typeof conformanceApp;
+
+const clients: SocketAPIClient<unknown>[] = [];
+function connect<T = App>(
+  url: string,
+  options: Parameters<typeof createClient>[1] = {},
+): SocketAPIClient<T> {
+  const client = createClient<T>(url, {
+    WebSocket,
+    reconnect: { initialDelay: 20, maxDelay: 200 },
+    ...options,
+  });
+  clients.push(client as SocketAPIClient<unknown>);
+  return client;
+}
+afterEach(() => {
+  for (const client of clients.splice(0)) client.close();
+});
+
+async function until(condition: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+const runtimes = [
+  { name: "Node", command: [process.execPath, "--import", "tsx", "tests/servers/node.ts"] },
+  { name: "Bun", command: [join(root, "node_modules", ".bin", "bun"), "tests/servers/bun.ts"] },
+];
+
+describe.each(runtimes)("the client against a real $name server", ({ command }) => {
+  let server: ServerProcess;
+  beforeAll(async () => {
+    server = await startServer(command);
+  }, 30_000);
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it("runs many requests at once and matches every answer by id", async () => {
+    const client = connect(server.url);
+    const sums = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => client.action("add_numbers", { a: i, b: 1 })),
+    );
+    expect(sums).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+    expect(await client.action("nothing")).toBeUndefined();
+  });
+
+  it("rejects with the server's code, message and issues", async () => {
+    const client = connect(server.url);
+    const invalid = await client
+      .action("add_numbers", { a: "five" as unknown as number, b: 3 })
+      .catch((e) => e);
+    expect(invalid).toBeInstanceOf(SocketAPIClientError);
+    expect(invalid).toMatchObject({
+      code: "INVALID_PARAMS",
+      message: "Invalid parameters for action 'add_numbers'",
+      channel: "add_numbers",
+      issues: [{ path: ["a"] }],
+    });
+    await expect(client.action("fail_public")).rejects.toMatchObject({
+      code: "ROOM_FULL",
+      message: "Room is full.",
+    });
+    await expect(client.action("guarded", { n: -1 })).rejects.toMatchObject({ code: "FORBIDDEN" });
+    await expect(client.action("fail_internal")).rejects.toMatchObject({ code: "INTERNAL_ERROR" });
+  });
+
+  it("subscribes, shares one subscription between listeners, and unsubscribes", async () => {
+    const reader = connect(server.url);
+    const writer = connect(server.url);
+    const first: unknown[] = [];
+    const second: unknown[] = [];
+    const stopFirst = reader.subscribe("chat", (data) => first.push(data.message));
+    const stopSecond = reader.subscribe("chat", (data) => second.push(data.message));
+    await Promise.all([stopFirst.ready, stopSecond.ready]);
+    await writer.action("send_message", { message: "one" });
+    await until(() => first.length === 1 && second.length === 1);
+    await stopFirst();
+    await writer.action("send_message", { message: "two" });
+    await until(() => second.length === 2);
+    expect(first).toEqual(["one"]);
+    await stopSecond();
+    await writer.action("send_message", { message: "three" });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(second).toEqual(["one", "two"]);
+    expect((await writer.action("stats")).chat).toBe(0);
+  });
+
+  it("subscribes to parameterized channels with subscribe-time parameters and initial data", async () => {
+    const client = connect(server.url);
+    const rooms: unknown[] = [];
+    const stopRoom = client.subscribe("rooms/5", (data) => rooms.push(data));
+    await stopRoom.ready;
+    expect(await client.action("say", { room: "5", text: "hello" })).toBe(1);
+    await until(() => rooms.length === 1);
+    expect(rooms).toEqual([{ room: "5", text: "hello" }]);
+
+    const welcome: unknown[] = [];
+    const stopPrivate = client.subscribe("private", { token: "secret" }, (data) =>
+      welcome.push(data),
+    );
+    await stopPrivate.ready;
+    await until(() => welcome.length === 1);
+    expect(welcome).toEqual([{ welcome: true }]);
+    const refused = client.subscribe("private", { token: "guess" }, () => {});
+    // The same channel name shares the first subscription: no second subscribe is sent.
+    await expect(refused.ready).resolves.toBeUndefined();
+    const other = connect(server.url);
+    await expect(
+      other.subscribe("private", { token: "guess" }, () => {}).ready,
+    ).rejects.toMatchObject({
+      code: "FORBIDDEN",
+      message: "Invalid token.",
+    });
+  });
+
+  it("reconnects after a server restart, resubscribes once, and receives new broadcasts", async () => {
+    const client = connect(server.url);
+    const statuses: ConnectionStatus[] = [];
+    client.onStatus((status) => statuses.push(status));
+    const messages: string[] = [];
+    await client.subscribe("chat", (data) => messages.push(data.message)).ready;
+
+    await server.stop();
+    server = await startServer(command, { port: server.port });
+    await until(() => client.status === "open");
+    const sender = connect(server.url);
+    // The subscription is back once the server counts it: exactly one.
+    const stats = async () => (await sender.action("stats")).chat;
+    const deadline = Date.now() + 5000;
+    while ((await stats()) !== 1 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(await stats()).toBe(1);
+    await sender.action("send_message", { message: "after restart" });
+    await until(() => messages.length === 1);
+    expect(messages).toEqual(["after restart"]);
+    // Open, then closed and connecting (as often as the restart took), then open again.
+    expect(statuses[0]).toBe("open");
+    expect(statuses.slice(1, 3)).toEqual(["closed", "connecting"]);
+    expect(statuses.at(-1)).toBe("open");
+  });
+});
+
+describe("the client's faults, against an in-process Node server", () => {
+  let node: NodeServer;
+  const app = new SocketAPI({ concurrency: 16 })
+    .action("slow", async () => {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return "slow";
+    })
+    .action("echo", { input: v.object({ n: v.number() }) }, async ({ n }) => {
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 20));
+      return n;
+    })
+    .channel("ticks", () => "tick");
+
+  beforeAll(async () => {
+    node = await serve(app, { port: 0 });
+  });
+  afterAll(async () => {
+    await node.close();
+  });
+
+  it("matches answers that come back out of order by their ids", async () => {
+    const client = connect<typeof app>(node.url);
+    const answers = await Promise.all(
+      Array.from({ length: 50 }, (_, n) => client.action("echo", { n })),
+    );
+    expect(answers).toEqual(Array.from({ length: 50 }, (_, n) => n));
+  });
+
+  it("fails an in-flight request with DISCONNECTED when the socket drops, then reconnects", async () => {
+    const client = connect<typeof app>(node.url);
+    await client.opened();
+    const inFlight = client.action("slow");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    for (const connection of app.connections) connection.close(4001, "kicked");
+    await expect(inFlight).rejects.toMatchObject({ code: "DISCONNECTED" });
+    await until(() => client.status === "open");
+    expect(await client.action("echo", { n: 7 })).toBe(7);
+  });
+
+  it("resubscribes after its socket is killed, without a duplicate subscription", async () => {
+    const client = connect<typeof app>(node.url);
+    const ticks: unknown[] = [];
+    await client.subscribe("ticks", (data) => ticks.push(data)).ready;
+    for (const connection of app.connections) connection.close(4001, "kicked");
+    await until(() => client.status === "closed");
+    await until(() => client.status === "open" && app.hub.size("ticks") === 1);
+    expect(await app.channels.ticks()).toBe(1);
+    await until(() => ticks.length === 1);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(ticks).toEqual(["tick"]);
+  });
+
+  it("times out a request with TIMEOUT", async () => {
+    const client = connect<typeof app>(node.url, { timeout: 50 });
+    await expect(client.action("slow")).rejects.toMatchObject({ code: "TIMEOUT" });
+  });
+
+  it("fails pending requests with CLOSED when closed, and does not reconnect", async () => {
+    const client = connect<typeof app>(node.url);
+    await client.opened();
+    const pending = client.action("slow");
+    client.close();
+    await expect(pending).rejects.toMatchObject({ code: "CLOSED" });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(client.status).toBe("closed");
+    await expect(client.action("echo", { n: 1 })).rejects.toMatchObject({ code: "CLOSED" });
+  });
+
+  it("queues requests made before the connection opens", async () => {
+    const client = connect<typeof app>(node.url);
+    expect(client.status).toBe("connecting");
+    expect(await client.action("echo", { n: 3 })).toBe(3);
+  });
+});
+
+describe("the client against servers that are not SocketAPI for TypeScript", () => {
+  let wss: WebSocketServer;
+  let url: string;
+  const connections: WebSocket[] = [];
+
+  beforeAll(async () => {
+    wss = new WebSocketServer({ port: 0, host: "127.0.0.1" });
+    await once(wss, "listening");
+    url = `ws://127.0.0.1:${(wss.address() as { port: number }).port}/`;
+    // Like SocketAPI 0.2 in Python: no ids in answers, no codes on errors; answers in order.
+    wss.on("connection", (ws, request) => {
+      connections.push(ws);
+      if (request.url?.includes("silent")) return; // a dead peer: never answers, not even pings
+      ws.on("message", (raw) => {
+        const frame = JSON.parse(raw.toString());
+        if (frame.type === "ping") return ws.send('{"type":"pong"}');
+        if (frame.channel === "add_numbers") {
+          const { a, b } = frame.data;
+          return ws.send(
+            JSON.stringify({
+              type: "action",
+              channel: "add_numbers",
+              status: "completed",
+              data: a + b,
+            }),
+          );
+        }
+        if (frame.type === "subscribe")
+          return ws.send(JSON.stringify({ type: "subscribed", channel: frame.channel }));
+        ws.send(JSON.stringify({ type: "error", message: `Action '${frame.channel}' not found.` }));
+      });
+    });
+  });
+  afterAll(async () => {
+    for (const ws of connections) ws.terminate();
+    await new Promise((resolve) => wss.close(resolve));
+  });
+
+  it("matches answers without ids in request order (SocketAPI 0.2)", async () => {
+    const client = connect<App>(url);
+    const [first, second, missing, third] = await Promise.allSettled([
+      client.action("add_numbers", { a: 1, b: 2 }),
+      client.action("add_numbers", { a: 10, b: 20 }),
+      client.action("nothing"),
+      client.action("add_numbers", { a: 100, b: 200 }),
+    ]);
+    expect(first).toEqual({ status: "fulfilled", value: 3 });
+    expect(second).toEqual({ status: "fulfilled", value: 30 });
+    expect(missing).toMatchObject({
+      status: "rejected",
+      reason: { code: "ERROR", message: "Action 'nothing' not found." },
+    });
+    expect(third).toEqual({ status: "fulfilled", value: 300 });
+    await expect(client.subscribe("chat", () => {}).ready).resolves.toBeUndefined();
+  });
+
+  it("drops a connection whose peer stopped answering, by its heartbeat, and reconnects", async () => {
+    const before = connections.length;
+    const client = connect<App>(`${url}silent`, { heartbeat: { interval: 40, timeout: 40 } });
+    const statuses: ConnectionStatus[] = [];
+    client.onStatus((status) => statuses.push(status));
+    await until(() => statuses.includes("closed") && connections.length >= before + 2, 3000);
+    expect(statuses.slice(0, 3)).toEqual(["open", "closed", "connecting"]);
+  });
+});

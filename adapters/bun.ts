@@ -212,6 +212,12 @@ export function bun(app: AnyApp, options: BunOptions = {}): BunHandler {
     websocket: {
       ...websocket,
       maxPayloadLength: options.maxPayloadLength ?? app.maxMessageBytes * 4,
+      // Bun pings idle sockets and closes those that stay silent (dead peers).
+      idleTimeout: Math.min(960, app.idleTimeout),
+      // A slow reader's buffer is capped by Bun itself: broadcasts are fanned out in native
+      // code, where the session's own check cannot see them.
+      backpressureLimit: app.maxBufferedBytes,
+      closeOnBackpressureLimit: true,
       open(ws) {
         websocket.open?.(ws);
         if (ws.data.session) sessions.add(ws.data.session);

@@ -76,7 +76,8 @@ export async function upgrade(
   };
   const admission = await app.admit(upgradeRequest);
   if (!admission.ok) return admission.response;
-  const { socket, response } = Deno.upgradeWebSocket(request);
+  // Deno pings the socket and closes it when no pong comes back within `idleTimeout`.
+  const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: app.idleTimeout });
   const session = serveWebSocket(app, socket, upgradeRequest, admission.state);
   if (sessions) {
     sessions.add(session);

@@ -54,7 +54,10 @@ interface BunServerLike {
 
 /** The part of the `Deno` global the middleware uses. */
 interface DenoLike {
-  upgradeWebSocket(request: Request): { socket: WebSocket; response: Response };
+  upgradeWebSocket(
+    request: Request,
+    options?: { idleTimeout?: number },
+  ): { socket: WebSocket; response: Response };
 }
 
 function isBunServer(env: unknown): env is BunServerLike {
@@ -97,7 +100,7 @@ export function socketapi(app: AnyApp): MiddlewareHandler {
     if (typeof deno?.upgradeWebSocket === "function") {
       const admission = await app.admit(upgradeRequest);
       if (!admission.ok) return admission.response;
-      const { socket, response } = deno.upgradeWebSocket(request);
+      const { socket, response } = deno.upgradeWebSocket(request, { idleTimeout: app.idleTimeout });
       // Deno's request is unusable once answered: keep a copy of its headers for handlers.
       const kept = { url: request.url, headers: new Headers(request.headers) };
       serveWebSocket(app, socket, kept, admission.state);

@@ -33,6 +33,8 @@ import {
   isLoopbackAddress,
 } from "../src/broadcast-endpoint.ts";
 import type { SocketAPI, UpgradeRequest } from "../src/index.ts";
+import type { Session } from "../src/session.ts";
+import { closeSessions } from "../src/web-socket.ts";
 import { NODE_UPGRADE, type NodeUpgrade } from "./hono.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: any app can be served.
@@ -72,7 +74,11 @@ export interface ServeOptions extends AttachOptions {
 
 /** Options of a graceful shutdown. */
 export interface CloseOptions {
-  /** How long open sockets get to finish their close handshake, in ms (default 5000). */
+  /**
+   * How long frames already taken get to be answered before sockets are closed with 1001,
+   * in ms (default 5000). Sockets that then do not finish the close handshake within two
+   * seconds are cut off.
+   */
   timeout?: number | undefined;
 }
 
@@ -188,18 +194,57 @@ function createWebSocketServer(maxPayload: number): WebSocketServer {
   });
 }
 
+/** A `ws` socket with the liveness mark of the heartbeat. */
+type LiveWebSocket = WebSocket & { alive?: boolean };
+
 /** Feeds a `ws` socket's events to a new session of `app`. */
-function openSession(app: AnyApp, ws: WebSocket, request: UpgradeRequest, state: object): void {
+function openSession(
+  app: AnyApp,
+  ws: LiveWebSocket,
+  request: UpgradeRequest,
+  state: object,
+): Session<object> {
   const session = app.open(ws, request, state);
+  ws.alive = true;
   ws.on("message", (data: Buffer, isBinary: boolean) => {
+    ws.alive = true;
     if (isBinary) session.receiveBinary();
     else if (data.length > app.maxMessageBytes) session.receiveTooLarge();
     else session.receiveText(data.toString("utf8"), data.length);
+  });
+  ws.on("pong", () => {
+    ws.alive = true;
   });
   ws.on("close", (code: number, reason: Buffer) => session.handleClose(code, reason.toString()));
   // A protocol error (a frame over maxPayload, a bad opcode) closes the socket; the
   // close event cleans up.
   ws.on("error", () => {});
+  return session;
+}
+
+/**
+ * Every half `idleTimeout`, pings the sockets; one that sent nothing since the last round,
+ * not even a pong, is a dead peer and is terminated (its close cleans up).
+ */
+function startHeartbeat(
+  app: AnyApp,
+  sockets: Map<Session<object>, LiveWebSocket>,
+): ReturnType<typeof setInterval> {
+  const timer = setInterval(
+    () => {
+      for (const ws of sockets.values()) {
+        if (ws.alive === false) {
+          ws.terminate();
+          continue;
+        }
+        ws.alive = false;
+        ws.ping();
+      }
+    },
+    (app.idleTimeout * 1000) / 2,
+  );
+  timer.unref();
+  return timer;
 }
 
 /**
@@ -211,31 +256,46 @@ function handleUpgrades(
   decide: (req: IncomingMessage) => Promise<UpgradeDecision>,
   maxPayload: (app: AnyApp) => number,
 ): Attachment {
-  const servers = new Map<AnyApp, WebSocketServer>();
+  /** Per app: its `ws` server (for its frame limit), its sockets, their heartbeat. */
+  const apps = new Map<
+    AnyApp,
+    {
+      wss: WebSocketServer;
+      sockets: Map<Session<object>, LiveWebSocket>;
+      heartbeat: ReturnType<typeof setInterval>;
+    }
+  >();
   let closing = false;
 
   const onUpgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {
-    const decision = closing
-      ? { kind: "refuse" as const, response: new Response("Server shutting down", { status: 503 }) }
-      : await decide(req);
+    const decision = closing ? shuttingDown() : await decide(req);
     if (decision.kind === "ignore") return;
     socket.on("error", () => socket.destroy());
     if (decision.kind === "refuse" || closing) {
-      const response =
-        decision.kind === "refuse"
-          ? decision.response
-          : new Response("Server shutting down", { status: 503 });
-      await refuseUpgrade(socket, response);
+      await refuseUpgrade(
+        socket,
+        decision.kind === "refuse" ? decision.response : shuttingDown().response,
+      );
       return;
     }
     if (socket.destroyed) return;
     const { app, request, state } = decision;
-    let wss = servers.get(app);
-    if (!wss) {
-      wss = createWebSocketServer(maxPayload(app));
-      servers.set(app, wss);
+    let served = apps.get(app);
+    if (!served) {
+      const sockets = new Map<Session<object>, LiveWebSocket>();
+      served = {
+        wss: createWebSocketServer(maxPayload(app)),
+        sockets,
+        heartbeat: startHeartbeat(app, sockets),
+      };
+      apps.set(app, served);
     }
-    wss.handleUpgrade(req, socket, head, (ws) => openSession(app, ws, request, state));
+    const { wss, sockets } = served;
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const session = openSession(app, ws, request, state);
+      sockets.set(session, ws);
+      void session.whenClosed().then(() => sockets.delete(session));
+    });
   };
 
   const listener = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -250,26 +310,19 @@ function handleUpgrades(
     async close({ timeout = 5000 }: CloseOptions = {}): Promise<void> {
       closing = true;
       server.off("upgrade", listener);
-      const open = [...servers.values()].flatMap((wss) => [...wss.clients]);
-      await new Promise<void>((resolve) => {
-        if (open.length === 0) return resolve();
-        let left = open.length;
-        const timer = setTimeout(() => {
-          for (const ws of open) ws.terminate();
-        }, timeout);
-        for (const ws of open) {
-          ws.once("close", () => {
-            if (--left === 0) {
-              clearTimeout(timer);
-              resolve();
-            }
-          });
-          ws.close(1001, "Server shutting down");
-        }
-      });
-      for (const wss of servers.values()) wss.close();
+      for (const { sockets, wss, heartbeat } of apps.values()) {
+        clearInterval(heartbeat);
+        await closeSessions(sockets.keys(), timeout);
+        // Whoever did not finish the close handshake in time is cut off.
+        for (const ws of sockets.values()) ws.terminate();
+        wss.close();
+      }
     },
   };
+}
+
+function shuttingDown(): { kind: "refuse"; response: Response } {
+  return { kind: "refuse", response: new Response("Server shutting down", { status: 503 }) };
 }
 
 /**

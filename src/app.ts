@@ -3,9 +3,16 @@ import { ChannelTemplate } from "./channel-template.ts";
 import type { Connection, ConnectionState, UpgradeRequest } from "./context.ts";
 import type { ActionDeclaration, ChannelDeclaration } from "./declarations.ts";
 import { type Hub, MemoryHub, type Subscriber } from "./hub.ts";
+import { type RateLimit, resolveRateLimit } from "./rate-limiter.ts";
 import { Router } from "./router.ts";
 import { serializeData } from "./serialize.ts";
-import { type ChannelMatch, type ErrorInfo, Session, type SessionHost } from "./session.ts";
+import {
+  type ChannelMatch,
+  type ErrorInfo,
+  Session,
+  type SessionHost,
+  type SessionLimits,
+} from "./session.ts";
 import type { SocketLike } from "./socket.ts";
 import { closeSessions } from "./web-socket.ts";
 
@@ -46,6 +53,30 @@ export interface SocketAPIOptions<State extends object> {
    * channels, so that it never holds unbounded memory or slows the others.
    */
   maxBufferedBytes?: number | undefined;
+  /**
+   * How many frames each connection may send (a token bucket): default 1000 per second,
+   * 1000 at once. Over it, frames are answered RATE_LIMITED; a client that keeps sending
+   * is closed with 1008. `false` turns it off.
+   */
+  rateLimit?: RateLimit | false | undefined;
+  /** How many frames of one connection may wait to be served (default 256); more are RATE_LIMITED. */
+  maxQueuedMessages?: number | undefined;
+  /** How many channels one connection may subscribe to (default 100); more are TOO_MANY_SUBSCRIPTIONS. */
+  maxSubscriptions?: number | undefined;
+  /** How many connections the app holds at once (default 10,000); more upgrades are refused with 503. */
+  maxConnections?: number | undefined;
+  /**
+   * The origins a browser may connect from (the upgrade's `Origin` header), against
+   * cross-site WebSocket hijacking: a list, or a function. Others are refused with 403
+   * before `onConnect`. Requests without an `Origin` (not from a browser) are let through.
+   * Default: every origin.
+   */
+  allowedOrigins?: readonly string[] | ((origin: string) => boolean) | undefined;
+  /**
+   * Seconds without a sign of life (a frame, a pong) after which a connection is taken for
+   * dead and closed; adapters ping idle connections before that. Default 60.
+   */
+  idleTimeout?: number | undefined;
   /**
    * How many frames of one connection may be served at once (default 1: in arrival order,
    * each answered before the next starts). Above 1, answers may overtake each other and
@@ -104,6 +135,12 @@ export class SocketAPI<
   readonly maxBufferedBytes: number;
   /** How many frames of one connection may be served at once. */
   readonly concurrency: number;
+  /** The limits each connection is held to. */
+  readonly limits: SessionLimits;
+  /** Seconds without a sign of life before a connection is taken for dead. */
+  readonly idleTimeout: number;
+  /** How many connections the app holds at most. */
+  readonly maxConnections: number;
   readonly #options: SocketAPIOptions<State>;
   readonly #sessions = new Set<Session<State>>();
   readonly #staticChannels = new Map<string, ChannelMatch>();
@@ -115,6 +152,13 @@ export class SocketAPI<
     this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.maxBufferedBytes = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
     this.concurrency = Math.max(1, options.concurrency ?? 1);
+    this.limits = {
+      rateLimit: resolveRateLimit(options.rateLimit),
+      maxQueuedMessages: options.maxQueuedMessages ?? 256,
+      maxSubscriptions: options.maxSubscriptions ?? 100,
+    };
+    this.idleTimeout = options.idleTimeout ?? 60;
+    this.maxConnections = options.maxConnections ?? 10_000;
   }
 
   /** The open connections. */
@@ -136,6 +180,13 @@ export class SocketAPI<
    * socket, and answer with `response` when the connection is refused.
    */
   async admit(request: UpgradeRequest): Promise<Admission<State>> {
+    const origin = request.headers.get("origin");
+    if (origin !== null && !this.#originAllowed(origin)) {
+      return { ok: false, response: new Response("Origin not allowed", { status: 403 }) };
+    }
+    if (this.#sessions.size >= this.maxConnections) {
+      return { ok: false, response: new Response("Too many connections", { status: 503 }) };
+    }
     try {
       const outcome = await this.#options.onConnect?.(request);
       if (outcome instanceof Response) return { ok: false, response: outcome };
@@ -168,6 +219,12 @@ export class SocketAPI<
    */
   closeConnections({ timeout = 5000 }: { timeout?: number | undefined } = {}): Promise<void> {
     return closeSessions(this.#sessions, timeout);
+  }
+
+  #originAllowed(origin: string): boolean {
+    const allowed = this.#options.allowedOrigins;
+    if (allowed === undefined) return true;
+    return typeof allowed === "function" ? allowed(origin) : allowed.includes(origin);
   }
 
   findAction(name: string): ActionDeclaration | undefined {

@@ -143,6 +143,11 @@ export const ErrorMessage = {
   invalidChannelParams: (name: string): string => `Invalid parameters for channel '${name}'`,
   forbidden: "Forbidden.",
   internal: "Internal server error.",
+  rateLimited: (perSecond: number): string =>
+    `Rate limit exceeded: at most ${perSecond} messages per second.`,
+  queueFull: (limit: number): string => `Too many messages waiting: at most ${limit}.`,
+  tooManySubscriptions: (limit: number): string =>
+    `Too many subscriptions: at most ${limit} per connection.`,
 } as const;
 
 /** The exact text of a ping, so that an edge runtime can answer it without waking the app. */

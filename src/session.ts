@@ -26,6 +26,7 @@ import {
   type UnsubscribeFrame,
   type WireIssue,
 } from "./protocol.ts";
+import { DEFAULT_RATE_LIMIT, type ResolvedRateLimit, TokenBucket } from "./rate-limiter.ts";
 import { serializeData } from "./serialize.ts";
 import { type MessageData, OPEN, type SocketLike, utf8Length } from "./socket.ts";
 import { parseOutput, validate } from "./validate.ts";
@@ -48,11 +49,19 @@ export interface ErrorInfo {
 }
 
 /** What a session needs from its app. */
+/** The limits each connection is held to (the app's options, defaults applied). */
+export interface SessionLimits {
+  readonly rateLimit: ResolvedRateLimit | false;
+  readonly maxQueuedMessages: number;
+  readonly maxSubscriptions: number;
+}
+
 export interface SessionHost {
   readonly hub: Hub;
   readonly maxMessageBytes: number;
   readonly maxBufferedBytes: number;
   readonly concurrency: number;
+  readonly limits: SessionLimits;
   findAction(name: string): ActionDeclaration | undefined;
   findChannel(concreteName: string): ChannelMatch | undefined;
   reportError(error: unknown, info: ErrorInfo): void;
@@ -87,6 +96,10 @@ export class Session<State extends object = ConnectionState>
   #abort: AbortController | undefined;
   #onClosed: (() => void)[] | undefined;
   #boundChannels: Map<object, object> | undefined;
+  #bucket: TokenBucket | undefined;
+  #violations = 0;
+  #draining = false;
+  #onDrained: (() => void)[] | undefined;
 
   constructor(
     host: SessionHost,
@@ -166,6 +179,7 @@ export class Session<State extends object = ConnectionState>
     this.#unsubscribeAll();
     this.#host.sessionClosed(this, code, reason);
     for (const resolve of this.#onClosed?.splice(0) ?? []) resolve();
+    for (const resolve of this.#onDrained?.splice(0) ?? []) resolve();
   }
 
   /** Resolves once the socket has closed and the session has cleaned up. */
@@ -209,9 +223,51 @@ export class Session<State extends object = ConnectionState>
   }
 
   #enqueue(frame: QueuedFrame): void {
-    if (this.#closed) return;
-    this.#queue.push(frame);
+    if (this.#closed || this.#draining) return;
+    if (this.#withinLimits()) this.#queue.push(frame);
     this.#pump();
+  }
+
+  /**
+   * Whether a new frame may be served: within the rate limit and the queue's length. A
+   * frame over either is answered RATE_LIMITED in its turn; too many refused in a row
+   * close the connection with 1008.
+   */
+  #withinLimits(): boolean {
+    const { rateLimit, maxQueuedMessages } = this.#host.limits;
+    const queueFull = this.#queue.length >= maxQueuedMessages;
+    if (rateLimit !== false) this.#bucket ??= new TokenBucket(rateLimit);
+    const overRate = this.#bucket !== undefined && !this.#bucket.take();
+    if (!queueFull && !overRate) {
+      this.#violations = 0;
+      return true;
+    }
+    const maxViolations =
+      rateLimit === false ? DEFAULT_RATE_LIMIT.maxViolations : rateLimit.maxViolations;
+    if (++this.#violations > maxViolations) {
+      this.#unsubscribeAll();
+      this.#socket.close(CloseCode.policyViolation, "Rate limit abuse");
+      return false;
+    }
+    const message = queueFull
+      ? ErrorMessage.queueFull(maxQueuedMessages)
+      : ErrorMessage.rateLimited((rateLimit as ResolvedRateLimit).messagesPerSecond);
+    this.#queue.push(errorFrame(ErrorCode.RATE_LIMITED, message, undefined));
+    return false;
+  }
+
+  /**
+   * Stops taking new frames and resolves once the frames already taken are served: the
+   * first step of a graceful shutdown.
+   */
+  drain(): Promise<void> {
+    this.#draining = true;
+    if (this.#closed || (this.#inFlight === 0 && this.#queue.length === 0))
+      return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#onDrained ??= [];
+      this.#onDrained.push(resolve);
+    });
   }
 
   /** Serves queued frames in order, up to the app's concurrency. */
@@ -234,8 +290,9 @@ export class Session<State extends object = ConnectionState>
     } finally {
       this.#pumping = false;
     }
-    if (this.onIdle && this.#inFlight === 0 && this.#queue.length === 0 && !this.#closed) {
-      this.onIdle();
+    if (this.#inFlight === 0 && this.#queue.length === 0) {
+      if (this.onIdle && !this.#closed) this.onIdle();
+      for (const resolve of this.#onDrained?.splice(0) ?? []) resolve();
     }
   }
 
@@ -310,6 +367,18 @@ export class Session<State extends object = ConnectionState>
       return;
     }
     const { declaration } = match;
+    const { maxSubscriptions } = this.#host.limits;
+    if (!this.#subscriptions.has(name) && this.#subscriptions.size >= maxSubscriptions) {
+      this.send(
+        errorFrame(
+          ErrorCode.TOO_MANY_SUBSCRIPTIONS,
+          ErrorMessage.tooManySubscriptions(maxSubscriptions),
+          id,
+          name,
+        ),
+      );
+      return;
+    }
     try {
       let params: unknown;
       let given: ReturnType<typeof subscribeParams> | undefined;

@@ -32,25 +32,34 @@ export function serveWebSocket<State extends object>(
   return session;
 }
 
+/** Resolves with `promise`, or after `ms` with nothing. */
+async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    promise,
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  if (timer !== undefined) clearTimeout(timer);
+}
+
 /**
- * Closes sessions with 1001 (server shutting down) and resolves once every one has
- * closed, or after `timeout` ms, whichever comes first.
+ * Shuts sessions down gracefully: they stop taking frames, those already taken get up to
+ * `timeout` ms to be answered, then every session is closed with 1001 (server shutting
+ * down). Resolves once all have closed, or after `closeTimeout` ms more.
  */
 export async function closeSessions(
   sessions: Iterable<Session<object>>,
   timeout = 5000,
+  closeTimeout = 2000,
 ): Promise<void> {
-  const closing = [...sessions].map((session) => {
+  const list = [...sessions];
+  if (list.length === 0) return;
+  await within(Promise.all(list.map((session) => session.drain())), timeout);
+  const closed = list.map((session) => {
     session.close(1001, "Server shutting down");
     return session.whenClosed();
   });
-  if (closing.length === 0) return;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([
-    Promise.all(closing),
-    new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, timeout);
-    }),
-  ]);
-  if (timer !== undefined) clearTimeout(timer);
+  await within(Promise.all(closed), closeTimeout);
 }

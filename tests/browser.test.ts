@@ -1,11 +1,8 @@
 // The client in a real browser: a page served by a test server, loaded in headless
 // Chromium, calls an action and receives a broadcast.
 
-import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { type Browser, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { attach } from "../adapters/node.ts";

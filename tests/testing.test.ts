@@ -88,11 +88,11 @@ describe("createTestClient", () => {
     expect(client.status).toBe("closed");
   });
 
-  it("serves a thousand concurrent requests, each answered with its own result", async () => {
+  it("serves many concurrent requests, each answered with its own result", async () => {
     const client = await createTestClient(seed);
     const sums = await Promise.all(
-      Array.from({ length: 1000 }, (_, i) => client.action("add_numbers", { a: i, b: i })),
+      Array.from({ length: 200 }, (_, i) => client.action("add_numbers", { a: i, b: i })),
     );
-    expect(sums).toEqual(Array.from({ length: 1000 }, (_, i) => 2 * i));
+    expect(sums).toEqual(Array.from({ length: 200 }, (_, i) => 2 * i));
   });
 });

@@ -124,6 +124,7 @@ function socketFor(ws: ServerWebSocket<SocketData>): SocketLike {
     // when it was dropped: the session treats 0 as a failed send.
     send: (data: string) => ws.send(data),
     close: (code?: number, reason?: string) => ws.close(code, reason),
+    terminate: () => ws.terminate(),
   };
 }
 

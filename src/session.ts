@@ -257,6 +257,21 @@ export class Session<State extends object = ConnectionState>
   }
 
   /**
+   * A slow consumer: it leaves every channel at once and is closed with 1013. A client that
+   * does not read will not read the close frame either, so its socket is dropped a second
+   * later, freeing what it buffered.
+   */
+  #cutOff(): void {
+    this.#unsubscribeAll();
+    this.#socket.close(CloseCode.tryAgainLater, "Slow consumer");
+    if (this.#socket.terminate) {
+      const socket = this.#socket;
+      const timer = setTimeout(() => socket.terminate?.(), 1000);
+      (timer as { unref?: () => void }).unref?.();
+    }
+  }
+
+  /**
    * Stops taking new frames and resolves once the frames already taken are served: the
    * first step of a graceful shutdown.
    */
@@ -478,10 +493,7 @@ export class Session<State extends object = ConnectionState>
       // A client that stops reading makes its send buffer grow; past the limit it is
       // cut off, so that one slow reader never holds unbounded memory.
       const buffered = this.#socket.bufferedAmount;
-      if (buffered !== undefined && buffered > this.#host.maxBufferedBytes) {
-        this.#unsubscribeAll();
-        this.#socket.close(CloseCode.tryAgainLater, "Slow consumer");
-      }
+      if (buffered !== undefined && buffered > this.#host.maxBufferedBytes) this.#cutOff();
       return true;
     } catch (error) {
       this.#host.reportError(error, { connection: this, phase: "send" });

@@ -14,6 +14,8 @@ export interface SocketLike {
   send(data: string): unknown;
   /** Closes the socket. */
   close(code?: number, reason?: string): void;
+  /** Drops the connection without a close handshake, where the runtime can (`ws`, Bun). */
+  terminate?(): void;
 }
 
 /** `WebSocket.OPEN`: the only state in which a socket can send. */

@@ -200,7 +200,8 @@ describe("hostile input", () => {
   });
 
   it("answers deeply nested JSON quickly and stays open", async () => {
-    const app = new SocketAPI().action("echo", { input: v.unknown() }, (input) => input);
+    const onError = vi.fn();
+    const app = new SocketAPI({ onError }).action("echo", { input: v.unknown() }, (input) => input);
     const server = await start(app);
     const client = await openClient(server.url);
     const depth = 400_000;
@@ -216,6 +217,10 @@ describe("hostile input", () => {
     expect(await client.request({ type: "action", channel: "echo", data: 1 })).toMatchObject({
       data: 1,
     });
+    expect(onError.mock.calls.map(([error]) => (error as Error).name)).toEqual([
+      "RangeError",
+      "RangeError",
+    ]);
   });
 
   it("keeps an error frame small however many issues a huge input has", async () => {

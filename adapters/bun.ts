@@ -44,6 +44,14 @@ export const capabilities = {
   nativePubSub: true,
   /** `shutdown(server)` closes every socket with 1001 before the server stops. */
   gracefulShutdown: true,
+  /** `maxConnections` refuses upgrades with 503. */
+  connectionLimit: true,
+  /** Bun pings idle sockets and drops silent ones (`idleTimeout`, at least 8 seconds in Bun). */
+  deadPeers: true,
+  /** A client that stops reading is closed at `maxBufferedBytes` (by Bun's backpressure limit). */
+  slowConsumers: true,
+  /** A connection closed for abuse gets its close frame (1008) even while it floods. */
+  cleanCloseUnderFlood: true,
 } as const;
 
 /**
@@ -125,6 +133,26 @@ function socketFor(ws: ServerWebSocket<SocketData>): SocketLike {
     send: (data: string) => ws.send(data),
     close: (code?: number, reason?: string) => ws.close(code, reason),
     terminate: () => ws.terminate(),
+  };
+}
+
+/**
+ * Bun's socket options that carry an app's limits: frames over four times
+ * `maxMessageBytes` close with 1009 before they are read; idle sockets are pinged and
+ * silent ones dropped after `idleTimeout`; a slow reader is closed at `maxBufferedBytes`
+ * (Bun fans broadcasts out in native code, where the session's own check cannot see them).
+ *
+ * @example
+ * ```ts
+ * Bun.serve({ fetch: hono.fetch, websocket: { ...websocket, ...websocketLimits(app) } });
+ * ```
+ */
+export function websocketLimits(app: AnyApp): Partial<WebSocketHandler<SocketData>> {
+  return {
+    maxPayloadLength: app.maxMessageBytes * 4,
+    idleTimeout: Math.min(960, app.idleTimeout),
+    backpressureLimit: app.maxBufferedBytes,
+    closeOnBackpressureLimit: true,
   };
 }
 
@@ -212,13 +240,10 @@ export function bun(app: AnyApp, options: BunOptions = {}): BunHandler {
     },
     websocket: {
       ...websocket,
-      maxPayloadLength: options.maxPayloadLength ?? app.maxMessageBytes * 4,
-      // Bun pings idle sockets and closes those that stay silent (dead peers).
-      idleTimeout: Math.min(960, app.idleTimeout),
-      // A slow reader's buffer is capped by Bun itself: broadcasts are fanned out in native
-      // code, where the session's own check cannot see them.
-      backpressureLimit: app.maxBufferedBytes,
-      closeOnBackpressureLimit: true,
+      ...websocketLimits(app),
+      ...(options.maxPayloadLength === undefined
+        ? {}
+        : { maxPayloadLength: options.maxPayloadLength }),
       open(ws) {
         websocket.open?.(ws);
         if (ws.data.session) sessions.add(ws.data.session);

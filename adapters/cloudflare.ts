@@ -56,6 +56,20 @@ export const capabilities = {
    * sockets itself (clients see 1006 in `wrangler dev`). Clients reconnect.
    */
   gracefulShutdown: false,
+  /** `maxConnections` holds per object: the object refuses the upgrade with 503. */
+  connectionLimit: true,
+  /**
+   * Cloudflare's runtime watches the connections of a hibernating object itself; the
+   * object does not ping them (that would wake it).
+   */
+  deadPeers: false,
+  /**
+   * A Durable Object cannot see how much a socket has not sent (no `bufferedAmount`): the
+   * platform buffers for slow readers.
+   */
+  slowConsumers: false,
+  /** A connection closed for abuse gets its close frame (1008) even while it floods. */
+  cleanCloseUnderFlood: true,
 } as const;
 
 /** The name of the object when the app is not sharded. */
@@ -235,6 +249,10 @@ class ObjectServer {
   async accept(request: Request): Promise<Response> {
     if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return new Response("Expected a WebSocket upgrade", { status: 426 });
+    }
+    // The Worker cannot see an object's connections: the object counts its own.
+    if (this.#sessions.size >= this.#app.maxConnections) {
+      return new Response("Too many connections", { status: 503 });
     }
     const shard = request.headers.get(SHARD_HEADER) ?? DEFAULT_SHARD;
     if (this.shard !== shard) {

@@ -42,6 +42,17 @@ export const capabilities = {
   nativePubSub: false,
   /** `shutdown()` closes every socket with 1001. */
   gracefulShutdown: true,
+  /** `maxConnections` refuses upgrades with 503. */
+  connectionLimit: true,
+  /** Deno pings idle sockets and drops silent ones (`idleTimeout`). */
+  deadPeers: true,
+  /** A client that stops reading is closed with 1013 at `maxBufferedBytes`. */
+  slowConsumers: true,
+  /**
+   * Deno drops a connection that keeps sending after the server's close frame: a client
+   * closed for abuse sees 1006, not 1008.
+   */
+  cleanCloseUnderFlood: false,
 } as const;
 
 /** Options of {@link deno}. */

@@ -48,6 +48,14 @@ export const capabilities = {
   nativePubSub: false,
   /** `close()` closes every socket with 1001 before the server stops. */
   gracefulShutdown: true,
+  /** `maxConnections` refuses upgrades with 503. */
+  connectionLimit: true,
+  /** Idle sockets are pinged; one silent for `idleTimeout` is dropped. */
+  deadPeers: true,
+  /** A client that stops reading is closed with 1013 at `maxBufferedBytes`. */
+  slowConsumers: true,
+  /** A connection closed for abuse gets its close frame (1008) even while it floods. */
+  cleanCloseUnderFlood: true,
 } as const;
 
 /** Options of {@link attach}. */
@@ -102,28 +110,42 @@ export interface NodeServer extends Attachment {
 // socket and uncorking once per event-loop turn batches the frames of a turn (a broadcast,
 // a burst of answers) into one write, as uWS and Bun do by themselves. `ws` has no public
 // cork API; its socket is `_socket`.
-const corkedSockets = new Set<Duplex>();
+const corkedSockets = new Set<CorkedWebSocket>();
 let flushScheduled = false;
 
 function flushCorkedSockets(): void {
   flushScheduled = false;
-  for (const socket of corkedSockets) socket.uncork();
+  for (const ws of corkedSockets) ws.uncork();
   corkedSockets.clear();
 }
 
 /** A `ws` socket whose sends are batched per event-loop turn. */
 class CorkedWebSocket extends WebSocket {
+  /** Bytes sent in this turn, waiting in the corked socket until it is flushed. */
+  #corkedBytes = 0;
+
   override send(data: string | Buffer, ...rest: unknown[]): void {
     const socket = (this as unknown as { _socket?: Duplex })._socket;
-    if (socket && !corkedSockets.has(socket) && !socket.destroyed) {
+    if (socket && !corkedSockets.has(this) && !socket.destroyed) {
       socket.cork();
-      corkedSockets.add(socket);
+      corkedSockets.add(this);
       if (!flushScheduled) {
         flushScheduled = true;
         setImmediate(flushCorkedSockets);
       }
     }
+    if (corkedSockets.has(this)) this.#corkedBytes += data.length;
     (super.send as (...args: unknown[]) => void)(data, ...rest);
+  }
+
+  /** Bytes sent in this turn and still corked. */
+  get corkedBytes(): number {
+    return this.#corkedBytes;
+  }
+
+  uncork(): void {
+    this.#corkedBytes = 0;
+    (this as unknown as { _socket?: Duplex })._socket?.uncork();
   }
 }
 
@@ -193,6 +215,19 @@ function createWebSocketServer(maxPayload: number): WebSocketServer {
     WebSocket: CorkedWebSocket,
   });
 }
+
+// What the client has not read yet: the socket's buffer without this turn's frames, which
+// are held back on purpose, so that a slow reader shows from one turn to the next. (`ws`
+// defines `bufferedAmount` as an accessor; TypeScript knows it as a field.)
+const wsBufferedAmount = Object.getOwnPropertyDescriptor(
+  WebSocket.prototype,
+  "bufferedAmount",
+)?.get;
+Object.defineProperty(CorkedWebSocket.prototype, "bufferedAmount", {
+  get(this: CorkedWebSocket): number {
+    return Math.max(0, (wsBufferedAmount?.call(this) ?? 0) - this.corkedBytes);
+  },
+});
 
 /** A `ws` socket with the liveness mark of the heartbeat. */
 type LiveWebSocket = WebSocket & { alive?: boolean };

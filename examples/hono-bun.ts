@@ -1,12 +1,12 @@
 /** The Hono example on Bun: `npm run start:hono:bun` (PORT, default 8000). */
-import { websocket } from "socketapi/bun";
+import { websocket, websocketLimits } from "socketapi/bun";
 import hono from "./hono.ts";
 import app from "./main.ts";
 
 const server = Bun.serve({
   fetch: hono.fetch,
-  // Bun's own limit: frames over it close with 1009 before they are read.
-  websocket: { ...websocket, maxPayloadLength: app.maxMessageBytes * 4 },
+  // The app's limits, as Bun applies them: frame size, dead peers, slow readers.
+  websocket: { ...websocket, ...websocketLimits(app) },
   port: Number(process.env.PORT ?? 8000),
   hostname: "127.0.0.1",
 });

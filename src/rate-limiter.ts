@@ -5,8 +5,9 @@ export interface RateLimit {
   /** Frames that may come at once above the rate (default: one second's worth). */
   burst?: number | undefined;
   /**
-   * Frames refused in a row before the connection is closed with 1008 as abusive
-   * (default 100). A client that slows down is forgiven with its next accepted frame.
+   * Refused frames before the connection is closed with 1008 as abusive (default 100).
+   * Refusals are forgiven at this many per second, so only a client that keeps sending
+   * well over the limit is closed.
    */
   maxViolations?: number | undefined;
 }

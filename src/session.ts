@@ -97,8 +97,12 @@ export class Session<State extends object = ConnectionState>
   #onClosed: (() => void)[] | undefined;
   #boundChannels: Map<object, object> | undefined;
   #bucket: TokenBucket | undefined;
+  /** Refused frames, forgiven at `maxViolations` per second. */
   #violations = 0;
+  #violationsAt = 0;
   #draining = false;
+  /** The server started closing this connection: frames that still arrive are ignored. */
+  #closing = false;
   #onDrained: (() => void)[] | undefined;
 
   constructor(
@@ -140,6 +144,7 @@ export class Session<State extends object = ConnectionState>
   }
 
   close(code = 1000, reason = ""): void {
+    this.#closing = true;
     this.#socket.close(code, reason);
   }
 
@@ -223,7 +228,7 @@ export class Session<State extends object = ConnectionState>
   }
 
   #enqueue(frame: QueuedFrame): void {
-    if (this.#closed || this.#draining) return;
+    if (this.#closed || this.#draining || this.#closing) return;
     if (this.#withinLimits()) this.#queue.push(frame);
     this.#pump();
   }
@@ -238,15 +243,18 @@ export class Session<State extends object = ConnectionState>
     const queueFull = this.#queue.length >= maxQueuedMessages;
     if (rateLimit !== false) this.#bucket ??= new TokenBucket(rateLimit);
     const overRate = this.#bucket !== undefined && !this.#bucket.take();
-    if (!queueFull && !overRate) {
-      this.#violations = 0;
-      return true;
-    }
+    if (!queueFull && !overRate) return true;
     const maxViolations =
       rateLimit === false ? DEFAULT_RATE_LIMIT.maxViolations : rateLimit.maxViolations;
+    // Refusals are forgiven at maxViolations a second: a burst over the limit passes, a
+    // client that keeps sending well over it is cut off.
+    const now = Date.now();
+    const forgiven = ((now - this.#violationsAt) / 1000) * maxViolations;
+    this.#violations = Math.max(0, this.#violations - forgiven);
+    this.#violationsAt = now;
     if (++this.#violations > maxViolations) {
       this.#unsubscribeAll();
-      this.#socket.close(CloseCode.policyViolation, "Rate limit abuse");
+      this.close(CloseCode.policyViolation, "Rate limit abuse");
       return false;
     }
     const message = queueFull
@@ -262,8 +270,9 @@ export class Session<State extends object = ConnectionState>
    * later, freeing what it buffered.
    */
   #cutOff(): void {
+    if (this.#closing) return;
     this.#unsubscribeAll();
-    this.#socket.close(CloseCode.tryAgainLater, "Slow consumer");
+    this.close(CloseCode.tryAgainLater, "Slow consumer");
     if (this.#socket.terminate) {
       const socket = this.#socket;
       const timer = setTimeout(() => socket.terminate?.(), 1000);

@@ -32,7 +32,7 @@ describe("actions", () => {
   it("lets an action without input be called without one", () => {
     expectTypeOf(full.action("nothing")).toEqualTypeOf<Promise<undefined>>();
     expectTypeOf(full.action("stats")).toEqualTypeOf<
-      Promise<{ connections: number; chat: number }>
+      Promise<{ connections: number; chat: number; firehose: number }>
     >();
   });
 

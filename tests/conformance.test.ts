@@ -1,9 +1,13 @@
 // One conformance suite, written once, replayed over real sockets against a real process
 // of every runtime setup. A capability a runtime lacks is skipped by name, with its reason.
+
+import { once } from "node:events";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
 import { capabilities as bunCapabilities } from "../adapters/bun.ts";
 import { capabilities as nodeCapabilities } from "../adapters/node.ts";
+import type { Frame } from "./helpers/fake-client.ts";
 import { root, type ServerProcess, startServer } from "./helpers/server-process.ts";
 import { openClient, WsClient } from "./helpers/ws-client.ts";
 
@@ -16,12 +20,20 @@ const denoCapabilities = {
   hardFrameLimit: false,
   nativePubSub: false,
   gracefulShutdown: true,
+  connectionLimit: true,
+  deadPeers: true,
+  slowConsumers: true,
+  cleanCloseUnderFlood: false,
 } as const;
 // adapters/cloudflare.ts imports cloudflare:workers, which only workerd has: its flags.
 const workersCapabilities = {
   hardFrameLimit: false,
   nativePubSub: false,
   gracefulShutdown: false,
+  connectionLimit: true,
+  deadPeers: false,
+  slowConsumers: false,
+  cleanCloseUnderFlood: true,
 } as const;
 
 const runtimes = [
@@ -377,11 +389,18 @@ describe.each(runtimes)("$name", ({ command, capabilities, hono }) => {
     const before = await stats();
     const leaving = await open();
     await leaving.request({ type: "subscribe", channel: "chat" });
-    expect(await stats()).toEqual({ connections: before.connections + 1, chat: before.chat + 1 });
+    expect(await stats()).toEqual({
+      ...before,
+      connections: before.connections + 1,
+      chat: before.chat + 1,
+    });
     await leaving.close();
     const deadline = Date.now() + 3000;
     let now = await stats();
-    while (now.connections !== before.connections && Date.now() < deadline) now = await stats();
+    while (now.connections !== before.connections && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      now = await stats();
+    }
     expect(now).toEqual(before);
   });
 
@@ -403,6 +422,130 @@ describe.each(runtimes)("$name", ({ command, capabilities, hono }) => {
       404,
     );
   });
+
+  it("answers RATE_LIMITED over the rate limit, naming the limit", async () => {
+    const client = await open();
+    // Frames answered at once (no channel), so that none waits in the queue.
+    for (let i = 0; i < 400; i++) client.sendRaw('{"type":"action"}');
+    const frames: Frame[] = [];
+    for (let i = 0; i < 400; i++) frames.push(await client.next());
+    // The bucket holds 300 and refills while the frames arrive.
+    expect(frames.filter((f) => f.message === "Channel is required.").length).toBeLessThan(400);
+    expect(frames.find((f) => f.code === "RATE_LIMITED")).toEqual({
+      type: "error",
+      code: "RATE_LIMITED",
+      message: "Rate limit exceeded: at most 300 messages per second.",
+    });
+    expect(client.ws.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it("closes a connection that keeps flooding with 1008 (1006 where the runtime drops it)", async () => {
+    const client = await open();
+    // Not pings: on Workers the runtime answers those itself, without the app.
+    for (let i = 0; i < 1000; i++) client.sendRaw('{"type":"action","channel":"nothing"}');
+    const { code } = await client.closed;
+    expect(code).toBe(capabilities.cleanCloseUnderFlood ? 1008 : 1006);
+  });
+
+  it("answers TOO_MANY_SUBSCRIPTIONS past the connection's limit", async () => {
+    const client = await open();
+    for (let room = 0; room < 10; room++) {
+      expect((await client.request({ type: "subscribe", channel: `rooms/${room}` })).type).toBe(
+        "subscribed",
+      );
+    }
+    expect(await client.request({ type: "subscribe", channel: "rooms/10", id: 1 })).toEqual({
+      type: "error",
+      code: "TOO_MANY_SUBSCRIPTIONS",
+      message: "Too many subscriptions: at most 10 per connection.",
+      channel: "rooms/10",
+      id: 1,
+    });
+  });
+
+  it("refuses a browser from a foreign origin with 403", async () => {
+    const foreign = new WsClient(`ws://127.0.0.1:${server.port}/`, {
+      origin: "http://evil.example",
+    });
+    await expect(foreign.opened).rejects.toMatchObject({ status: 403 });
+    const allowed = await open("", { origin: "http://allowed.example" });
+    expect(
+      (await allowed.request({ type: "action", channel: "add_numbers", data: { a: 1, b: 1 } }))
+        .data,
+    ).toBe(2);
+  });
+
+  it.runIf(capabilities.connectionLimit)(
+    "refuses upgrades past the connection limit with 503 (skipped where the Worker cannot count the objects' connections)",
+    async () => {
+      const observer = await open();
+      const { connections } = (await observer.request({ type: "action", channel: "stats" })).data;
+      const extra = await Promise.all(Array.from({ length: 40 - connections }, () => open()));
+      const refused = new WsClient(`ws://127.0.0.1:${server.port}/`);
+      await expect(refused.opened).rejects.toMatchObject({ status: 503 });
+      for (const client of extra) client.ws.terminate();
+    },
+  );
+
+  it("changes nothing with __proto__ and constructor keys in a frame", async () => {
+    const client = await open();
+    client.sendRaw(
+      '{"type":"action","channel":"add_numbers","data":{"a":1,"b":2,"__proto__":{"a":"x"},"constructor":{"prototype":{"b":"y"}}},"__proto__":{"type":"subscribe"}}',
+    );
+    expect(await client.next()).toEqual({
+      type: "action",
+      channel: "add_numbers",
+      status: "completed",
+      data: 3,
+    });
+    expect(
+      (await client.request({ type: "action", channel: "add_numbers", data: { a: 2, b: 2 } })).data,
+    ).toBe(4);
+  });
+
+  it.runIf(capabilities.slowConsumers)(
+    "cuts off a subscriber that does not read, while another keeps receiving (skipped where the send buffer is hidden)",
+    async () => {
+      const [slow, fast, observer] = await Promise.all([open(), open(), open()]);
+      await slow.request({ type: "subscribe", channel: "firehose" });
+      await fast.request({ type: "subscribe", channel: "firehose" });
+      // The slow client stops reading: the server's send buffer for it grows.
+      (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+      const stats = async () => (await observer.request({ type: "action", channel: "stats" })).data;
+      const before = (await stats()).firehose;
+      let rounds = 0;
+      // Each round sends 160 KiB, under the 256 KiB limit: a reader keeps up, the slow
+      // one falls further behind every round.
+      while ((await stats()).firehose === before && rounds++ < 40) {
+        await observer.request({
+          type: "action",
+          channel: "flood",
+          data: { count: 10, size: 16 * 1024 },
+        });
+      }
+      expect((await stats()).firehose).toBe(before - 1);
+      const firehose = () =>
+        fast.frames.filter((frame) => frame.startsWith('{"type":"data","channel":"firehose"'));
+      const deadline = Date.now() + 5000;
+      while (firehose().length < rounds * 10 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(firehose().length).toBe(rounds * 10);
+    },
+  );
+
+  it.runIf(capabilities.deadPeers)(
+    "closes a connection that answers no pings (skipped where the platform watches connections itself)",
+    { timeout: 30_000 },
+    async () => {
+      const observer = await open();
+      const silent = new WebSocket(`ws://127.0.0.1:${server.port}/`, { autoPong: false });
+      await once(silent, "open");
+      const [code] = await once(silent, "close");
+      expect([1006, 1001, 1011]).toContain(code);
+      expect((await observer.request({ type: "action", channel: "stats" })).type).toBe("action");
+    },
+  );
 
   it.runIf(hono)(
     "keeps the Hono app's other routes and middleware working (skipped: no Hono app here)",

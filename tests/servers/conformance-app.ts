@@ -8,6 +8,13 @@ import { ForbiddenError, SocketAPI, SocketAPIError, subscribeParam } from "../..
 
 const app = new SocketAPI({
   maxMessageBytes: 64 * 1024,
+  // Limits low enough for the suite to reach them quickly.
+  rateLimit: { messagesPerSecond: 300, burst: 300, maxViolations: 100 },
+  maxSubscriptions: 10,
+  maxConnections: 40,
+  maxBufferedBytes: 256 * 1024,
+  allowedOrigins: ["http://allowed.example"],
+  idleTimeout: 1,
   onConnect: (request) => {
     const url = new URL(request.url);
     const refuse = url.searchParams.get("refuse");
@@ -67,15 +74,31 @@ const app = new SocketAPI({
     return "slow";
   })
   .action("nothing", () => undefined)
+  .channel(
+    "firehose",
+    { params: v.object({ chunk: v.optional(v.string(), "") }) },
+    ({ chunk }) => chunk,
+  )
+  .action(
+    "flood",
+    { input: v.object({ count: v.number(), size: v.number() }) },
+    async ({ count, size }, ctx) => {
+      const chunk = "x".repeat(size);
+      let delivered = 0;
+      for (let i = 0; i < count; i++) delivered += await ctx.channels.firehose({ chunk });
+      return delivered;
+    },
+  )
   .action("whoami", (_, ctx) => ({
     user: ctx.connection.state.user,
     path: new URL(ctx.request.url).pathname,
     probe: ctx.request.headers.get("x-probe"),
   }))
   // The explicit return type lets the handler refer to `app` inside its own declaration.
-  .action("stats", (): { connections: number; chat: number } => ({
+  .action("stats", (): { connections: number; chat: number; firehose: number } => ({
     connections: app.connections.size,
     chat: app.hub.size("chat"),
+    firehose: app.hub.size("firehose"),
   }));
 
 export default app;

@@ -1,12 +1,12 @@
 // Serves the Hono conformance app on Bun: PORT, SIGTERM shuts down gracefully.
-import { websocket } from "../../adapters/bun.ts";
+import { websocket, websocketLimits } from "../../adapters/bun.ts";
 import app from "./conformance-app.ts";
 import hono from "./hono.ts";
 
 const server = Bun.serve({
   fetch: hono.fetch,
-  // Bun's own limit: frames over it close with 1009 before they are read.
-  websocket: { ...websocket, maxPayloadLength: app.maxMessageBytes * 4 },
+  // The app's limits, as Bun applies them: frame size, dead peers, slow readers.
+  websocket: { ...websocket, ...websocketLimits(app) },
   port: Number(process.env.PORT),
   hostname: "127.0.0.1",
 });

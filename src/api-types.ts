@@ -42,16 +42,21 @@ export type ClientInput<TSchema extends AnySchema | undefined> = TSchema extends
   ? v.InferInput<TSchema>
   : undefined;
 
-/** What a handler returns, given an optional output schema. */
-export type HandlerResult<
-  TOutput extends AnySchema | undefined,
-  TResult,
-> = TOutput extends AnySchema ? v.InferInput<TOutput> : TResult;
+/**
+ * What a handler may return, given an optional output schema: the schema's input (or a
+ * promise of it), or anything without a schema.
+ */
+export type HandlerReturn<TOutput extends AnySchema | undefined> = TOutput extends AnySchema
+  ? v.InferInput<TOutput> | Promise<v.InferInput<TOutput>>
+  : unknown;
 
-/** What the client receives, given an optional output schema and the handler's result. */
-export type ClientOutput<TOutput extends AnySchema | undefined, TResult> = TOutput extends AnySchema
+/**
+ * What the client receives, given an optional output schema and what the handler returns
+ * (a promise is awaited).
+ */
+export type ClientOutput<TOutput extends AnySchema | undefined, TReturn> = TOutput extends AnySchema
   ? v.InferOutput<TOutput>
-  : Awaited<TResult>;
+  : Awaited<TReturn>;
 
 type MarkedKeys<TEntries> = {
   [K in keyof TEntries]: TEntries[K] extends SubscribeParamMarker ? K : never;

@@ -7,7 +7,7 @@ import type {
   ClientOutput,
   Empty,
   HandlerInput,
-  HandlerResult,
+  HandlerReturn,
   Prefixed,
   SubscribeInput,
 } from "./api-types.ts";
@@ -41,17 +41,18 @@ export type Registry<
   ? SocketAPI<State, Actions, Channels>
   : Router<State, Prefix, Actions, Channels>;
 
-/** The handler of an action: gets the validated input and the context, returns the result. */
-export type ActionHandler<TInput, TContext, TResult> = (
-  input: TInput,
-  ctx: TContext,
-) => TResult | Promise<TResult>;
+/**
+ * The handler of an action: gets the validated input and the context, returns the result
+ * or a promise of it. (The whole return type is one parameter, so that a handler returning
+ * a union of objects is inferred as it is.)
+ */
+export type ActionHandler<TInput, TContext, TReturn> = (input: TInput, ctx: TContext) => TReturn;
 
-/** The handler of a channel: gets the validated parameters, returns the data to send. */
-export type ChannelHandler<TParams, TContext, TData> = (
+/** The handler of a channel: gets the validated parameters, returns the data (or a promise of it). */
+export type ChannelHandler<TParams, TContext, TReturn> = (
   params: TParams,
   ctx: TContext,
-) => TData | Promise<TData>;
+) => TReturn;
 
 // biome-ignore lint/suspicious/noExplicitAny: a parent may be any router or app.
 type AnyRouter = Router<any, any, any, any>;
@@ -107,34 +108,30 @@ export class Router<
    *   ({ a, b }) => a + b);
    * ```
    */
-  action<TName extends string, TResult>(
+  action<TName extends string, TReturn>(
     name: TName,
-    handler: ActionHandler<undefined, ActionContext<State, Channels>, TResult>,
+    handler: ActionHandler<undefined, ActionContext<State, Channels>, TReturn>,
   ): Registry<
     Kind,
     State,
     Prefix,
-    Actions & Record<TName, ActionType<undefined, Awaited<TResult>>>,
+    Actions & Record<TName, ActionType<undefined, Awaited<TReturn>>>,
     Channels
   >;
   action<
     TName extends string,
-    TResult,
+    TReturn extends HandlerReturn<TOutput>,
     TInput extends AnySchema | undefined = undefined,
     TOutput extends AnySchema | undefined = undefined,
   >(
     name: TName,
     options: ActionOptions<TInput, TOutput, ActionContext<State, Channels>, HandlerInput<TInput>>,
-    handler: ActionHandler<
-      HandlerInput<TInput>,
-      ActionContext<State, Channels>,
-      HandlerResult<TOutput, TResult>
-    >,
+    handler: ActionHandler<HandlerInput<TInput>, ActionContext<State, Channels>, TReturn>,
   ): Registry<
     Kind,
     State,
     Prefix,
-    Actions & Record<TName, ActionType<ClientInput<TInput>, ClientOutput<TOutput, TResult>>>,
+    Actions & Record<TName, ActionType<ClientInput<TInput>, ClientOutput<TOutput, TReturn>>>,
     Channels
   >;
   action(name: string, ...args: unknown[]): unknown {
@@ -161,19 +158,19 @@ export class Router<
    * await app.channels.chat({ message: "Hi" }); // every subscriber gets {"message":"Hi"}
    * ```
    */
-  channel<TName extends string, TData>(
+  channel<TName extends string, TReturn>(
     name: TName,
-    handler: ChannelHandler<undefined, ChannelContext<State, Channels>, TData>,
+    handler: ChannelHandler<undefined, ChannelContext<State, Channels>, TReturn>,
   ): Registry<
     Kind,
     State,
     Prefix,
     Actions,
-    Channels & Record<TName, ChannelType<undefined, Empty, Awaited<TData>>>
+    Channels & Record<TName, ChannelType<undefined, Empty, Awaited<TReturn>>>
   >;
   channel<
     TName extends string,
-    TData,
+    TReturn extends HandlerReturn<TDataSchema>,
     TParams extends AnySchema | undefined = undefined,
     TDataSchema extends AnySchema | undefined = undefined,
   >(
@@ -184,11 +181,7 @@ export class Router<
       SubscribeContext<State, Channels>,
       HandlerInput<TParams>
     >,
-    handler: ChannelHandler<
-      HandlerInput<TParams>,
-      ChannelContext<State, Channels>,
-      HandlerResult<TDataSchema, TData>
-    >,
+    handler: ChannelHandler<HandlerInput<TParams>, ChannelContext<State, Channels>, TReturn>,
   ): Registry<
     Kind,
     State,
@@ -197,7 +190,11 @@ export class Router<
     Channels &
       Record<
         TName,
-        ChannelType<ClientInput<TParams>, SubscribeInput<TParams>, ClientOutput<TDataSchema, TData>>
+        ChannelType<
+          ClientInput<TParams>,
+          SubscribeInput<TParams>,
+          ClientOutput<TDataSchema, TReturn>
+        >
       >
   >;
   channel(name: string, ...args: unknown[]): unknown {

@@ -92,6 +92,20 @@ describe("handler types", () => {
     new SocketAPI().action("bad", { output: v.string() }, () => 5);
   });
 
+  it("infers a handler that returns a union of objects, or a promise of one", () => {
+    const app = new SocketAPI()
+      .action("either", (): number | { a: 1 } => 1)
+      .action("later", async (): Promise<number | { a: 1 }> => 1)
+      .channel(
+        "mixed",
+        { params: v.object({ n: v.optional(v.number(), 0) }) },
+        ({ n }): number | { a: 1 } => n,
+      );
+    expectTypeOf<ActionsOf<typeof app>["either"]["output"]>().toEqualTypeOf<number | { a: 1 }>();
+    expectTypeOf<ActionsOf<typeof app>["later"]["output"]>().toEqualTypeOf<number | { a: 1 }>();
+    expectTypeOf<ChannelsOf<typeof app>["mixed"]["data"]>().toEqualTypeOf<number | { a: 1 }>();
+  });
+
   it("gives a channel handler a context that has a connection only on subscribe", () => {
     new SocketAPI().channel("c", (_, ctx) => {
       expectTypeOf(ctx).toMatchTypeOf<ChannelContext>();

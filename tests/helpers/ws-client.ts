@@ -69,9 +69,9 @@ export class WsClient {
     }
   }
 
-  async request(frame: unknown): Promise<Frame> {
+  async request(frame: unknown, ms?: number): Promise<Frame> {
     this.send(frame);
-    return this.next();
+    return this.next(ms);
   }
 
   close(): Promise<{ code: number; reason: string }> {

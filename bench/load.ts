@@ -1,0 +1,213 @@
+// The load generator: one scenario against one running server, in its own process, then
+// one JSON line on stdout. Run with Bun (its WebSocket client is the fastest available
+// here); Socket.IO subjects are driven with socket.io-client.
+//
+//   bun bench/load.ts '{"scenario":"actions","url":"ws://127.0.0.1:9000/","protocol":"socketapi",...}'
+import { io, type Socket } from "socket.io-client";
+
+interface Options {
+  scenario: "actions" | "latency" | "fanout" | "memory";
+  url: string;
+  protocol: "socketapi" | "socketio";
+  connections: number;
+  inflight: number;
+  warmup: number;
+  duration: number;
+  rate: number;
+  subscribers: number;
+  broadcasts: number;
+  idle: number;
+}
+
+const options = JSON.parse(process.argv[2] ?? "{}") as Options;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** One client connection, whatever the protocol: actions with a callback per answer. */
+interface Driver {
+  add(a: number, b: number, done: (sum: number) => void): void;
+  subscribe(onData: (seq: number) => void): Promise<void>;
+  broadcast(count: number): Promise<void>;
+  close(): void;
+}
+
+async function socketapiDriver(): Promise<Driver> {
+  const ws = new WebSocket(options.url);
+  await new Promise((resolve, reject) => {
+    ws.onopen = resolve;
+    ws.onerror = reject;
+  });
+  let nextId = 1;
+  const pending = new Map<number, (data: unknown) => void>();
+  let onData: ((seq: number) => void) | undefined;
+  ws.onmessage = (event) => {
+    const frame = JSON.parse(event.data as string);
+    if (frame.type === "data") onData?.(frame.data.seq);
+    else {
+      const resolve = pending.get(frame.id);
+      pending.delete(frame.id);
+      resolve?.(frame.data);
+    }
+  };
+  const request = (frame: Record<string, unknown>, done: (data: unknown) => void) => {
+    const id = nextId++;
+    pending.set(id, done);
+    ws.send(JSON.stringify({ ...frame, id }));
+  };
+  return {
+    add: (a, b, done) =>
+      request(
+        { type: "action", channel: "add_numbers", data: { a, b } },
+        done as (d: unknown) => void,
+      ),
+    subscribe: (listener) =>
+      new Promise((resolve) => {
+        onData = listener;
+        request({ type: "subscribe", channel: "fanout" }, () => resolve());
+      }),
+    broadcast: (count) =>
+      new Promise((resolve) =>
+        request({ type: "action", channel: "broadcast", data: { count } }, () => resolve()),
+      ),
+    close: () => ws.close(),
+  };
+}
+
+async function socketioDriver(): Promise<Driver> {
+  const socket: Socket = io(options.url.replace(/^ws/, "http"), {
+    transports: ["websocket"],
+    reconnection: false,
+  });
+  await new Promise((resolve, reject) => {
+    socket.once("connect", () => resolve(undefined));
+    socket.once("connect_error", reject);
+  });
+  return {
+    add: (a, b, done) => socket.emit("add_numbers", { a, b }, done),
+    subscribe: (listener) =>
+      new Promise((resolve) => {
+        socket.on("fanout", (data: { seq: number }) => listener(data.seq));
+        socket.emit("subscribe", () => resolve());
+      }),
+    broadcast: (count) =>
+      new Promise((resolve) => socket.emit("broadcast", { count }, () => resolve())),
+    close: () => socket.disconnect(),
+  };
+}
+
+async function connect(count: number): Promise<Driver[]> {
+  const drivers: Driver[] = [];
+  for (let i = 0; i < count; i += 100) {
+    const batch = Array.from({ length: Math.min(100, count - i) }, () =>
+      options.protocol === "socketio" ? socketioDriver() : socketapiDriver(),
+    );
+    drivers.push(...(await Promise.all(batch)));
+  }
+  return drivers;
+}
+
+/** Round trips per second with `inflight` requests kept in flight on each connection. */
+async function actions(): Promise<Record<string, number>> {
+  const drivers = await connect(options.connections);
+  let counting = false;
+  let answered = 0;
+  let stopped = false;
+  for (const driver of drivers) {
+    const loop = (sum: number) => {
+      if (counting) answered++;
+      if (!stopped) driver.add(sum % 1000, 1, loop);
+    };
+    for (let i = 0; i < options.inflight; i++) driver.add(i, 1, loop);
+  }
+  await sleep(options.warmup * 1000);
+  counting = true;
+  const started = performance.now();
+  await sleep(options.duration * 1000);
+  counting = false;
+  const seconds = (performance.now() - started) / 1000;
+  stopped = true;
+  await sleep(100);
+  for (const driver of drivers) driver.close();
+  return { value: answered / seconds };
+}
+
+/** p50 and p99 round-trip latency, in ms, at a fixed total rate. */
+async function latency(): Promise<Record<string, number>> {
+  const drivers = await connect(options.connections);
+  const samples: number[] = [];
+  let recording = false;
+  const interval = (options.connections / options.rate) * 1000;
+  const timers = drivers.map((driver) =>
+    setInterval(() => {
+      const sent = performance.now();
+      driver.add(1, 2, () => {
+        if (recording) samples.push(performance.now() - sent);
+      });
+    }, interval),
+  );
+  await sleep(options.warmup * 1000);
+  recording = true;
+  await sleep(options.duration * 1000);
+  recording = false;
+  for (const timer of timers) clearInterval(timer);
+  await sleep(100);
+  for (const driver of drivers) driver.close();
+  samples.sort((x, y) => x - y);
+  const at = (q: number) =>
+    samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] ?? Number.NaN;
+  return { p50: at(0.5), p99: at(0.99), samples: samples.length };
+}
+
+/** Deliveries per second until every subscriber has all the broadcasts. */
+async function fanout(): Promise<Record<string, number>> {
+  const subscribers = await connect(options.subscribers);
+  const [publisher] = await connect(1);
+  let remaining = 0;
+  let finished: () => void = () => {};
+  await Promise.all(
+    subscribers.map((driver) =>
+      driver.subscribe(() => {
+        if (--remaining === 0) finished();
+      }),
+    ),
+  );
+  const runOnce = async () => {
+    remaining = options.subscribers * options.broadcasts;
+    const done = new Promise<void>((resolve) => {
+      finished = resolve;
+    });
+    const started = performance.now();
+    await (publisher as Driver).broadcast(options.broadcasts);
+    await done;
+    return (options.subscribers * options.broadcasts) / ((performance.now() - started) / 1000);
+  };
+  await runOnce(); // warm-up
+  const value = await runOnce();
+  for (const driver of [...subscribers, publisher as Driver]) driver.close();
+  return { value };
+}
+
+async function serverMemory(): Promise<{ rss: number; heapUsed: number }> {
+  await sleep(300);
+  const response = await fetch(`${options.url.replace(/^ws/, "http")}__memory`);
+  return (await response.json()) as { rss: number; heapUsed: number };
+}
+
+/** Server memory (RSS after a collection) per idle connection, and per subscription. */
+async function memory(): Promise<Record<string, number>> {
+  const before = await serverMemory();
+  const drivers = await connect(options.idle);
+  const connected = await serverMemory();
+  await Promise.all(drivers.map((driver) => driver.subscribe(() => {})));
+  const subscribed = await serverMemory();
+  for (const driver of drivers) driver.close();
+  return {
+    perConnection: (connected.rss - before.rss) / options.idle,
+    perConnectionHeap: (connected.heapUsed - before.heapUsed) / options.idle,
+    perSubscription: (subscribed.rss - connected.rss) / options.idle,
+  };
+}
+
+const scenarios = { actions, latency, fanout, memory };
+const result = await scenarios[options.scenario]();
+console.log(JSON.stringify(result));
+process.exit(0);

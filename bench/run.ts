@@ -1,0 +1,368 @@
+// The benchmark: every subject on every runtime, the same load generator, interleaved
+// (A B C A B C ...), medians with min and max, ratios against `raw` on the same runtime in
+// the same run.
+//
+//   npm run bench                        # full run: 3 repetitions, writes bench/RESULTS.md
+//   npm run bench -- --quick             # 1 repetition, small sizes, under 90 seconds
+//   npm run bench -- --json out.json     # also writes the results as JSON
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { cpus, totalmem } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+
+const root = resolve(import.meta.dirname, "..");
+const bin = (name: string) => join(root, "node_modules", ".bin", name);
+const nodeServer = (file: string) => [
+  process.execPath,
+  "--expose-gc",
+  "--import",
+  "tsx",
+  `bench/servers/${file}`,
+];
+
+interface Subject {
+  runtime: "node" | "bun";
+  subject: string;
+  command: string[];
+  env?: Record<string, string>;
+  protocol: "socketapi" | "socketio";
+}
+
+const subjects: Subject[] = [
+  {
+    runtime: "node",
+    subject: "raw",
+    command: nodeServer("node-raw.ts"),
+    env: { BENCH_CORK: "1" },
+    protocol: "socketapi",
+  },
+  {
+    runtime: "node",
+    subject: "raw-naive",
+    command: nodeServer("node-raw.ts"),
+    protocol: "socketapi",
+  },
+  {
+    runtime: "node",
+    subject: "socketapi",
+    command: nodeServer("node-socketapi.ts"),
+    protocol: "socketapi",
+  },
+  {
+    runtime: "node",
+    subject: "socket.io",
+    command: nodeServer("node-socketio.ts"),
+    protocol: "socketio",
+  },
+  {
+    runtime: "node",
+    subject: "crossws",
+    command: nodeServer("node-crossws.ts"),
+    protocol: "socketapi",
+  },
+  {
+    runtime: "bun",
+    subject: "raw",
+    command: [bin("bun"), "bench/servers/bun-raw.ts"],
+    protocol: "socketapi",
+  },
+  {
+    runtime: "bun",
+    subject: "socketapi",
+    command: [bin("bun"), "bench/servers/bun-socketapi.ts"],
+    protocol: "socketapi",
+  },
+  {
+    runtime: "bun",
+    subject: "crossws",
+    command: [bin("bun"), "bench/servers/bun-crossws.ts"],
+    protocol: "socketapi",
+  },
+];
+
+interface Sizes {
+  repetitions: number;
+  connections: number;
+  inflight: number;
+  warmup: number;
+  duration: number;
+  rate: number;
+  subscribers: number;
+  broadcasts: number;
+  idle: number;
+}
+
+const SIZES: Record<"full" | "quick" | "smoke", Sizes> = {
+  full: {
+    repetitions: 3,
+    connections: 50,
+    inflight: 16,
+    warmup: 1,
+    duration: 4,
+    rate: 5000,
+    subscribers: 500,
+    broadcasts: 200,
+    idle: 2000,
+  },
+  quick: {
+    repetitions: 1,
+    connections: 50,
+    inflight: 16,
+    warmup: 0.5,
+    duration: 1.5,
+    rate: 5000,
+    subscribers: 200,
+    broadcasts: 100,
+    idle: 500,
+  },
+  smoke: {
+    repetitions: 1,
+    connections: 4,
+    inflight: 2,
+    warmup: 0.1,
+    duration: 0.3,
+    rate: 200,
+    subscribers: 10,
+    broadcasts: 10,
+    idle: 20,
+  },
+};
+
+/** What each scenario reports, and in which unit. */
+const METRICS: {
+  scenario: string;
+  load: string;
+  key: string;
+  unit: string;
+  higherIsBetter: boolean;
+}[] = [
+  {
+    scenario: "actions",
+    load: "actions",
+    key: "value",
+    unit: "round trips/s",
+    higherIsBetter: true,
+  },
+  { scenario: "latency p50", load: "latency", key: "p50", unit: "ms", higherIsBetter: false },
+  { scenario: "latency p99", load: "latency", key: "p99", unit: "ms", higherIsBetter: false },
+  { scenario: "fan-out", load: "fanout", key: "value", unit: "deliveries/s", higherIsBetter: true },
+  {
+    scenario: "memory per connection",
+    load: "memory",
+    key: "perConnection",
+    unit: "bytes",
+    higherIsBetter: false,
+  },
+  {
+    scenario: "memory per subscription",
+    load: "memory",
+    key: "perSubscription",
+    unit: "bytes",
+    higherIsBetter: false,
+  },
+];
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+  const { port } = server.address() as { port: number };
+  await new Promise((done) => server.close(done));
+  return port;
+}
+
+async function startSubject(subject: Subject): Promise<{ child: ChildProcess; url: string }> {
+  const port = await freePort();
+  const [command, ...args] = subject.command as [string, ...string[]];
+  const child = spawn(command, args, {
+    cwd: root,
+    env: { ...process.env, ...subject.env, PORT: String(port) },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  await new Promise<void>((ready, fail) => {
+    const timer = setTimeout(
+      () => fail(new Error(`${subject.runtime} ${subject.subject} did not start`)),
+      20_000,
+    );
+    child.stdout?.on("data", (chunk: Buffer) => {
+      if (chunk.toString().includes("listening at")) {
+        clearTimeout(timer);
+        ready();
+      }
+    });
+    child.once("exit", (code) => fail(new Error(`${subject.subject} exited with ${code}`)));
+  });
+  return { child, url: `ws://127.0.0.1:${port}/` };
+}
+
+async function runLoad(options: Record<string, unknown>): Promise<Record<string, number>> {
+  const child = spawn(bin("bun"), ["bench/load.ts", JSON.stringify(options)], {
+    cwd: root,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    output += chunk;
+  });
+  const [code] = await once(child, "exit");
+  if (code !== 0) throw new Error(`load generator exited with ${code}: ${output}`);
+  return JSON.parse(output.trim().split("\n").at(-1) as string);
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
+
+export interface BenchResult {
+  scenario: string;
+  runtime: string;
+  subject: string;
+  unit: string;
+  median: number;
+  min: number;
+  max: number;
+  runs: number[];
+}
+
+function format(value: number, unit: string): string {
+  if (unit === "ms") return value.toFixed(2);
+  if (unit === "bytes") return `${Math.round(value).toLocaleString("en-US")}`;
+  return Math.round(value).toLocaleString("en-US");
+}
+
+/** The table: per scenario and runtime, each subject's median (min–max) and its ratio to raw. */
+function table(results: BenchResult[]): string {
+  const lines = [
+    "| scenario | runtime | subject | median | min – max | vs raw |",
+    "| --- | --- | --- | ---: | ---: | ---: |",
+  ];
+  for (const metric of METRICS) {
+    for (const runtime of ["node", "bun"]) {
+      const rows = results.filter((r) => r.scenario === metric.scenario && r.runtime === runtime);
+      const raw = rows.find((r) => r.subject === "raw");
+      for (const row of rows) {
+        let ratio = "";
+        if (raw && row !== raw) {
+          ratio =
+            metric.unit === "bytes"
+              ? `${format(row.median - raw.median, "bytes")} B`
+              : `${(row.median / raw.median).toFixed(2)}x`;
+        }
+        lines.push(
+          `| ${metric.scenario} (${metric.unit}) | ${runtime} | ${row.subject} | ${format(row.median, metric.unit)} | ${format(row.min, metric.unit)} – ${format(row.max, metric.unit)} | ${ratio} |`,
+        );
+      }
+    }
+  }
+  return lines.join("\n");
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: "boolean", default: false },
+      smoke: { type: "boolean", default: false },
+      json: { type: "string" },
+      results: { type: "string" },
+    },
+  });
+  const mode = values.smoke ? "smoke" : values.quick ? "quick" : "full";
+  const sizes = SIZES[mode];
+  const runs = new Map<string, number[]>();
+  const started = Date.now();
+  for (let repetition = 0; repetition < sizes.repetitions; repetition++) {
+    for (const subject of subjects) {
+      const { child, url } = await startSubject(subject);
+      try {
+        for (const load of ["memory", "actions", "latency", "fanout"]) {
+          const result = await runLoad({
+            ...sizes,
+            scenario: load,
+            url,
+            protocol: subject.protocol,
+          });
+          for (const metric of METRICS.filter((m) => m.load === load)) {
+            const key = `${metric.scenario}|${subject.runtime}|${subject.subject}`;
+            runs.set(key, [...(runs.get(key) ?? []), result[metric.key] as number]);
+          }
+        }
+      } finally {
+        child.kill("SIGKILL");
+        await once(child, "exit");
+      }
+      process.stderr.write(
+        `  ${subject.runtime} ${subject.subject}: repetition ${repetition + 1} done\n`,
+      );
+    }
+  }
+  const results: BenchResult[] = [];
+  for (const metric of METRICS) {
+    for (const subject of subjects) {
+      const values = runs.get(`${metric.scenario}|${subject.runtime}|${subject.subject}`) ?? [];
+      results.push({
+        scenario: metric.scenario,
+        runtime: subject.runtime,
+        subject: subject.subject,
+        unit: metric.unit,
+        median: median(values),
+        min: Math.min(...values),
+        max: Math.max(...values),
+        runs: values,
+      });
+    }
+  }
+  const cpu = cpus();
+  const machine = {
+    cpus: cpu.length,
+    cpu: cpu[0]?.model ?? "unknown",
+    memory: `${Math.round(totalmem() / 1024 ** 3)} GiB`,
+    node: process.version,
+    bun: await new Promise<string>((done) => {
+      const child = spawn(bin("bun"), ["--version"]);
+      let out = "";
+      child.stdout.on("data", (chunk: Buffer) => {
+        out += chunk;
+      });
+      child.on("exit", () => done(out.trim()));
+    }),
+    loadGenerator:
+      "Bun's WebSocket client (socket.io-client under Bun for Socket.IO), in its own process",
+    date: new Date().toISOString(),
+    mode,
+    seconds: Math.round((Date.now() - started) / 1000),
+  };
+  const rendered = table(results);
+  console.log(rendered);
+  if (values.json)
+    await writeFile(values.json, `${JSON.stringify({ machine, results }, null, 2)}\n`);
+  if (mode === "full" || values.results) {
+    await writeFile(
+      values.results ?? join(root, "bench", "RESULTS.md"),
+      resultsPage(machine, sizes, rendered),
+    );
+  }
+}
+
+function resultsPage(machine: Record<string, unknown>, sizes: Sizes, rendered: string): string {
+  return `# Benchmark results
+
+Produced by \`npm run bench\` on ${String(machine.date).slice(0, 10)}; the machine: ${machine.cpus} × ${machine.cpu},
+${machine.memory}, Node ${machine.node}, Bun ${machine.bun}. Load generator: ${machine.loadGenerator}.
+Each subject ran ${sizes.repetitions} times, interleaved with the others; the table shows medians, min and
+max. Ratios are against \`raw\` on the same runtime in the same run (for memory: bytes above raw).
+
+Sizes: actions with ${sizes.connections} connections × ${sizes.inflight} requests in flight for ${sizes.duration} s after
+${sizes.warmup} s of warm-up; latency at ${sizes.rate} requests/s in total; fan-out of ${sizes.broadcasts} broadcasts to
+${sizes.subscribers} subscribers; memory over ${sizes.idle} idle connections (RSS after a collection).
+
+${rendered}
+`;
+}
+
+await main();

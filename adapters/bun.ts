@@ -61,23 +61,22 @@ export const capabilities = {
 export class BunHub implements Hub {
   /** The server, known from the first request. */
   server: Server<SocketData> | undefined;
-  readonly #sockets = new WeakMap<Subscriber, ServerWebSocket<SocketData>>();
   readonly #counts = new Map<string, number>();
 
-  /** Tells the hub which Bun socket a session answers through. */
-  register(subscriber: Subscriber, ws: ServerWebSocket<SocketData>): void {
-    this.#sockets.set(subscriber, ws);
+  #ws(subscriber: Subscriber): ServerWebSocket<SocketData> | undefined {
+    const socket = (subscriber as Session<object>).socket;
+    return socket instanceof BunSocket ? socket.ws : undefined;
   }
 
   add(channel: string, subscriber: Subscriber): void {
-    const ws = this.#sockets.get(subscriber);
+    const ws = this.#ws(subscriber);
     if (!ws || ws.isSubscribed(channel)) return;
     ws.subscribe(channel);
     this.#counts.set(channel, (this.#counts.get(channel) ?? 0) + 1);
   }
 
   remove(channel: string, subscriber: Subscriber): void {
-    const ws = this.#sockets.get(subscriber);
+    const ws = this.#ws(subscriber);
     if (!ws) return;
     // A closed socket has already left its topics in Bun; only the count is ours.
     if (ws.readyState === 1 && ws.isSubscribed(channel)) ws.unsubscribe(channel);
@@ -120,20 +119,37 @@ export interface BunHandler {
   shutdown(server: Server<SocketData>, options?: { timeout?: number | undefined }): Promise<void>;
 }
 
-function socketFor(ws: ServerWebSocket<SocketData>): SocketLike {
-  return {
-    get readyState() {
-      return ws.readyState;
-    },
-    get bufferedAmount() {
-      return ws.getBufferedAmount();
-    },
-    // Bun returns the bytes sent, -1 when the frame is queued behind backpressure, and 0
-    // when it was dropped: the session treats 0 as a failed send.
-    send: (data: string) => ws.send(data),
-    close: (code?: number, reason?: string) => ws.close(code, reason),
-    terminate: () => ws.terminate(),
-  };
+/**
+ * A Bun socket as the core sees it. Bun's `send` returns the bytes sent, -1 when the frame
+ * is queued behind backpressure, and 0 when it was dropped: the session treats 0 as a
+ * failed send.
+ */
+export class BunSocket implements SocketLike {
+  readonly ws: ServerWebSocket<SocketData>;
+
+  constructor(ws: ServerWebSocket<SocketData>) {
+    this.ws = ws;
+  }
+
+  get readyState(): number {
+    return this.ws.readyState;
+  }
+
+  get bufferedAmount(): number {
+    return this.ws.getBufferedAmount();
+  }
+
+  send(data: string): number {
+    return this.ws.send(data);
+  }
+
+  close(code?: number, reason?: string): void {
+    this.ws.close(code, reason);
+  }
+
+  terminate(): void {
+    this.ws.terminate();
+  }
 }
 
 /**
@@ -160,9 +176,7 @@ export function websocketLimits(app: AnyApp): Partial<WebSocketHandler<SocketDat
 export const websocket: WebSocketHandler<SocketData> = {
   open(ws) {
     const { app, request, state } = ws.data;
-    const session = app.open(socketFor(ws), request, state);
-    if (app.hub instanceof BunHub) app.hub.register(session, ws);
-    ws.data.session = session;
+    ws.data.session = app.open(new BunSocket(ws), request, state);
   },
   message(ws, message) {
     const session = ws.data.session;
@@ -217,7 +231,6 @@ export async function upgrade(
 export function bun(app: AnyApp, options: BunOptions = {}): BunHandler {
   const broadcastOptions = options.broadcast === false ? undefined : (options.broadcast ?? {});
   const broadcastPath = broadcastOptions?.path ?? BROADCAST_PATH;
-  const sessions = new Set<Session<object>>();
   let stopping = false;
   return {
     async fetch(request, server) {
@@ -244,18 +257,13 @@ export function bun(app: AnyApp, options: BunOptions = {}): BunHandler {
       ...(options.maxPayloadLength === undefined
         ? {}
         : { maxPayloadLength: options.maxPayloadLength }),
-      open(ws) {
-        websocket.open?.(ws);
-        if (ws.data.session) sessions.add(ws.data.session);
-      },
-      close(ws, code, reason) {
-        if (ws.data.session) sessions.delete(ws.data.session);
-        websocket.close?.(ws, code, reason);
-      },
     },
     async shutdown(server, { timeout = 5000 } = {}) {
       stopping = true;
-      await closeSessions(sessions, timeout);
+      const sessions = [...app.connections].filter(
+        (c) => (c as Session<object>).socket instanceof BunSocket,
+      );
+      await closeSessions(sessions as Session<object>[], timeout);
       await server.stop(true);
     },
   };

@@ -489,7 +489,7 @@ export function cloudflare<Env = Cloudflare.Env>(
     const shard = (await options.shard?.(request, env)) ?? DEFAULT_SHARD;
     const headers = new Headers(request.headers);
     headers.set(SHARD_HEADER, shard);
-    headers.set(STATE_HEADER, JSON.stringify(admission.state));
+    headers.set(STATE_HEADER, JSON.stringify(admission.state ?? {}));
     const stub = hub.stub(shard) as unknown as Fetcher;
     return stub.fetch(new Request(request.url, { method: "GET", headers }));
   };

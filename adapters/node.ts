@@ -158,27 +158,49 @@ function toHeaders(raw: IncomingHttpHeaders): Headers {
   return headers;
 }
 
-function requestUrl(req: IncomingMessage): string {
-  const path = req.url ?? "/";
+function requestUrl(path: string, host: string | undefined): string {
   try {
-    return new URL(path, `http://${req.headers.host ?? "localhost"}`).href;
+    return new URL(path, `http://${host ?? "localhost"}`).href;
   } catch {
     return new URL(path, "http://localhost").href;
   }
 }
 
-/** The upgrade request as the core sees it; headers are converted on first use. */
+/**
+ * The upgrade request as the core sees it. It keeps what Node's parser already made (the
+ * path and the headers object) and builds the URL and the `Headers` on first use.
+ */
+class NodeUpgradeRequest implements UpgradeRequest {
+  readonly #path: string;
+  #raw: IncomingHttpHeaders | undefined;
+  #headers: Headers | undefined;
+  #url: string | undefined;
+
+  constructor(req: IncomingMessage) {
+    this.#path = req.url ?? "/";
+    this.#raw = req.headers;
+  }
+
+  get url(): string {
+    this.#url ??= requestUrl(
+      this.#path,
+      this.#raw?.host ?? this.#headers?.get("host") ?? undefined,
+    );
+    return this.#url;
+  }
+
+  get headers(): Headers {
+    if (!this.#headers) {
+      this.#url ??= this.url;
+      this.#headers = toHeaders(this.#raw ?? {});
+      this.#raw = undefined;
+    }
+    return this.#headers;
+  }
+}
+
 function upgradeRequest(req: IncomingMessage): UpgradeRequest {
-  const url = requestUrl(req);
-  const raw = req.headers;
-  let headers: Headers | undefined;
-  return {
-    url,
-    get headers(): Headers {
-      headers ??= toHeaders(raw);
-      return headers;
-    },
-  };
+  return new NodeUpgradeRequest(req);
 }
 
 function pathOf(req: IncomingMessage): string {
@@ -229,45 +251,57 @@ Object.defineProperty(CorkedWebSocket.prototype, "bufferedAmount", {
   },
 });
 
-/** A `ws` socket with the liveness mark of the heartbeat. */
-type LiveWebSocket = WebSocket & { alive?: boolean };
+const SESSION: unique symbol = Symbol("socketapi.session");
+
+/** A `ws` socket with its session, its frame limit and the liveness mark of the heartbeat. */
+type LiveWebSocket = WebSocket & {
+  [SESSION]?: Session<object>;
+  maxBytes?: number;
+  alive?: boolean;
+};
+
+// The listeners are shared by every socket (they find their session on `this`), so that a
+// connection costs no closures.
+function onMessage(this: LiveWebSocket, data: Buffer, isBinary: boolean): void {
+  this.alive = true;
+  const session = this[SESSION];
+  if (!session) return;
+  if (isBinary) session.receiveBinary();
+  else if (data.length > (this.maxBytes ?? 0)) session.receiveTooLarge();
+  else session.receiveText(data.toString("utf8"), data.length);
+}
+
+function onPong(this: LiveWebSocket): void {
+  this.alive = true;
+}
+
+function onClose(this: LiveWebSocket, code: number, reason: Buffer): void {
+  this[SESSION]?.handleClose(code, reason.toString());
+}
+
+// A protocol error (a frame over maxPayload, a bad opcode) closes the socket; the close
+// event cleans up.
+function onError(): void {}
 
 /** Feeds a `ws` socket's events to a new session of `app`. */
-function openSession(
-  app: AnyApp,
-  ws: LiveWebSocket,
-  request: UpgradeRequest,
-  state: object,
-): Session<object> {
-  const session = app.open(ws, request, state);
+function openSession(app: AnyApp, ws: LiveWebSocket, request: UpgradeRequest, state: object): void {
+  ws[SESSION] = app.open(ws, request, state);
+  ws.maxBytes = app.maxMessageBytes;
   ws.alive = true;
-  ws.on("message", (data: Buffer, isBinary: boolean) => {
-    ws.alive = true;
-    if (isBinary) session.receiveBinary();
-    else if (data.length > app.maxMessageBytes) session.receiveTooLarge();
-    else session.receiveText(data.toString("utf8"), data.length);
-  });
-  ws.on("pong", () => {
-    ws.alive = true;
-  });
-  ws.on("close", (code: number, reason: Buffer) => session.handleClose(code, reason.toString()));
-  // A protocol error (a frame over maxPayload, a bad opcode) closes the socket; the
-  // close event cleans up.
-  ws.on("error", () => {});
-  return session;
+  ws.on("message", onMessage);
+  ws.on("pong", onPong);
+  ws.on("close", onClose);
+  ws.on("error", onError);
 }
 
 /**
  * Every half `idleTimeout`, pings the sockets; one that sent nothing since the last round,
  * not even a pong, is a dead peer and is terminated (its close cleans up).
  */
-function startHeartbeat(
-  app: AnyApp,
-  sockets: Map<Session<object>, LiveWebSocket>,
-): ReturnType<typeof setInterval> {
+function startHeartbeat(app: AnyApp, wss: WebSocketServer): ReturnType<typeof setInterval> {
   const timer = setInterval(
     () => {
-      for (const ws of sockets.values()) {
+      for (const ws of wss.clients as Set<LiveWebSocket>) {
         if (ws.alive === false) {
           ws.terminate();
           continue;
@@ -291,21 +325,17 @@ function handleUpgrades(
   decide: (req: IncomingMessage) => Promise<UpgradeDecision>,
   maxPayload: (app: AnyApp) => number,
 ): Attachment {
-  /** Per app: its `ws` server (for its frame limit), its sockets, their heartbeat. */
+  /** Per app: its `ws` server (for its frame limit and its sockets) and their heartbeat. */
   const apps = new Map<
     AnyApp,
-    {
-      wss: WebSocketServer;
-      sockets: Map<Session<object>, LiveWebSocket>;
-      heartbeat: ReturnType<typeof setInterval>;
-    }
+    { wss: WebSocketServer; heartbeat: ReturnType<typeof setInterval> }
   >();
   let closing = false;
 
   const onUpgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {
     const decision = closing ? shuttingDown() : await decide(req);
     if (decision.kind === "ignore") return;
-    socket.on("error", () => socket.destroy());
+    socket.on("error", destroyOnError);
     if (decision.kind === "refuse" || closing) {
       await refuseUpgrade(
         socket,
@@ -317,20 +347,11 @@ function handleUpgrades(
     const { app, request, state } = decision;
     let served = apps.get(app);
     if (!served) {
-      const sockets = new Map<Session<object>, LiveWebSocket>();
-      served = {
-        wss: createWebSocketServer(maxPayload(app)),
-        sockets,
-        heartbeat: startHeartbeat(app, sockets),
-      };
+      const wss = createWebSocketServer(maxPayload(app));
+      served = { wss, heartbeat: startHeartbeat(app, wss) };
       apps.set(app, served);
     }
-    const { wss, sockets } = served;
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      const session = openSession(app, ws, request, state);
-      sockets.set(session, ws);
-      void session.whenClosed().then(() => sockets.delete(session));
-    });
+    served.wss.handleUpgrade(req, socket, head, (ws) => openSession(app, ws, request, state));
   };
 
   const listener = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -345,15 +366,21 @@ function handleUpgrades(
     async close({ timeout = 5000 }: CloseOptions = {}): Promise<void> {
       closing = true;
       server.off("upgrade", listener);
-      for (const { sockets, wss, heartbeat } of apps.values()) {
+      for (const { wss, heartbeat } of apps.values()) {
         clearInterval(heartbeat);
-        await closeSessions(sockets.keys(), timeout);
+        const sockets = [...wss.clients] as LiveWebSocket[];
+        const sessions = sockets.flatMap((ws) => (ws[SESSION] ? [ws[SESSION]] : []));
+        await closeSessions(sessions, timeout);
         // Whoever did not finish the close handshake in time is cut off.
-        for (const ws of sockets.values()) ws.terminate();
+        for (const ws of sockets) ws.terminate();
         wss.close();
       }
     },
   };
+}
+
+function destroyOnError(this: Duplex): void {
+  this.destroy();
 }
 
 function shuttingDown(): { kind: "refuse"; response: Response } {
@@ -426,7 +453,9 @@ export function injectWebSocket(
         accepted = { kind: "accept", app, request, state: admission.state };
         return new Response(null, { status: 200, headers: { "x-socketapi-upgrade": "accepted" } });
       };
-      const request = new Request(requestUrl(req), { headers: toHeaders(req.headers) });
+      const request = new Request(requestUrl(req.url ?? "/", req.headers.host), {
+        headers: toHeaders(req.headers),
+      });
       const env = { incoming: req, outgoing: undefined, [NODE_UPGRADE]: upgrade };
       const response = await hono.fetch(request, env);
       return accepted ?? { kind: "refuse", response };
@@ -481,7 +510,7 @@ export function broadcastHandler(
       res.end(JSON.stringify({ error: `Body exceeds ${app.maxMessageBytes} bytes.` }));
       return true;
     }
-    const request = new Request(requestUrl(req), {
+    const request = new Request(requestUrl(req.url ?? "/", req.headers.host), {
       method: req.method ?? "GET",
       headers: toHeaders(req.headers),
       ...(req.method === "POST" ? { body: body.toString("utf8") } : {}),

@@ -86,7 +86,13 @@ export interface SocketAPIOptions<State extends object> {
 }
 
 /** The outcome of `onConnect` for one upgrade request. */
-export type Admission<State> = { ok: true; state: State } | { ok: false; response: Response };
+/**
+ * The outcome of `onConnect` for one upgrade request. `state` is `undefined` when
+ * `onConnect` returned nothing: the connection then gets `{}` on first use.
+ */
+export type Admission<State> =
+  | { ok: true; state: State | undefined }
+  | { ok: false; response: Response };
 
 /** The default largest frame: 1 MiB. */
 export const DEFAULT_MAX_MESSAGE_BYTES: number = 1024 * 1024;
@@ -180,7 +186,9 @@ export class SocketAPI<
    * socket, and answer with `response` when the connection is refused.
    */
   async admit(request: UpgradeRequest): Promise<Admission<State>> {
-    const origin = request.headers.get("origin");
+    // Only read when an allowlist is set: adapters may build `headers` on first use.
+    const origin =
+      this.#options.allowedOrigins === undefined ? null : request.headers.get("origin");
     if (origin !== null && !this.#originAllowed(origin)) {
       return { ok: false, response: new Response("Origin not allowed", { status: 403 }) };
     }
@@ -190,7 +198,7 @@ export class SocketAPI<
     try {
       const outcome = await this.#options.onConnect?.(request);
       if (outcome instanceof Response) return { ok: false, response: outcome };
-      return { ok: true, state: outcome ?? ({} as State) };
+      return { ok: true, state: outcome ?? undefined };
     } catch (error) {
       this.reportError(error, { phase: "connect" });
       return { ok: false, response: new Response("Internal Server Error", { status: 500 }) };
@@ -204,10 +212,10 @@ export class SocketAPI<
   open(
     socket: SocketLike,
     request: UpgradeRequest,
-    state: State,
-    options: { id?: string | undefined } = {},
+    state: State | undefined,
+    options?: { id?: string | undefined },
   ): Session<State> {
-    const session = new Session(this, socket, request, state, options.id);
+    const session = new Session(this, socket, request, state, options?.id);
     this.#sessions.add(session);
     return session;
   }

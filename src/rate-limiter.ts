@@ -35,6 +35,9 @@ export class TokenBucket {
   readonly #burst: number;
   #tokens: number;
   #updated: number;
+  /** Refused frames, forgiven over time. */
+  #violations = 0;
+  #violationsAt = 0;
 
   constructor(limit: ResolvedRateLimit, now: number = Date.now()) {
     this.#rate = limit.messagesPerSecond / 1000;
@@ -52,6 +55,18 @@ export class TokenBucket {
     if (this.#tokens < 1) return false;
     this.#tokens -= 1;
     return true;
+  }
+
+  /**
+   * Counts a refused frame and returns how many stand: refusals are forgiven at
+   * `forgivenPerSecond`, so a burst over the limit passes and a client that keeps sending
+   * well over it piles them up.
+   */
+  refuse(forgivenPerSecond: number, now: number = Date.now()): number {
+    const forgiven = ((now - this.#violationsAt) / 1000) * forgivenPerSecond;
+    this.#violations = Math.max(0, this.#violations - forgiven) + 1;
+    this.#violationsAt = now;
+    return this.#violations;
   }
 }
 

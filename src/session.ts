@@ -70,6 +70,8 @@ export interface SessionHost {
 
 type QueuedFrame = string | ErrorFrame;
 
+const NO_SUBSCRIPTIONS: ReadonlySet<string> = new Set();
+
 /**
  * One client's connection: it reads frames in arrival order, serves them, and keeps the
  * client's subscriptions. Adapters feed it the socket's events; it answers through the
@@ -78,8 +80,6 @@ type QueuedFrame = string | ErrorFrame;
 export class Session<State extends object = ConnectionState>
   implements Connection<State>, Subscriber
 {
-  readonly id: string;
-  state: State;
   /**
    * Called whenever the session has served every frame it had: adapters that persist a
    * connection (a Durable Object's socket attachment) save its state then.
@@ -88,8 +88,13 @@ export class Session<State extends object = ConnectionState>
   readonly request: UpgradeRequest;
   readonly #host: SessionHost;
   readonly #socket: SocketLike;
-  readonly #subscriptions = new Set<string>();
-  #queue: QueuedFrame[] = [];
+  /** The channels subscribed to; created with the first subscription (idle connections have none). */
+  #subscriptions: Set<string> | undefined;
+  /** Made when first read: an idle connection never pays for it. */
+  #id: string | undefined;
+  /** Frames waiting their turn; made when a frame first has to wait. */
+  #queue: QueuedFrame[] | undefined;
+  #state: State | undefined;
   #inFlight = 0;
   #pumping = false;
   #closed = false;
@@ -97,9 +102,6 @@ export class Session<State extends object = ConnectionState>
   #onClosed: (() => void)[] | undefined;
   #boundChannels: Map<object, object> | undefined;
   #bucket: TokenBucket | undefined;
-  /** Refused frames, forgiven at `maxViolations` per second. */
-  #violations = 0;
-  #violationsAt = 0;
   #draining = false;
   /** The server started closing this connection: frames that still arrive are ignored. */
   #closing = false;
@@ -109,18 +111,33 @@ export class Session<State extends object = ConnectionState>
     host: SessionHost,
     socket: SocketLike,
     request: UpgradeRequest,
-    state: State,
-    id: string = crypto.randomUUID(),
+    state: State | undefined,
+    id?: string,
   ) {
-    this.id = id;
+    this.#id = id;
     this.#host = host;
     this.#socket = socket;
     this.request = request;
-    this.state = state;
+    this.#state = state;
+  }
+
+  /** Per-connection data: what `onConnect` returned (`{}` without it); handlers may change it. */
+  get state(): State {
+    this.#state ??= {} as State;
+    return this.#state;
+  }
+
+  set state(state: State) {
+    this.#state = state;
+  }
+
+  get id(): string {
+    this.#id ??= crypto.randomUUID();
+    return this.#id;
   }
 
   get subscriptions(): ReadonlySet<string> {
-    return this.#subscriptions;
+    return this.#subscriptions ?? NO_SUBSCRIPTIONS;
   }
 
   get isOpen(): boolean {
@@ -179,7 +196,7 @@ export class Session<State extends object = ConnectionState>
   handleClose(code = 1005, reason = ""): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#queue = [];
+    this.#queue = undefined;
     this.#abort?.abort();
     this.#unsubscribeAll();
     this.#host.sessionClosed(this, code, reason);
@@ -201,6 +218,7 @@ export class Session<State extends object = ConnectionState>
    * a connection whose hub already holds its subscriptions (a Durable Object after a wake).
    */
   restoreSubscriptions(names: Iterable<string>): void {
+    this.#subscriptions ??= new Set();
     for (const name of names) this.#subscriptions.add(name);
   }
 
@@ -229,7 +247,10 @@ export class Session<State extends object = ConnectionState>
 
   #enqueue(frame: QueuedFrame): void {
     if (this.#closed || this.#draining || this.#closing) return;
-    if (this.#withinLimits()) this.#queue.push(frame);
+    if (this.#withinLimits()) {
+      this.#queue ??= [];
+      this.#queue.push(frame);
+    }
     this.#pump();
   }
 
@@ -240,19 +261,14 @@ export class Session<State extends object = ConnectionState>
    */
   #withinLimits(): boolean {
     const { rateLimit, maxQueuedMessages } = this.#host.limits;
-    const queueFull = this.#queue.length >= maxQueuedMessages;
+    const queueFull = (this.#queue?.length ?? 0) >= maxQueuedMessages;
     if (rateLimit !== false) this.#bucket ??= new TokenBucket(rateLimit);
     const overRate = this.#bucket !== undefined && !this.#bucket.take();
     if (!queueFull && !overRate) return true;
     const maxViolations =
       rateLimit === false ? DEFAULT_RATE_LIMIT.maxViolations : rateLimit.maxViolations;
-    // Refusals are forgiven at maxViolations a second: a burst over the limit passes, a
-    // client that keeps sending well over it is cut off.
-    const now = Date.now();
-    const forgiven = ((now - this.#violationsAt) / 1000) * maxViolations;
-    this.#violations = Math.max(0, this.#violations - forgiven);
-    this.#violationsAt = now;
-    if (++this.#violations > maxViolations) {
+    this.#bucket ??= new TokenBucket(DEFAULT_RATE_LIMIT);
+    if (this.#bucket.refuse(maxViolations) > maxViolations) {
       this.#unsubscribeAll();
       this.close(CloseCode.policyViolation, "Rate limit abuse");
       return false;
@@ -260,6 +276,7 @@ export class Session<State extends object = ConnectionState>
     const message = queueFull
       ? ErrorMessage.queueFull(maxQueuedMessages)
       : ErrorMessage.rateLimited((rateLimit as ResolvedRateLimit).messagesPerSecond);
+    this.#queue ??= [];
     this.#queue.push(errorFrame(ErrorCode.RATE_LIMITED, message, undefined));
     return false;
   }
@@ -286,8 +303,7 @@ export class Session<State extends object = ConnectionState>
    */
   drain(): Promise<void> {
     this.#draining = true;
-    if (this.#closed || (this.#inFlight === 0 && this.#queue.length === 0))
-      return Promise.resolve();
+    if (this.#closed || (this.#inFlight === 0 && !this.#queue?.length)) return Promise.resolve();
     return new Promise((resolve) => {
       this.#onDrained ??= [];
       this.#onDrained.push(resolve);
@@ -299,7 +315,7 @@ export class Session<State extends object = ConnectionState>
     if (this.#pumping) return;
     this.#pumping = true;
     try {
-      while (this.#queue.length > 0 && this.#inFlight < this.#host.concurrency) {
+      while (this.#queue?.length && this.#inFlight < this.#host.concurrency) {
         const frame = this.#queue.shift() as QueuedFrame;
         const pending = this.#serve(frame);
         if (pending) {
@@ -314,7 +330,7 @@ export class Session<State extends object = ConnectionState>
     } finally {
       this.#pumping = false;
     }
-    if (this.#inFlight === 0 && this.#queue.length === 0) {
+    if (this.#inFlight === 0 && !this.#queue?.length) {
       if (this.onIdle && !this.#closed) this.onIdle();
       for (const resolve of this.#onDrained?.splice(0) ?? []) resolve();
     }
@@ -392,7 +408,8 @@ export class Session<State extends object = ConnectionState>
     }
     const { declaration } = match;
     const { maxSubscriptions } = this.#host.limits;
-    if (!this.#subscriptions.has(name) && this.#subscriptions.size >= maxSubscriptions) {
+    const subscriptions = this.subscriptions;
+    if (!subscriptions.has(name) && subscriptions.size >= maxSubscriptions) {
       this.send(
         errorFrame(
           ErrorCode.TOO_MANY_SUBSCRIPTIONS,
@@ -439,7 +456,7 @@ export class Session<State extends object = ConnectionState>
       if (declaration.data) data = await parseOutput(declaration.data, data);
       // The client may have left while the handler ran: then there is nobody to add.
       if (this.#closed) return;
-      if (!this.#subscriptions.has(name)) {
+      if (!this.subscriptions.has(name)) {
         const clientParams = given?.ok
           ? withoutNameParams(given.value, match.nameParams)
           : undefined;
@@ -448,6 +465,7 @@ export class Session<State extends object = ConnectionState>
           this.#host.hub.remove(name, this);
           return;
         }
+        this.#subscriptions ??= new Set();
         this.#subscriptions.add(name);
       }
       this.#sendText(replyFrame("subscribed", name, id));
@@ -459,11 +477,12 @@ export class Session<State extends object = ConnectionState>
 
   #unsubscribe(frame: UnsubscribeFrame): void {
     const { channel: name, id } = frame;
-    if (this.#subscriptions.delete(name)) this.#host.hub.remove(name, this);
+    if (this.#subscriptions?.delete(name)) this.#host.hub.remove(name, this);
     this.#sendText(replyFrame("unsubscribed", name, id));
   }
 
   #unsubscribeAll(): void {
+    if (!this.#subscriptions) return;
     for (const name of this.#subscriptions) this.#host.hub.remove(name, this);
     this.#subscriptions.clear();
   }

@@ -36,7 +36,7 @@ const hooks = defineHooks({
   },
 });
 const ws = crossws({ hooks });
-const server = createServer((req, res) => {
+const server = createServer((_req, res) => {
   (globalThis as { gc?: () => void }).gc?.();
   res.end(JSON.stringify(process.memoryUsage()));
 });

@@ -25,7 +25,7 @@ function send(ws: WebSocket, text: string): void {
 }
 
 const subscribers = new Set<WebSocket>();
-const server = createServer((req, res) => {
+const server = createServer((_req, res) => {
   (globalThis as { gc?: () => void }).gc?.();
   res.end(JSON.stringify(process.memoryUsage()));
 });

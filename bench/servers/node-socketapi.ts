@@ -14,7 +14,7 @@ const app = new SocketAPI({ rateLimit: false })
     for (let seq = 0; seq < count; seq++) await ctx.channels.fanout({ seq });
   });
 
-const server = createServer((req, res) => {
+const server = createServer((_req, res) => {
   (globalThis as { gc?: () => void }).gc?.();
   res.end(JSON.stringify(process.memoryUsage()));
 });

@@ -123,18 +123,22 @@ function flushCorkedSockets(): void {
 class CorkedWebSocket extends WebSocket {
   /** Bytes sent in this turn, waiting in the corked socket until it is flushed. */
   #corkedBytes = 0;
+  #corked = false;
 
   override send(data: string | Buffer, ...rest: unknown[]): void {
-    const socket = (this as unknown as { _socket?: Duplex })._socket;
-    if (socket && !corkedSockets.has(this) && !socket.destroyed) {
-      socket.cork();
-      corkedSockets.add(this);
-      if (!flushScheduled) {
-        flushScheduled = true;
-        setImmediate(flushCorkedSockets);
+    if (!this.#corked) {
+      const socket = (this as unknown as { _socket?: Duplex })._socket;
+      if (socket && !socket.destroyed) {
+        socket.cork();
+        this.#corked = true;
+        corkedSockets.add(this);
+        if (!flushScheduled) {
+          flushScheduled = true;
+          setImmediate(flushCorkedSockets);
+        }
       }
     }
-    if (corkedSockets.has(this)) this.#corkedBytes += data.length;
+    if (this.#corked) this.#corkedBytes += data.length;
     (super.send as (...args: unknown[]) => void)(data, ...rest);
   }
 
@@ -145,6 +149,7 @@ class CorkedWebSocket extends WebSocket {
 
   uncork(): void {
     this.#corkedBytes = 0;
+    this.#corked = false;
     (this as unknown as { _socket?: Duplex })._socket?.uncork();
   }
 }

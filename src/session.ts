@@ -1,15 +1,10 @@
 import { bindChannelHandles } from "./channel-handle.ts";
 import type { ChannelTemplate } from "./channel-template.ts";
-import type {
-  ActionContext,
-  Connection,
-  ConnectionState,
-  SubscribeContext,
-  UpgradeRequest,
-} from "./context.ts";
+import type { Connection, ConnectionState, UpgradeRequest } from "./context.ts";
 import type { ActionDeclaration, ChannelDeclaration } from "./declarations.ts";
 import { resolveDependencies } from "./dependency.ts";
 import { ForbiddenError, SocketAPIError } from "./errors.ts";
+import { HandlerContext, SubscribeHandlerContext } from "./handler-context.ts";
 import type { Hub, Subscriber } from "./hub.ts";
 import { errorFrame, parseFrame } from "./parse-frame.ts";
 import {
@@ -29,7 +24,7 @@ import {
 import { DEFAULT_RATE_LIMIT, type ResolvedRateLimit, TokenBucket } from "./rate-limiter.ts";
 import { serializeData } from "./serialize.ts";
 import { type MessageData, OPEN, type SocketLike, utf8Length } from "./socket.ts";
-import { parseOutput, validate } from "./validate.ts";
+import { parseOutput, type Validation, validate } from "./validate.ts";
 
 /** A channel found for a concrete name: its declaration and the parameters in the name. */
 export interface ChannelMatch {
@@ -222,8 +217,11 @@ export class Session<State extends object = ConnectionState>
     for (const name of names) this.#subscriptions.add(name);
   }
 
-  /** The channel handles a handler of this connection sees: they broadcast on its behalf. */
-  #channelsFor<T extends object>(handles: T): T {
+  /**
+   * The channel handles a handler of this connection sees: they broadcast on its behalf.
+   * @internal
+   */
+  channelsFor<T extends object>(handles: T): T {
     this.#boundChannels ??= new Map();
     let bound = this.#boundChannels.get(handles);
     if (!bound) {
@@ -247,10 +245,20 @@ export class Session<State extends object = ConnectionState>
 
   #enqueue(frame: QueuedFrame): void {
     if (this.#closed || this.#draining || this.#closing) return;
-    if (this.#withinLimits()) {
-      this.#queue ??= [];
-      this.#queue.push(frame);
+    if (!this.#withinLimits()) {
+      this.#pump();
+      return;
     }
+    // The common case: nothing waiting, nothing running. Serve at once, without a queue.
+    if (!this.#pumping && !this.#queue?.length && this.#inFlight < this.#host.concurrency) {
+      this.#pumping = true;
+      this.#run(frame);
+      this.#pumping = false;
+      this.#settled();
+      return;
+    }
+    this.#queue ??= [];
+    this.#queue.push(frame);
     this.#pump();
   }
 
@@ -316,24 +324,30 @@ export class Session<State extends object = ConnectionState>
     this.#pumping = true;
     try {
       while (this.#queue?.length && this.#inFlight < this.#host.concurrency) {
-        const frame = this.#queue.shift() as QueuedFrame;
-        const pending = this.#serve(frame);
-        if (pending) {
-          this.#inFlight++;
-          const done = (): void => {
-            this.#inFlight--;
-            this.#pump();
-          };
-          void pending.then(done, done);
-        }
+        this.#run(this.#queue.shift() as QueuedFrame);
       }
     } finally {
       this.#pumping = false;
     }
-    if (this.#inFlight === 0 && !this.#queue?.length) {
-      if (this.onIdle && !this.#closed) this.onIdle();
-      for (const resolve of this.#onDrained?.splice(0) ?? []) resolve();
-    }
+    this.#settled();
+  }
+
+  /** Serves one frame; one that has to wait holds a place until it is done. */
+  #run(frame: QueuedFrame): void {
+    const pending = this.#serve(frame);
+    if (!pending) return;
+    this.#inFlight++;
+    void pending.then(() => {
+      this.#inFlight--;
+      this.#pump();
+    });
+  }
+
+  /** When nothing is left to serve: the adapter's idle hook, and a shutdown waiting to drain. */
+  #settled(): void {
+    if (this.#inFlight !== 0 || this.#queue?.length) return;
+    if (this.onIdle && !this.#closed) this.onIdle();
+    if (this.#onDrained) for (const resolve of this.#onDrained.splice(0)) resolve();
   }
 
   /** Serves one frame; returns a promise only when it has to wait (never rejects). */
@@ -364,39 +378,105 @@ export class Session<State extends object = ConnectionState>
     }
   }
 
-  async #action(frame: ActionFrame): Promise<void> {
+  /**
+   * Serves an action. Written to stay synchronous as long as nothing is asynchronous (a
+   * sync schema, a handler that returns a value): no promise, no microtask, the answer
+   * written in the same turn. It returns a promise only when it has to wait.
+   */
+  #action(frame: ActionFrame): Promise<void> | undefined {
     const { channel: name, id } = frame;
     const action = this.#host.findAction(name);
     if (!action) {
       this.send(errorFrame(ErrorCode.NOT_FOUND, ErrorMessage.actionNotFound(name), id, name));
-      return;
+      return undefined;
     }
+    if (!action.input) return this.#runAction(action, name, id, undefined);
+    let checked: Validation | Promise<Validation>;
     try {
-      let input: unknown;
-      if (action.input) {
-        const checked = await validate(action.input, frame.data === undefined ? {} : frame.data);
-        if (!checked.ok) {
-          this.#sendInvalidParams(ErrorMessage.invalidActionParams(name), name, id, checked.issues);
-          return;
-        }
-        input = checked.value;
-      }
-      const ctx: ActionContext<State> = {
-        event: "action",
-        connection: this,
-        request: this.request,
-        signal: this.signal,
-        id,
-        channels: this.#channelsFor(action.channels),
-      };
-      if (action.dependencies) input = await resolveDependencies(action.dependencies, input, ctx);
-      if (action.guard && (await action.guard(input, ctx)) === false) throw new ForbiddenError();
-      let result = await action.handler(input, ctx);
+      checked = validate(action.input, frame.data === undefined ? {} : frame.data);
+    } catch (error) {
+      this.#fail(error, "action", name, id);
+      return undefined;
+    }
+    if (checked instanceof Promise) {
+      return checked.then(
+        (result) => this.#validatedAction(action, name, id, result),
+        (error: unknown) => this.#fail(error, "action", name, id),
+      );
+    }
+    return this.#validatedAction(action, name, id, checked);
+  }
+
+  #validatedAction(
+    action: ActionDeclaration,
+    name: string,
+    id: RequestId | undefined,
+    checked: Validation,
+  ): Promise<void> | undefined {
+    if (!checked.ok) {
+      this.#sendInvalidParams(ErrorMessage.invalidActionParams(name), name, id, checked.issues);
+      return undefined;
+    }
+    return this.#runAction(action, name, id, checked.value);
+  }
+
+  #runAction(
+    action: ActionDeclaration,
+    name: string,
+    id: RequestId | undefined,
+    input: unknown,
+  ): Promise<void> | undefined {
+    const ctx = new HandlerContext(this, id, action.channels);
+    if (action.dependencies || action.guard || action.output) {
+      return this.#runActionFully(action, name, id, input, ctx);
+    }
+    let result: unknown;
+    try {
+      result = action.handler(input, ctx);
+    } catch (error) {
+      this.#fail(error, "action", name, id);
+      return undefined;
+    }
+    if (isThenable(result)) {
+      return Promise.resolve(result).then(
+        (value) => this.#completed(name, value, id),
+        (error: unknown) => this.#fail(error, "action", name, id),
+      );
+    }
+    this.#completed(name, result, id);
+    return undefined;
+  }
+
+  /** The general path: dependencies, guard, handler and output schema, any of them async. */
+  async #runActionFully(
+    action: ActionDeclaration,
+    name: string,
+    id: RequestId | undefined,
+    input: unknown,
+    ctx: HandlerContext,
+  ): Promise<void> {
+    try {
+      let value = input;
+      if (action.dependencies) value = await resolveDependencies(action.dependencies, value, ctx);
+      if (action.guard && (await action.guard(value, ctx)) === false) throw new ForbiddenError();
+      let result = await action.handler(value, ctx);
       if (action.output) result = await parseOutput(action.output, result);
-      this.#sendText(completedFrame(name, result, id));
+      this.#completed(name, result, id);
     } catch (error) {
       this.#fail(error, "action", name, id);
     }
+  }
+
+  /** Sends an action's answer; a result that cannot be serialized is an internal error. */
+  #completed(name: string, result: unknown, id: RequestId | undefined): void {
+    let text: string;
+    try {
+      text = completedFrame(name, result, id);
+    } catch (error) {
+      this.#fail(error, "action", name, id);
+      return;
+    }
+    this.#sendText(text);
   }
 
   async #subscribe(frame: SubscribeFrame): Promise<void> {
@@ -437,15 +517,7 @@ export class Session<State extends object = ConnectionState>
         }
         params = checked.value;
       }
-      const ctx: SubscribeContext<State> = {
-        event: "subscribe",
-        connection: this,
-        request: this.request,
-        signal: this.signal,
-        id,
-        channel: name,
-        channels: this.#channelsFor(declaration.channels),
-      };
+      const ctx = new SubscribeHandlerContext(this, id, declaration.channels, name);
       if (declaration.dependencies) {
         params = await resolveDependencies(declaration.dependencies, params, ctx);
       }
@@ -534,11 +606,31 @@ function isAbortError(error: unknown): boolean {
   return error instanceof Error && error.name === "AbortError";
 }
 
+/** `{"type":"action","channel":NAME,"status":"completed"` per action name, made once. */
+const completedPrefixes = new Map<string, string>();
+
+function serializeId(id: RequestId): string {
+  return typeof id === "number" ? String(id) : JSON.stringify(id);
+}
+
 function completedFrame(name: string, result: unknown, id: RequestId | undefined): string {
+  let prefix = completedPrefixes.get(name);
+  if (prefix === undefined) {
+    prefix = `{"type":"action","channel":${JSON.stringify(name)},"status":"completed"`;
+    completedPrefixes.set(name, prefix);
+  }
   const data = result === undefined ? undefined : JSON.stringify(result);
-  return `{"type":"action","channel":${JSON.stringify(name)},"status":"completed"${
-    data === undefined ? "" : `,"data":${data}`
-  }${id === undefined ? "" : `,"id":${JSON.stringify(id)}`}}`;
+  return `${prefix}${data === undefined ? "" : `,"data":${data}`}${
+    id === undefined ? "" : `,"id":${serializeId(id)}`
+  }}`;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === "object" || typeof value === "function") &&
+    typeof (value as { then?: unknown }).then === "function"
+  );
 }
 
 function replyFrame(

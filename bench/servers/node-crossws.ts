@@ -44,3 +44,4 @@ server.on("upgrade", (req, socket, head) => void ws.handleUpgrade(req, socket, h
 server.listen(Number(process.env.PORT), "127.0.0.1", () =>
   console.log(`listening at ws://127.0.0.1:${process.env.PORT}/`),
 );
+process.on("SIGINT", () => process.exit(0));

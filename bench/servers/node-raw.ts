@@ -57,3 +57,4 @@ wss.on("connection", (ws) => {
 server.listen(Number(process.env.PORT), "127.0.0.1", () =>
   console.log(`listening at ws://127.0.0.1:${process.env.PORT}/`),
 );
+process.on("SIGINT", () => process.exit(0));

@@ -22,3 +22,4 @@ attach(app, server);
 server.listen(Number(process.env.PORT), "127.0.0.1", () =>
   console.log(`listening at ws://127.0.0.1:${process.env.PORT}/`),
 );
+process.on("SIGINT", () => process.exit(0));

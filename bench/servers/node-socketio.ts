@@ -26,3 +26,4 @@ io.on("connection", (socket) => {
 server.listen(Number(process.env.PORT), "127.0.0.1", () =>
   console.log(`listening at http://127.0.0.1:${process.env.PORT}/`),
 );
+process.on("SIGINT", () => process.exit(0));

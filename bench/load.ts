@@ -181,9 +181,12 @@ async function fanout(): Promise<Record<string, number>> {
     return (options.subscribers * options.broadcasts) / ((performance.now() - started) / 1000);
   };
   await runOnce(); // warm-up
-  const value = await runOnce();
+  // One burst is short: the median of five.
+  const values: number[] = [];
+  for (let i = 0; i < 5; i++) values.push(await runOnce());
+  values.sort((x, y) => x - y);
   for (const driver of [...subscribers, publisher as Driver]) driver.close();
-  return { value };
+  return { value: values[2] as number };
 }
 
 async function serverMemory(): Promise<{ rss: number; heapUsed: number }> {

@@ -32,7 +32,7 @@ import {
   handleBroadcastRequest,
   isLoopbackAddress,
 } from "../src/broadcast-endpoint.ts";
-import type { SocketAPI, UpgradeRequest } from "../src/index.ts";
+import type { Admission, SocketAPI, UpgradeRequest } from "../src/index.ts";
 import type { Session } from "../src/session.ts";
 import { closeSessions } from "../src/web-socket.ts";
 import { NODE_UPGRADE, type NodeUpgrade } from "./hono.ts";
@@ -229,7 +229,7 @@ async function refuseUpgrade(socket: Duplex, response: Response): Promise<void> 
 type UpgradeDecision =
   | { kind: "ignore" }
   | { kind: "refuse"; response: Response }
-  | { kind: "accept"; app: AnyApp; request: UpgradeRequest; state: object };
+  | { kind: "accept"; app: AnyApp; request: UpgradeRequest; state: object | undefined };
 
 function createWebSocketServer(maxPayload: number): WebSocketServer {
   return new WebSocketServer({
@@ -289,7 +289,12 @@ function onClose(this: LiveWebSocket, code: number, reason: Buffer): void {
 function onError(): void {}
 
 /** Feeds a `ws` socket's events to a new session of `app`. */
-function openSession(app: AnyApp, ws: LiveWebSocket, request: UpgradeRequest, state: object): void {
+function openSession(
+  app: AnyApp,
+  ws: LiveWebSocket,
+  request: UpgradeRequest,
+  state: object | undefined,
+): void {
   ws[SESSION] = app.open(ws, request, state);
   ws.maxBytes = app.maxMessageBytes;
   ws.alive = true;
@@ -325,9 +330,19 @@ function startHeartbeat(app: AnyApp, wss: WebSocketServer): ReturnType<typeof se
  * Listens to a server's upgrades: `decide` says what each becomes; accepted ones are
  * handed to `ws` (one `WebSocketServer` per app, for its frame limit).
  */
+/** What an admission means for an upgrade. */
+function decision(
+  app: AnyApp,
+  request: UpgradeRequest,
+  admission: Admission<object>,
+): UpgradeDecision {
+  if (!admission.ok) return { kind: "refuse", response: admission.response };
+  return { kind: "accept", app, request, state: admission.state };
+}
+
 function handleUpgrades(
   server: EventEmitter,
-  decide: (req: IncomingMessage) => Promise<UpgradeDecision>,
+  decide: (req: IncomingMessage) => UpgradeDecision | Promise<UpgradeDecision>,
   maxPayload: (app: AnyApp) => number,
 ): Attachment {
   /** Per app: its `ws` server (for its frame limit and its sockets) and their heartbeat. */
@@ -337,15 +352,17 @@ function handleUpgrades(
   >();
   let closing = false;
 
-  const onUpgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {
-    const decision = closing ? shuttingDown() : await decide(req);
+  const accept = (
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    decision: UpgradeDecision,
+  ): void => {
     if (decision.kind === "ignore") return;
     socket.on("error", destroyOnError);
     if (decision.kind === "refuse" || closing) {
-      await refuseUpgrade(
-        socket,
-        decision.kind === "refuse" ? decision.response : shuttingDown().response,
-      );
+      const response = decision.kind === "refuse" ? decision.response : shuttingDown().response;
+      refuseUpgrade(socket, response).catch(() => socket.destroy());
       return;
     }
     if (socket.destroyed) return;
@@ -360,10 +377,24 @@ function handleUpgrades(
   };
 
   const listener = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    void onUpgrade(req, socket, head).catch((error: unknown) => {
+    let decision: UpgradeDecision | Promise<UpgradeDecision>;
+    try {
+      decision = closing ? shuttingDown() : decide(req);
+    } catch (error) {
       console.error("[socketapi] upgrade failed", error);
       socket.destroy();
-    });
+      return;
+    }
+    // An upgrade without an async onConnect is accepted in the same turn, with no promise.
+    if (decision instanceof Promise) {
+      decision.then(
+        (settled) => accept(req, socket, head, settled),
+        (error: unknown) => {
+          console.error("[socketapi] upgrade failed", error);
+          socket.destroy();
+        },
+      );
+    } else accept(req, socket, head, decision);
   };
   server.on("upgrade", listener);
 
@@ -409,12 +440,13 @@ function shuttingDown(): { kind: "refuse"; response: Response } {
 export function attach(app: AnyApp, server: Server, options: AttachOptions = {}): Attachment {
   return handleUpgrades(
     server,
-    async (req) => {
+    (req) => {
       if (options.path !== undefined && pathOf(req) !== options.path) return { kind: "ignore" };
       const request = upgradeRequest(req);
-      const admission = await app.admit(request);
-      if (!admission.ok) return { kind: "refuse", response: admission.response };
-      return { kind: "accept", app, request, state: admission.state };
+      const admission = app.admit(request);
+      return admission instanceof Promise
+        ? admission.then((settled) => decision(app, request, settled))
+        : decision(app, request, admission);
     },
     () => options.maxPayload ?? app.maxMessageBytes * 4,
   );

@@ -157,6 +157,13 @@ const METRICS: {
     higherIsBetter: false,
   },
   {
+    scenario: "heap per connection",
+    load: "memory",
+    key: "perConnectionHeap",
+    unit: "bytes",
+    higherIsBetter: false,
+  },
+  {
     scenario: "memory per subscription",
     load: "memory",
     key: "perSubscription",

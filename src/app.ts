@@ -100,6 +100,9 @@ export const DEFAULT_MAX_MESSAGE_BYTES: number = 1024 * 1024;
 /** The default send buffer limit per connection: 4 MiB. */
 export const DEFAULT_MAX_BUFFERED_BYTES: number = 4 * 1024 * 1024;
 
+/** The admission of a connection that `onConnect` let in with no state of its own. */
+const ACCEPTED = Object.freeze({ ok: true, state: undefined }) as { ok: true; state: undefined };
+
 const NO_PARAMS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
 /**
@@ -182,10 +185,11 @@ export class SocketAPI<
   }
 
   /**
-   * Runs `onConnect` for an upgrade request. Adapters call it before they accept the
-   * socket, and answer with `response` when the connection is refused.
+   * Runs the upgrade's checks (origin, connection limit) and `onConnect`. Adapters call it
+   * before they accept the socket, and answer with `response` when the connection is
+   * refused. Synchronous unless `onConnect` is async.
    */
-  async admit(request: UpgradeRequest): Promise<Admission<State>> {
+  admit(request: UpgradeRequest): Admission<State> | Promise<Admission<State>> {
     // Only read when an allowlist is set: adapters may build `headers` on first use.
     const origin =
       this.#options.allowedOrigins === undefined ? null : request.headers.get("origin");
@@ -195,14 +199,33 @@ export class SocketAPI<
     if (this.#sessions.size >= this.maxConnections) {
       return { ok: false, response: new Response("Too many connections", { status: 503 }) };
     }
+    const { onConnect } = this.#options;
+    // Without onConnect (or with a synchronous one) the answer is immediate: upgrades
+    // need no promise.
+    if (!onConnect) return ACCEPTED;
+    let outcome: ReturnType<typeof onConnect>;
     try {
-      const outcome = await this.#options.onConnect?.(request);
-      if (outcome instanceof Response) return { ok: false, response: outcome };
-      return { ok: true, state: outcome ?? undefined };
+      outcome = onConnect(request);
     } catch (error) {
-      this.reportError(error, { phase: "connect" });
-      return { ok: false, response: new Response("Internal Server Error", { status: 500 }) };
+      return this.#connectFailed(error);
     }
+    if (outcome instanceof Promise) {
+      return outcome.then(
+        (settled) => this.#admission(settled),
+        (error: unknown) => this.#connectFailed(error),
+      );
+    }
+    return this.#admission(outcome);
+  }
+
+  #admission(outcome: State | Response | undefined): Admission<State> {
+    if (outcome instanceof Response) return { ok: false, response: outcome };
+    return outcome === undefined ? ACCEPTED : { ok: true, state: outcome };
+  }
+
+  #connectFailed(error: unknown): Admission<State> {
+    this.reportError(error, { phase: "connect" });
+    return { ok: false, response: new Response("Internal Server Error", { status: 500 }) };
   }
 
   /**

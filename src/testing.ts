@@ -93,7 +93,7 @@ class MemoryConnection {
         connection.#close(code, reason);
       },
     };
-    void app.admit(request).then((admission) => {
+    void Promise.resolve(app.admit(request)).then((admission) => {
       if (!admission.ok) {
         this.refusal = admission.response;
         this.readyState = 3;

@@ -1,0 +1,71 @@
+// The benchmark harness keeps working: a smoke run with tiny sizes writes its JSON. No
+// timing is asserted here; benchmarks are not tests.
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { expect, it } from "vitest";
+import { root } from "./helpers/server-process.ts";
+
+it("runs every subject on every runtime and writes the JSON the README promises", {
+  timeout: 120_000,
+}, async () => {
+  const dir = await mkdtemp(join(tmpdir(), "socketapi-bench-"));
+  try {
+    const json = join(dir, "bench.json");
+    await promisify(execFile)(
+      process.execPath,
+      ["--import", "tsx", "bench/run.ts", "--smoke", "--json", json],
+      {
+        cwd: root,
+        timeout: 110_000,
+      },
+    );
+    const { machine, results } = JSON.parse(await readFile(json, "utf8"));
+    expect(machine).toMatchObject({
+      cpus: expect.any(Number),
+      node: process.version,
+      mode: "smoke",
+    });
+    const subjects = new Set(
+      results.map((r: { runtime: string; subject: string }) => `${r.runtime} ${r.subject}`),
+    );
+    expect([...subjects].sort()).toEqual([
+      "bun crossws",
+      "bun raw",
+      "bun socketapi",
+      "node crossws",
+      "node raw",
+      "node raw-naive",
+      "node socket.io",
+      "node socketapi",
+    ]);
+    const scenarios = new Set(results.map((r: { scenario: string }) => r.scenario));
+    expect([...scenarios]).toEqual([
+      "actions",
+      "latency p50",
+      "latency p99",
+      "fan-out",
+      "memory per connection",
+      "heap per connection",
+      "memory per subscription",
+    ]);
+    for (const result of results) {
+      expect(result).toEqual({
+        scenario: expect.any(String),
+        runtime: expect.any(String),
+        subject: expect.any(String),
+        unit: expect.any(String),
+        median: expect.any(Number),
+        min: expect.any(Number),
+        max: expect.any(Number),
+        runs: [expect.any(Number)],
+      });
+      if (result.scenario === "actions" || result.scenario === "fan-out")
+        expect(result.median).toBeGreaterThan(0);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -7,6 +7,7 @@
 //   npm run bench -- --json out.json     # also writes the results as JSON
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { cpus, totalmem } from "node:os";
@@ -97,11 +98,11 @@ interface Sizes {
 
 const SIZES: Record<"full" | "quick" | "smoke", Sizes> = {
   full: {
-    repetitions: 3,
+    repetitions: 5,
     connections: 50,
     inflight: 16,
     warmup: 1,
-    duration: 4,
+    duration: 3,
     rate: 5000,
     subscribers: 500,
     broadcasts: 200,
@@ -180,9 +181,17 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/**
+ * With two cores or more and `taskset` at hand, the server runs on core 0 and the load
+ * generator on core 1, so that they do not take turns on the same core.
+ */
+const pinning = cpus().length >= 2 && existsSync("/usr/bin/taskset");
+const pinned = (core: number, command: string[]): string[] =>
+  pinning ? ["/usr/bin/taskset", "-c", String(core), ...command] : command;
+
 async function startSubject(subject: Subject): Promise<{ child: ChildProcess; url: string }> {
   const port = await freePort();
-  const [command, ...args] = subject.command as [string, ...string[]];
+  const [command, ...args] = pinned(0, subject.command) as [string, ...string[]];
   const child = spawn(command, args, {
     cwd: root,
     env: { ...process.env, ...subject.env, PORT: String(port) },
@@ -205,7 +214,11 @@ async function startSubject(subject: Subject): Promise<{ child: ChildProcess; ur
 }
 
 async function runLoad(options: Record<string, unknown>): Promise<Record<string, number>> {
-  const child = spawn(bin("bun"), ["bench/load.ts", JSON.stringify(options)], {
+  const [command, ...args] = pinned(1, [bin("bun"), "bench/load.ts", JSON.stringify(options)]) as [
+    string,
+    ...string[],
+  ];
+  const child = spawn(command, args, {
     cwd: root,
     stdio: ["ignore", "pipe", "inherit"],
   });

@@ -63,20 +63,49 @@ export function nameValues(
 
 /**
  * Runs a broadcast of a declared channel: validates, runs the handler, publishes in every
- * app that serves it. `origin` is the connection whose handler broadcast, if any.
+ * app that serves it. `origin` is the connection whose handler broadcast, if any. When
+ * everything is synchronous (a sync schema and handler, a hub in memory) it all happens
+ * before this returns; the promise only carries the count.
  */
-export async function broadcast(
+export function broadcast(
   declaration: ChannelDeclaration,
   params: unknown,
   origin: Subscriber | undefined,
 ): Promise<number> {
-  const { mounts, template } = declaration;
-  if (mounts.length === 0) {
-    throw new Error(
-      `Channel '${template.name}' is not served by any app: include its router in an app first.`,
-    );
+  try {
+    const { mounts, template } = declaration;
+    if (mounts.length === 0) {
+      throw new Error(
+        `Channel '${template.name}' is not served by any app: include its router in an app first.`,
+      );
+    }
+    const given = params ?? {};
+    const checked = declaration.params ? validate(declaration.params, given) : undefined;
+    if (checked instanceof Promise || declaration.dependencies || declaration.data) {
+      return broadcastFully(declaration, given, origin);
+    }
+    if (checked && !checked.ok) throw new InvalidChannelParamsError(template.name, checked.issues);
+    const value = checked?.value;
+    const values = nameValues(template, given, value);
+    const data = declaration.handler(value, broadcastContext(declaration, values));
+    if (isThenable(data)) {
+      return Promise.resolve(data).then((settled) =>
+        publishAll(declaration, values, settled, origin),
+      );
+    }
+    return publishAll(declaration, values, data, origin);
+  } catch (error) {
+    return Promise.reject(error);
   }
-  const given = params ?? {};
+}
+
+/** The general path: an async schema or handler, dependencies, a data schema. */
+async function broadcastFully(
+  declaration: ChannelDeclaration,
+  given: unknown,
+  origin: Subscriber | undefined,
+): Promise<number> {
+  const { template } = declaration;
   let value: unknown;
   if (declaration.params) {
     const result = await validate(declaration.params, given);
@@ -84,19 +113,51 @@ export async function broadcast(
     value = result.value;
   }
   const values = nameValues(template, given, value);
-  const ctx = {
-    event: "broadcast" as const,
-    channel: (mounts[0] as ChannelMount).template.fill(values),
-    channels: declaration.channels,
-  };
+  const ctx = broadcastContext(declaration, values);
   if (declaration.dependencies)
     value = await resolveDependencies(declaration.dependencies, value, ctx);
   let data = await declaration.handler(value, ctx);
   if (declaration.data) data = await parseOutput(declaration.data, data);
+  return publishAll(declaration, values, data, origin);
+}
+
+function broadcastContext(declaration: ChannelDeclaration, values: Record<string, unknown>) {
+  return {
+    event: "broadcast" as const,
+    channel: (declaration.mounts[0] as ChannelMount).template.fill(values),
+    channels: declaration.channels,
+  };
+}
+
+/** Publishes the data in every app that serves the channel; resolves with the deliveries. */
+function publishAll(
+  declaration: ChannelDeclaration,
+  values: Record<string, unknown>,
+  data: unknown,
+  origin: Subscriber | undefined,
+): Promise<number> {
   let delivered = 0;
-  for (const mount of mounts)
-    delivered += await mount.publish(mount.template.fill(values), data, origin);
-  return delivered;
+  let pending: Promise<number>[] | undefined;
+  for (const mount of declaration.mounts) {
+    const count = mount.publish(mount.template.fill(values), data, origin);
+    if (typeof count === "number") delivered += count;
+    else {
+      pending ??= [];
+      pending.push(count);
+    }
+  }
+  if (!pending) return Promise.resolve(delivered);
+  return Promise.all(pending).then((counts) =>
+    counts.reduce((sum, count) => sum + count, delivered),
+  );
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === "object" || typeof value === "function") &&
+    typeof (value as { then?: unknown }).then === "function"
+  );
 }
 
 const declarations = new WeakMap<object, ChannelDeclaration>();

@@ -5,10 +5,11 @@
 //   npm run bench                        # full run: 3 repetitions, writes bench/RESULTS.md
 //   npm run bench -- --quick             # 1 repetition, small sizes, under 90 seconds
 //   npm run bench -- --json out.json     # also writes the results as JSON
+//   npm run bench -- --render out.json   # writes bench/RESULTS.md again from such a JSON
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { cpus, totalmem } from "node:os";
 import { join, resolve } from "node:path";
@@ -292,8 +293,19 @@ async function main(): Promise<void> {
       smoke: { type: "boolean", default: false },
       json: { type: "string" },
       results: { type: "string" },
+      render: { type: "string" },
     },
   });
+  if (values.render) {
+    // Writes RESULTS.md again from a run's JSON, without running anything.
+    const { machine, results } = JSON.parse(await readFile(values.render, "utf8"));
+    lastResults = results;
+    await writeFile(
+      values.results ?? join(root, "bench", "RESULTS.md"),
+      resultsPage(machine, SIZES[machine.mode as keyof typeof SIZES], table(results)),
+    );
+    return;
+  }
   const mode = values.smoke ? "smoke" : values.quick ? "quick" : "full";
   const sizes = SIZES[mode];
   const runs = new Map<string, number[]>();

@@ -23,7 +23,8 @@ import {
   handleBroadcastRequest,
   isLoopbackAddress,
 } from "../src/broadcast-endpoint.ts";
-import type { SocketAPI, UpgradeRequest } from "../src/index.ts";
+import type { SocketAPI } from "../src/index.ts";
+import { keepRequest } from "../src/kept-request.ts";
 import type { Session } from "../src/session.ts";
 import { closeSessions, serveWebSocket } from "../src/web-socket.ts";
 
@@ -80,16 +81,13 @@ export async function upgrade(
   request: Request,
   sessions?: Set<Session<object>>,
 ): Promise<Response> {
-  // Deno's request is unusable once answered: keep a copy of its headers for handlers.
-  const upgradeRequest: UpgradeRequest = {
-    url: request.url,
-    headers: new Headers(request.headers),
-  };
-  const admission = await app.admit(upgradeRequest);
+  const admission = await app.admit({ url: request.url, headers: request.headers });
   if (!admission.ok) return admission.response;
+  // Deno's request is unusable once upgraded: the connection keeps a copy for handlers.
+  const kept = keepRequest(request);
   // Deno pings the socket and closes it when no pong comes back within `idleTimeout`.
   const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: app.idleTimeout });
-  const session = serveWebSocket(app, socket, upgradeRequest, admission.state);
+  const session = serveWebSocket(app, socket, kept, admission.state);
   if (sessions) {
     sessions.add(session);
     void session.whenClosed().then(() => sessions.delete(session));

@@ -29,6 +29,7 @@ import {
   isLoopbackAddress,
 } from "../src/broadcast-endpoint.ts";
 import type { SocketAPI, UpgradeRequest } from "../src/index.ts";
+import { keepRequest } from "../src/kept-request.ts";
 import { upgradeRoute } from "../src/upgrade-route.ts";
 import { serveWebSocket } from "../src/web-socket.ts";
 import { type SocketData, upgrade as upgradeOnBun } from "./bun.ts";
@@ -100,9 +101,9 @@ export function socketapi(app: AnyApp): MiddlewareHandler {
     if (typeof deno?.upgradeWebSocket === "function") {
       const admission = await app.admit(upgradeRequest);
       if (!admission.ok) return admission.response;
+      // Deno's request is unusable once upgraded: the connection keeps a copy for handlers.
+      const kept = keepRequest(request);
       const { socket, response } = deno.upgradeWebSocket(request, { idleTimeout: app.idleTimeout });
-      // Deno's request is unusable once answered: keep a copy of its headers for handlers.
-      const kept = { url: request.url, headers: new Headers(request.headers) };
       serveWebSocket(app, socket, kept, admission.state);
       return response;
     }

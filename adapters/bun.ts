@@ -15,12 +15,8 @@
  * @module
  */
 import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
-import {
-  BROADCAST_PATH,
-  type BroadcastEndpointOptions,
-  handleBroadcastRequest,
-  isLoopbackAddress,
-} from "../src/broadcast-endpoint.ts";
+import { type BroadcastEndpointOptions, isLoopbackAddress } from "../src/broadcast-endpoint.ts";
+import { routeFetch } from "../src/fetch-route.ts";
 import type { Hub, SocketAPI, SocketLike, Subscriber, UpgradeRequest } from "../src/index.ts";
 import type { Session } from "../src/session.ts";
 import { closeSessions } from "../src/web-socket.ts";
@@ -37,22 +33,7 @@ export interface SocketData {
 }
 
 /** What this runtime can and cannot do, for the cross-runtime suite and the docs. */
-export const capabilities = {
-  /** A frame over four times `maxMessageBytes` closes the socket with 1009 before it is read. */
-  hardFrameLimit: true,
-  /** Broadcasts go through the runtime's own pub/sub. */
-  nativePubSub: true,
-  /** `shutdown(server)` closes every socket with 1001 before the server stops. */
-  gracefulShutdown: true,
-  /** `maxConnections` refuses upgrades with 503. */
-  connectionLimit: true,
-  /** Bun pings idle sockets and drops silent ones (`idleTimeout`, at least 8 seconds in Bun). */
-  deadPeers: true,
-  /** A client that stops reading is closed at `maxBufferedBytes` (by Bun's backpressure limit). */
-  slowConsumers: true,
-  /** A connection closed for abuse gets its close frame (1008) even while it floods. */
-  cleanCloseUnderFlood: true,
-} as const;
+export { bunCapabilities as capabilities } from "./capabilities.ts";
 
 /**
  * A hub on Bun's topics: each concrete channel name is a topic; a broadcast is one
@@ -231,27 +212,16 @@ export async function upgrade(
  * ```
  */
 export function bun(app: AnyApp, options: BunOptions = {}): BunHandler {
-  const broadcastOptions = options.broadcast === false ? undefined : (options.broadcast ?? {});
-  const broadcastPath = broadcastOptions?.path ?? BROADCAST_PATH;
   let stopping = false;
   return {
     async fetch(request, server) {
-      const path = new URL(request.url).pathname;
-      if (broadcastOptions && path === broadcastPath) {
-        const fromLoopback = isLoopbackAddress(server.requestIP(request)?.address);
-        return handleBroadcastRequest(app, request, { fromLoopback, options: broadcastOptions });
-      }
-      if (options.path !== undefined && path !== options.path) {
-        return new Response("Not Found", { status: 404 });
-      }
-      if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-        return new Response("This is a WebSocket endpoint: connect with a WebSocket client.\n", {
-          status: 426,
-          headers: { upgrade: "websocket" },
-        });
-      }
-      if (stopping) return new Response("Server shutting down", { status: 503 });
-      return upgrade(app, request, server);
+      return routeFetch(app, request, {
+        path: options.path,
+        broadcast: options.broadcast,
+        fromLoopback: () => isLoopbackAddress(server.requestIP(request)?.address),
+        stopping: () => stopping,
+        upgrade: () => upgrade(app, request, server),
+      });
     },
     websocket: {
       ...websocket,

@@ -24,6 +24,7 @@ import {
   handleBroadcastRequest,
   isLoopbackAddress,
 } from "../src/broadcast-endpoint.ts";
+import { upgradeRequired } from "../src/fetch-route.ts";
 import {
   ErrorCode,
   type Hub,
@@ -41,36 +42,7 @@ import { setUpgradeRoute } from "../src/upgrade-route.ts";
 type AnyApp = SocketAPI<any, any, any>;
 
 /** What this runtime can and cannot do, for the cross-runtime suite and the docs. */
-export const capabilities = {
-  /**
-   * A Durable Object receives frames up to 32 MiB whole; there is no option to refuse a
-   * frame before it is read. One over `maxMessageBytes` gets `MESSAGE_TOO_LARGE`.
-   */
-  hardFrameLimit: false,
-  /** Broadcasts reach each object's sockets in the object; across objects over RPC. */
-  nativePubSub: false,
-  /** `{"type":"ping"}` is answered by the runtime without waking the object. */
-  pingWithoutWaking: true,
-  /**
-   * Workers have no shutdown hook: on a deploy the platform disconnects the objects'
-   * sockets itself (clients see 1006 in `wrangler dev`). Clients reconnect.
-   */
-  gracefulShutdown: false,
-  /** `maxConnections` holds per object: the object refuses the upgrade with 503. */
-  connectionLimit: true,
-  /**
-   * Cloudflare's runtime watches the connections of a hibernating object itself; the
-   * object does not ping them (that would wake it).
-   */
-  deadPeers: false,
-  /**
-   * A Durable Object cannot see how much a socket has not sent (no `bufferedAmount`): the
-   * platform buffers for slow readers.
-   */
-  slowConsumers: false,
-  /** A connection closed for abuse gets its close frame (1008) even while it floods. */
-  cleanCloseUnderFlood: true,
-} as const;
+export { workersCapabilities as capabilities } from "./capabilities.ts";
 
 /** The name of the object when the app is not sharded. */
 export const DEFAULT_SHARD = "default";
@@ -512,10 +484,7 @@ export function cloudflare<Env = Cloudflare.Env>(
         return routeUpgrade(request, env);
       }
       if (options.fetch) return options.fetch(request, env, ctx);
-      return new Response("This is a WebSocket endpoint: connect with a WebSocket client.\n", {
-        status: 426,
-        headers: { upgrade: "websocket" },
-      });
+      return upgradeRequired();
     },
   };
 

@@ -17,12 +17,8 @@
  *
  * @module
  */
-import {
-  BROADCAST_PATH,
-  type BroadcastEndpointOptions,
-  handleBroadcastRequest,
-  isLoopbackAddress,
-} from "../src/broadcast-endpoint.ts";
+import { type BroadcastEndpointOptions, isLoopbackAddress } from "../src/broadcast-endpoint.ts";
+import { routeFetch } from "../src/fetch-route.ts";
 import type { SocketAPI } from "../src/index.ts";
 import { keepRequest } from "../src/kept-request.ts";
 import type { Session } from "../src/session.ts";
@@ -32,29 +28,7 @@ import { closeSessions, serveWebSocket } from "../src/web-socket.ts";
 type AnyApp = SocketAPI<any, any, any>;
 
 /** What this runtime can and cannot do, for the cross-runtime suite and the docs. */
-export const capabilities = {
-  /**
-   * `Deno.upgradeWebSocket` has no option to refuse a frame before reading it: every frame
-   * is read whole, then one over `maxMessageBytes` gets `MESSAGE_TOO_LARGE`. There is no
-   * close with 1009.
-   */
-  hardFrameLimit: false,
-  /** Deno has no pub/sub of its own: broadcasts loop over the subscribers in memory. */
-  nativePubSub: false,
-  /** `shutdown()` closes every socket with 1001. */
-  gracefulShutdown: true,
-  /** `maxConnections` refuses upgrades with 503. */
-  connectionLimit: true,
-  /** Deno pings idle sockets and drops silent ones (`idleTimeout`). */
-  deadPeers: true,
-  /** A client that stops reading is closed with 1013 at `maxBufferedBytes`. */
-  slowConsumers: true,
-  /**
-   * Deno drops a connection that keeps sending after the server's close frame: a client
-   * closed for abuse sees 1006, not 1008.
-   */
-  cleanCloseUnderFlood: false,
-} as const;
+export { denoCapabilities as capabilities } from "./capabilities.ts";
 
 /** Options of {@link deno}. */
 export interface DenoOptions {
@@ -106,29 +80,20 @@ export async function upgrade(
  * ```
  */
 export function deno(app: AnyApp, options: DenoOptions = {}): DenoHandler {
-  const broadcastOptions = options.broadcast === false ? undefined : (options.broadcast ?? {});
-  const broadcastPath = broadcastOptions?.path ?? BROADCAST_PATH;
   const sessions = new Set<Session<object>>();
   let stopping = false;
   return {
     async fetch(request, info) {
-      const path = new URL(request.url).pathname;
-      if (broadcastOptions && path === broadcastPath) {
-        const address = info?.remoteAddr.transport === "tcp" ? info.remoteAddr.hostname : undefined;
-        const fromLoopback = isLoopbackAddress(address);
-        return handleBroadcastRequest(app, request, { fromLoopback, options: broadcastOptions });
-      }
-      if (options.path !== undefined && path !== options.path) {
-        return new Response("Not Found", { status: 404 });
-      }
-      if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-        return new Response("This is a WebSocket endpoint: connect with a WebSocket client.\n", {
-          status: 426,
-          headers: { upgrade: "websocket" },
-        });
-      }
-      if (stopping) return new Response("Server shutting down", { status: 503 });
-      return upgrade(app, request, sessions);
+      return routeFetch(app, request, {
+        path: options.path,
+        broadcast: options.broadcast,
+        fromLoopback: () =>
+          isLoopbackAddress(
+            info?.remoteAddr.transport === "tcp" ? info.remoteAddr.hostname : undefined,
+          ),
+        stopping: () => stopping,
+        upgrade: () => upgrade(app, request, sessions),
+      });
     },
     async shutdown({ timeout = 5000 } = {}) {
       stopping = true;

@@ -42,22 +42,7 @@ import { NODE_UPGRADE, type NodeUpgrade } from "./hono.ts";
 type AnyApp = SocketAPI<any, any, any>;
 
 /** What this runtime can and cannot do, for the cross-runtime suite and the docs. */
-export const capabilities = {
-  /** A frame over `maxPayload` closes the socket with 1009 before it is read. */
-  hardFrameLimit: true,
-  /** Node has no pub/sub of its own: broadcasts loop over the subscribers, writes corked. */
-  nativePubSub: false,
-  /** `close()` closes every socket with 1001 before the server stops. */
-  gracefulShutdown: true,
-  /** `maxConnections` refuses upgrades with 503. */
-  connectionLimit: true,
-  /** Idle sockets are pinged; one silent for `idleTimeout` is dropped. */
-  deadPeers: true,
-  /** A client that stops reading is closed with 1013 at `maxBufferedBytes`. */
-  slowConsumers: true,
-  /** A connection closed for abuse gets its close frame (1008) even while it floods. */
-  cleanCloseUnderFlood: true,
-} as const;
+export { nodeCapabilities as capabilities } from "./capabilities.ts";
 
 /** Options of {@link attach}. */
 export interface AttachOptions {

@@ -5,10 +5,8 @@
 //   bun bench/load.ts '{"scenario":"actions","url":"ws://127.0.0.1:9000/","protocol":"socketapi",...}'
 import { io, type Socket } from "socket.io-client";
 
-interface Options {
-  scenario: "actions" | "latency" | "fanout" | "memory";
-  url: string;
-  protocol: "socketapi" | "socketio";
+/** The sizes of the load, chosen by bench/run.ts. */
+export interface LoadSizes {
   connections: number;
   inflight: number;
   warmup: number;
@@ -17,6 +15,12 @@ interface Options {
   subscribers: number;
   broadcasts: number;
   idle: number;
+}
+
+interface Options extends LoadSizes {
+  scenario: "actions" | "latency" | "fanout" | "memory";
+  url: string;
+  protocol: "socketapi" | "socketio";
 }
 
 const options = JSON.parse(process.argv[2] ?? "{}") as Options;

@@ -14,6 +14,7 @@ import { createServer } from "node:net";
 import { cpus, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import type { LoadSizes } from "./load.ts";
 
 const root = resolve(import.meta.dirname, "..");
 const bin = (name: string) => join(root, "node_modules", ".bin", name);
@@ -85,16 +86,8 @@ const subjects: Subject[] = [
   },
 ];
 
-interface Sizes {
+interface Sizes extends LoadSizes {
   repetitions: number;
-  connections: number;
-  inflight: number;
-  warmup: number;
-  duration: number;
-  rate: number;
-  subscribers: number;
-  broadcasts: number;
-  idle: number;
 }
 
 const SIZES: Record<"full" | "quick" | "smoke", Sizes> = {

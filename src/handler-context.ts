@@ -4,12 +4,11 @@ import type { RequestId } from "./protocol.ts";
 import type { Session } from "./session.ts";
 
 /**
- * What an action's handler gets as `ctx`. A class rather than an object literal, so that
- * `request`, `signal` and `channels` cost nothing until a handler reads them: most never
- * touch the abort signal.
+ * What every handler's `ctx` has. A class rather than an object literal, so that `request`,
+ * `signal` and `channels` cost nothing until a handler reads them: most never touch the
+ * abort signal.
  */
-export class HandlerContext implements ActionContext<object, ChannelTypes> {
-  readonly event = "action" as const;
+abstract class BaseHandlerContext {
   readonly connection: Connection<object>;
   readonly id: RequestId | undefined;
   readonly #handles: ChannelHandles<ChannelTypes>;
@@ -37,13 +36,21 @@ export class HandlerContext implements ActionContext<object, ChannelTypes> {
   }
 }
 
+/** What an action's handler gets as `ctx`. */
+export class HandlerContext
+  extends BaseHandlerContext
+  implements ActionContext<object, ChannelTypes>
+{
+  readonly event = "action" as const;
+}
+
 /** What a channel's handler gets as `ctx` when a client subscribes. */
-export class SubscribeHandlerContext implements SubscribeContext<object, ChannelTypes> {
+export class SubscribeHandlerContext
+  extends BaseHandlerContext
+  implements SubscribeContext<object, ChannelTypes>
+{
   readonly event = "subscribe" as const;
-  readonly connection: Connection<object>;
-  readonly id: RequestId | undefined;
   readonly channel: string;
-  readonly #handles: ChannelHandles<ChannelTypes>;
 
   constructor(
     session: Session<object>,
@@ -51,21 +58,7 @@ export class SubscribeHandlerContext implements SubscribeContext<object, Channel
     handles: ChannelHandles<ChannelTypes>,
     channel: string,
   ) {
-    this.connection = session;
-    this.id = id;
-    this.#handles = handles;
+    super(session, id, handles);
     this.channel = channel;
-  }
-
-  get request(): UpgradeRequest {
-    return this.connection.request;
-  }
-
-  get signal(): AbortSignal {
-    return (this.connection as Session<object>).signal;
-  }
-
-  get channels(): ChannelHandles<ChannelTypes> {
-    return (this.connection as Session<object>).channelsFor(this.#handles);
   }
 }

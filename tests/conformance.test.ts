@@ -5,36 +5,18 @@ import { once } from "node:events";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { capabilities as bunCapabilities } from "../adapters/bun.ts";
-import { capabilities as nodeCapabilities } from "../adapters/node.ts";
+import {
+  bunCapabilities,
+  denoCapabilities,
+  nodeCapabilities,
+  workersCapabilities,
+} from "../adapters/capabilities.ts";
 import type { Frame } from "./helpers/fake-client.ts";
 import { root, type ServerProcess, startServer } from "./helpers/server-process.ts";
 import { openClient, WsClient } from "./helpers/ws-client.ts";
 
 const bin = (name: string) => join(root, "node_modules", ".bin", name);
 const tsx = [process.execPath, "--import", "tsx"];
-
-// Deno's flags are in adapters/deno.ts; it is not imported here because it type-checks
-// only under Deno. Its capability: no hard frame limit.
-const denoCapabilities = {
-  hardFrameLimit: false,
-  nativePubSub: false,
-  gracefulShutdown: true,
-  connectionLimit: true,
-  deadPeers: true,
-  slowConsumers: true,
-  cleanCloseUnderFlood: false,
-} as const;
-// adapters/cloudflare.ts imports cloudflare:workers, which only workerd has: its flags.
-const workersCapabilities = {
-  hardFrameLimit: false,
-  nativePubSub: false,
-  gracefulShutdown: false,
-  connectionLimit: true,
-  deadPeers: false,
-  slowConsumers: false,
-  cleanCloseUnderFlood: true,
-} as const;
 
 const runtimes = [
   {

@@ -4,7 +4,7 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Frame } from "./helpers/fake-client.ts";
-import { type ServerProcess, startServer } from "./helpers/server-process.ts";
+import { type ServerProcess, startLoadServer } from "./helpers/server-process.ts";
 import { openClient, type WsClient } from "./helpers/ws-client.ts";
 
 const RUNS = 10_000;
@@ -139,13 +139,7 @@ describe("fuzzing a real Node server", () => {
   let bystander: WsClient;
 
   beforeAll(async () => {
-    server = await startServer([
-      process.execPath,
-      "--expose-gc",
-      "--import",
-      "tsx",
-      "tests/servers/load-server.ts",
-    ]);
+    server = await startLoadServer();
     bystander = await openClient(server.url);
     await bystander.request({ type: "subscribe", channel: "secret" });
     client = await openClient(server.url);

@@ -2,7 +2,7 @@
 // count and time; the figures are printed for the record, never asserted as timings.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { type ServerProcess, startServer } from "./helpers/server-process.ts";
+import { type ServerProcess, startLoadServer } from "./helpers/server-process.ts";
 import { openClient, type WsClient } from "./helpers/ws-client.ts";
 
 let server: ServerProcess;
@@ -13,13 +13,7 @@ const stats = async (): Promise<any> =>
 const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 
 beforeAll(async () => {
-  server = await startServer([
-    process.execPath,
-    "--expose-gc",
-    "--import",
-    "tsx",
-    "tests/servers/load-server.ts",
-  ]);
+  server = await startLoadServer();
   observer = await openClient(server.url);
 }, 30_000);
 
@@ -203,30 +197,26 @@ describe("slow consumer", () => {
     // The slow client stops reading from its socket.
     (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
     const before = await stats();
+    const broadcastRound = async (): Promise<number> =>
+      (
+        await observer.request({
+          type: "action",
+          channel: "broadcast_many",
+          data: { count: 64, size: 8192 },
+        })
+      ).data as number;
     let rounds = 0;
     let delivered = 0;
     // 64 broadcasts of 8 KiB (512 KiB) a round, under the server's 1 MiB send-buffer limit.
     while ((await stats()).load === 2 && rounds < 100) {
       rounds++;
-      delivered += (
-        await observer.request({
-          type: "action",
-          channel: "broadcast_many",
-          data: { count: 64, size: 8192 },
-        })
-      ).data;
+      delivered += await broadcastRound();
     }
     expect((await stats()).load).toBe(1);
     // A few more rounds: the normal subscriber goes on at full rate.
     for (let i = 0; i < 5; i++) {
       rounds++;
-      delivered += (
-        await observer.request({
-          type: "action",
-          channel: "broadcast_many",
-          data: { count: 64, size: 8192 },
-        })
-      ).data;
+      delivered += await broadcastRound();
     }
     const expected = rounds * 64;
     const deadline = Date.now() + 10_000;

@@ -1,39 +1,8 @@
 // crossws on Bun, the way its docs show: hooks, `peer.subscribe`, the adapter's publish.
-import { defineHooks } from "crossws";
 import crossws from "crossws/adapters/bun";
+import { benchHooks } from "./crossws-hooks.ts";
 
-const hooks = defineHooks({
-  message(peer, message) {
-    const frame = message.json<{
-      type: string;
-      channel: string;
-      data: { a: number; b: number; count: number };
-      id: number;
-    }>();
-    if (frame.type === "action" && frame.channel === "add_numbers") {
-      peer.send(
-        JSON.stringify({
-          type: "action",
-          channel: "add_numbers",
-          status: "completed",
-          data: frame.data.a + frame.data.b,
-          id: frame.id,
-        }),
-      );
-    } else if (frame.type === "subscribe") {
-      peer.subscribe("fanout");
-      peer.send(JSON.stringify({ type: "subscribed", channel: "fanout", id: frame.id }));
-    } else if (frame.type === "action" && frame.channel === "broadcast") {
-      for (let seq = 0; seq < frame.data.count; seq++) {
-        ws.publish("fanout", JSON.stringify({ type: "data", channel: "fanout", data: { seq } }));
-      }
-      peer.send(
-        JSON.stringify({ type: "action", channel: "broadcast", status: "completed", id: frame.id }),
-      );
-    }
-  },
-});
-const ws = crossws({ hooks });
+const ws = crossws({ hooks: benchHooks((topic, text) => ws.publish(topic, text)) });
 const server = Bun.serve({
   port: Number(process.env.PORT),
   hostname: "127.0.0.1",

@@ -2,8 +2,8 @@
 // every socket's writes are corked and flushed once per event-loop turn (what uWS and
 // Bun do by themselves). Without it: the naive loop of `ws.send`.
 import { createServer } from "node:http";
-import { getHeapSpaceStatistics } from "node:v8";
 import { type WebSocket, WebSocketServer } from "ws";
+import { memoryReport } from "./node-memory.ts";
 
 const cork = process.env.BENCH_CORK === "1";
 const corked = new Set<WebSocket>();
@@ -26,10 +26,7 @@ function send(ws: WebSocket, text: string): void {
 }
 
 const subscribers = new Set<WebSocket>();
-const server = createServer((_req, res) => {
-  (globalThis as { gc?: () => void }).gc?.();
-  res.end(JSON.stringify({ ...process.memoryUsage(), ...spaces() }));
-});
+const server = createServer(memoryReport);
 const wss = new WebSocketServer({ server, perMessageDeflate: false });
 wss.on("connection", (ws) => {
   ws.on("message", async (raw) => {
@@ -62,9 +59,3 @@ server.listen(Number(process.env.PORT), "127.0.0.1", () =>
   console.log(`listening at ws://127.0.0.1:${process.env.PORT}/`),
 );
 process.on("SIGINT", () => process.exit(0));
-
-function spaces(): Record<string, number> {
-  return Object.fromEntries(
-    getHeapSpaceStatistics().map((space) => [space.space_name, space.space_size]),
-  );
-}

@@ -83,3 +83,14 @@ export async function startServer(
     },
   };
 }
+
+/** Starts tests/servers/load-server.ts (with `gc` exposed, for its heap figures). */
+export function startLoadServer(): Promise<ServerProcess> {
+  return startServer([
+    process.execPath,
+    "--expose-gc",
+    "--import",
+    "tsx",
+    "tests/servers/load-server.ts",
+  ]);
+}

@@ -12,6 +12,7 @@ import {
   type SocketAPIClient,
   SocketAPIClientError,
 } from "../src/client/index.ts";
+import { isRetryableStatus, statusOfErrorEvent } from "../src/client/refusal.ts";
 import { SocketAPI } from "../src/index.ts";
 import { root, type ServerProcess, startServer } from "./helpers/server-process.ts";
 import type conformanceApp from "./servers/conformance-app.ts";
@@ -234,6 +235,131 @@ describe("the client's faults, against an in-process Node server", () => {
     const client = connect<typeof app>(node.url);
     expect(client.status).toBe("connecting");
     expect(await client.action("echo", { n: 3 })).toBe(3);
+  });
+});
+
+describe("the client when the connection cannot open", () => {
+  let node: NodeServer;
+  let upgrades = 0;
+  const app = new SocketAPI({
+    onConnect(request) {
+      upgrades++;
+      const token = new URL(request.url).searchParams.get("token");
+      if (token === "busy") return new Response("Try later", { status: 503 });
+      if (token !== "good") return new Response("Invalid token", { status: 401 });
+      return {};
+    },
+  }).action("hello", () => "hi");
+
+  beforeAll(async () => {
+    node = await serve(app, { port: 0 });
+  });
+  afterAll(async () => {
+    await node.close();
+  });
+
+  it("closes quietly while its socket is still connecting (no unhandled 'error' from ws)", async () => {
+    const uncaught: unknown[] = [];
+    const record = (error: unknown) => uncaught.push(error);
+    process.on("uncaughtException", record);
+    try {
+      for (let i = 0; i < 20; i++) {
+        const client = connect<typeof app>(`${node.url}?token=good`);
+        expect(client.status).toBe("connecting");
+        client.close();
+        expect(client.status).toBe("closed");
+        await expect(client.action("hello")).rejects.toMatchObject({ code: "CLOSED" });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    } finally {
+      process.off("uncaughtException", record);
+    }
+    expect(uncaught).toEqual([]);
+  });
+
+  it("stops on a refusal that will not change, and says why: REFUSED with the status and body", async () => {
+    const before = upgrades;
+    const client = connect<typeof app>(`${node.url}?token=bad`);
+    const errors: unknown[] = [];
+    client.onError((error) => errors.push(error));
+    const pending = client.action("hello");
+    const refused = await pending.catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(SocketAPIClientError);
+    expect(refused).toMatchObject({
+      code: "REFUSED",
+      status: 401,
+      message: "The server refused the connection: HTTP 401 Invalid token.",
+    });
+    expect(client.status).toBe("closed");
+    await expect(client.opened()).rejects.toMatchObject({ code: "REFUSED" });
+    await expect(client.action("hello")).rejects.toMatchObject({ code: "REFUSED", status: 401 });
+    // No retry: one upgrade, however long we wait past the reconnect delays (20-200 ms).
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(upgrades - before).toBe(1);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ code: "REFUSED", status: 401 });
+  });
+
+  it("keeps retrying a refusal that may pass (503), telling onError each time", async () => {
+    const before = upgrades;
+    const client = connect<typeof app>(`${node.url}?token=busy`);
+    const errors: SocketAPIClientError[] = [];
+    client.onError((error) => errors.push(error as SocketAPIClientError));
+    await until(() => upgrades - before >= 3);
+    expect(errors.length).toBeGreaterThanOrEqual(2);
+    expect(errors[0]).toMatchObject({
+      code: "CONNECT_FAILED",
+      status: 503,
+      message: "The connection could not be opened: HTTP 503 Try later.",
+    });
+    expect(client.status).not.toBe("open");
+  });
+
+  it("reads the refusal's status from the error events of Bun and Deno too", () => {
+    expect(
+      statusOfErrorEvent({
+        message: "WebSocket connection to 'ws://h/' failed: Expected 101 status code: 403",
+      }),
+    ).toBe(403);
+    expect(
+      statusOfErrorEvent({
+        message: "NetworkError: failed to connect to WebSocket: Invalid status code: 404",
+      }),
+    ).toBe(404);
+    expect(statusOfErrorEvent({ error: new Error("Unexpected server response: 401") })).toBe(401);
+    // Browsers and Node 22's global WebSocket do not say: the client keeps retrying.
+    expect(statusOfErrorEvent({ message: "Received network error or non-101 status code." })).toBe(
+      undefined,
+    );
+    expect(isRetryableStatus(undefined)).toBe(true);
+    expect(isRetryableStatus(503)).toBe(true);
+    expect(isRetryableStatus(429)).toBe(true);
+    expect(isRetryableStatus(401)).toBe(false);
+    expect(isRetryableStatus(404)).toBe(false);
+  });
+
+  it("ignores frames that are JSON but not objects instead of throwing in the socket's handler", async () => {
+    const wss = new WebSocketServer({ port: 0, host: "127.0.0.1" });
+    await once(wss, "listening");
+    wss.on("connection", (ws) => {
+      ws.on("message", () => {
+        ws.send("null");
+        ws.send("42");
+        ws.send('{"type":"action","channel":"hello","status":"completed","data":"hi","id":1}');
+      });
+    });
+    try {
+      const client = connect<typeof app>(
+        `ws://127.0.0.1:${(wss.address() as { port: number }).port}/`,
+      );
+      const errors: unknown[] = [];
+      client.onError((error) => errors.push(error));
+      expect(await client.action("hello")).toBe("hi");
+      expect(errors).toHaveLength(2);
+    } finally {
+      for (const ws of wss.clients) ws.terminate();
+      await new Promise((resolve) => wss.close(resolve));
+    }
   });
 });
 

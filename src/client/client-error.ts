@@ -8,6 +8,17 @@ export const ClientErrorCode = {
   DISCONNECTED: "DISCONNECTED",
   /** The client was closed with `close()`. */
   CLOSED: "CLOSED",
+  /**
+   * A connection attempt failed before it opened (the server is down, or refused with a
+   * status that may change: 503, 429); the client tries again. Only `onError` hears it.
+   */
+  CONNECT_FAILED: "CONNECT_FAILED",
+  /**
+   * The server refused the WebSocket upgrade with an HTTP status that will not change by
+   * itself (401, 403, 404, ...): the client stops reconnecting. `status` has the code where
+   * the runtime tells it (`ws`, Bun, Deno; not browsers or Node 22's global WebSocket).
+   */
+  REFUSED: "REFUSED",
 } as const;
 
 /**
@@ -30,16 +41,23 @@ export class SocketAPIClientError extends Error {
   readonly issues: WireIssue[] | undefined;
   /** The action or channel of the request. */
   readonly channel: string | undefined;
+  /** The HTTP status of a refused upgrade (`REFUSED`), where the runtime tells it. */
+  readonly status: number | undefined;
 
   constructor(
     code: string,
     message: string,
-    details: { issues?: WireIssue[] | undefined; channel?: string | undefined } = {},
+    details: {
+      issues?: WireIssue[] | undefined;
+      channel?: string | undefined;
+      status?: number | undefined;
+    } = {},
   ) {
     super(message);
     this.name = "SocketAPIClientError";
     this.code = code;
     this.issues = details.issues;
     this.channel = details.channel;
+    this.status = details.status;
   }
 }

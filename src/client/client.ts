@@ -11,6 +11,12 @@ import type {
   Received,
   SubscribeArgs,
 } from "./client-types.ts";
+import {
+  type HandshakeFailure,
+  isRetryableStatus,
+  statusOfErrorEvent,
+  watchRefusal,
+} from "./refusal.ts";
 
 // Event handler types are left open so that every WebSocket class fits: the browser's,
 // Bun's, Deno's, and `ws`'s, whose events are its own classes.
@@ -112,6 +118,9 @@ function subscriptionRecord(params: Record<string, unknown> | undefined): Subscr
   };
 }
 
+/** What a socket's handlers become once the client lets go of it: errors are swallowed. */
+function ignore(): void {}
+
 const ANSWER_TYPE = {
   action: "action",
   subscribe: "subscribed",
@@ -135,6 +144,11 @@ export class SocketAPIClient<App = unknown> {
   #pending: Pending[] = [];
   readonly #subscriptions = new Map<string, SubscriptionRecord>();
   #closedByUser = false;
+  /** Set when the server refused the upgrade for good: the client no longer reconnects. */
+  #refusal: SocketAPIClientError | undefined;
+  /** Whether the current socket opened, and what its handshake's failure said if not. */
+  #socketOpened = false;
+  #handshakeFailure: HandshakeFailure | undefined;
   #attempt = 0;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   #heartbeatTimer: ReturnType<typeof setInterval> | undefined;
@@ -151,7 +165,9 @@ export class SocketAPIClient<App = unknown> {
       );
     }
     this.#WebSocket = ctor;
-    this.#connect();
+    // A URL the runtime refuses at once is the caller's mistake: it throws here.
+    this.#socket = new ctor(url, options.protocols);
+    this.#watch(this.#socket);
   }
 
   /** Where the connection is: `connecting`, `open` or `closed`. */
@@ -174,11 +190,20 @@ export class SocketAPIClient<App = unknown> {
   /** Resolves when the connection is open (at once if it is). */
   opened(): Promise<void> {
     if (this.#status === "open") return Promise.resolve();
+    if (this.#refusal) return Promise.reject(this.#refusal);
+    if (this.#closedByUser) {
+      return Promise.reject(
+        new SocketAPIClientError(ClientErrorCode.CLOSED, "The client was closed."),
+      );
+    }
     return new Promise((resolve, reject) => {
       const stop = this.onStatus((status) => {
         if (status === "open") {
           stop();
           resolve();
+        } else if (this.#refusal) {
+          stop();
+          reject(this.#refusal);
         } else if (this.#closedByUser) {
           stop();
           reject(new SocketAPIClientError(ClientErrorCode.CLOSED, "The client was closed."));
@@ -243,7 +268,10 @@ export class SocketAPIClient<App = unknown> {
     return Object.assign(unsubscribe, { ready: record.ready });
   }
 
-  /** Closes the connection for good: no reconnect; pending requests fail with `CLOSED`. */
+  /**
+   * Closes the connection for good: no reconnect; pending requests fail with `CLOSED`.
+   * Safe in every state, also while the socket is still connecting.
+   */
   close(): void {
     this.#closedByUser = true;
     clearTimeout(this.#reconnectTimer);
@@ -253,24 +281,54 @@ export class SocketAPIClient<App = unknown> {
     this.#socket = undefined;
     if (socket) {
       this.#detach(socket);
-      if (socket.readyState <= 1) socket.close(1000, "Client closed");
+      try {
+        // `ws` aborts a socket closed while connecting with an 'error' event, which ends
+        // the process when nobody listens: the detached socket keeps a listener that
+        // ignores it.
+        if (socket.readyState <= 1) socket.close(1000, "Client closed");
+      } catch {
+        // A socket that cannot be closed is dropped all the same.
+      }
     }
     this.#setStatus("closed");
   }
 
   #connect(): void {
     this.#setStatus("connecting");
-    const socket = new this.#WebSocket(this.url, this.#options.protocols);
+    this.#socketOpened = false;
+    this.#handshakeFailure = undefined;
+    let socket: ClientSocket;
+    try {
+      socket = new this.#WebSocket(this.url, this.#options.protocols);
+    } catch (error) {
+      // Refused by the runtime when it worked before (a blocked port): a failed attempt.
+      this.#emitError(error);
+      this.#retry();
+      return;
+    }
     this.#socket = socket;
+    this.#watch(socket);
+  }
+
+  /** Listens to a new socket's events. */
+  #watch(socket: ClientSocket): void {
     socket.onopen = () => this.#opened();
     socket.onmessage = (event) => this.#received(event.data);
     socket.onclose = () => this.#dropped(socket);
-    socket.onerror = () => {
-      // A failed connection also closes: `onclose` reconnects.
+    socket.onerror = (event) => {
+      // A failed connection also closes: `onclose` decides what comes next.
+      const status = statusOfErrorEvent(event);
+      if (!this.#socketOpened && status !== undefined && !this.#handshakeFailure) {
+        this.#handshakeFailure = { status, reason: "" };
+      }
     };
+    watchRefusal(socket, (failure) => {
+      if (socket === this.#socket) this.#handshakeFailure = failure;
+    });
   }
 
   #opened(): void {
+    this.#socketOpened = true;
     this.#attempt = 0;
     this.#setStatus("open");
     this.#startHeartbeat();
@@ -295,6 +353,53 @@ export class SocketAPIClient<App = unknown> {
     );
     for (const record of this.#subscriptions.values()) record.confirmed = false;
     if (this.#closedByUser) return;
+    if (!this.#socketOpened && this.#connectFailed()) return;
+    this.#retry();
+  }
+
+  /**
+   * A socket closed before it opened. Tells `onError` why; a refusal that will not change
+   * by itself (401, 403, 404, ...) ends the client: every request fails with `REFUSED`.
+   * Returns whether the client stopped.
+   */
+  #connectFailed(): boolean {
+    const failure = this.#handshakeFailure;
+    const status = failure?.status;
+    const detail =
+      status === undefined ? "" : `: HTTP ${status}${failure?.reason ? ` ${failure.reason}` : ""}`;
+    if (isRetryableStatus(status)) {
+      this.#emitError(
+        new SocketAPIClientError(
+          ClientErrorCode.CONNECT_FAILED,
+          `The connection could not be opened${detail}.`,
+          { status },
+        ),
+      );
+      return false;
+    }
+    const refusal = new SocketAPIClientError(
+      ClientErrorCode.REFUSED,
+      `The server refused the connection${detail}.`,
+      { status },
+    );
+    this.#refusal = refusal;
+    this.#closedByUser = true;
+    this.#setStatus("closed");
+    for (const pending of this.#pending.splice(0)) {
+      clearTimeout(pending.timer);
+      pending.reject(
+        new SocketAPIClientError(refusal.code, refusal.message, {
+          status,
+          channel: pending.channel,
+        }),
+      );
+    }
+    this.#emitError(refusal);
+    return true;
+  }
+
+  /** Schedules the next connection attempt, or gives up after `maxAttempts`. */
+  #retry(): void {
     this.#setStatus("closed");
     const options = this.#options.reconnect;
     if (options === false) {
@@ -313,7 +418,7 @@ export class SocketAPIClient<App = unknown> {
     socket.onopen = null;
     socket.onmessage = null;
     socket.onclose = null;
-    socket.onerror = null;
+    socket.onerror = ignore;
   }
 
   #received(data: unknown): void {
@@ -332,6 +437,10 @@ export class SocketAPIClient<App = unknown> {
       frame = JSON.parse(data);
     } catch (error) {
       this.#emitError(error);
+      return;
+    }
+    if (frame === null || typeof frame !== "object") {
+      this.#emitError(new TypeError(`Not a SocketAPI frame: ${data.slice(0, 100)}`));
       return;
     }
     if (frame.type === "data" && typeof frame.channel === "string") {
@@ -369,6 +478,10 @@ export class SocketAPIClient<App = unknown> {
   }
 
   #request(type: Pending["type"], channel: string, data: unknown): Promise<unknown> {
+    if (this.#refusal) {
+      const { code, message, status } = this.#refusal;
+      return Promise.reject(new SocketAPIClientError(code, message, { status, channel }));
+    }
     if (this.#closedByUser) {
       return Promise.reject(
         new SocketAPIClientError(ClientErrorCode.CLOSED, "The client was closed.", { channel }),
@@ -405,7 +518,16 @@ export class SocketAPIClient<App = unknown> {
 
   #transmit(pending: Pending): void {
     pending.sent = true;
-    this.#socket?.send(pending.text);
+    this.#send(pending.text);
+  }
+
+  /** Sends a frame; a socket that throws (closing under our feet) is left to its close event. */
+  #send(text: string): void {
+    try {
+      this.#socket?.send(text);
+    } catch (error) {
+      this.#emitError(error);
+    }
   }
 
   #sendSubscribe(name: string, record: SubscriptionRecord): void {
@@ -446,7 +568,7 @@ export class SocketAPIClient<App = unknown> {
     if (heartbeat === false) return;
     const interval = heartbeat?.interval ?? 25_000;
     this.#heartbeatTimer = setInterval(() => {
-      this.#socket?.send('{"type":"ping"}');
+      this.#send('{"type":"ping"}');
       if (this.#silenceTimer === undefined) {
         this.#silenceTimer = setTimeout(() => this.#deadConnection(), heartbeat?.timeout ?? 10_000);
       }

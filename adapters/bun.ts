@@ -17,7 +17,14 @@
 import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
 import { type BroadcastEndpointOptions, isLoopbackAddress } from "../src/broadcast-endpoint.ts";
 import { routeFetch } from "../src/fetch-route.ts";
-import type { Hub, SocketAPI, SocketLike, Subscriber, UpgradeRequest } from "../src/index.ts";
+import type {
+  ConnectionSlot,
+  Hub,
+  SocketAPI,
+  SocketLike,
+  Subscriber,
+  UpgradeRequest,
+} from "../src/index.ts";
 import type { Session } from "../src/session.ts";
 import { closeSessions } from "../src/web-socket.ts";
 
@@ -29,6 +36,8 @@ export interface SocketData {
   app: AnyApp;
   request: UpgradeRequest;
   state: object;
+  /** The admission's place among `maxConnections`, until the socket opens. */
+  slot?: ConnectionSlot | undefined;
   session?: Session<object>;
 }
 
@@ -146,9 +155,9 @@ export class BunSocket implements SocketLike {
  */
 export function websocketLimits(app: AnyApp): Partial<WebSocketHandler<SocketData>> {
   return {
-    maxPayloadLength: app.maxMessageBytes * 4,
-    idleTimeout: Math.min(960, app.idleTimeout),
-    backpressureLimit: app.maxBufferedBytes,
+    maxPayloadLength: app.limits.maxMessageBytes * 4,
+    idleTimeout: Math.min(960, app.limits.idleTimeout),
+    backpressureLimit: app.limits.maxBufferedBytes,
     closeOnBackpressureLimit: true,
   };
 }
@@ -156,8 +165,9 @@ export function websocketLimits(app: AnyApp): Partial<WebSocketHandler<SocketDat
 /** The socket handlers: they only forward Bun's events to the socket's session. */
 export const websocket: WebSocketHandler<SocketData> = {
   open(ws) {
-    const { app, request, state } = ws.data;
-    ws.data.session = app.open(new BunSocket(ws), request, state);
+    const { app, request, state, slot } = ws.data;
+    ws.data.session = app.open(new BunSocket(ws), request, state, { slot });
+    ws.data.slot = undefined;
   },
   message(ws, message) {
     const session = ws.data.session;
@@ -193,8 +203,14 @@ export async function upgrade(
   if (!admission.ok) return admission.response;
   // Bun's `Headers` are native and outlive the request: keeping them costs a connection
   // about 700 bytes of RSS, less than a copy in the JavaScript heap (1,700 measured).
-  const data: SocketData = { app, request: upgradeRequest, state: admission.state };
+  const data: SocketData = {
+    app,
+    request: upgradeRequest,
+    state: admission.state,
+    slot: admission.slot,
+  };
   if (server.upgrade(request, { data })) return undefined;
+  admission.slot.release();
   return new Response("Expected a WebSocket upgrade", {
     status: 426,
     headers: { upgrade: "websocket" },

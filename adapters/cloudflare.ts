@@ -223,7 +223,7 @@ class ObjectServer {
       return new Response("Expected a WebSocket upgrade", { status: 426 });
     }
     // The Worker cannot see an object's connections: the object counts its own.
-    if (this.#sessions.size >= this.#app.maxConnections) {
+    if (this.#sessions.size >= this.#app.limits.maxConnections) {
       return new Response("Too many connections", { status: 503 });
     }
     const shard = request.headers.get(SHARD_HEADER) ?? DEFAULT_SHARD;
@@ -458,6 +458,8 @@ export function cloudflare<Env = Cloudflare.Env>(
   const routeUpgrade = async (request: Request, env: Env): Promise<Response> => {
     const admission = await app.admit({ url: request.url, headers: request.headers });
     if (!admission.ok) return admission.response;
+    // The Worker holds no connections: the object counts its own against the limit.
+    admission.slot.release();
     const shard = (await options.shard?.(request, env)) ?? DEFAULT_SHARD;
     const headers = new Headers(request.headers);
     headers.set(SHARD_HEADER, shard);

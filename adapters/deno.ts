@@ -60,8 +60,10 @@ export async function upgrade(
   // Deno's request is unusable once upgraded: the connection keeps a copy for handlers.
   const kept = keepRequest(request);
   // Deno pings the socket and closes it when no pong comes back within `idleTimeout`.
-  const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: app.idleTimeout });
-  const session = serveWebSocket(app, socket, kept, admission.state);
+  const { socket, response } = Deno.upgradeWebSocket(request, {
+    idleTimeout: app.limits.idleTimeout,
+  });
+  const session = serveWebSocket(app, socket, kept, admission.state, admission.slot);
   if (sessions) {
     sessions.add(session);
     void session.whenClosed().then(() => sessions.delete(session));

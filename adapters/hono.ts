@@ -103,8 +103,10 @@ export function socketapi(app: AnyApp): MiddlewareHandler {
       if (!admission.ok) return admission.response;
       // Deno's request is unusable once upgraded: the connection keeps a copy for handlers.
       const kept = keepRequest(request);
-      const { socket, response } = deno.upgradeWebSocket(request, { idleTimeout: app.idleTimeout });
-      serveWebSocket(app, socket, kept, admission.state);
+      const { socket, response } = deno.upgradeWebSocket(request, {
+        idleTimeout: app.limits.idleTimeout,
+      });
+      serveWebSocket(app, socket, kept, admission.state, admission.slot);
       return response;
     }
 

@@ -32,7 +32,7 @@ import {
   handleBroadcastRequest,
   isLoopbackAddress,
 } from "../src/broadcast-endpoint.ts";
-import type { Admission, SocketAPI, UpgradeRequest } from "../src/index.ts";
+import type { Admission, ConnectionSlot, SocketAPI, UpgradeRequest } from "../src/index.ts";
 import { KeptRequest, keepRequest } from "../src/kept-request.ts";
 import type { Session } from "../src/session.ts";
 import { closeSessions } from "../src/web-socket.ts";
@@ -191,7 +191,13 @@ async function refuseUpgrade(socket: Duplex, response: Response): Promise<void> 
 type UpgradeDecision =
   | { kind: "ignore" }
   | { kind: "refuse"; response: Response }
-  | { kind: "accept"; app: AnyApp; request: UpgradeRequest; state: object | undefined };
+  | {
+      kind: "accept";
+      app: AnyApp;
+      request: UpgradeRequest;
+      state: object | undefined;
+      slot: ConnectionSlot;
+    };
 
 function createWebSocketServer(maxPayload: number): WebSocketServer {
   return new WebSocketServer({
@@ -248,9 +254,10 @@ function openSession(
   ws: CorkedWebSocket,
   request: UpgradeRequest,
   state: object | undefined,
+  slot: ConnectionSlot,
 ): void {
-  ws.session = app.open(ws, keepRequest(request), state);
-  ws.maxBytes = app.maxMessageBytes;
+  ws.session = app.open(ws, keepRequest(request), state, { slot });
+  ws.maxBytes = app.limits.maxMessageBytes;
   ws.alive = true;
   ws.on("message", onMessage);
   ws.on("pong", onPong);
@@ -274,7 +281,7 @@ function startHeartbeat(app: AnyApp, wss: WebSocketServer): ReturnType<typeof se
         ws.ping();
       }
     },
-    (app.idleTimeout * 1000) / 2,
+    (app.limits.idleTimeout * 1000) / 2,
   );
   timer.unref();
   return timer;
@@ -291,7 +298,7 @@ function decision(
   admission: Admission<object>,
 ): UpgradeDecision {
   if (!admission.ok) return { kind: "refuse", response: admission.response };
-  return { kind: "accept", app, request, state: admission.state };
+  return { kind: "accept", app, request, state: admission.state, slot: admission.slot };
 }
 
 function handleUpgrades(
@@ -315,21 +322,29 @@ function handleUpgrades(
     if (decision.kind === "ignore") return;
     socket.on("error", destroyOnError);
     if (decision.kind === "refuse" || closing) {
+      if (decision.kind === "accept") decision.slot.release();
       const response = decision.kind === "refuse" ? decision.response : shuttingDown().response;
       refuseUpgrade(socket, response).catch(() => socket.destroy());
       return;
     }
-    if (socket.destroyed) return;
-    const { app, request, state } = decision;
+    const { app, request, state, slot } = decision;
+    if (socket.destroyed) {
+      slot.release();
+      return;
+    }
     let served = apps.get(app);
     if (!served) {
       const wss = createWebSocketServer(maxPayload(app));
       served = { wss, heartbeat: startHeartbeat(app, wss) };
       apps.set(app, served);
     }
-    served.wss.handleUpgrade(req, socket, head, (ws) =>
-      openSession(app, ws as CorkedWebSocket, request, state),
-    );
+    let opened = false;
+    served.wss.handleUpgrade(req, socket, head, (ws) => {
+      opened = true;
+      openSession(app, ws as CorkedWebSocket, request, state, slot);
+    });
+    // `ws` answers a malformed handshake (400) itself, without calling back.
+    if (!opened) slot.release();
   };
 
   const listener = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -404,7 +419,7 @@ export function attach(app: AnyApp, server: Server, options: AttachOptions = {})
         ? admission.then((settled) => decision(app, request, settled))
         : decision(app, request, admission);
     },
-    () => options.maxPayload ?? app.maxMessageBytes * 4,
+    () => options.maxPayload ?? app.limits.maxMessageBytes * 4,
   );
 }
 
@@ -443,7 +458,13 @@ export function injectWebSocket(
       const upgrade: NodeUpgrade = async (app, request) => {
         const admission = await app.admit(request);
         if (!admission.ok) return admission.response;
-        accepted = { kind: "accept", app, request, state: admission.state };
+        accepted = {
+          kind: "accept",
+          app,
+          request,
+          state: admission.state,
+          slot: admission.slot,
+        };
         return new Response(null, { status: 200, headers: { "x-socketapi-upgrade": "accepted" } });
       };
       const request = new Request(requestUrl(req.url ?? "/", req.headers.host), {
@@ -453,7 +474,7 @@ export function injectWebSocket(
       const response = await hono.fetch(request, env);
       return accepted ?? { kind: "refuse", response };
     },
-    (app) => options.maxPayload ?? app.maxMessageBytes * 4,
+    (app) => options.maxPayload ?? app.limits.maxMessageBytes * 4,
   );
 }
 
@@ -497,10 +518,11 @@ export function broadcastHandler(
   const path = options.path ?? BROADCAST_PATH;
   return async (req, res) => {
     if (pathOf(req) !== path) return false;
-    const body = req.method === "POST" ? await readBody(req, app.maxMessageBytes) : Buffer.alloc(0);
+    const body =
+      req.method === "POST" ? await readBody(req, app.limits.maxMessageBytes) : Buffer.alloc(0);
     if (body === undefined) {
       res.writeHead(413, { "content-type": "application/json", connection: "close" });
-      res.end(JSON.stringify({ error: `Body exceeds ${app.maxMessageBytes} bytes.` }));
+      res.end(JSON.stringify({ error: `Body exceeds ${app.limits.maxMessageBytes} bytes.` }));
       return true;
     }
     const request = new Request(requestUrl(req.url ?? "/", req.headers.host), {

@@ -1,19 +1,14 @@
 import type { ActionTypes, ChannelTypes, Empty } from "./api-types.ts";
 import { ChannelTemplate } from "./channel-template.ts";
-import type { Connection, ConnectionState, UpgradeRequest } from "./context.ts";
+import type { Connection, ConnectionState, ErrorInfo, UpgradeRequest } from "./context.ts";
 import type { ActionDeclaration, ChannelDeclaration } from "./declarations.ts";
+import { dataFrame } from "./encode-frame.ts";
 import { type Hub, MemoryHub, type Subscriber } from "./hub.ts";
-import { type RateLimit, resolveRateLimit } from "./rate-limiter.ts";
+import { type LimitOptions, type Limits, resolveLimits } from "./limits.ts";
 import { Router } from "./router.ts";
-import { serializeData } from "./serialize.ts";
-import {
-  type ChannelMatch,
-  type ErrorInfo,
-  Session,
-  type SessionHost,
-  type SessionLimits,
-} from "./session.ts";
+import { type ChannelMatch, Session, type SessionHost } from "./session.ts";
 import type { SocketLike } from "./socket.ts";
+import { isThenable } from "./thenable.ts";
 import { closeSessions } from "./web-socket.ts";
 
 /** Why a connection ended. */
@@ -25,7 +20,7 @@ export interface DisconnectInfo {
 }
 
 /** Options and hooks of a {@link SocketAPI} app. */
-export interface SocketAPIOptions<State extends object> {
+export interface SocketAPIOptions<State extends object> extends LimitOptions {
   /**
    * Runs on every upgrade request before the socket is accepted. Return the connection's
    * initial state, or a `Response` (401, 403, ...) to refuse the upgrade with it. If it
@@ -45,26 +40,6 @@ export interface SocketAPIOptions<State extends object> {
    * `SocketAPIError`, a hook that failed, a send that failed. Default: `console.error`.
    */
   onError?: ((error: unknown, info: ErrorInfo) => void) | undefined;
-  /** The largest text frame accepted, in bytes (default 1 MiB); larger ones get MESSAGE_TOO_LARGE. */
-  maxMessageBytes?: number | undefined;
-  /**
-   * How many bytes may wait in one connection's send buffer (default 4 MiB). A client
-   * that stops reading is closed with 1013 when its buffer passes this, and leaves its
-   * channels, so that it never holds unbounded memory or slows the others.
-   */
-  maxBufferedBytes?: number | undefined;
-  /**
-   * How many frames each connection may send (a token bucket): default 1000 per second,
-   * 1000 at once. Over it, frames are answered RATE_LIMITED; a client that keeps sending
-   * is closed with 1008. `false` turns it off.
-   */
-  rateLimit?: RateLimit | false | undefined;
-  /** How many frames of one connection may wait to be served (default 256); more are RATE_LIMITED. */
-  maxQueuedMessages?: number | undefined;
-  /** How many channels one connection may subscribe to (default 100); more are TOO_MANY_SUBSCRIPTIONS. */
-  maxSubscriptions?: number | undefined;
-  /** How many connections the app holds at once (default 10,000); more upgrades are refused with 503. */
-  maxConnections?: number | undefined;
   /**
    * The origins a browser may connect from (the upgrade's `Origin` header), against
    * cross-site WebSocket hijacking: a list, or a function. Others are refused with 403
@@ -72,36 +47,44 @@ export interface SocketAPIOptions<State extends object> {
    * Default: every origin.
    */
   allowedOrigins?: readonly string[] | ((origin: string) => boolean) | undefined;
-  /**
-   * Seconds without a sign of life (a frame, a pong) after which a connection is taken for
-   * dead and closed; adapters ping idle connections before that. Default 60.
-   */
-  idleTimeout?: number | undefined;
-  /**
-   * How many frames of one connection may be served at once (default 1: in arrival order,
-   * each answered before the next starts). Above 1, answers may overtake each other and
-   * clients match them by `id`.
-   */
-  concurrency?: number | undefined;
 }
 
-/** The outcome of `onConnect` for one upgrade request. */
+/**
+ * A place among the app's `maxConnections`, held from the moment an upgrade is admitted
+ * until its socket opens (`open` takes it over) or the adapter gives up on it.
+ */
+export interface ConnectionSlot {
+  /** Gives the place back: the upgrade will not become a connection. Idempotent. */
+  release(): void;
+}
+
 /**
  * The outcome of `onConnect` for one upgrade request. `state` is `undefined` when
- * `onConnect` returned nothing: the connection then gets `{}` on first use.
+ * `onConnect` returned nothing: the connection then gets `{}` on first use. An admitted
+ * upgrade holds a `slot` until `open` takes it, or the adapter releases it.
  */
 export type Admission<State> =
-  | { ok: true; state: State | undefined }
+  | { ok: true; state: State | undefined; slot: ConnectionSlot }
   | { ok: false; response: Response };
 
-/** The default largest frame: 1 MiB. */
-export const DEFAULT_MAX_MESSAGE_BYTES: number = 1024 * 1024;
+export { DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_MESSAGE_BYTES } from "./limits.ts";
 
-/** The default send buffer limit per connection: 4 MiB. */
-export const DEFAULT_MAX_BUFFERED_BYTES: number = 4 * 1024 * 1024;
+/** A slot never opened nor released (an adapter lost the upgrade) stops counting after this. */
+const SLOT_LIFETIME_MS = 60_000;
 
-/** The admission of a connection that `onConnect` let in with no state of its own. */
-const ACCEPTED = Object.freeze({ ok: true, state: undefined }) as { ok: true; state: undefined };
+class Slot implements ConnectionSlot {
+  readonly taken = Date.now();
+  readonly #slots: Set<Slot>;
+
+  constructor(slots: Set<Slot>) {
+    this.#slots = slots;
+    slots.add(this);
+  }
+
+  release(): void {
+    this.#slots.delete(this);
+  }
+}
 
 const NO_PARAMS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
@@ -138,36 +121,22 @@ export class SocketAPI<
    * runtime's own pub/sub before the first connection.
    */
   hub: Hub = new MemoryHub();
-  /** The largest text frame accepted, in bytes. */
-  readonly maxMessageBytes: number;
-  /** How many bytes may wait in one connection's send buffer. */
-  readonly maxBufferedBytes: number;
-  /** How many frames of one connection may be served at once. */
-  readonly concurrency: number;
-  /** The limits each connection is held to. */
-  readonly limits: SessionLimits;
-  /** Seconds without a sign of life before a connection is taken for dead. */
-  readonly idleTimeout: number;
-  /** How many connections the app holds at most. */
-  readonly maxConnections: number;
+  /** Every limit of the app, from its options with defaults applied. */
+  readonly limits: Limits;
   readonly #options: SocketAPIOptions<State>;
   readonly #sessions = new Set<Session<State>>();
+  /** Upgrades admitted whose sockets have not opened yet: they count as connections. */
+  readonly #slots = new Set<Slot>();
+  /** Failures a broadcast already reported: the action that awaited it does not again. */
+  readonly #reportedBroadcastErrors = new WeakSet<object>();
+  #warnedAboutCookies = false;
   readonly #staticChannels = new Map<string, ChannelMatch>();
   readonly #templateChannels: ChannelMatch[] = [];
 
   constructor(options: SocketAPIOptions<State> = {}) {
     super();
     this.#options = options;
-    this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-    this.maxBufferedBytes = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
-    this.concurrency = Math.max(1, options.concurrency ?? 1);
-    this.limits = {
-      rateLimit: resolveRateLimit(options.rateLimit),
-      maxQueuedMessages: options.maxQueuedMessages ?? 256,
-      maxSubscriptions: options.maxSubscriptions ?? 100,
-    };
-    this.idleTimeout = options.idleTimeout ?? 60;
-    this.maxConnections = options.maxConnections ?? 10_000;
+    this.limits = resolveLimits(options);
   }
 
   /** The open connections. */
@@ -181,64 +150,133 @@ export class SocketAPI<
    * the channel handles (`app.channels.chat(...)`), which validate.
    */
   publish(concreteName: string, data: unknown, origin?: Subscriber): number | Promise<number> {
-    return this.hub.publish(concreteName, serializeData(concreteName, data), origin);
+    return this.hub.publish(concreteName, dataFrame(concreteName, data), origin);
   }
 
   /**
    * Runs the upgrade's checks (origin, connection limit) and `onConnect`. Adapters call it
    * before they accept the socket, and answer with `response` when the connection is
-   * refused. Synchronous unless `onConnect` is async.
+   * refused; an admitted upgrade holds a place among `maxConnections` (its `slot`) until
+   * `open` takes it or the adapter releases it, so that upgrades waiting for an async
+   * `onConnect` cannot overshoot the limit. Synchronous unless `onConnect` is async; never
+   * throws.
    */
   admit(request: UpgradeRequest): Admission<State> | Promise<Admission<State>> {
-    // Only read when an allowlist is set: adapters may build `headers` on first use.
-    const origin =
-      this.#options.allowedOrigins === undefined ? null : request.headers.get("origin");
-    if (origin !== null && !this.#originAllowed(origin)) {
-      return { ok: false, response: new Response("Origin not allowed", { status: 403 }) };
-    }
-    if (this.#sessions.size >= this.maxConnections) {
-      return { ok: false, response: new Response("Too many connections", { status: 503 }) };
-    }
-    const { onConnect } = this.#options;
-    // Without onConnect (or with a synchronous one) the answer is immediate: upgrades
-    // need no promise.
-    if (!onConnect) return ACCEPTED;
-    let outcome: ReturnType<typeof onConnect>;
     try {
-      outcome = onConnect(request);
+      // Only read when an allowlist is set: adapters may build `headers` on first use.
+      const origin =
+        this.#options.allowedOrigins === undefined ? null : request.headers.get("origin");
+      if (origin !== null && !this.#originAllowed(origin)) {
+        return { ok: false, response: new Response("Origin not allowed", { status: 403 }) };
+      }
+      if (this.#connectionCount() >= this.limits.maxConnections) {
+        return { ok: false, response: new Response("Too many connections", { status: 503 }) };
+      }
+      const slot = new Slot(this.#slots);
+      const { onConnect } = this.#options;
+      // Without onConnect (or with a synchronous one) the answer is immediate: upgrades
+      // need no promise.
+      if (!onConnect) return { ok: true, state: undefined, slot };
+      let outcome: unknown;
+      try {
+        outcome = onConnect(this.#watchedForCookies(request));
+        if (isThenable(outcome)) {
+          return Promise.resolve(outcome).then(
+            (settled) => this.#admission(settled, slot),
+            (error: unknown) => this.#connectFailed(error, slot),
+          );
+        }
+      } catch (error) {
+        return this.#connectFailed(error, slot);
+      }
+      return this.#admission(outcome, slot);
     } catch (error) {
-      return this.#connectFailed(error);
+      return this.#connectFailed(error, undefined);
     }
-    if (outcome instanceof Promise) {
-      return outcome.then(
-        (settled) => this.#admission(settled),
-        (error: unknown) => this.#connectFailed(error),
-      );
-    }
-    return this.#admission(outcome);
   }
 
-  #admission(outcome: State | Response | undefined): Admission<State> {
-    if (outcome instanceof Response) return { ok: false, response: outcome };
-    return outcome === undefined ? ACCEPTED : { ok: true, state: outcome };
+  /** Open connections and admitted upgrades not yet open, forgetting slots an adapter lost. */
+  #connectionCount(): number {
+    if (this.#slots.size > 0) {
+      const stale = Date.now() - SLOT_LIFETIME_MS;
+      for (const slot of this.#slots) if (slot.taken < stale) slot.release();
+    }
+    return this.#sessions.size + this.#slots.size;
   }
 
-  #connectFailed(error: unknown): Admission<State> {
+  #admission(outcome: unknown, slot: Slot): Admission<State> {
+    try {
+      if (outcome instanceof Response) {
+        slot.release();
+        return { ok: false, response: outcome };
+      }
+    } catch (error) {
+      return this.#connectFailed(error, slot);
+    }
+    return { ok: true, state: (outcome ?? undefined) as State | undefined, slot };
+  }
+
+  #connectFailed(error: unknown, slot: Slot | undefined): Admission<State> {
+    slot?.release();
     this.reportError(error, { phase: "connect" });
     return { ok: false, response: new Response("Internal Server Error", { status: 500 }) };
   }
 
   /**
+   * The request `onConnect` sees. While no `allowedOrigins` is set, its headers are
+   * watched until `onConnect` first reads `Cookie`: then any web page could open a
+   * connection with the user's cookies (cross-site WebSocket hijacking), and the app is
+   * told so once, loudly.
+   */
+  #watchedForCookies(request: UpgradeRequest): UpgradeRequest {
+    if (this.#options.allowedOrigins !== undefined || this.#warnedAboutCookies) return request;
+    const warn = (): void => {
+      if (this.#warnedAboutCookies) return;
+      this.#warnedAboutCookies = true;
+      console.warn(
+        "[socketapi] onConnect reads cookies, but allowedOrigins is not set: any web page the " +
+          "user visits can open a connection that carries the user's cookies (cross-site " +
+          "WebSocket hijacking). Set allowedOrigins to the origins of your pages; see " +
+          "docs/security.md.",
+      );
+    };
+    let headers: Headers | undefined;
+    return {
+      get url() {
+        return request.url;
+      },
+      get headers() {
+        headers ??= new Proxy(request.headers, {
+          get(target, key) {
+            const value = Reflect.get(target, key, target);
+            if (typeof value !== "function") return value;
+            if (key === "get" || key === "has" || key === "getSetCookie") {
+              return (name: string) => {
+                if (String(name).toLowerCase() === "cookie") warn();
+                return value.call(target, name);
+              };
+            }
+            return value.bind(target);
+          },
+        });
+        return headers;
+      },
+    };
+  }
+
+  /**
    * Starts serving an accepted socket. Adapters feed the returned session its events.
-   * `options.id` restores a connection's id (a Durable Object waking from hibernation).
+   * `options.slot` is the admission's place, taken over by the connection; `options.id`
+   * restores a connection's id (a Durable Object waking from hibernation).
    */
   open(
     socket: SocketLike,
     request: UpgradeRequest,
     state: State | undefined,
-    options?: { id?: string | undefined },
+    options?: { id?: string | undefined; slot?: ConnectionSlot | undefined },
   ): Session<State> {
     const session = new Session(this, socket, request, state, options?.id);
+    options?.slot?.release();
     this.#sessions.add(session);
     return session;
   }
@@ -272,13 +310,32 @@ export class SocketAPI<
     return undefined;
   }
 
+  /**
+   * Tells the app's `onError` (default: `console.error`) of an unexpected error. Never
+   * throws, whatever the error or the hook does.
+   */
   reportError(error: unknown, info: ErrorInfo): void {
+    if (typeof error === "object" && error !== null && this.#reportedBroadcastErrors.has(error)) {
+      // Already reported by the broadcast that failed inside this handler.
+      this.#reportedBroadcastErrors.delete(error);
+      return;
+    }
     try {
       if (this.#options.onError) this.#options.onError(error, info);
       else console.error(`[socketapi] unexpected error (${info.phase})`, error);
     } catch (hookError) {
-      console.error("[socketapi] onError threw", hookError);
+      try {
+        console.error("[socketapi] onError threw", hookError);
+      } catch {
+        // Nowhere left to tell.
+      }
     }
+  }
+
+  /** Reports a failed broadcast, once even when the handler that awaited it fails too. */
+  #reportBroadcastError(error: unknown, info: ErrorInfo): void {
+    this.reportError(error, info);
+    if (typeof error === "object" && error !== null) this.#reportedBroadcastErrors.add(error);
   }
 
   sessionClosed(session: Session<object>, code: number, reason: string): void {
@@ -290,7 +347,7 @@ export class SocketAPI<
       this.reportError(error, { connection: session, phase: "disconnect" });
     try {
       const pending = onDisconnect(typed, { code, reason });
-      if (pending) pending.catch(fail);
+      if (isThenable(pending)) Promise.resolve(pending).catch(fail);
     } catch (error) {
       fail(error);
     }
@@ -303,6 +360,7 @@ export class SocketAPI<
     declaration.mounts.push({
       template,
       publish: (concrete, data, origin) => this.publish(concrete, data, origin),
+      reportError: (error, info) => this.#reportBroadcastError(error, info),
     });
     const match: ChannelMatch = { declaration, template, nameParams: NO_PARAMS };
     if (template.isStatic) this.#staticChannels.set(name, match);

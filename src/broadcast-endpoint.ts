@@ -76,8 +76,8 @@ export async function handleBroadcastRequest(
     return json(403, { error: "Forbidden." });
   }
   const text = await request.text();
-  if (text.length > app.maxMessageBytes) {
-    return json(413, { error: `Body exceeds ${app.maxMessageBytes} bytes.` });
+  if (text.length > app.limits.maxMessageBytes) {
+    return json(413, { error: `Body exceeds ${app.limits.maxMessageBytes} bytes.` });
   }
   let body: unknown;
   try {

@@ -1,10 +1,12 @@
 import type { ChannelType, ChannelTypes, Empty } from "./api-types.ts";
 import type { ChannelTemplate } from "./channel-template.ts";
+import type { ErrorInfo } from "./context.ts";
 import type { ChannelDeclaration } from "./declarations.ts";
-import { resolveDependencies } from "./dependency.ts";
 import { InvalidChannelParamsError } from "./errors.ts";
 import type { Subscriber } from "./hub.ts";
-import { parseOutput, validate } from "./validate.ts";
+import { InvalidInput } from "./pipeline.ts";
+import type { WireIssue } from "./protocol.ts";
+import { isThenable } from "./thenable.ts";
 
 export type { ChannelTypes } from "./api-types.ts";
 
@@ -14,6 +16,8 @@ export interface ChannelMount {
   publish(concreteName: string, data: unknown, origin?: Subscriber): number | Promise<number>;
   /** The channel's template in that app, router prefixes included. */
   readonly template: ChannelTemplate;
+  /** Tells that app's `onError` of a failed broadcast. */
+  reportError(error: unknown, info: ErrorInfo): void;
 }
 
 // Parameters may be left out when the channel has none or when all of them are optional.
@@ -46,7 +50,16 @@ export type ChannelHandles<TChannels extends ChannelTypes> = {
   readonly [K in keyof TChannels]: ChannelHandle<TChannels[K]>;
 };
 
-/** The parameter values a concrete name is built from: those given, else the validated ones. */
+/** The issue for a value that cannot fill a segment of a channel name. */
+const SEGMENT_ISSUE =
+  "A parameter in a channel name must be one segment: a non-empty string or number without '/'.";
+
+/**
+ * The parameter values a concrete name is built from: those given, else the validated
+ * ones. Each must be one segment: a value with a `/` would build the name of another
+ * channel (`{room: "42/admin"}` would reach `rooms/42/admin`, past its guard), an empty
+ * one a name nobody can subscribe to.
+ */
 export function nameValues(
   template: ChannelTemplate,
   given: unknown,
@@ -55,17 +68,32 @@ export function nameValues(
   const values: Record<string, unknown> = {};
   const from = (given ?? {}) as Record<string, unknown>;
   const fallback = (validated ?? {}) as Record<string, unknown>;
+  let issues: WireIssue[] | undefined;
   for (const param of template.params) {
-    values[param] = Object.hasOwn(from, param) ? from[param] : fallback[param];
+    const value = Object.hasOwn(from, param) ? from[param] : fallback[param];
+    if (isSegment(value)) values[param] = value;
+    else {
+      issues ??= [];
+      issues.push({ message: SEGMENT_ISSUE, path: [param] });
+    }
   }
+  if (issues) throw new InvalidChannelParamsError(template.name, issues);
   return values;
+}
+
+function isSegment(value: unknown): boolean {
+  if (typeof value === "number") return Number.isFinite(value);
+  if (typeof value === "bigint") return true;
+  return typeof value === "string" && value !== "" && !value.includes("/");
 }
 
 /**
  * Runs a broadcast of a declared channel: validates, runs the handler, publishes in every
  * app that serves it. `origin` is the connection whose handler broadcast, if any. When
  * everything is synchronous (a sync schema and handler, a hub in memory) it all happens
- * before this returns; the promise only carries the count.
+ * before this returns; the promise only carries the count. Never throws: every failure is
+ * the returned promise's rejection, {@link InvalidChannelParamsError} for parameters that
+ * fail the schema or cannot make a channel name.
  */
 export function broadcast(
   declaration: ChannelDeclaration,
@@ -73,52 +101,49 @@ export function broadcast(
   origin: Subscriber | undefined,
 ): Promise<number> {
   try {
-    const { mounts, template } = declaration;
+    const { mounts, template, broadcastPipeline } = declaration;
     if (mounts.length === 0) {
       throw new Error(
         `Channel '${template.name}' is not served by any app: include its router in an app first.`,
       );
     }
     const given = params ?? {};
-    const checked = declaration.params ? validate(declaration.params, given) : undefined;
-    if (checked instanceof Promise || declaration.dependencies || declaration.data) {
-      return broadcastFully(declaration, given, origin);
-    }
-    if (checked && !checked.ok) throw new InvalidChannelParamsError(template.name, checked.issues);
-    const value = checked?.value;
-    const values = nameValues(template, given, value);
-    const data = declaration.handler(value, broadcastContext(declaration, values));
-    if (isThenable(data)) {
-      return Promise.resolve(data).then((settled) =>
-        publishAll(declaration, values, settled, origin),
+    const validated = broadcastPipeline.validate(given);
+    if (isThenable(validated)) {
+      return Promise.resolve(validated).then(
+        (value) => publishValidated(declaration, given, value, origin),
+        (error: unknown) => Promise.reject(asChannelError(declaration, error)),
       );
     }
-    return publishAll(declaration, values, data, origin);
+    return Promise.resolve(publishValidated(declaration, given, validated, origin));
   } catch (error) {
-    return Promise.reject(error);
+    return Promise.reject(asChannelError(declaration, error));
   }
 }
 
-/** The general path: an async schema or handler, dependencies, a data schema. */
-async function broadcastFully(
+/** Everything after validation: the name, then dependencies, handler and data schema. */
+function publishValidated(
   declaration: ChannelDeclaration,
   given: unknown,
+  value: unknown,
   origin: Subscriber | undefined,
-): Promise<number> {
-  const { template } = declaration;
-  let value: unknown;
-  if (declaration.params) {
-    const result = await validate(declaration.params, given);
-    if (!result.ok) throw new InvalidChannelParamsError(template.name, result.issues);
-    value = result.value;
-  }
-  const values = nameValues(template, given, value);
+): number | Promise<number> {
+  const values = nameValues(declaration.template, given, value);
   const ctx = broadcastContext(declaration, values);
-  if (declaration.dependencies)
-    value = await resolveDependencies(declaration.dependencies, value, ctx);
-  let data = await declaration.handler(value, ctx);
-  if (declaration.data) data = await parseOutput(declaration.data, data);
+  const data = declaration.broadcastPipeline.runValidated(value, ctx);
+  if (isThenable(data)) {
+    return Promise.resolve(data).then((settled) =>
+      publishAll(declaration, values, settled, origin),
+    );
+  }
   return publishAll(declaration, values, data, origin);
+}
+
+/** Input that failed the channel's schema is the caller's fault, named for the channel. */
+function asChannelError(declaration: ChannelDeclaration, error: unknown): unknown {
+  return error instanceof InvalidInput
+    ? new InvalidChannelParamsError(declaration.template.name, error.issues)
+    : error;
 }
 
 function broadcastContext(declaration: ChannelDeclaration, values: Record<string, unknown>) {
@@ -135,7 +160,7 @@ function publishAll(
   values: Record<string, unknown>,
   data: unknown,
   origin: Subscriber | undefined,
-): Promise<number> {
+): number | Promise<number> {
   let delivered = 0;
   let pending: Promise<number>[] | undefined;
   for (const mount of declaration.mounts) {
@@ -146,25 +171,32 @@ function publishAll(
       pending.push(count);
     }
   }
-  if (!pending) return Promise.resolve(delivered);
+  if (!pending) return delivered;
   return Promise.all(pending).then((counts) =>
     counts.reduce((sum, count) => sum + count, delivered),
   );
 }
 
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === "object" || typeof value === "function") &&
-    typeof (value as { then?: unknown }).then === "function"
-  );
+/**
+ * A broadcast started from code: its failure reaches every serving app's `onError`, and
+ * its promise counts as handled, so that a handler that forgets to `await` a handle never
+ * ends the process with an unhandled rejection. Whoever awaits it still sees the failure.
+ */
+function reported(declaration: ChannelDeclaration, result: Promise<number>): Promise<number> {
+  result.catch((error: unknown) => {
+    for (const mount of declaration.mounts) {
+      mount.reportError(error, { channel: declaration.template.name, phase: "broadcast" });
+    }
+  });
+  return result;
 }
 
 const declarations = new WeakMap<object, ChannelDeclaration>();
 
 /** Creates the callable handle of a declared channel. */
 export function createChannelHandle(declaration: ChannelDeclaration): ChannelHandle {
-  const handle = (params?: unknown): Promise<number> => broadcast(declaration, params, undefined);
+  const handle = (params?: unknown): Promise<number> =>
+    reported(declaration, broadcast(declaration, params, undefined));
   declarations.set(handle, declaration);
   return Object.defineProperty(handle, "channelName", {
     value: declaration.template.name,
@@ -182,7 +214,8 @@ export function bindChannelHandles<T extends object>(handles: T, origin: Subscri
       const handle = Reflect.get(target, key);
       const declaration = typeof handle === "function" ? declarations.get(handle) : undefined;
       if (!declaration) return handle;
-      const bound = (params?: unknown): Promise<number> => broadcast(declaration, params, origin);
+      const bound = (params?: unknown): Promise<number> =>
+        reported(declaration, broadcast(declaration, params, origin));
       return Object.defineProperty(bound, "channelName", { value: declaration.template.name });
     },
   });

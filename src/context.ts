@@ -30,6 +30,19 @@ export interface Connection<State extends object = ConnectionState> {
   close(code?: number, reason?: string): void;
 }
 
+/** Where an unexpected error happened, for the app's error hook. */
+export interface ErrorInfo {
+  /** The connection it happened on, if any. */
+  readonly connection?: Connection<object>;
+  /** The action or channel being served. */
+  readonly channel?: string;
+  /**
+   * What was being done: `action`, `subscribe`, `send`, `connect`, `disconnect`,
+   * `broadcast`, `persist`.
+   */
+  readonly phase: string;
+}
+
 /** What every handler, guard and dependency receives besides its input. */
 interface BaseContext<Channels extends ChannelTypes> {
   /** The app's channels, by name: calling one broadcasts to its subscribers. */

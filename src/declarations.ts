@@ -8,6 +8,7 @@ import {
 import { ChannelTemplate } from "./channel-template.ts";
 import type { ActionContext, ChannelContext, SubscribeContext } from "./context.ts";
 import { type DependencyPlan, planDependencies } from "./dependency.ts";
+import { Pipeline } from "./pipeline.ts";
 import { subscribeParamKeys } from "./subscribe-param.ts";
 import type { AnySchema } from "./validate.ts";
 
@@ -64,6 +65,8 @@ export class ActionDeclaration {
   readonly description: string | undefined;
   /** The channel handles of the router that declared it, for `ctx.channels`. */
   readonly channels: ChannelHandles<ChannelTypes>;
+  /** Validate → dependencies → guard → handler → output, as this action declares them. */
+  readonly pipeline: Pipeline;
 
   constructor(
     options: ActionOptions<AnySchema, AnySchema, Untyped, Untyped>,
@@ -77,6 +80,13 @@ export class ActionDeclaration {
     this.dependencies = planDependencies(options.input);
     this.description = options.description;
     this.channels = channels;
+    this.pipeline = new Pipeline({
+      schema: this.input,
+      dependencies: this.dependencies,
+      guard: this.guard,
+      handler,
+      output: this.output,
+    });
   }
 }
 
@@ -98,6 +108,10 @@ export class ChannelDeclaration {
   readonly mounts: ChannelMount[] = [];
   /** Calling it broadcasts; the same handle wherever the channel is mounted. */
   readonly handle: ChannelHandle;
+  /** What a client's subscribe runs: validate → dependencies → guard → handler → data. */
+  readonly subscribePipeline: Pipeline;
+  /** What a broadcast runs: validate → dependencies → handler → data (no guard: no client). */
+  readonly broadcastPipeline: Pipeline;
 
   constructor(
     name: string,
@@ -116,6 +130,14 @@ export class ChannelDeclaration {
     this.subscribeKeys = subscribeParamKeys(options.params);
     this.channels = channels;
     this.#checkNameParams();
+    const parts = {
+      schema: this.params,
+      dependencies: this.dependencies,
+      handler,
+      output: this.data,
+    };
+    this.subscribePipeline = new Pipeline({ ...parts, guard: this.guard });
+    this.broadcastPipeline = new Pipeline(parts);
     this.handle = createChannelHandle(this);
   }
 

@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import type { Context } from "./context.ts";
+import { isThenable } from "./thenable.ts";
 import type { AnySchema } from "./validate.ts";
 
 const DEPENDENCY: unique symbol = Symbol.for("socketapi.dependency");
@@ -97,20 +98,37 @@ export function planDependencies(schema: AnySchema | undefined): DependencyPlan 
 
 /**
  * Replaces every dependency's validated input in `value` by its resolver's result, inner
- * dependencies first, one after another in declaration order.
+ * dependencies first, one after another in declaration order. Synchronous as long as every
+ * resolver is; a promise from the first one that is not.
  */
-export async function resolveDependencies(
+export function resolveDependencies(
   plan: DependencyPlan,
   value: unknown,
   ctx: AnyContext,
-): Promise<unknown> {
-  let resolved = value;
-  if (plan.entries && resolved !== null && typeof resolved === "object") {
-    const record = resolved as Record<string, unknown>;
-    for (const [key, entryPlan] of plan.entries) {
-      record[key] = await resolveDependencies(entryPlan, record[key], ctx);
-    }
+): unknown {
+  if (plan.entries && value !== null && typeof value === "object") {
+    return resolveEntries(plan, value as Record<string, unknown>, 0, ctx);
   }
-  if (plan.resolve) resolved = await plan.resolve(resolved, ctx);
-  return resolved;
+  return plan.resolve ? plan.resolve(value, ctx) : value;
+}
+
+function resolveEntries(
+  plan: DependencyPlan,
+  record: Record<string, unknown>,
+  from: number,
+  ctx: AnyContext,
+): unknown {
+  const entries = plan.entries ?? [];
+  for (let i = from; i < entries.length; i++) {
+    const [key, entryPlan] = entries[i] as (typeof entries)[number];
+    const resolved = resolveDependencies(entryPlan, record[key], ctx);
+    if (isThenable(resolved)) {
+      return Promise.resolve(resolved).then((settled) => {
+        record[key] = settled;
+        return resolveEntries(plan, record, i + 1, ctx);
+      });
+    }
+    record[key] = resolved;
+  }
+  return plan.resolve ? plan.resolve(record, ctx) : record;
 }

@@ -68,3 +68,22 @@ export class InvalidChannelParamsError extends Error {
     this.issues = issues;
   }
 }
+
+/**
+ * A handler (with its schemas, dependencies and guard) that did not finish within the app's
+ * `handlerTimeout`: the client got `HANDLER_TIMEOUT`, the app's error hook gets this, and the
+ * handler's `ctx.signal` is aborted with it as the reason.
+ */
+export class HandlerTimeoutError extends Error {
+  /** The action or channel whose handler ran too long. */
+  readonly channel: string;
+  /** The timeout, in ms. */
+  readonly timeout: number;
+
+  constructor(channel: string, timeout: number) {
+    super(`The handler of '${channel}' did not finish within ${timeout} ms.`);
+    this.name = "HandlerTimeoutError";
+    this.channel = channel;
+    this.timeout = timeout;
+  }
+}

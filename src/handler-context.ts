@@ -4,35 +4,61 @@ import type { RequestId } from "./protocol.ts";
 import type { Session } from "./session.ts";
 
 /**
- * What every handler's `ctx` has. A class rather than an object literal, so that `request`,
- * `signal` and `channels` cost nothing until a handler reads them: most never touch the
- * abort signal.
+ * What every handler's `ctx` has, and the state of the one frame it serves. A class rather
+ * than an object literal, so that `request`, `signal` and `channels` cost nothing until a
+ * handler reads them: most never touch the abort signal.
  */
 abstract class BaseHandlerContext {
   readonly connection: Connection<object>;
   readonly id: RequestId | undefined;
+  /** The action or concrete channel name the frame is for. */
+  readonly name: string;
+  /**
+   * The frame has been answered, or given up on (the handler timed out): nothing more is
+   * sent for it.
+   */
+  ended = false;
   readonly #handles: ChannelHandles<ChannelTypes>;
+  #abort: AbortController | undefined;
+  #signal: AbortSignal | undefined;
 
   constructor(
     session: Session<object>,
     id: RequestId | undefined,
     handles: ChannelHandles<ChannelTypes>,
+    name: string,
   ) {
     this.connection = session;
     this.id = id;
     this.#handles = handles;
+    this.name = name;
   }
 
   get request(): UpgradeRequest {
     return this.connection.request;
   }
 
+  /** Aborted when the connection closes, or when this frame's handler times out. */
   get signal(): AbortSignal {
-    return (this.connection as Session<object>).signal;
+    if (this.#signal === undefined) {
+      this.#abort = new AbortController();
+      if (this.ended) this.#abort.abort();
+      this.#signal = AbortSignal.any([
+        (this.connection as Session<object>).signal,
+        this.#abort.signal,
+      ]);
+    }
+    return this.#signal;
   }
 
   get channels(): ChannelHandles<ChannelTypes> {
     return (this.connection as Session<object>).channelsFor(this.#handles);
+  }
+
+  /** Gives up on the frame: marks it ended and aborts the handler's signal, if it took one. */
+  abandon(reason: unknown): void {
+    this.ended = true;
+    this.#abort?.abort(reason);
   }
 }
 
@@ -50,15 +76,12 @@ export class SubscribeHandlerContext
   implements SubscribeContext<object, ChannelTypes>
 {
   readonly event = "subscribe" as const;
-  readonly channel: string;
 
-  constructor(
-    session: Session<object>,
-    id: RequestId | undefined,
-    handles: ChannelHandles<ChannelTypes>,
-    channel: string,
-  ) {
-    super(session, id, handles);
-    this.channel = channel;
+  /** The concrete channel name, e.g. `rooms/42`. */
+  get channel(): string {
+    return this.name;
   }
 }
+
+/** Either handler context: what the session keeps per frame being served. */
+export type FrameContext = HandlerContext | SubscribeHandlerContext;

@@ -25,6 +25,7 @@ export type {
 } from "./api-types.ts";
 export {
   type Admission,
+  type ConnectionSlot,
   DEFAULT_MAX_BUFFERED_BYTES,
   DEFAULT_MAX_MESSAGE_BYTES,
   type DisconnectInfo,
@@ -53,11 +54,13 @@ export type { ActionOptions, ChannelOptions, Guard } from "./declarations.ts";
 export { type DependencySchema, depends } from "./dependency.ts";
 export {
   ForbiddenError,
+  HandlerTimeoutError,
   InvalidChannelParamsError,
   SocketAPIError,
   type SocketAPIErrorOptions,
 } from "./errors.ts";
 export { type Hub, MemoryHub, type Subscriber } from "./hub.ts";
+export type { LimitOptions, Limits } from "./limits.ts";
 export {
   type ActionCompletedFrame,
   type ActionFrame,

@@ -36,8 +36,9 @@ function isMissing(value: unknown): boolean {
  * Parses one untrusted text frame, running checks 3 to 11 of protocol.md's table in order.
  * Returns the frame when it is well formed, else the error frame that answers it; only the
  * type's spelling and the envelope are checked here, names and parameters come later.
+ * A name longer than `maxNameLength` characters is refused here, before anything keeps it.
  */
-export function parseFrame(text: string): ClientFrame | ErrorFrame {
+export function parseFrame(text: string, maxNameLength = Infinity): ClientFrame | ErrorFrame {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -61,6 +62,9 @@ export function parseFrame(text: string): ClientFrame | ErrorFrame {
   }
   if (typeof channel !== "string") {
     return errorFrame(ErrorCode.INVALID_MESSAGE, ErrorMessage.channelNotString, id);
+  }
+  if (channel.length > maxNameLength) {
+    return errorFrame(ErrorCode.INVALID_MESSAGE, ErrorMessage.nameTooLong(maxNameLength), id);
   }
   if (id !== undefined && !isValidRequestId(id)) {
     return errorFrame(ErrorCode.INVALID_MESSAGE, ErrorMessage.invalidId, undefined);

@@ -119,6 +119,7 @@ export const ErrorCode = {
   INTERNAL_ERROR: "INTERNAL_ERROR",
   RATE_LIMITED: "RATE_LIMITED",
   TOO_MANY_SUBSCRIPTIONS: "TOO_MANY_SUBSCRIPTIONS",
+  HANDLER_TIMEOUT: "HANDLER_TIMEOUT",
 } as const;
 
 /** One of the framework's own error codes. */
@@ -134,6 +135,7 @@ export const ErrorMessage = {
   typeNotString: "Message type must be a string.",
   channelRequired: "Channel is required.",
   channelNotString: "Channel must be a string.",
+  nameTooLong: (limit: number): string => `Channel exceeds ${limit} characters.`,
   invalidId: "Message id must be a string or a number.",
   unknownType: (type: string): string => `Unknown message type: ${type}.`,
   actionNotFound: (name: string): string => `Action '${name}' not found.`,
@@ -146,8 +148,11 @@ export const ErrorMessage = {
   rateLimited: (perSecond: number): string =>
     `Rate limit exceeded: at most ${perSecond} messages per second.`,
   queueFull: (limit: number): string => `Too many messages waiting: at most ${limit}.`,
+  queueBytesFull: (limit: number): string =>
+    `Too many bytes waiting: at most ${limit} bytes of messages.`,
   tooManySubscriptions: (limit: number): string =>
     `Too many subscriptions: at most ${limit} per connection.`,
+  handlerTimeout: (ms: number): string => `Handler did not finish within ${ms} ms.`,
 } as const;
 
 /** The exact text of a ping, so that an edge runtime can answer it without waking the app. */

@@ -35,9 +35,6 @@ export class TokenBucket {
   readonly #burst: number;
   #tokens: number;
   #updated: number;
-  /** Refused frames, forgiven over time. */
-  #violations = 0;
-  #violationsAt = 0;
 
   constructor(limit: ResolvedRateLimit, now: number = Date.now()) {
     this.#rate = limit.messagesPerSecond / 1000;
@@ -56,17 +53,22 @@ export class TokenBucket {
     this.#tokens -= 1;
     return true;
   }
+}
 
-  /**
-   * Counts a refused frame and returns how many stand: refusals are forgiven at
-   * `forgivenPerSecond`, so a burst over the limit passes and a client that keeps sending
-   * well over it piles them up.
-   */
-  refuse(forgivenPerSecond: number, now: number = Date.now()): number {
-    const forgiven = ((now - this.#violationsAt) / 1000) * forgivenPerSecond;
-    this.#violations = Math.max(0, this.#violations - forgiven) + 1;
-    this.#violationsAt = now;
-    return this.#violations;
+/**
+ * The refusals (rate, queue) one connection earned, forgiven over time: a burst over a
+ * limit passes, a client that keeps sending well over it piles them up and is closed.
+ */
+export class Violations {
+  #count = 0;
+  #at = 0;
+
+  /** Counts one refusal and returns how many stand, forgiving `forgivenPerSecond`. */
+  add(forgivenPerSecond: number, now: number = Date.now()): number {
+    const forgiven = ((now - this.#at) / 1000) * forgivenPerSecond;
+    this.#count = Math.max(0, this.#count - forgiven) + 1;
+    this.#at = now;
+    return this.#count;
   }
 }
 

@@ -1,12 +1,21 @@
 import { bindChannelHandles } from "./channel-handle.ts";
 import type { ChannelTemplate } from "./channel-template.ts";
-import type { Connection, ConnectionState, UpgradeRequest } from "./context.ts";
+import type { Connection, ConnectionState, ErrorInfo, UpgradeRequest } from "./context.ts";
 import type { ActionDeclaration, ChannelDeclaration } from "./declarations.ts";
-import { resolveDependencies } from "./dependency.ts";
-import { ForbiddenError, SocketAPIError } from "./errors.ts";
-import { HandlerContext, SubscribeHandlerContext } from "./handler-context.ts";
+import {
+  completedFrame,
+  dataFrame,
+  errorText,
+  internalErrorText,
+  publicErrorText,
+  replyFrame,
+} from "./encode-frame.ts";
+import { HandlerTimeoutError } from "./errors.ts";
+import { type FrameContext, HandlerContext, SubscribeHandlerContext } from "./handler-context.ts";
 import type { Hub, Subscriber } from "./hub.ts";
+import type { Limits } from "./limits.ts";
 import { errorFrame, parseFrame } from "./parse-frame.ts";
+import { InvalidInput } from "./pipeline.ts";
 import {
   type ActionFrame,
   CloseCode,
@@ -15,16 +24,16 @@ import {
   ErrorMessage,
   PING_FRAME,
   PONG_FRAME,
-  type RequestId,
   type ServerFrame,
   type SubscribeFrame,
   type UnsubscribeFrame,
   type WireIssue,
 } from "./protocol.ts";
-import { DEFAULT_RATE_LIMIT, type ResolvedRateLimit, TokenBucket } from "./rate-limiter.ts";
-import { serializeData } from "./serialize.ts";
+import { TokenBucket, Violations } from "./rate-limiter.ts";
 import { type MessageData, OPEN, type SocketLike, utf8Length } from "./socket.ts";
-import { parseOutput, type Validation, validate } from "./validate.ts";
+import { isThenable } from "./thenable.ts";
+
+export type { ErrorInfo } from "./context.ts";
 
 /** A channel found for a concrete name: its declaration and the parameters in the name. */
 export interface ChannelMatch {
@@ -33,37 +42,33 @@ export interface ChannelMatch {
   readonly nameParams: Record<string, string>;
 }
 
-/** Where an unexpected error happened, for the app's error hook. */
-export interface ErrorInfo {
-  /** The connection it happened on, if any. */
-  readonly connection?: Connection<object>;
-  /** The action or channel being served. */
-  readonly channel?: string;
-  /** What was being done: `action`, `subscribe`, `send`, `connect`, `disconnect`, `broadcast`. */
-  readonly phase: string;
-}
-
 /** What a session needs from its app. */
-/** The limits each connection is held to (the app's options, defaults applied). */
-export interface SessionLimits {
-  readonly rateLimit: ResolvedRateLimit | false;
-  readonly maxQueuedMessages: number;
-  readonly maxSubscriptions: number;
-}
-
 export interface SessionHost {
   readonly hub: Hub;
-  readonly maxMessageBytes: number;
-  readonly maxBufferedBytes: number;
-  readonly concurrency: number;
-  readonly limits: SessionLimits;
+  readonly limits: Limits;
   findAction(name: string): ActionDeclaration | undefined;
   findChannel(concreteName: string): ChannelMatch | undefined;
   reportError(error: unknown, info: ErrorInfo): void;
   sessionClosed(session: Session<object>, code: number, reason: string): void;
 }
 
-type QueuedFrame = string | ErrorFrame;
+/**
+ * A run of refused frames waiting their turn to be answered: one entry however many, so
+ * that refusals never grow the queue past its bound.
+ */
+class Refusals {
+  readonly message: string;
+  readonly text: string;
+  count = 1;
+
+  constructor(message: string) {
+    this.message = message;
+    this.text = errorText(ErrorCode.RATE_LIMITED, message, undefined);
+  }
+}
+
+/** A frame waiting its turn: its text, an error frame to send (binary, too large), or refusals. */
+type QueuedFrame = string | ErrorFrame | Refusals;
 
 const NO_SUBSCRIPTIONS: ReadonlySet<string> = new Set();
 
@@ -71,6 +76,10 @@ const NO_SUBSCRIPTIONS: ReadonlySet<string> = new Set();
  * One client's connection: it reads frames in arrival order, serves them, and keeps the
  * client's subscriptions. Adapters feed it the socket's events; it answers through the
  * socket. Runtime-neutral: it only knows {@link SocketLike}.
+ *
+ * Whatever a handler, guard, dependency, schema or hook throws or returns, the client gets
+ * exactly one well-formed answer per frame (`INTERNAL_ERROR` at worst) and the app's error
+ * hook hears of the fault; nothing a session does throws into the adapter that feeds it.
  */
 export class Session<State extends object = ConnectionState>
   implements Connection<State>, Subscriber
@@ -85,10 +94,14 @@ export class Session<State extends object = ConnectionState>
   readonly #socket: SocketLike;
   /** The channels subscribed to; created with the first subscription (idle connections have none). */
   #subscriptions: Set<string> | undefined;
+  /** Subscribes under way, by name: they hold a place under `maxSubscriptions`. */
+  #subscribing: Map<string, number> | undefined;
   /** Made when first read: an idle connection never pays for it. */
   #id: string | undefined;
   /** Frames waiting their turn; made when a frame first has to wait. */
   #queue: QueuedFrame[] | undefined;
+  /** The size of the frames in the queue, in UTF-16 units (bytes, for ASCII JSON). */
+  #queuedSize = 0;
   #state: State | undefined;
   #inFlight = 0;
   #pumping = false;
@@ -97,6 +110,7 @@ export class Session<State extends object = ConnectionState>
   #onClosed: (() => void)[] | undefined;
   #boundChannels: Map<object, object> | undefined;
   #bucket: TokenBucket | undefined;
+  #violations: Violations | undefined;
   #draining = false;
   /** The server started closing this connection: frames that still arrive are ignored. */
   #closing = false;
@@ -146,6 +160,11 @@ export class Session<State extends object = ConnectionState>
     return this.#abort.signal;
   }
 
+  /** Queue entries waiting their turn (a run of refusals is one), for tests and metrics. */
+  get queuedEntries(): number {
+    return this.#queue?.length ?? 0;
+  }
+
   /** The socket this session answers through, for adapters. */
   get socket(): SocketLike {
     return this.#socket;
@@ -157,7 +176,11 @@ export class Session<State extends object = ConnectionState>
 
   close(code = 1000, reason = ""): void {
     this.#closing = true;
-    this.#socket.close(code, reason);
+    try {
+      this.#socket.close(code, reason);
+    } catch (error) {
+      this.#host.reportError(error, { connection: this, phase: "send" });
+    }
   }
 
   /** Feeds the data of a WHATWG `message` event (text or binary). */
@@ -171,20 +194,23 @@ export class Session<State extends object = ConnectionState>
    * (Node's `ws` hands over a Buffer); otherwise it is counted when it matters.
    */
   receiveText(text: string, byteLength?: number): void {
-    const limit = this.#host.maxMessageBytes;
+    const limit = this.#host.limits.maxMessageBytes;
     if ((byteLength ?? utf8Length(text, limit)) > limit) this.receiveTooLarge();
-    else this.#enqueue(text);
+    else this.#enqueue(text, text.length);
   }
 
   /** Feeds a text frame that the adapter measured above the app's limit, without decoding it. */
   receiveTooLarge(): void {
-    const limit = this.#host.maxMessageBytes;
-    this.#enqueue(errorFrame(ErrorCode.MESSAGE_TOO_LARGE, ErrorMessage.tooLarge(limit), undefined));
+    const limit = this.#host.limits.maxMessageBytes;
+    this.#enqueue(
+      errorFrame(ErrorCode.MESSAGE_TOO_LARGE, ErrorMessage.tooLarge(limit), undefined),
+      0,
+    );
   }
 
   /** Feeds a binary frame: it is refused, in its turn. */
   receiveBinary(): void {
-    this.#enqueue(errorFrame(ErrorCode.INVALID_MESSAGE, ErrorMessage.binaryFrame, undefined));
+    this.#enqueue(errorFrame(ErrorCode.INVALID_MESSAGE, ErrorMessage.binaryFrame, undefined), 0);
   }
 
   /** Tells the session its socket closed: subscriptions end, pending frames are dropped. */
@@ -192,6 +218,7 @@ export class Session<State extends object = ConnectionState>
     if (this.#closed) return;
     this.#closed = true;
     this.#queue = undefined;
+    this.#queuedSize = 0;
     this.#abort?.abort();
     this.#unsubscribeAll();
     this.#host.sessionClosed(this, code, reason);
@@ -239,18 +266,19 @@ export class Session<State extends object = ConnectionState>
   dropAfterFailedDelivery(): void {
     this.#unsubscribeAll();
     if (!this.#closed && this.#socket.readyState === OPEN) {
-      this.#socket.close(1011, "Send failed");
+      this.close(CloseCode.internalError, "Send failed");
     }
   }
 
-  #enqueue(frame: QueuedFrame): void {
+  #enqueue(frame: string | ErrorFrame, size: number): void {
     if (this.#closed || this.#draining || this.#closing) return;
-    if (!this.#withinLimits()) {
-      this.#pump();
+    const refusal = this.#refusal(size);
+    if (refusal !== undefined) {
+      this.#refuse(refusal);
       return;
     }
     // The common case: nothing waiting, nothing running. Serve at once, without a queue.
-    if (!this.#pumping && !this.#queue?.length && this.#inFlight < this.#host.concurrency) {
+    if (!this.#pumping && !this.#queue?.length && this.#inFlight < this.#host.limits.concurrency) {
       this.#pumping = true;
       this.#run(frame);
       this.#pumping = false;
@@ -259,34 +287,54 @@ export class Session<State extends object = ConnectionState>
     }
     this.#queue ??= [];
     this.#queue.push(frame);
+    this.#queuedSize += size;
     this.#pump();
   }
 
   /**
-   * Whether a new frame may be served: within the rate limit and the queue's length. A
-   * frame over either is answered RATE_LIMITED in its turn; too many refused in a row
-   * close the connection with 1008.
+   * Why a new frame of `size` may not be taken, if it may not: over the rate limit, or it
+   * would have to wait in a queue already at its length or size.
    */
-  #withinLimits(): boolean {
-    const { rateLimit, maxQueuedMessages } = this.#host.limits;
-    const queueFull = (this.#queue?.length ?? 0) >= maxQueuedMessages;
-    if (rateLimit !== false) this.#bucket ??= new TokenBucket(rateLimit);
-    const overRate = this.#bucket !== undefined && !this.#bucket.take();
-    if (!queueFull && !overRate) return true;
-    const maxViolations =
-      rateLimit === false ? DEFAULT_RATE_LIMIT.maxViolations : rateLimit.maxViolations;
-    this.#bucket ??= new TokenBucket(DEFAULT_RATE_LIMIT);
-    if (this.#bucket.refuse(maxViolations) > maxViolations) {
+  #refusal(size: number): string | undefined {
+    const limits = this.#host.limits;
+    if (limits.rateLimit !== false) {
+      this.#bucket ??= new TokenBucket(limits.rateLimit);
+      if (!this.#bucket.take()) return ErrorMessage.rateLimited(limits.rateLimit.messagesPerSecond);
+    }
+    const waiting = this.#queue?.length ?? 0;
+    if (waiting === 0 && !this.#pumping && this.#inFlight < limits.concurrency) return undefined;
+    if (waiting >= limits.maxQueuedMessages)
+      return ErrorMessage.queueFull(limits.maxQueuedMessages);
+    if (this.#queuedSize + size > limits.maxQueuedBytes) {
+      return ErrorMessage.queueBytesFull(limits.maxQueuedBytes);
+    }
+    return undefined;
+  }
+
+  /**
+   * Answers a refused frame with RATE_LIMITED in its turn, without keeping the frame: a run
+   * of refusals is one queue entry. Too many refusals in a row close the connection with
+   * 1008.
+   */
+  #refuse(message: string): void {
+    const { maxViolations } = this.#host.limits;
+    this.#violations ??= new Violations();
+    if (this.#violations.add(maxViolations) > maxViolations) {
       this.#unsubscribeAll();
       this.close(CloseCode.policyViolation, "Rate limit abuse");
-      return false;
+      return;
     }
-    const message = queueFull
-      ? ErrorMessage.queueFull(maxQueuedMessages)
-      : ErrorMessage.rateLimited((rateLimit as ResolvedRateLimit).messagesPerSecond);
-    this.#queue ??= [];
-    this.#queue.push(errorFrame(ErrorCode.RATE_LIMITED, message, undefined));
-    return false;
+    const queue = this.#queue;
+    if (!queue?.length && !this.#pumping && this.#inFlight === 0) {
+      this.#sendText(errorText(ErrorCode.RATE_LIMITED, message, undefined));
+      return;
+    }
+    const last = queue?.[queue.length - 1];
+    if (last instanceof Refusals && last.message === message) last.count++;
+    else {
+      this.#queue ??= [];
+      this.#queue.push(new Refusals(message));
+    }
   }
 
   /**
@@ -323,8 +371,11 @@ export class Session<State extends object = ConnectionState>
     if (this.#pumping) return;
     this.#pumping = true;
     try {
-      while (this.#queue?.length && this.#inFlight < this.#host.concurrency) {
-        this.#run(this.#queue.shift() as QueuedFrame);
+      const { concurrency } = this.#host.limits;
+      while (this.#queue?.length && this.#inFlight < concurrency) {
+        const frame = this.#queue.shift() as QueuedFrame;
+        if (typeof frame === "string") this.#queuedSize -= frame.length;
+        this.#run(frame);
       }
     } finally {
       this.#pumping = false;
@@ -346,24 +397,32 @@ export class Session<State extends object = ConnectionState>
   /** When nothing is left to serve: the adapter's idle hook, and a shutdown waiting to drain. */
   #settled(): void {
     if (this.#inFlight !== 0 || this.#queue?.length) return;
-    if (this.onIdle && !this.#closed) this.onIdle();
+    if (this.onIdle && !this.#closed) {
+      try {
+        this.onIdle();
+      } catch (error) {
+        this.#host.reportError(error, { connection: this, phase: "persist" });
+      }
+    }
     if (this.#onDrained) for (const resolve of this.#onDrained.splice(0)) resolve();
   }
 
   /** Serves one frame; returns a promise only when it has to wait (never rejects). */
   #serve(frame: QueuedFrame): Promise<void> | undefined {
     if (typeof frame !== "string") {
-      this.send(frame);
+      if (frame instanceof Refusals) {
+        for (let i = 0; i < frame.count; i++) this.#sendText(frame.text);
+      } else this.#sendText(JSON.stringify(frame));
       return undefined;
     }
     if (frame === PING_FRAME) {
       this.#sendText(PONG_FRAME);
       return undefined;
     }
-    const parsed = parseFrame(frame);
+    const parsed = parseFrame(frame, this.#host.limits.maxNameLength);
     switch (parsed.type) {
       case "error":
-        this.send(parsed);
+        this.#sendText(JSON.stringify(parsed));
         return undefined;
       case "ping":
         this.#sendText(PONG_FRAME);
@@ -379,172 +438,171 @@ export class Session<State extends object = ConnectionState>
   }
 
   /**
-   * Serves an action. Written to stay synchronous as long as nothing is asynchronous (a
-   * sync schema, a handler that returns a value): no promise, no microtask, the answer
-   * written in the same turn. It returns a promise only when it has to wait.
+   * Serves an action through its pipeline. Synchronous as long as the pipeline is (a sync
+   * schema, a handler that returns a value): no promise, no microtask, the answer written
+   * in the same turn. It returns a promise only when it has to wait.
    */
   #action(frame: ActionFrame): Promise<void> | undefined {
     const { channel: name, id } = frame;
     const action = this.#host.findAction(name);
     if (!action) {
-      this.send(errorFrame(ErrorCode.NOT_FOUND, ErrorMessage.actionNotFound(name), id, name));
+      this.#sendText(errorText(ErrorCode.NOT_FOUND, ErrorMessage.actionNotFound(name), id, name));
       return undefined;
     }
-    if (!action.input) return this.#runAction(action, name, id, undefined);
-    let checked: Validation | Promise<Validation>;
-    try {
-      checked = validate(action.input, frame.data === undefined ? {} : frame.data);
-    } catch (error) {
-      this.#fail(error, "action", name, id);
-      return undefined;
-    }
-    if (checked instanceof Promise) {
-      return checked.then(
-        (result) => this.#validatedAction(action, name, id, result),
-        (error: unknown) => this.#fail(error, "action", name, id),
-      );
-    }
-    return this.#validatedAction(action, name, id, checked);
-  }
-
-  #validatedAction(
-    action: ActionDeclaration,
-    name: string,
-    id: RequestId | undefined,
-    checked: Validation,
-  ): Promise<void> | undefined {
-    if (!checked.ok) {
-      this.#sendInvalidParams(ErrorMessage.invalidActionParams(name), name, id, checked.issues);
-      return undefined;
-    }
-    return this.#runAction(action, name, id, checked.value);
-  }
-
-  #runAction(
-    action: ActionDeclaration,
-    name: string,
-    id: RequestId | undefined,
-    input: unknown,
-  ): Promise<void> | undefined {
-    const ctx = new HandlerContext(this, id, action.channels);
-    if (action.dependencies || action.guard || action.output) {
-      return this.#runActionFully(action, name, id, input, ctx);
-    }
+    const ctx = new HandlerContext(this, id, action.channels, name);
     let result: unknown;
     try {
-      result = action.handler(input, ctx);
+      result = action.pipeline.run(frame.data, ctx);
+      if (!isThenable(result)) {
+        this.#completed(ctx, result);
+        return undefined;
+      }
     } catch (error) {
-      this.#fail(error, "action", name, id);
+      this.#fail(ctx, "action", error);
       return undefined;
     }
-    if (isThenable(result)) {
-      return Promise.resolve(result).then(
-        (value) => this.#completed(name, value, id),
-        (error: unknown) => this.#fail(error, "action", name, id),
-      );
-    }
-    this.#completed(name, result, id);
-    return undefined;
-  }
-
-  /** The general path: dependencies, guard, handler and output schema, any of them async. */
-  async #runActionFully(
-    action: ActionDeclaration,
-    name: string,
-    id: RequestId | undefined,
-    input: unknown,
-    ctx: HandlerContext,
-  ): Promise<void> {
-    try {
-      let value = input;
-      if (action.dependencies) value = await resolveDependencies(action.dependencies, value, ctx);
-      if (action.guard && (await action.guard(value, ctx)) === false) throw new ForbiddenError();
-      let result = await action.handler(value, ctx);
-      if (action.output) result = await parseOutput(action.output, result);
-      this.#completed(name, result, id);
-    } catch (error) {
-      this.#fail(error, "action", name, id);
-    }
+    return this.#whenSettled(ctx, "action", result);
   }
 
   /** Sends an action's answer; a result that cannot be serialized is an internal error. */
-  #completed(name: string, result: unknown, id: RequestId | undefined): void {
+  #completed(ctx: FrameContext, result: unknown): void {
+    if (ctx.ended) return;
     let text: string;
     try {
-      text = completedFrame(name, result, id);
+      text = completedFrame(ctx.name, result, ctx.id);
     } catch (error) {
-      this.#fail(error, "action", name, id);
+      this.#fail(ctx, "action", error);
       return;
     }
+    ctx.ended = true;
     this.#sendText(text);
   }
 
-  async #subscribe(frame: SubscribeFrame): Promise<void> {
+  /**
+   * Waits for a frame's handling to settle, at most `handlerTimeout`: then the client gets
+   * `HANDLER_TIMEOUT`, the handler's signal is aborted and its place freed. Answers the
+   * frame exactly once; never rejects.
+   */
+  #whenSettled(
+    ctx: FrameContext,
+    phase: "action" | "subscribe",
+    pending: PromiseLike<unknown>,
+  ): Promise<void> {
+    return new Promise<void>((done) => {
+      const timeout = this.#host.limits.handlerTimeout;
+      const timer =
+        timeout === false ? undefined : setTimeout(() => this.#timedOut(ctx, phase, done), timeout);
+      (timer as { unref?: () => void } | undefined)?.unref?.();
+      Promise.resolve(pending).then(
+        (value) => {
+          clearTimeout(timer);
+          if (phase === "action") this.#completed(ctx, value);
+          done();
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          this.#fail(ctx, phase, error);
+          done();
+        },
+      );
+    });
+  }
+
+  #timedOut(ctx: FrameContext, phase: string, done: () => void): void {
+    if (ctx.ended) return;
+    const timeout = this.#host.limits.handlerTimeout as number;
+    const error = new HandlerTimeoutError(ctx.name, timeout);
+    ctx.abandon(error);
+    this.#host.reportError(error, { connection: this, channel: ctx.name, phase });
+    this.#sendText(
+      errorText(ErrorCode.HANDLER_TIMEOUT, ErrorMessage.handlerTimeout(timeout), ctx.id, ctx.name),
+    );
+    done();
+  }
+
+  #subscribe(frame: SubscribeFrame): Promise<void> | undefined {
     const { channel: name, id } = frame;
     const match = this.#host.findChannel(name);
     if (!match) {
-      this.send(errorFrame(ErrorCode.NOT_FOUND, ErrorMessage.channelNotFound(name), id, name));
-      return;
+      this.#sendText(errorText(ErrorCode.NOT_FOUND, ErrorMessage.channelNotFound(name), id, name));
+      return undefined;
     }
-    const { declaration } = match;
     const { maxSubscriptions } = this.#host.limits;
-    const subscriptions = this.subscriptions;
-    if (!subscriptions.has(name) && subscriptions.size >= maxSubscriptions) {
-      this.send(
-        errorFrame(
+    if (!this.#reserveSubscription(name, maxSubscriptions)) {
+      this.#sendText(
+        errorText(
           ErrorCode.TOO_MANY_SUBSCRIPTIONS,
           ErrorMessage.tooManySubscriptions(maxSubscriptions),
           id,
           name,
         ),
       );
-      return;
+      return undefined;
     }
-    try {
-      let params: unknown;
-      let given: ReturnType<typeof subscribeParams> | undefined;
-      if (declaration.params) {
-        given = subscribeParams(frame.data, declaration.subscribeKeys, match.nameParams);
-        const checked = given.ok ? await validate(declaration.params, given.value) : given;
-        if (!checked.ok) {
-          this.#sendInvalidParams(
-            ErrorMessage.invalidChannelParams(name),
-            name,
-            id,
-            checked.issues,
-          );
-          return;
-        }
-        params = checked.value;
-      }
-      const ctx = new SubscribeHandlerContext(this, id, declaration.channels, name);
-      if (declaration.dependencies) {
-        params = await resolveDependencies(declaration.dependencies, params, ctx);
-      }
-      if (declaration.guard && (await declaration.guard(params, ctx)) === false) {
-        throw new ForbiddenError();
-      }
-      let data = await declaration.handler(params, ctx);
-      if (declaration.data) data = await parseOutput(declaration.data, data);
-      // The client may have left while the handler ran: then there is nobody to add.
-      if (this.#closed) return;
-      if (!this.subscriptions.has(name)) {
-        const clientParams = given?.ok
-          ? withoutNameParams(given.value, match.nameParams)
-          : undefined;
-        await this.#host.hub.add(name, this, clientParams);
-        if (this.#closed) {
-          this.#host.hub.remove(name, this);
-          return;
-        }
-        this.#subscriptions ??= new Set();
-        this.#subscriptions.add(name);
-      }
-      this.#sendText(replyFrame("subscribed", name, id));
-      if (declaration.initialData) this.#sendText(serializeData(name, data));
-    } catch (error) {
-      this.#fail(error, "subscribe", name, id);
+    const ctx = new SubscribeHandlerContext(this, id, match.declaration.channels, name);
+    return this.#whenSettled(ctx, "subscribe", this.#subscribeSteps(match, frame.data, ctx)).then(
+      () => this.#releaseSubscription(name),
+    );
+  }
+
+  /**
+   * Holds a place under `maxSubscriptions` for a subscribe under way, so that concurrent
+   * subscribes cannot overshoot it; subscribing again to a channel held or being
+   * subscribed is always fine.
+   */
+  #reserveSubscription(name: string, limit: number): boolean {
+    const held = this.subscriptions;
+    const underWay = this.#subscribing?.get(name) ?? 0;
+    if (!held.has(name) && underWay === 0) {
+      let taken = held.size;
+      if (this.#subscribing)
+        for (const key of this.#subscribing.keys()) if (!held.has(key)) taken++;
+      if (taken >= limit) return false;
     }
+    this.#subscribing ??= new Map();
+    this.#subscribing.set(name, underWay + 1);
+    return true;
+  }
+
+  #releaseSubscription(name: string): void {
+    const underWay = this.#subscribing?.get(name) ?? 0;
+    if (underWay > 1) this.#subscribing?.set(name, underWay - 1);
+    else this.#subscribing?.delete(name);
+  }
+
+  /** Validate, dependencies, guard, handler, data schema; then the hub; then the answers. */
+  async #subscribeSteps(
+    match: ChannelMatch,
+    data: unknown,
+    ctx: SubscribeHandlerContext,
+  ): Promise<void> {
+    const { declaration } = match;
+    const pipeline = declaration.subscribePipeline;
+    let given: Record<string, unknown> | undefined;
+    if (pipeline.hasSchema) {
+      const params = subscribeParams(data, declaration.subscribeKeys, match.nameParams);
+      if (!params.ok) throw new InvalidInput(params.issues);
+      given = params.value;
+    }
+    const result = await pipeline.run(given, ctx);
+    // Serialized before the client is added: data that cannot be sent refuses the subscribe.
+    const initial = declaration.initialData ? dataFrame(ctx.name, result) : undefined;
+    // The client may have left, or the handler timed out, while it ran: nobody to add.
+    if (ctx.ended || this.#closed) return;
+    const name = ctx.name;
+    if (!this.subscriptions.has(name)) {
+      const clientParams = given ? withoutNameParams(given, match.nameParams) : undefined;
+      await this.#host.hub.add(name, this, clientParams);
+      if (ctx.ended || this.#closed) {
+        if (!this.subscriptions.has(name)) this.#host.hub.remove(name, this);
+        return;
+      }
+      this.#subscriptions ??= new Set();
+      this.#subscriptions.add(name);
+    }
+    ctx.ended = true;
+    this.#sendText(replyFrame("subscribed", name, ctx.id));
+    if (initial !== undefined) this.#sendText(initial);
   }
 
   #unsubscribe(frame: UnsubscribeFrame): void {
@@ -555,34 +613,44 @@ export class Session<State extends object = ConnectionState>
 
   #unsubscribeAll(): void {
     if (!this.#subscriptions) return;
-    for (const name of this.#subscriptions) this.#host.hub.remove(name, this);
+    for (const name of this.#subscriptions) {
+      try {
+        this.#host.hub.remove(name, this);
+      } catch (error) {
+        this.#host.reportError(error, { connection: this, channel: name, phase: "subscribe" });
+      }
+    }
     this.#subscriptions.clear();
   }
 
-  #sendInvalidParams(
-    message: string,
-    channel: string,
-    id: RequestId | undefined,
-    issues: WireIssue[],
-  ): void {
-    const frame = errorFrame(ErrorCode.INVALID_PARAMS, message, id, channel);
-    frame.issues = issues;
-    this.send(frame);
+  /** Answers a frame whose handling failed, once; never throws, whatever `error` is. */
+  #fail(ctx: FrameContext, phase: "action" | "subscribe", error: unknown): void {
+    if (ctx.ended) return;
+    ctx.ended = true;
+    this.#sendText(this.#errorAnswer(error, phase, ctx));
   }
 
-  /** Answers a failed handler: the public error's code and message, or INTERNAL_ERROR. */
-  #fail(error: unknown, phase: string, channel: string, id: RequestId | undefined): void {
-    if (error instanceof SocketAPIError) {
-      const frame = errorFrame(error.code, error.message, id, channel);
-      if (error.issues) frame.issues = error.issues;
-      this.send(frame);
-      return;
+  /**
+   * The answer to a failure: INVALID_PARAMS for input that failed its schema, a public
+   * error's own code and message, else INTERNAL_ERROR with the real error reported to the
+   * app (never to the client).
+   */
+  #errorAnswer(error: unknown, phase: "action" | "subscribe", ctx: FrameContext): string {
+    const { name, id } = ctx;
+    if (isInvalidInput(error)) {
+      const message =
+        phase === "action"
+          ? ErrorMessage.invalidActionParams(name)
+          : ErrorMessage.invalidChannelParams(name);
+      return errorText(ErrorCode.INVALID_PARAMS, message, id, name, error.issues);
     }
+    const text = publicErrorText(error, id, name);
+    if (text !== undefined) return text;
     // A handler stopped by the connection's own abort signal is not a fault to report.
-    if (!(this.#closed && this.#abort?.signal.aborted && isAbortError(error))) {
-      this.#host.reportError(error, { connection: this, channel, phase });
+    if (!(this.#closed && isAbortError(error))) {
+      this.#host.reportError(error, { connection: this, channel: name, phase });
     }
-    this.send(errorFrame(ErrorCode.INTERNAL_ERROR, ErrorMessage.internal, id, channel));
+    return internalErrorText(id, name);
   }
 
   #sendText(text: string): boolean {
@@ -593,7 +661,7 @@ export class Session<State extends object = ConnectionState>
       // A client that stops reading makes its send buffer grow; past the limit it is
       // cut off, so that one slow reader never holds unbounded memory.
       const buffered = this.#socket.bufferedAmount;
-      if (buffered !== undefined && buffered > this.#host.maxBufferedBytes) this.#cutOff();
+      if (buffered !== undefined && buffered > this.#host.limits.maxBufferedBytes) this.#cutOff();
       return true;
     } catch (error) {
       this.#host.reportError(error, { connection: this, phase: "send" });
@@ -602,45 +670,21 @@ export class Session<State extends object = ConnectionState>
   }
 }
 
-function isAbortError(error: unknown): boolean {
-  return error instanceof Error && error.name === "AbortError";
-}
-
-/** `{"type":"action","channel":NAME,"status":"completed"` per action name, made once. */
-const completedPrefixes = new Map<string, string>();
-
-function serializeId(id: RequestId): string {
-  return typeof id === "number" ? String(id) : JSON.stringify(id);
-}
-
-function completedFrame(name: string, result: unknown, id: RequestId | undefined): string {
-  let prefix = completedPrefixes.get(name);
-  if (prefix === undefined) {
-    prefix = `{"type":"action","channel":${JSON.stringify(name)},"status":"completed"`;
-    completedPrefixes.set(name, prefix);
+// Both checks read what a handler threw, which may be a Proxy whose traps throw.
+function isInvalidInput(error: unknown): error is InvalidInput {
+  try {
+    return error instanceof InvalidInput;
+  } catch {
+    return false;
   }
-  const data = result === undefined ? undefined : JSON.stringify(result);
-  return `${prefix}${data === undefined ? "" : `,"data":${data}`}${
-    id === undefined ? "" : `,"id":${serializeId(id)}`
-  }}`;
 }
 
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === "object" || typeof value === "function") &&
-    typeof (value as { then?: unknown }).then === "function"
-  );
-}
-
-function replyFrame(
-  type: "subscribed" | "unsubscribed",
-  name: string,
-  id: RequestId | undefined,
-): string {
-  return `{"type":"${type}","channel":${JSON.stringify(name)}${
-    id === undefined ? "" : `,"id":${JSON.stringify(id)}`
-  }}`;
+function isAbortError(error: unknown): boolean {
+  try {
+    return error instanceof Error && error.name === "AbortError";
+  } catch {
+    return false;
+  }
 }
 
 /** The parameters the client itself sent, without those taken from the channel's name. */

@@ -101,7 +101,7 @@ class MemoryConnection {
         this.client.onclose?.({ code: 1006, reason: "" });
         return;
       }
-      this.session = app.open(this.server, request, admission.state);
+      this.session = app.open(this.server, request, admission.state, { slot: admission.slot });
       this.readyState = 1;
       this.client.onopen?.({});
     });

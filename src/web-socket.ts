@@ -1,4 +1,4 @@
-import type { SocketAPI } from "./app.ts";
+import type { ConnectionSlot, SocketAPI } from "./app.ts";
 import type { UpgradeRequest } from "./context.ts";
 import type { Session } from "./session.ts";
 
@@ -12,7 +12,7 @@ type AnyApp = SocketAPI<any, any, any>;
  * @example
  * ```ts
  * const { socket, response } = Deno.upgradeWebSocket(request);
- * serveWebSocket(app, socket, { url: request.url, headers: request.headers }, state);
+ * serveWebSocket(app, socket, { url: request.url, headers: request.headers }, state, slot);
  * return response;
  * ```
  */
@@ -21,8 +21,9 @@ export function serveWebSocket<State extends object>(
   socket: WebSocket,
   request: UpgradeRequest,
   state: State,
+  slot?: ConnectionSlot,
 ): Session<State> {
-  const session = app.open(socket, request, state) as Session<State>;
+  const session = app.open(socket, request, state, { slot }) as Session<State>;
   socket.addEventListener("message", (event: MessageEvent) => session.receive(event.data));
   socket.addEventListener("close", (event: CloseEvent) =>
     session.handleClose(event.code, event.reason),

@@ -1,0 +1,86 @@
+import { SocketAPIError } from "./errors.ts";
+import { errorFrame } from "./parse-frame.ts";
+import { ErrorCode, ErrorMessage, type RequestId, type WireIssue } from "./protocol.ts";
+
+// The frames a server sends most, written as text directly: one `JSON.stringify` of the
+// payload, never of an envelope object. Each function here throws only when the payload
+// cannot be serialized (a BigInt, a cycle, a `toJSON` that throws).
+
+/** `{"type":"action","channel":NAME,"status":"completed"` per action name, made once. */
+const completedPrefixes = new Map<string, string>();
+
+function encodeId(id: RequestId): string {
+  return typeof id === "number" ? String(id) : JSON.stringify(id);
+}
+
+/** An action's answer; `data` is left out only when the handler returned `undefined`. */
+export function completedFrame(name: string, result: unknown, id: RequestId | undefined): string {
+  let prefix = completedPrefixes.get(name);
+  if (prefix === undefined) {
+    prefix = `{"type":"action","channel":${JSON.stringify(name)},"status":"completed"`;
+    // Names come from declarations, not clients: the map is bounded by the app.
+    completedPrefixes.set(name, prefix);
+  }
+  const data = result === undefined ? undefined : JSON.stringify(result);
+  return `${prefix}${data === undefined ? "" : `,"data":${data}`}${
+    id === undefined ? "" : `,"id":${encodeId(id)}`
+  }}`;
+}
+
+/** `subscribed` or `unsubscribed` for a concrete channel name. */
+export function replyFrame(
+  type: "subscribed" | "unsubscribed",
+  name: string,
+  id: RequestId | undefined,
+): string {
+  return `{"type":"${type}","channel":${JSON.stringify(name)}${
+    id === undefined ? "" : `,"id":${encodeId(id)}`
+  }}`;
+}
+
+/**
+ * A `data` frame, serialized once for every subscriber of `channel`. A handler that returns
+ * nothing sends `null`, so that the frame always has its `data` key.
+ */
+export function dataFrame(channel: string, data: unknown): string {
+  return `{"type":"data","channel":${JSON.stringify(channel)},"data":${JSON.stringify(data) ?? "null"}}`;
+}
+
+/** An error frame as text. */
+export function errorText(
+  code: string,
+  message: string,
+  id: RequestId | undefined,
+  channel?: string,
+  issues?: WireIssue[],
+): string {
+  const frame = errorFrame(code, message, id, channel);
+  if (issues) frame.issues = issues;
+  return JSON.stringify(frame);
+}
+
+/** `INTERNAL_ERROR`, the answer when nothing better can be said. Never throws. */
+export function internalErrorText(id: RequestId | undefined, channel?: string): string {
+  return errorText(ErrorCode.INTERNAL_ERROR, ErrorMessage.internal, id, channel);
+}
+
+/**
+ * The error frame for a {@link SocketAPIError} a handler threw: its code, message and
+ * issues. `undefined` for anything else, and for a public error that cannot be read or
+ * serialized (a getter that throws, a BigInt in its issues): the caller then answers
+ * `INTERNAL_ERROR`. Never throws, whatever `error` is (a Proxy whose traps throw included).
+ */
+export function publicErrorText(
+  error: unknown,
+  id: RequestId | undefined,
+  channel: string,
+): string | undefined {
+  try {
+    if (!(error instanceof SocketAPIError)) return undefined;
+    const { code, message, issues } = error;
+    if (typeof code !== "string" || typeof message !== "string") return undefined;
+    return errorText(code, message, id, channel, issues);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,104 @@
+import {
+  DEFAULT_RATE_LIMIT,
+  type RateLimit,
+  type ResolvedRateLimit,
+  resolveRateLimit,
+} from "./rate-limiter.ts";
+
+/** The limits an app holds every connection to, as its options set them. */
+export interface LimitOptions {
+  /** The largest text frame accepted, in bytes (default 1 MiB); larger ones get MESSAGE_TOO_LARGE. */
+  maxMessageBytes?: number | undefined;
+  /**
+   * How many bytes may wait in one connection's send buffer (default 4 MiB). A client
+   * that stops reading is closed with 1013 when its buffer passes this, and leaves its
+   * channels, so that it never holds unbounded memory or slows the others.
+   */
+  maxBufferedBytes?: number | undefined;
+  /**
+   * How many frames each connection may send (a token bucket): default 1000 per second,
+   * 1000 at once. Over it, frames are answered RATE_LIMITED; a client that keeps sending
+   * is closed with 1008. `false` turns it off.
+   */
+  rateLimit?: RateLimit | false | undefined;
+  /** How many frames of one connection may wait to be served (default 256); more are RATE_LIMITED. */
+  maxQueuedMessages?: number | undefined;
+  /**
+   * How many bytes of frames one connection may have waiting to be served (default four
+   * times `maxMessageBytes`); a frame past it is answered RATE_LIMITED and not kept.
+   */
+  maxQueuedBytes?: number | undefined;
+  /** How many channels one connection may subscribe to (default 100); more are TOO_MANY_SUBSCRIPTIONS. */
+  maxSubscriptions?: number | undefined;
+  /** How many connections the app holds at once (default 10,000); more upgrades are refused with 503. */
+  maxConnections?: number | undefined;
+  /**
+   * The longest action or channel name a client may send, in characters (default 256);
+   * longer ones are answered INVALID_MESSAGE before anything is looked up or kept.
+   */
+  maxNameLength?: number | undefined;
+  /**
+   * How long one frame's handling (schemas, dependencies, guard, handler, subscription)
+   * may take, in ms (default 30,000). Past it the client gets `HANDLER_TIMEOUT`, the
+   * handler's `ctx.signal` is aborted, the frame's place is freed for the next one and a
+   * late result is dropped. `false` turns it off.
+   */
+  handlerTimeout?: number | false | undefined;
+  /**
+   * Seconds without a sign of life (a frame, a pong) after which a connection is taken for
+   * dead and closed; adapters ping idle connections before that. Default 60.
+   */
+  idleTimeout?: number | undefined;
+  /**
+   * How many frames of one connection may be served at once (default 1: in arrival order,
+   * each answered before the next starts). Above 1, answers may overtake each other and
+   * clients match them by `id`.
+   */
+  concurrency?: number | undefined;
+}
+
+/** Every limit of an app, defaults applied: resolved once, read by sessions and adapters. */
+export interface Limits {
+  readonly maxMessageBytes: number;
+  readonly maxBufferedBytes: number;
+  readonly rateLimit: ResolvedRateLimit | false;
+  /** Refusals (rate, queue) that close a connection with 1008, forgiven at this many a second. */
+  readonly maxViolations: number;
+  readonly maxQueuedMessages: number;
+  readonly maxQueuedBytes: number;
+  readonly maxSubscriptions: number;
+  readonly maxConnections: number;
+  readonly maxNameLength: number;
+  readonly handlerTimeout: number | false;
+  readonly idleTimeout: number;
+  readonly concurrency: number;
+}
+
+/** The default largest frame: 1 MiB. */
+export const DEFAULT_MAX_MESSAGE_BYTES: number = 1024 * 1024;
+
+/** The default send buffer limit per connection: 4 MiB. */
+export const DEFAULT_MAX_BUFFERED_BYTES: number = 4 * 1024 * 1024;
+
+/** The default handler timeout: 30 seconds. */
+export const DEFAULT_HANDLER_TIMEOUT = 30_000;
+
+/** Every limit from an app's options, with its default where the option is not set. */
+export function resolveLimits(options: LimitOptions): Limits {
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const rateLimit = resolveRateLimit(options.rateLimit);
+  return {
+    maxMessageBytes,
+    maxBufferedBytes: options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES,
+    rateLimit,
+    maxViolations: rateLimit === false ? DEFAULT_RATE_LIMIT.maxViolations : rateLimit.maxViolations,
+    maxQueuedMessages: options.maxQueuedMessages ?? 256,
+    maxQueuedBytes: options.maxQueuedBytes ?? 4 * maxMessageBytes,
+    maxSubscriptions: options.maxSubscriptions ?? 100,
+    maxConnections: options.maxConnections ?? 10_000,
+    maxNameLength: options.maxNameLength ?? 256,
+    handlerTimeout: options.handlerTimeout ?? DEFAULT_HANDLER_TIMEOUT,
+    idleTimeout: options.idleTimeout ?? 60,
+    concurrency: Math.max(1, options.concurrency ?? 1),
+  };
+}

@@ -24,7 +24,7 @@ import {
   STATUS_CODES,
 } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Duplex } from "node:stream";
+import { type Duplex, Readable } from "node:stream";
 import { WebSocket, WebSocketServer } from "ws";
 import {
   BROADCAST_PATH,
@@ -54,6 +54,12 @@ export interface AttachOptions {
    * `MESSAGE_TOO_LARGE` error frame and the connection stays open.
    */
   maxPayload?: number | undefined;
+  /**
+   * With `path`: how long an upgrade to another path waits for another `upgrade` listener
+   * of the server to take it before it is answered 404, in ms (default 10,000). When the
+   * app is the server's only upgrade listener, such upgrades are answered 404 at once.
+   */
+  unclaimedTimeout?: number | undefined;
 }
 
 /** Options of {@link serve}. */
@@ -305,6 +311,7 @@ function handleUpgrades(
   server: EventEmitter,
   decide: (req: IncomingMessage) => UpgradeDecision | Promise<UpgradeDecision>,
   maxPayload: (app: AnyApp) => number,
+  unclaimedTimeout = DEFAULT_UNCLAIMED_TIMEOUT,
 ): Attachment {
   /** Per app: its `ws` server (for its frame limit and its sockets) and their heartbeat. */
   const apps = new Map<
@@ -319,7 +326,10 @@ function handleUpgrades(
     head: Buffer,
     decision: UpgradeDecision,
   ): void => {
-    if (decision.kind === "ignore") return;
+    if (decision.kind === "ignore") {
+      leaveToOthers(server, socket, unclaimedTimeout);
+      return;
+    }
     socket.on("error", destroyOnError);
     if (decision.kind === "refuse" || closing) {
       if (decision.kind === "accept") decision.slot.release();
@@ -386,6 +396,31 @@ function handleUpgrades(
   };
 }
 
+/** How long an upgrade to another path waits for another listener to take it, by default. */
+const DEFAULT_UNCLAIMED_TIMEOUT = 10_000;
+
+/**
+ * An upgrade to a path this app does not serve: it is another listener's, if the server has
+ * one. Alone on the server, it answers 404 at once; else it answers 404 if nobody has
+ * written a byte to the socket within `timeout` ms, so that no socket is held forever.
+ */
+function leaveToOthers(server: EventEmitter, socket: Duplex, timeout: number): void {
+  const notFound = (): void => {
+    if (socket.destroyed || (socket as Duplex & { bytesWritten?: number }).bytesWritten) return;
+    socket.on("error", destroyOnError);
+    void refuseUpgrade(socket, new Response("Not Found", { status: 404 })).catch(() =>
+      socket.destroy(),
+    );
+  };
+  if (server.listenerCount("upgrade") <= 1) {
+    notFound();
+    return;
+  }
+  const timer = setTimeout(notFound, timeout);
+  timer.unref();
+  socket.once("close", () => clearTimeout(timer));
+}
+
 function destroyOnError(this: Duplex): void {
   this.destroy();
 }
@@ -420,6 +455,7 @@ export function attach(app: AnyApp, server: Server, options: AttachOptions = {})
         : decision(app, request, admission);
     },
     () => options.maxPayload ?? app.limits.maxMessageBytes * 4,
+    options.unclaimedTimeout,
   );
 }
 
@@ -478,22 +514,17 @@ export function injectWebSocket(
   );
 }
 
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) return undefined;
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
-}
-
-async function sendResponse(res: ServerResponse, response: Response): Promise<void> {
+async function sendResponse(
+  req: IncomingMessage,
+  res: ServerResponse,
+  response: Response,
+): Promise<void> {
   const headers: Record<string, string> = {};
   response.headers.forEach((value, name) => {
     headers[name] = value;
   });
+  // A body left unread (the caller was refused first) ends with the connection.
+  if (!req.readableEnded) headers.connection = "close";
   res.writeHead(response.status, headers);
   res.end(Buffer.from(await response.arrayBuffer()));
 }
@@ -518,23 +549,19 @@ export function broadcastHandler(
   const path = options.path ?? BROADCAST_PATH;
   return async (req, res) => {
     if (pathOf(req) !== path) return false;
-    const body =
-      req.method === "POST" ? await readBody(req, app.limits.maxMessageBytes) : Buffer.alloc(0);
-    if (body === undefined) {
-      res.writeHead(413, { "content-type": "application/json", connection: "close" });
-      res.end(JSON.stringify({ error: `Body exceeds ${app.limits.maxMessageBytes} bytes.` }));
-      return true;
-    }
+    // The body streams: the endpoint reads it only after it has checked who calls, and
+    // no further than the app's frame limit.
+    const post = req.method === "POST";
     const request = new Request(requestUrl(req.url ?? "/", req.headers.host), {
       method: req.method ?? "GET",
       headers: toHeaders(req.headers),
-      ...(req.method === "POST" ? { body: body.toString("utf8") } : {}),
-    });
+      ...(post ? { body: Readable.toWeb(req) as unknown as ReadableStream, duplex: "half" } : {}),
+    } as RequestInit);
     const response = await handleBroadcastRequest(app, request, {
       fromLoopback: isLoopbackAddress(req.socket.remoteAddress),
       options,
     });
-    await sendResponse(res, response);
+    await sendResponse(req, res, response);
     return true;
   };
 }
@@ -567,13 +594,6 @@ export async function serve(app: AnyApp, options: ServeOptions = {}): Promise<No
   });
   const attachment = attach(app, server, options);
   const { path } = options;
-  if (path !== undefined) {
-    // This server is ours: an upgrade to another path gets a clear 404, not silence.
-    server.on("upgrade", (req: IncomingMessage, socket: Duplex) => {
-      if (pathOf(req) !== path)
-        void refuseUpgrade(socket, new Response("Not Found", { status: 404 }));
-    });
-  }
   const host = options.host ?? "127.0.0.1";
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

@@ -1,4 +1,5 @@
 import type { SocketAPI } from "./app.ts";
+import { broadcast } from "./channel-handle.ts";
 import { InvalidChannelParamsError } from "./errors.ts";
 
 /** Options of the HTTP broadcast endpoint (`POST /_broadcast`). */
@@ -7,13 +8,17 @@ export interface BroadcastEndpointOptions {
   path?: string | undefined;
   /**
    * A shared secret: a caller that sends `Authorization: Bearer TOKEN` may broadcast from
-   * anywhere. Without it only loopback callers may.
+   * anywhere. Without it only loopback callers may, and only as a program calls (see
+   * `allowLoopback`).
    */
   token?: string | undefined;
   /**
-   * Whether callers on loopback may broadcast without the token (default `true`, as in
-   * SocketAPI 0.2). Set it to `false` behind a reverse proxy on the same host, where every
-   * request comes from loopback.
+   * Whether loopback callers may broadcast without the token (default `true`, as in
+   * SocketAPI 0.2), if they look like a program and not like a browser or a proxy: a JSON
+   * body, no `Origin` or `Sec-Fetch-Site` header (a web page open in a browser on the same
+   * host, or reached by DNS rebinding, always sends them), no `X-Forwarded-For`,
+   * `X-Real-IP` or `Forwarded` header (a reverse proxy on the same host makes every caller
+   * loopback). `false` requires the token from everyone.
    */
   allowLoopback?: boolean | undefined;
 }
@@ -38,20 +43,93 @@ function json(status: number, body: unknown, headers: Record<string, string> = {
   });
 }
 
-/** Compares two strings in time that depends only on their lengths. */
-function safeEqual(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  let difference = 0;
-  for (let i = 0; i < a.length; i++) difference |= a.charCodeAt(i) ^ b.charCodeAt(i);
+/**
+ * Compares a secret a caller sent with the expected one in time that depends only on what
+ * the caller sent: neither the secret's characters nor its length show in the timing.
+ */
+export function secretMatches(given: string, expected: string): boolean {
+  if (expected.length === 0) return false;
+  let difference = given.length ^ expected.length;
+  for (let i = 0; i < given.length; i++) {
+    difference |= given.charCodeAt(i) ^ expected.charCodeAt(i % expected.length);
+  }
   return difference === 0;
 }
 
 /**
+ * Headers only a browser sends (every browser sends `Origin` on a POST, and
+ * `Sec-Fetch-Site`; Node's `fetch` sends `Sec-Fetch-Mode` too, so that one says nothing),
+ * and headers a proxy adds: such a caller is not a local program.
+ */
+const BROWSER_HEADERS = ["origin", "sec-fetch-site"];
+const PROXY_HEADERS = ["x-forwarded-for", "x-real-ip", "forwarded"];
+
+function isJson(headers: Headers): boolean {
+  const type = headers.get("content-type")?.split(";")[0]?.trim().toLowerCase();
+  return type === "application/json";
+}
+
+/**
+ * Who may broadcast, decided from the headers alone, before the body is read: a caller
+ * with the token; else a loopback caller that is a program, not a browser or a proxy.
+ * Returns the refusal, or `undefined` to go on.
+ */
+export function refuseBroadcastCaller(
+  headers: Headers,
+  fromLoopback: boolean,
+  options: BroadcastEndpointOptions = {},
+): Response | undefined {
+  const { token, allowLoopback = true } = options;
+  const authorization = headers.get("authorization");
+  if (authorization !== null) {
+    if (token && secretMatches(authorization, `Bearer ${token}`)) return undefined;
+    return json(403, { error: "Forbidden." });
+  }
+  if (!(allowLoopback && fromLoopback)) return json(403, { error: "Forbidden." });
+  if (BROWSER_HEADERS.some((name) => headers.has(name))) {
+    return json(403, { error: "Forbidden: browsers need the token." });
+  }
+  if (PROXY_HEADERS.some((name) => headers.has(name))) {
+    return json(403, { error: "Forbidden: callers through a proxy need the token." });
+  }
+  return undefined;
+}
+
+/** The body as text, or `undefined` when it passes `limit` bytes (read no further). */
+async function readBounded(request: Request, limit: number): Promise<string | undefined> {
+  const declared = Number(request.headers.get("content-length") ?? Number.NaN);
+  if (declared > limit) return undefined;
+  if (!request.body) return "";
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return new TextDecoder().decode(bytes);
+}
+
+/**
  * Serves `POST /_broadcast` with `{"channel": NAME, "data": PARAMS}`: runs the channel's
- * handle as if the server called it, so that another process can broadcast. Answers 200
+ * handle as if the server called it, so that another process can broadcast. Who calls is
+ * checked before the body is read ({@link refuseBroadcastCaller}). Answers 200
  * `{"ok":true,"delivered":N}`, 403 to an untrusted caller, 404 for an unknown channel, 422
  * for invalid parameters (with `issues`), 400 for a malformed body, 405 for another method,
- * 413 for a body over the app's frame limit. `NAME` may be concrete (`rooms/42`).
+ * 413 for a body over the app's frame limit, 415 for a body that is not JSON. `NAME` may be
+ * concrete (`rooms/42`).
  *
  * @example
  * ```ts
@@ -68,17 +146,14 @@ export async function handleBroadcastRequest(
   caller: { fromLoopback: boolean; options?: BroadcastEndpointOptions },
 ): Promise<Response> {
   if (request.method !== "POST") return json(405, { error: "Use POST." }, { allow: "POST" });
-  const { token, allowLoopback = true } = caller.options ?? {};
-  const authorization = request.headers.get("authorization") ?? "";
-  const hasToken =
-    token !== undefined && token !== "" && safeEqual(authorization, `Bearer ${token}`);
-  if (!hasToken && !(allowLoopback && caller.fromLoopback)) {
-    return json(403, { error: "Forbidden." });
+  const refusal = refuseBroadcastCaller(request.headers, caller.fromLoopback, caller.options);
+  if (refusal) return refusal;
+  if (!isJson(request.headers)) {
+    return json(415, { error: "Send the body as application/json." });
   }
-  const text = await request.text();
-  if (text.length > app.limits.maxMessageBytes) {
-    return json(413, { error: `Body exceeds ${app.limits.maxMessageBytes} bytes.` });
-  }
+  const limit = app.limits.maxMessageBytes;
+  const text = await readBounded(request, limit);
+  if (text === undefined) return json(413, { error: `Body exceeds ${limit} bytes.` });
   let body: unknown;
   try {
     body = JSON.parse(text);
@@ -92,15 +167,16 @@ export async function handleBroadcastRequest(
   if (typeof channel !== "string" || channel === "") {
     return json(400, { error: "Channel is required." });
   }
-  const match = app.findChannel(channel);
-  if (!match) return json(404, { error: `Channel '${channel}' not found.` });
+  const match = channel.length > app.limits.maxNameLength ? undefined : app.findChannel(channel);
+  if (!match) return json(404, { error: `Channel '${channel.slice(0, 100)}' not found.` });
   if (data !== undefined && (data === null || typeof data !== "object" || Array.isArray(data))) {
     const issues = [{ message: "Parameters must be an object.", path: [] }];
     return json(422, { error: `Invalid parameters for channel '${channel}'`, issues });
   }
   try {
     const params = { ...(data as object | undefined), ...match.nameParams };
-    const delivered = await match.declaration.handle(params);
+    // Not the handle: a caller's invalid parameters are answered here, not reported.
+    const delivered = await broadcast(match.declaration, params, undefined);
     return json(200, { ok: true, delivered });
   } catch (error) {
     if (error instanceof InvalidChannelParamsError) {

@@ -37,6 +37,8 @@ export {
   type BroadcastEndpointOptions,
   handleBroadcastRequest,
   isLoopbackAddress,
+  refuseBroadcastCaller,
+  secretMatches,
 } from "./broadcast-endpoint.ts";
 export type { ChannelHandle, ChannelHandles } from "./channel-handle.ts";
 export type { ConcreteName, TemplateParams } from "./channel-template.ts";

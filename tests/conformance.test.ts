@@ -389,8 +389,10 @@ describe.each(runtimes)("$name", ({ command, capabilities, hono }) => {
   it("broadcasts from another process through POST /_broadcast", async () => {
     const client = await open();
     await client.request({ type: "subscribe", channel: "rooms/9" });
+    const json = { "content-type": "application/json" };
     const response = await http("/_broadcast", {
       method: "POST",
+      headers: json,
       body: JSON.stringify({ channel: "rooms/9", data: { text: "from cron" } }),
     });
     expect(response.status).toBe(200);
@@ -400,9 +402,26 @@ describe.each(runtimes)("$name", ({ command, capabilities, hono }) => {
       channel: "rooms/9",
       data: { room: "9", text: "from cron" },
     });
-    expect((await http("/_broadcast", { method: "POST", body: '{"channel":"nope"}' })).status).toBe(
-      404,
+    const post = (body: string, headers: Record<string, string>) =>
+      http("/_broadcast", { method: "POST", headers, body });
+    expect((await post('{"channel":"nope"}', json)).status).toBe(404);
+    // A web page in a browser on the same host (or reached by DNS rebinding) cannot.
+    const fromPage = await post('{"channel":"rooms/9"}', {
+      ...json,
+      origin: "http://evil.example",
+    });
+    expect(fromPage.status).toBe(403);
+    // A cross-site form can only send text/plain (and a browser adds Origin, as above).
+    expect((await post('{"channel":"rooms/9"}', { "content-type": "text/plain" })).status).toBe(
+      415,
     );
+    // Behind a proxy on the same host everyone is loopback: proxied callers need the token.
+    const proxied = await post('{"channel":"rooms/9"}', {
+      ...json,
+      "x-forwarded-for": "203.0.113.9",
+    });
+    expect(proxied.status).toBe(403);
+    await client.expectNone(50);
   });
 
   it("answers RATE_LIMITED over the rate limit, naming the limit", async () => {

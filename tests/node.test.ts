@@ -3,11 +3,11 @@ import { once } from "node:events";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import * as v from "valibot";
-import { afterEach, describe, expect, it } from "vitest";
-import WebSocket from "ws";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import WebSocket, { WebSocketServer } from "ws";
 import { attach, broadcastHandler, type NodeServer, serve } from "../adapters/node.ts";
 import seed from "../examples/main.ts";
-import { isLoopbackAddress, SocketAPI } from "../src/index.ts";
+import { isLoopbackAddress, SocketAPI, secretMatches } from "../src/index.ts";
 import { openClient, WsClient } from "./helpers/ws-client.ts";
 
 const servers: { close(): Promise<void> }[] = [];
@@ -201,6 +201,42 @@ describe("attach", () => {
       (await client.request({ type: "action", channel: "add_numbers", data: { a: 4, b: 4 } })).data,
     ).toBe(8);
   });
+
+  async function listen(http: ReturnType<typeof createServer>): Promise<number> {
+    http.listen(0, "127.0.0.1");
+    await once(http, "listening");
+    servers.push({ close: () => new Promise<void>((done) => http.close(() => done())) });
+    return (http.address() as AddressInfo).port;
+  }
+
+  it("answers 404 at once to an upgrade on another path when it is the server's only upgrade listener", async () => {
+    const http = createServer();
+    attach(seed, http, { path: "/ws" });
+    const port = await listen(http);
+    const started = Date.now();
+    await expect(openClient(`ws://127.0.0.1:${port}/other`)).rejects.toMatchObject({
+      status: 404,
+    });
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it("leaves an upgrade on another path to another listener, and answers 404 if none takes it", async () => {
+    const http = createServer();
+    attach(seed, http, { path: "/ws", unclaimedTimeout: 200 });
+    const other = new WebSocketServer({ noServer: true });
+    http.on("upgrade", (req, socket, head) => {
+      if (req.url === "/theirs") other.handleUpgrade(req, socket, head, (ws) => ws.send("theirs"));
+    });
+    const port = await listen(http);
+    const theirs = await openClient(`ws://127.0.0.1:${port}/theirs`);
+    await vi.waitFor(() => expect(theirs.frames).toEqual(["theirs"]));
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(theirs.ws.readyState).toBe(WebSocket.OPEN);
+    theirs.ws.terminate();
+    await expect(openClient(`ws://127.0.0.1:${port}/nobody`)).rejects.toMatchObject({
+      status: 404,
+    });
+  });
 });
 
 describe("broadcast endpoint", () => {
@@ -298,6 +334,31 @@ describe("broadcast endpoint", () => {
     expect(await refused.json()).toEqual({ error: "Forbidden." });
     const allowed = await post(port, { channel: "chat" }, { authorization: "Bearer s3cret" });
     expect(allowed.status).toBe(200);
+  });
+
+  it("decides who calls before it reads a byte of the body", async () => {
+    const server = await start(seed, { broadcast: { token: "s3cret" } });
+    // A body that never ends: only an answer given before reading it can come back.
+    const endless = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('{"channel":"chat",'));
+      },
+    });
+    const response = await fetch(`http://127.0.0.1:${server.port}/_broadcast`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Bearer wrong" },
+      body: endless,
+      duplex: "half",
+    } as RequestInit);
+    expect(response.status).toBe(403);
+  });
+
+  it("compares the secret in time that depends only on what the caller sent", () => {
+    expect(secretMatches("Bearer s3cret", "Bearer s3cret")).toBe(true);
+    for (const given of ["", "Bearer s3cre", "Bearer s3cret!", "Bearer S3cret", "x".repeat(1000)]) {
+      expect(secretMatches(given, "Bearer s3cret")).toBe(false);
+    }
+    expect(secretMatches("", "")).toBe(false);
   });
 
   it("knows which peer addresses are loopback", () => {

@@ -154,6 +154,34 @@ describe("origins", () => {
     expect(refused.ok ? 200 : refused.response.status).toBe(403);
     expect(allowed.ok).toBe(true);
   });
+
+  it("warns once, loudly, when onConnect reads cookies and no allowedOrigins is set", async () => {
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    try {
+      const byCookie = (request: { headers: Headers }) => ({
+        session: request.headers.get("Cookie"),
+      });
+      const hijackable = new SocketAPI({ onConnect: byCookie });
+      for (let i = 0; i < 3; i++) {
+        await createTestClient(hijackable, { headers: { cookie: "session=abc" } });
+      }
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(String(warn.mock.calls[0]?.[0])).toMatch(/allowedOrigins is not set.*hijacking/);
+      warn.mockClear();
+      const guarded = new SocketAPI({
+        onConnect: byCookie,
+        allowedOrigins: ["https://app.example"],
+      });
+      await createTestClient(guarded, { headers: { cookie: "session=abc" } });
+      const byToken = new SocketAPI({
+        onConnect: (request) => ({ token: new URL(request.url).searchParams.get("token") }),
+      });
+      await createTestClient(byToken, { headers: { cookie: "session=abc" } });
+      expect(warn).not.toHaveBeenCalled();
+    } finally {
+      warn.mockRestore();
+    }
+  });
 });
 
 describe("hostile input", () => {

@@ -34,7 +34,11 @@ export interface ServerProcess {
  */
 export async function startServer(
   command: string[],
-  { timeout: ms = 20_000, port: fixedPort }: { timeout?: number; port?: number } = {},
+  {
+    timeout: ms = 20_000,
+    port: fixedPort,
+    env = {},
+  }: { timeout?: number; port?: number; env?: Record<string, string> } = {},
 ): Promise<ServerProcess> {
   const port = fixedPort ?? (await freePort());
   const [file, ...args] = command.map((part) => part.replaceAll("{port}", String(port))) as [
@@ -43,7 +47,13 @@ export async function startServer(
   ];
   const child = spawn(file, args, {
     cwd: root,
-    env: { ...process.env, PORT: String(port), NO_COLOR: "1", WRANGLER_SEND_METRICS: "false" },
+    env: {
+      ...process.env,
+      PORT: String(port),
+      NO_COLOR: "1",
+      WRANGLER_SEND_METRICS: "false",
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

@@ -77,9 +77,16 @@ export interface CloudflareOptions<Env = Cloudflare.Env> {
   broadcast?: BroadcastEndpointOptions | false | undefined;
   /**
    * Upgrade headers kept with each connection, so that `ctx.request.headers` has them after
-   * the object wakes from hibernation (default none: only the URL is kept).
+   * the object wakes from hibernation (default none).
    */
   keepHeaders?: string[] | undefined;
+  /**
+   * Query parameters of the upgrade URL kept with each connection (default none):
+   * `ctx.request.url` is the URL without its query but for these. A token in the query
+   * (read by `onConnect`, in the Worker) is neither kept nor counted against the
+   * attachment's size.
+   */
+  keepQuery?: string[] | undefined;
   /** The largest attachment per socket, in bytes (default 2048, Cloudflare's documented floor). */
   maxAttachmentBytes?: number | undefined;
   /** Answers requests that are neither upgrades nor the broadcast endpoint (default 426). */
@@ -92,7 +99,7 @@ export interface CloudflareOptions<Env = Cloudflare.Env> {
 interface Attachment {
   /** The connection's id. */
   i: string;
-  /** The upgrade request's URL. */
+  /** The upgrade request's URL, without its query but for `keepQuery`. */
   u: string;
   /** The kept upgrade headers. */
   h: [string, string][];
@@ -109,6 +116,17 @@ export interface ObjectRpc {
   shardsOf(channel: string): Promise<string[]>;
 }
 
+/** The URL a connection keeps: without fragment, and without query but for the names given. */
+function keptUrl(url: string, keepQuery: readonly string[]): string {
+  const parsed = new URL(url);
+  const kept = new URLSearchParams();
+  for (const name of keepQuery)
+    for (const value of parsed.searchParams.getAll(name)) kept.append(name, value);
+  parsed.search = kept.toString();
+  parsed.hash = "";
+  return parsed.href;
+}
+
 function utf8Bytes(text: string): number {
   return new TextEncoder().encode(text).byteLength;
 }
@@ -118,13 +136,15 @@ function utf8Bytes(text: string): number {
  * directly in the object where it starts, and over RPC to every other shard of the channel.
  */
 class CloudflareHub implements Hub {
+  readonly #app: AnyApp;
   readonly #options: CloudflareOptions<unknown>;
   /** The object each connection lives in (in this isolate). */
   readonly owners = new WeakMap<Subscriber, ObjectServer>();
   /** The objects alive in this isolate, for `size`. */
   readonly live = new Set<ObjectServer>();
 
-  constructor(options: CloudflareOptions<unknown>) {
+  constructor(app: AnyApp, options: CloudflareOptions<unknown>) {
+    this.#app = app;
     this.#options = options;
   }
 
@@ -164,10 +184,15 @@ class CloudflareHub implements Hub {
     if (here?.shard !== undefined && (shards.delete(here.shard) || !this.sharded)) {
       delivered += here.deliverLocal(channel, frame);
     }
-    const remote = await Promise.all(
+    // One shard that fails (evicted mid-call, overloaded) costs its own subscribers this
+    // broadcast, not everyone's: the others are counted, the failure is reported.
+    const remote = await Promise.allSettled(
       [...shards].map((shard) => this.stub(shard).deliver(channel, frame)),
     );
-    for (const count of remote) delivered += count;
+    for (const outcome of remote) {
+      if (outcome.status === "fulfilled") delivered += outcome.value;
+      else this.#app.reportError(outcome.reason, { channel, phase: "broadcast" });
+    }
     return delivered;
   }
 
@@ -196,6 +221,8 @@ class ObjectServer {
   readonly #index = new Map<string, Set<Session<object>>>();
   readonly #attachments = new WeakMap<Session<object>, Attachment>();
   readonly #saved = new WeakMap<Session<object>, string>();
+  /** This object's updates to the shard directory, sent one after another, in order. */
+  #directoryUpdates: Promise<void> = Promise.resolve();
   shard: string | undefined;
 
   constructor(
@@ -241,14 +268,21 @@ class ObjectServer {
     this.#ctx.acceptWebSocket(server);
     const attachment: Attachment = {
       i: crypto.randomUUID(),
-      u: request.url,
+      u: keptUrl(request.url, this.#options.keepQuery ?? []),
       h: kept,
       s: state,
       c: {},
     };
     server.serializeAttachment(attachment);
     this.#open(server, attachment);
-    return new Response(null, { status: 101, webSocket: client });
+    // An empty Sec-WebSocket-Extensions refuses permessage-deflate: a 30 KB compressed frame
+    // can inflate to 30 MiB inside the object's 128 MB. workerd documents the empty value as
+    // "no compression" (compatibility-date.capnp, `webSocketCompression`).
+    return new Response(null, {
+      status: 101,
+      webSocket: client,
+      headers: { "sec-websocket-extensions": "" },
+    });
   }
 
   message(ws: WebSocket, message: string | ArrayBuffer): void {
@@ -305,9 +339,7 @@ class ObjectServer {
       this.#index.set(channel, subscribers);
     }
     subscribers.add(session);
-    if (first && this.#hub.sharded && this.shard !== undefined) {
-      return this.#hub.stub(DIRECTORY_SHARD).trackChannel(channel, this.shard, true);
-    }
+    if (first) return this.#track(channel, true);
   }
 
   unsubscribe(session: Session<object>, channel: string): void {
@@ -320,9 +352,32 @@ class ObjectServer {
     const subscribers = this.#index.get(channel);
     if (!subscribers?.delete(session) || subscribers.size > 0) return;
     this.#index.delete(channel);
-    if (this.#hub.sharded && this.shard !== undefined) {
-      this.#ctx.waitUntil(this.#hub.stub(DIRECTORY_SHARD).trackChannel(channel, this.shard, false));
-    }
+    this.#ctx.waitUntil(this.#track(channel, false));
+  }
+
+  /**
+   * A broadcast that came over RPC: delivered to this object's subscribers. A shard the
+   * directory still lists for a channel it has no subscribers of (its sockets went away
+   * without a close event: an eviction, a deploy) takes itself off the list.
+   */
+  deliverRemote(channel: string, frame: string): number {
+    if (!this.#index.has(channel)) this.#ctx.waitUntil(this.#track(channel, false));
+    return this.deliverLocal(channel, frame);
+  }
+
+  /**
+   * Tells the directory that this shard has (or no longer has) subscribers of `channel`.
+   * Updates go one after another, so that a leave and a later join arrive in that order.
+   */
+  #track(channel: string, present: boolean): Promise<void> {
+    if (!this.#hub.sharded || this.shard === undefined) return Promise.resolve();
+    const shard = this.shard;
+    const update = this.#directoryUpdates.then(() =>
+      this.#hub.stub(DIRECTORY_SHARD).trackChannel(channel, shard, present),
+    );
+    // The chain goes on after a failed update; the caller sees the failure.
+    this.#directoryUpdates = update.catch(() => {});
+    return update;
   }
 
   size(channel?: string): number {
@@ -392,16 +447,24 @@ class ObjectServer {
     const text = JSON.stringify(attachment);
     if (text === this.#saved.get(session)) return;
     const limit = this.#options.maxAttachmentBytes ?? 2048;
-    if (utf8Bytes(text) > limit) {
+    const size = utf8Bytes(text);
+    if (size > limit) {
+      const parts =
+        `subscriptions ${utf8Bytes(JSON.stringify(attachment.c))} bytes, ` +
+        `state ${utf8Bytes(JSON.stringify(attachment.s))}, ` +
+        `request ${utf8Bytes(attachment.u) + utf8Bytes(JSON.stringify(attachment.h))}`;
       if (forSubscription) {
         throw new SocketAPIError(
-          `Subscriptions exceed this connection's ${limit}-byte limit: unsubscribe from a channel first.`,
+          `This connection cannot keep another subscription: what it saves to survive ` +
+            `hibernation would take ${size} bytes (${parts}), over the ${limit}-byte limit of ` +
+            `a socket attachment (maxAttachmentBytes). Unsubscribe from a channel first.`,
           { code: ErrorCode.TOO_MANY_SUBSCRIPTIONS },
         );
       }
       this.#app.reportError(
         new Error(
-          `Connection state over the ${limit}-byte attachment limit is not kept across hibernation.`,
+          `Connection state is not kept across hibernation: it would take ${size} bytes ` +
+            `(${parts}), over the ${limit}-byte limit of a socket attachment (maxAttachmentBytes).`,
         ),
         { connection: session, phase: "persist" },
       );
@@ -452,7 +515,7 @@ export function cloudflare<Env = Cloudflare.Env>(
   app: AnyApp,
   options: CloudflareOptions<Env> = {},
 ): CloudflareDeployment<Env> {
-  const hub = new CloudflareHub(options as CloudflareOptions<unknown>);
+  const hub = new CloudflareHub(app, options as CloudflareOptions<unknown>);
   app.hub = hub;
 
   const routeUpgrade = async (request: Request, env: Env): Promise<Response> => {
@@ -465,7 +528,15 @@ export function cloudflare<Env = Cloudflare.Env>(
     headers.set(SHARD_HEADER, shard);
     headers.set(STATE_HEADER, JSON.stringify(admission.state ?? {}));
     const stub = hub.stub(shard) as unknown as Fetcher;
-    return stub.fetch(new Request(request.url, { method: "GET", headers }));
+    // The hop to the object negotiates no compression either.
+    headers.delete("sec-websocket-extensions");
+    const response = await stub.fetch(new Request(request.url, { method: "GET", headers }));
+    if (!response.webSocket) return response;
+    return new Response(null, {
+      status: 101,
+      webSocket: response.webSocket,
+      headers: { "sec-websocket-extensions": "" },
+    });
   };
   setUpgradeRoute(app, (request, env) => routeUpgrade(request, env as Env));
 
@@ -515,7 +586,7 @@ export function cloudflare<Env = Cloudflare.Env>(
     }
 
     async deliver(channel: string, frame: string): Promise<number> {
-      return this.#server.deliverLocal(channel, frame);
+      return this.#server.deliverRemote(channel, frame);
     }
 
     async trackChannel(channel: string, shard: string, present: boolean): Promise<void> {

@@ -1,8 +1,14 @@
 // Inside workerd: the Worker routes connections to Durable Objects that hibernate with
 // their subscriptions and state, broadcasts reach every shard, pings never wake the object.
-import { env, listDurableObjectIds, runInDurableObject, SELF } from "cloudflare:test";
+import {
+  createExecutionContext,
+  env,
+  listDurableObjectIds,
+  runInDurableObject,
+  SELF,
+} from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { app, SocketAPIObject } from "./worker.ts";
+import { app, SocketAPIObject, worker } from "./worker.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: frames are checked by the tests.
 type Frame = Record<string, any>;
@@ -76,6 +82,23 @@ describe("the Worker", () => {
     expect(ids.some((id) => id.equals(env.SOCKETAPI.idFromName("refused")))).toBe(false);
   });
 
+  it("refuses permessage-deflate: the Worker's 101 names no extension, however the client asks", async () => {
+    // The Worker's own answer, as the edge receives it: an empty Sec-WebSocket-Extensions is
+    // workerd's documented "no compression". (Local dev puts a proxy of its own in front,
+    // which negotiates compression with the client whatever the Worker says.)
+    const request = new Request("http://example.com/?room=deflate", {
+      headers: {
+        upgrade: "websocket",
+        "sec-websocket-extensions": "permessage-deflate; client_max_window_bits",
+      },
+    });
+    const response = await worker.fetch(request, env, createExecutionContext());
+    expect(response.status).toBe(101);
+    expect(response.headers.get("sec-websocket-extensions")).toBe("");
+    response.webSocket?.accept();
+    response.webSocket?.close(1000);
+  });
+
   it("routes each room to its own object and serves actions there", async () => {
     const client = await connect("room=alpha&user=ada");
     expect(await client.request({ type: "action", channel: "visit" })).toEqual({
@@ -143,6 +166,21 @@ describe("hibernation", () => {
     expect(kept).toEqual([["x-client", "probe/2"]]);
   });
 
+  it("keeps neither a long token in the URL's query nor its bytes: subscriptions still fit", async () => {
+    const token = "t".repeat(4096);
+    const client = await connect(`room=jwt&user=ada&token=${token}`);
+    expect(await client.request({ type: "subscribe", channel: "news" })).toMatchObject({
+      type: "subscribed",
+    });
+    const { url } = (await client.request({ type: "action", channel: "whoami" })).data;
+    expect(url).toBe("http://example.com/?room=jwt");
+    const attachmentBytes = await runInDurableObject(stubFor("jwt"), (_, state) => {
+      const [ws] = state.getWebSockets();
+      return new TextEncoder().encode(JSON.stringify(ws?.deserializeAttachment())).byteLength;
+    });
+    expect(attachmentBytes).toBeLessThan(300);
+  });
+
   it("refuses a subscription that would outgrow the attachment with TOO_MANY_SUBSCRIPTIONS", async () => {
     const client = await connect("room=big");
     let refused: Frame | undefined;
@@ -158,7 +196,9 @@ describe("hibernation", () => {
       code: "TOO_MANY_SUBSCRIPTIONS",
       channel: expect.stringMatching(/^rooms\//),
     });
-    expect(refused?.message).toContain("2048-byte limit");
+    expect(refused?.message).toMatch(
+      /^This connection cannot keep another subscription: .* would take \d+ bytes \(subscriptions \d+ bytes, state \d+, request \d+\), over the 2048-byte limit of a socket attachment \(maxAttachmentBytes\)\. Unsubscribe from a channel first\.$/,
+    );
     const attachmentBytes = await runInDurableObject(stubFor("big"), (_, state) => {
       const [ws] = state.getWebSockets();
       return new TextEncoder().encode(JSON.stringify(ws?.deserializeAttachment())).byteLength;
@@ -205,6 +245,43 @@ describe("broadcasts", () => {
     expect(await inC.next()).toMatchObject({ status: "completed", data: 2 });
     expect(await inD.next()).toEqual({ type: "data", channel: "alerts", data: { text: "from c" } });
     await elsewhere.expectNone(0);
+  });
+
+  it("reach the shards that answer when one fails, and report the one that did not", async () => {
+    const broken = await connect("room=broken");
+    const healthy = await connect("room=g");
+    await broken.request({ type: "subscribe", channel: "notices" });
+    await healthy.request({ type: "subscribe", channel: "notices" });
+    const response = await SELF.fetch("http://example.com/notices?text=partial");
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ delivered: 1 });
+    expect(await healthy.next()).toEqual({
+      type: "data",
+      channel: "notices",
+      data: { text: "partial" },
+    });
+  });
+
+  it("forget a shard the directory lists but that has no subscribers left (lost without a close)", async () => {
+    const directory = stubFor("__socketapi_directory__") as unknown as {
+      trackChannel(channel: string, shard: string, present: boolean): Promise<void>;
+      shardsOf(channel: string): Promise<string[]>;
+    };
+    // What an evicted shard leaves behind: listed, with nobody subscribed there.
+    await directory.trackChannel("alerts", "ghost", true);
+    const live = await connect("room=live");
+    await live.request({ type: "subscribe", channel: "alerts" });
+    const response = await SELF.fetch("http://example.com/alerts?text=sweep");
+    expect(response.status).toBe(200);
+    expect(await live.next()).toEqual({ type: "data", channel: "alerts", data: { text: "sweep" } });
+    const deadline = Date.now() + 3000;
+    let shards = await directory.shardsOf("alerts");
+    while (shards.includes("ghost") && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      shards = await directory.shardsOf("alerts");
+    }
+    expect(shards).not.toContain("ghost");
+    expect(shards).toContain("live");
   });
 
   it("stop reaching a shard once its last subscriber leaves", async () => {

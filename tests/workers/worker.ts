@@ -20,6 +20,9 @@ export const app = new SocketAPI({
   .channel("alerts", { params: v.object({ text: v.optional(v.string(), "") }) }, ({ text }) => ({
     text,
   }))
+  .channel("notices", { params: v.object({ text: v.optional(v.string(), "") }) }, ({ text }) => ({
+    text,
+  }))
   .channel(
     "rooms/{room}",
     { params: v.object({ room: v.string(), text: v.optional(v.string(), "") }) },
@@ -51,15 +54,20 @@ const hono = new Hono().basePath("/hono");
 hono.get("/health", (c) => c.json({ ok: true }));
 hono.get("/ws", socketapi(app));
 
-export const { worker, SocketAPIObject } = cloudflare(app, {
+const deployment = cloudflare(app, {
   path: "/",
   shard: (request) => new URL(request.url).searchParams.get("room") ?? "lobby",
   keepHeaders: ["x-client"],
+  keepQuery: ["room"],
   async fetch(request, env, ctx) {
     const url = new URL(request.url);
     if (url.pathname.startsWith("/hono/")) return hono.fetch(request, env, ctx);
     if (url.pathname === "/alerts") {
       const delivered = await app.channels.alerts({ text: url.searchParams.get("text") ?? "" });
+      return Response.json({ delivered });
+    }
+    if (url.pathname === "/notices") {
+      const delivered = await app.channels.notices({ text: url.searchParams.get("text") ?? "" });
       return Response.json({ delivered });
     }
     if (url.pathname === "/rooms") {
@@ -70,5 +78,18 @@ export const { worker, SocketAPIObject } = cloudflare(app, {
     return new Response("Not Found", { status: 404 });
   },
 });
+
+export const { worker } = deployment;
+
+/**
+ * The object class the tests bind, with one shard (`broken`) whose every delivery fails:
+ * a stand-in for a shard the platform cannot reach.
+ */
+export class SocketAPIObject extends deployment.SocketAPIObject {
+  override async deliver(channel: string, frame: string): Promise<number> {
+    if (this.ctx.id.name === "broken") throw new Error("shard unreachable");
+    return super.deliver(channel, frame);
+  }
+}
 
 export default worker;

@@ -45,6 +45,21 @@ const runtimes = [
     hono: false,
   },
   {
+    // Deno's Node compatibility running socketapi/node: what Deno offers for a hard frame
+    // limit (Deno.upgradeWebSocket has none).
+    name: "socketapi/node on Deno",
+    command: [
+      bin("deno"),
+      "run",
+      "--allow-net",
+      "--allow-env",
+      "--allow-read",
+      "tests/servers/node.ts",
+    ],
+    capabilities: nodeCapabilities,
+    hono: false,
+  },
+  {
     name: "Hono on Node",
     command: [...tsx, "tests/servers/hono-node.ts"],
     capabilities: nodeCapabilities,

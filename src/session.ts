@@ -94,8 +94,12 @@ export class Session<State extends object = ConnectionState>
   readonly #socket: SocketLike;
   /** The channels subscribed to; created with the first subscription (idle connections have none). */
   #subscriptions: Set<string> | undefined;
-  /** Subscribes under way, by name: they hold a place under `maxSubscriptions`. */
-  #subscribing: Map<string, number> | undefined;
+  /**
+   * Subscribes under way to channels not yet held: each holds a place under
+   * `maxSubscriptions`. A number, not a set: an idle connection's first subscription
+   * should cost no more than the subscription itself.
+   */
+  #subscribing = 0;
   /** Made when first read: an idle connection never pays for it. */
   #id: string | undefined;
   /** Frames waiting their turn; made when a frame first has to wait. */
@@ -528,7 +532,9 @@ export class Session<State extends object = ConnectionState>
       return undefined;
     }
     const { maxSubscriptions } = this.#host.limits;
-    if (!this.#reserveSubscription(name, maxSubscriptions)) {
+    // A place held for a channel not yet subscribed to; subscribing again is always fine.
+    const reserves = !this.subscriptions.has(name);
+    if (reserves && this.subscriptions.size + this.#subscribing >= maxSubscriptions) {
       this.#sendText(
         errorText(
           ErrorCode.TOO_MANY_SUBSCRIPTIONS,
@@ -539,35 +545,10 @@ export class Session<State extends object = ConnectionState>
       );
       return undefined;
     }
+    if (reserves) this.#subscribing++;
     const ctx = new SubscribeHandlerContext(this, id, match.declaration.channels, name);
-    return this.#whenSettled(ctx, "subscribe", this.#subscribeSteps(match, frame.data, ctx)).then(
-      () => this.#releaseSubscription(name),
-    );
-  }
-
-  /**
-   * Holds a place under `maxSubscriptions` for a subscribe under way, so that concurrent
-   * subscribes cannot overshoot it; subscribing again to a channel held or being
-   * subscribed is always fine.
-   */
-  #reserveSubscription(name: string, limit: number): boolean {
-    const held = this.subscriptions;
-    const underWay = this.#subscribing?.get(name) ?? 0;
-    if (!held.has(name) && underWay === 0) {
-      let taken = held.size;
-      if (this.#subscribing)
-        for (const key of this.#subscribing.keys()) if (!held.has(key)) taken++;
-      if (taken >= limit) return false;
-    }
-    this.#subscribing ??= new Map();
-    this.#subscribing.set(name, underWay + 1);
-    return true;
-  }
-
-  #releaseSubscription(name: string): void {
-    const underWay = this.#subscribing?.get(name) ?? 0;
-    if (underWay > 1) this.#subscribing?.set(name, underWay - 1);
-    else this.#subscribing?.delete(name);
+    const done = this.#whenSettled(ctx, "subscribe", this.#subscribeSteps(match, frame.data, ctx));
+    return reserves ? done.then(() => void this.#subscribing--) : done;
   }
 
   /** Validate, dependencies, guard, handler, data schema; then the hub; then the answers. */

@@ -15,18 +15,20 @@
  * @module
  */
 import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
-import { type BroadcastEndpointOptions, isLoopbackAddress } from "../src/broadcast-endpoint.ts";
-import { routeFetch } from "../src/fetch-route.ts";
-import type {
-  ConnectionSlot,
-  Hub,
-  SocketAPI,
-  SocketLike,
-  Subscriber,
-  UpgradeRequest,
-} from "../src/index.ts";
-import type { Session } from "../src/session.ts";
-import { closeSessions } from "../src/web-socket.ts";
+import {
+  type BroadcastEndpointOptions,
+  type ConnectionSlot,
+  closeSessions,
+  type Hub,
+  isLoopbackAddress,
+  registerRuntimeUpgrader,
+  routeFetch,
+  type Session,
+  type SocketLike,
+  type Subscriber,
+  type UpgradeRequest,
+} from "../src/adapter-kit.ts";
+import type { SocketAPI } from "../src/index.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: any app can be served.
 type AnyApp = SocketAPI<any, any, any>;
@@ -216,6 +218,20 @@ export async function upgrade(
     headers: { upgrade: "websocket" },
   });
 }
+
+/** Whether a middleware's `env` is Bun's server (Hono on Bun passes it so). */
+function isBunServer(env: unknown): env is Server<SocketData> {
+  const candidate = env as Partial<Server<SocketData>> | undefined;
+  return typeof candidate?.upgrade === "function" && typeof candidate.publish === "function";
+}
+
+// Hono's middleware accepts an upgrade on Bun through the server Hono passes as `env`.
+// Bun ignores the response of a request it upgraded; Hono needs one.
+registerRuntimeUpgrader((app, request, env) =>
+  isBunServer(env)
+    ? upgrade(app, request, env).then((refusal) => refusal ?? new Response(null))
+    : undefined,
+);
 
 /**
  * A `Bun.serve` handler for `app`: WebSocket upgrades (after `onConnect`), the broadcast

@@ -21,22 +21,18 @@ import { DurableObject, env as workerEnv } from "cloudflare:workers";
 import {
   BROADCAST_PATH,
   type BroadcastEndpointOptions,
+  type Hub,
   handleBroadcastRequest,
   isLoopbackAddress,
-} from "../src/broadcast-endpoint.ts";
-import { upgradeRequired } from "../src/fetch-route.ts";
-import {
-  ErrorCode,
-  type Hub,
   PING_FRAME,
   PONG_FRAME,
-  type SocketAPI,
-  SocketAPIError,
+  type Session,
   type Subscriber,
+  setUpgradeRoute,
   type UpgradeRequest,
-} from "../src/index.ts";
-import type { Session } from "../src/session.ts";
-import { setUpgradeRoute } from "../src/upgrade-route.ts";
+  upgradeRequired,
+} from "../src/adapter-kit.ts";
+import { ErrorCode, type SocketAPI, SocketAPIError } from "../src/index.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: any app can be served.
 type AnyApp = SocketAPI<any, any, any>;

@@ -17,18 +17,30 @@
  *
  * @module
  */
-import { type BroadcastEndpointOptions, isLoopbackAddress } from "../src/broadcast-endpoint.ts";
-import { routeFetch } from "../src/fetch-route.ts";
+import {
+  type BroadcastEndpointOptions,
+  closeSessions,
+  isLoopbackAddress,
+  routeFetch,
+  type Session,
+  type UpgradeWebSocket,
+  upgradeToWebSocket,
+} from "../src/adapter-kit.ts";
 import type { SocketAPI } from "../src/index.ts";
-import { keepRequest } from "../src/kept-request.ts";
-import type { Session } from "../src/session.ts";
-import { closeSessions, serveWebSocket } from "../src/web-socket.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: any app can be served.
 type AnyApp = SocketAPI<any, any, any>;
 
 /** What this runtime can and cannot do, for the cross-runtime suite and the docs. */
 export { denoCapabilities as capabilities } from "./capabilities.ts";
+
+/**
+ * What `Deno.serve` tells a handler of the connection (`Deno.ServeHandlerInfo`), as far as
+ * the adapter reads it: written out, so that the types need no Deno declarations.
+ */
+export interface ServeInfo {
+  readonly remoteAddr: { readonly transport: string; readonly hostname?: string };
+}
 
 /** Options of {@link deno}. */
 export interface DenoOptions {
@@ -41,34 +53,35 @@ export interface DenoOptions {
 /** What {@link deno} returns. */
 export interface DenoHandler {
   /** The request handler: `Deno.serve(options, handler.fetch)`, or `export default handler`. */
-  fetch(request: Request, info?: Deno.ServeHandlerInfo): Promise<Response>;
+  fetch(request: Request, info?: ServeInfo): Promise<Response>;
   /** Closes the sockets it accepted with 1001 and waits for them (at most `timeout` ms). */
   shutdown(options?: { timeout?: number | undefined }): Promise<void>;
 }
 
 /**
+ * `Deno.upgradeWebSocket`, read from the global when called: Deno pings the socket and
+ * closes it when no pong comes back within `idleTimeout`.
+ */
+const upgradeWebSocket: UpgradeWebSocket = (request, options) =>
+  (globalThis as unknown as { Deno: { upgradeWebSocket: UpgradeWebSocket } }).Deno.upgradeWebSocket(
+    request,
+    options,
+  );
+
+/**
  * Upgrades a request to a SocketAPI connection on Deno, after `onConnect` admitted it.
  * Returns the response to send: the 101 upgrade, or the refusal.
  */
-export async function upgrade(
+export function upgrade(
   app: AnyApp,
   request: Request,
   sessions?: Set<Session<object>>,
 ): Promise<Response> {
-  const admission = await app.admit({ url: request.url, headers: request.headers });
-  if (!admission.ok) return admission.response;
-  // Deno's request is unusable once upgraded: the connection keeps a copy for handlers.
-  const kept = keepRequest(request);
-  // Deno pings the socket and closes it when no pong comes back within `idleTimeout`.
-  const { socket, response } = Deno.upgradeWebSocket(request, {
-    idleTimeout: app.limits.idleTimeout,
-  });
-  const session = serveWebSocket(app, socket, kept, admission.state, admission.slot);
-  if (sessions) {
+  return upgradeToWebSocket(app, request, upgradeWebSocket, (session) => {
+    if (!sessions) return;
     sessions.add(session);
     void session.whenClosed().then(() => sessions.delete(session));
-  }
-  return response;
+  });
 }
 
 /**

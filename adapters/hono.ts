@@ -27,43 +27,21 @@ import {
   type BroadcastEndpointOptions,
   handleBroadcastRequest,
   isLoopbackAddress,
-} from "../src/broadcast-endpoint.ts";
-import type { SocketAPI, UpgradeRequest } from "../src/index.ts";
-import { keepRequest } from "../src/kept-request.ts";
-import { upgradeRoute } from "../src/upgrade-route.ts";
-import { serveWebSocket } from "../src/web-socket.ts";
-import { type SocketData, upgrade as upgradeOnBun } from "./bun.ts";
+  type UpgradeWebSocket,
+  upgradeToWebSocket,
+  upgradeWhereServed,
+} from "../src/adapter-kit.ts";
+import type { SocketAPI } from "../src/index.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: any app can be served.
 type AnyApp = SocketAPI<any, any, any>;
 
-/**
- * The key under which `injectWebSocket` (Node) puts its upgrade callback in Hono's `env`.
- * Not for users: the Node adapter and this middleware share it.
- */
-export const NODE_UPGRADE: unique symbol = Symbol.for("socketapi.node-upgrade");
-
-/** Accepts an upgrade on Node for `app`: returns the refusal, or a marker response. */
-export type NodeUpgrade = (app: AnyApp, request: UpgradeRequest) => Promise<Response>;
-
-/** The part of Bun's server the middleware uses; Hono passes it as `env`. */
-interface BunServerLike {
-  upgrade(request: Request, options: { data: SocketData }): boolean;
-  publish(topic: string, data: string): number;
-  requestIP(request: Request): { address: string } | null;
-}
-
-/** The part of the `Deno` global the middleware uses. */
-interface DenoLike {
-  upgradeWebSocket(
-    request: Request,
-    options?: { idleTimeout?: number },
-  ): { socket: WebSocket; response: Response };
-}
-
-function isBunServer(env: unknown): env is BunServerLike {
-  const candidate = env as Partial<BunServerLike> | undefined;
-  return typeof candidate?.upgrade === "function" && typeof candidate.publish === "function";
+/** Deno's global, where it exists: the middleware upgrades with it directly. */
+function denoUpgrade(): UpgradeWebSocket | undefined {
+  const deno = (globalThis as { Deno?: { upgradeWebSocket?: UpgradeWebSocket } }).Deno;
+  return typeof deno?.upgradeWebSocket === "function"
+    ? deno.upgradeWebSocket.bind(deno)
+    : undefined;
 }
 
 /**
@@ -82,34 +60,12 @@ export function socketapi(app: AnyApp): MiddlewareHandler {
   return async (c, next) => {
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") return next();
     const request = c.req.raw;
-    const upgradeRequest: UpgradeRequest = { url: request.url, headers: request.headers };
-    const env = c.env as Record<PropertyKey, unknown> | undefined;
-
-    // Cloudflare Workers: the connection lives in a Durable Object (socketapi/cloudflare).
-    const route = upgradeRoute(app);
-    if (route) return route(request, c.env);
-
-    const nodeUpgrade = env?.[NODE_UPGRADE] as NodeUpgrade | undefined;
-    if (nodeUpgrade) return nodeUpgrade(app, upgradeRequest);
-
-    if (isBunServer(env)) {
-      // Bun ignores the response of a request it upgraded; Hono needs one.
-      return (await upgradeOnBun(app, request, env as never)) ?? new Response(null);
-    }
-
-    const deno = (globalThis as { Deno?: Partial<DenoLike> }).Deno;
-    if (typeof deno?.upgradeWebSocket === "function") {
-      const admission = await app.admit(upgradeRequest);
-      if (!admission.ok) return admission.response;
-      // Deno's request is unusable once upgraded: the connection keeps a copy for handlers.
-      const kept = keepRequest(request);
-      const { socket, response } = deno.upgradeWebSocket(request, {
-        idleTimeout: app.limits.idleTimeout,
-      });
-      serveWebSocket(app, socket, kept, admission.state, admission.slot);
-      return response;
-    }
-
+    // Workers (the app's Durable Object), Bun (its server is `env`) and Node (the handoff
+    // `injectWebSocket` puts in `env`): each adapter registered how it accepts upgrades.
+    const upgraded = upgradeWhereServed(app, request, c.env);
+    if (upgraded) return upgraded;
+    const deno = denoUpgrade();
+    if (deno) return upgradeToWebSocket(app, request, deno);
     return c.text(
       "socketapi/hono: no WebSocket support found. On Bun pass `websocket` from socketapi/bun " +
         "to Bun.serve; on Node call injectWebSocket(server, hono) from socketapi/node; on " +
@@ -126,7 +82,8 @@ function remoteAddress(c: Context): string | undefined {
     remoteAddr?: { hostname?: string };
   };
   if (env?.incoming?.socket) return env.incoming.socket.remoteAddress;
-  if (isBunServer(env)) return env.requestIP(c.req.raw)?.address;
+  const bun = c.env as { requestIP?: (request: Request) => { address: string } | null };
+  if (typeof bun?.requestIP === "function") return bun.requestIP(c.req.raw)?.address;
   return env?.remoteAddr?.hostname;
 }
 

@@ -27,22 +27,38 @@ import type { AddressInfo } from "node:net";
 import { type Duplex, Readable } from "node:stream";
 import { WebSocket, WebSocketServer } from "ws";
 import {
+  type Admission,
   BROADCAST_PATH,
   type BroadcastEndpointOptions,
+  type ConnectionSlot,
+  closeSessions,
   handleBroadcastRequest,
   isLoopbackAddress,
-} from "../src/broadcast-endpoint.ts";
-import type { Admission, ConnectionSlot, SocketAPI, UpgradeRequest } from "../src/index.ts";
-import { KeptRequest, keepRequest } from "../src/kept-request.ts";
-import type { Session } from "../src/session.ts";
-import { closeSessions } from "../src/web-socket.ts";
-import { NODE_UPGRADE, type NodeUpgrade } from "./hono.ts";
+  KeptRequest,
+  keepRequest,
+  registerRuntimeUpgrader,
+  type Session,
+  type UpgradeRequest,
+} from "../src/adapter-kit.ts";
+import type { SocketAPI } from "../src/index.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: any app can be served.
 type AnyApp = SocketAPI<any, any, any>;
 
 /** What this runtime can and cannot do, for the cross-runtime suite and the docs. */
 export { nodeCapabilities as capabilities } from "./capabilities.ts";
+
+/** Where `injectWebSocket` puts its upgrade callback in Hono's `env`, for the middleware. */
+const NODE_UPGRADE: unique symbol = Symbol.for("socketapi.node-upgrade");
+
+/** Accepts an upgrade on Node for `app`: returns the refusal, or a marker response. */
+type NodeUpgrade = (app: AnyApp, request: UpgradeRequest) => Promise<Response>;
+
+// Hono's middleware accepts an upgrade on Node through the callback in its `env`.
+registerRuntimeUpgrader((app, request, env) => {
+  const upgrade = (env as { [NODE_UPGRADE]?: NodeUpgrade } | undefined)?.[NODE_UPGRADE];
+  return upgrade?.(app, { url: request.url, headers: request.headers });
+});
 
 /** Options of {@link attach}. */
 export interface AttachOptions {

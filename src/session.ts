@@ -497,14 +497,17 @@ export class Session<State extends object = ConnectionState>
       const timer =
         timeout === false ? undefined : setTimeout(() => this.#timedOut(ctx, phase, done), timeout);
       (timer as { unref?: () => void } | undefined)?.unref?.();
+      const stop = (): void => {
+        if (timer !== undefined) clearTimeout(timer);
+      };
       Promise.resolve(pending).then(
         (value) => {
-          clearTimeout(timer);
+          stop();
           if (phase === "action") this.#completed(ctx, value);
           done();
         },
         (error: unknown) => {
-          clearTimeout(timer);
+          stop();
           this.#fail(ctx, phase, error);
           done();
         },

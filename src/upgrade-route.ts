@@ -1,23 +1,57 @@
 import type { SocketAPI } from "./app.ts";
 
-/** Hands an upgrade request to the platform that holds an app's connections. */
-export type UpgradeRoute = (request: Request, env: unknown) => Promise<Response>;
-
 // biome-ignore lint/suspicious/noExplicitAny: any app can be routed.
 type AnyApp = SocketAPI<any, any, any>;
 
+/** Hands an upgrade request to the platform that holds an app's connections. */
+export type UpgradeRoute = (request: Request, env: unknown) => Promise<Response>;
+
+/**
+ * Accepts an upgrade for `app` in the runtime that a middleware's `env` belongs to (Bun's
+ * server, the handoff `injectWebSocket` puts there on Node), or returns `undefined` when
+ * `env` is not its runtime's.
+ */
+export type RuntimeUpgrader = (
+  app: AnyApp,
+  request: Request,
+  env: unknown,
+) => Promise<Response> | undefined;
+
 const routes = new WeakMap<AnyApp, UpgradeRoute>();
+const upgraders: RuntimeUpgrader[] = [];
 
 /**
  * Records where an app's upgrades must go when its connections do not live where the
- * request arrives: on Cloudflare Workers, in a Durable Object. Middleware that accepts
- * upgrades (Hono's) asks {@link upgradeRoute} first. Set by the Cloudflare adapter.
+ * request arrives: on Cloudflare Workers, in a Durable Object. Set by the Cloudflare
+ * adapter; {@link upgradeWhereServed} asks it first.
  */
 export function setUpgradeRoute(app: AnyApp, route: UpgradeRoute): void {
   routes.set(app, route);
 }
 
-/** The route recorded for an app's upgrades, if any. */
-export function upgradeRoute(app: AnyApp): UpgradeRoute | undefined {
-  return routes.get(app);
+/**
+ * Makes a runtime's adapter able to accept upgrades that a middleware (Hono's) receives:
+ * each adapter registers its own when it is imported, so that the middleware never
+ * imports an adapter.
+ */
+export function registerRuntimeUpgrader(upgrader: RuntimeUpgrader): void {
+  if (!upgraders.includes(upgrader)) upgraders.push(upgrader);
+}
+
+/**
+ * Accepts an upgrade where `app` is served: its recorded route, else the first registered
+ * runtime that recognizes `env`. `undefined` when none does.
+ */
+export function upgradeWhereServed(
+  app: AnyApp,
+  request: Request,
+  env: unknown,
+): Promise<Response> | undefined {
+  const route = routes.get(app);
+  if (route) return route(request, env);
+  for (const upgrader of upgraders) {
+    const upgraded = upgrader(app, request, env);
+    if (upgraded) return upgraded;
+  }
+  return undefined;
 }

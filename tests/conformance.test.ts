@@ -500,6 +500,14 @@ describe.each(runtimes)("$name", ({ command, capabilities, hono }) => {
       const refused = new WsClient(`ws://127.0.0.1:${server.port}/`);
       await expect(refused.opened).rejects.toMatchObject({ status: 503 });
       for (const client of extra) client.ws.terminate();
+      // The next test opens connections: wait until the server has seen these go.
+      const deadline = Date.now() + 5000;
+      const count = async () =>
+        (await observer.request({ type: "action", channel: "stats" })).data.connections;
+      while ((await count()) > connections && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(await count()).toBeLessThanOrEqual(connections);
     },
   );
 

@@ -1,0 +1,47 @@
+/**
+ * What an adapter needs to serve a SocketAPI app on a runtime: the socket the core talks
+ * to, feeding a session its events, answering the requests of a server, the broadcast
+ * endpoint, and a graceful shutdown. The bundled adapters (`socketapi/node`, `/bun`,
+ * `/deno`, `/hono`, `/cloudflare`) are written with this entry point and the public API
+ * only; a third party can write one the same way.
+ *
+ * @example
+ * ```ts
+ * import type { SocketAPI } from "socketapi";
+ * import { serveWebSocket } from "socketapi/adapter";
+ *
+ * // A runtime that hands over WHATWG WebSockets:
+ * async function accept(app: SocketAPI, request: Request, socket: WebSocket) {
+ *   const admission = await app.admit({ url: request.url, headers: request.headers });
+ *   if (!admission.ok) return admission.response;
+ *   serveWebSocket(app, socket, request, admission.state, admission.slot);
+ * }
+ * ```
+ *
+ * @module
+ */
+export type { Admission, ConnectionSlot } from "./app.ts";
+export {
+  BROADCAST_PATH,
+  type BroadcastEndpointOptions,
+  handleBroadcastRequest,
+  isLoopbackAddress,
+  refuseBroadcastCaller,
+  secretMatches,
+} from "./broadcast-endpoint.ts";
+export type { UpgradeRequest } from "./context.ts";
+export { type FetchRoute, routeFetch, upgradeRequired } from "./fetch-route.ts";
+export type { Hub, Subscriber } from "./hub.ts";
+export { KeptRequest, keepRequest } from "./kept-request.ts";
+export { PING_FRAME, PONG_FRAME } from "./protocol.ts";
+export type { Session } from "./session.ts";
+export { type MessageData, OPEN, type SocketLike } from "./socket.ts";
+export {
+  type RuntimeUpgrader,
+  registerRuntimeUpgrader,
+  setUpgradeRoute,
+  type UpgradeRoute,
+  upgradeWhereServed,
+} from "./upgrade-route.ts";
+export { closeSessions, serveWebSocket } from "./web-socket.ts";
+export { type UpgradeWebSocket, upgradeToWebSocket } from "./websocket-pair.ts";

@@ -1,0 +1,39 @@
+import type { SocketAPI } from "./app.ts";
+import { keepRequest } from "./kept-request.ts";
+import { serveWebSocket } from "./web-socket.ts";
+
+// biome-ignore lint/suspicious/noExplicitAny: any app can be served.
+type AnyApp = SocketAPI<any, any, any>;
+
+/** A runtime's way to upgrade a fetch `Request` to a WHATWG `WebSocket` (`Deno.upgradeWebSocket`). */
+export type UpgradeWebSocket = (
+  request: Request,
+  options: { idleTimeout: number },
+) => { socket: WebSocket; response: Response };
+
+/**
+ * Upgrades a request with the runtime's `upgradeWebSocket` after `onConnect` admitted it,
+ * and serves the socket. Returns the response to send: the 101, or the refusal. The
+ * runtime pings idle sockets and closes those that stay silent past `idleTimeout`.
+ */
+export async function upgradeToWebSocket(
+  app: AnyApp,
+  request: Request,
+  upgradeWebSocket: UpgradeWebSocket,
+  onOpen?: (session: ReturnType<typeof serveWebSocket>) => void,
+): Promise<Response> {
+  const admission = await app.admit({ url: request.url, headers: request.headers });
+  if (!admission.ok) return admission.response;
+  // The request is unusable once upgraded (Deno): the connection keeps a copy for handlers.
+  const kept = keepRequest(request);
+  let upgraded: { socket: WebSocket; response: Response };
+  try {
+    upgraded = upgradeWebSocket(request, { idleTimeout: app.limits.idleTimeout });
+  } catch (error) {
+    admission.slot.release();
+    throw error;
+  }
+  const session = serveWebSocket(app, upgraded.socket, kept, admission.state, admission.slot);
+  onOpen?.(session);
+  return upgraded.response;
+}

@@ -123,6 +123,14 @@ function keptUrl(url: string, keepQuery: readonly string[]): string {
   return parsed.href;
 }
 
+/** The deployment does not match what the adapter was told: said as it is, to the log and the caller. */
+export class ConfigurationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigurationError";
+  }
+}
+
 function utf8Bytes(text: string): number {
   return new TextEncoder().encode(text).byteLength;
 }
@@ -154,8 +162,9 @@ class CloudflareHub implements Hub {
       binding
     ];
     if (!namespace) {
-      throw new Error(
-        `socketapi/cloudflare: no Durable Object binding named ${binding} in wrangler.toml.`,
+      throw new ConfigurationError(
+        `socketapi/cloudflare: no Durable Object binding named ${binding}: name the binding of ` +
+          "the SocketAPIObject class in wrangler.toml, or pass its name as `binding`.",
       );
     }
     return namespace.get(namespace.idFromName(shard)) as unknown as ObjectRpc;
@@ -541,21 +550,31 @@ export function cloudflare<Env = Cloudflare.Env>(
 
   const worker: CloudflareDeployment<Env>["worker"] = {
     async fetch(request, env, ctx) {
-      const path = new URL(request.url).pathname;
-      if (broadcastOptions && path === broadcastPath) {
-        const fromLoopback = isLoopbackAddress(
-          request.headers.get("cf-connecting-ip") ?? undefined,
-        );
-        return handleBroadcastRequest(app, request, { fromLoopback, options: broadcastOptions });
+      try {
+        return await route(request, env, ctx);
+      } catch (error) {
+        app.reportError(error, { phase: "connect" });
+        // A configuration mistake is said plainly; anything else stays internal.
+        const body =
+          error instanceof ConfigurationError ? `${error.message}\n` : "Internal Server Error\n";
+        return new Response(body, { status: 500 });
       }
-      const upgrade = request.headers.get("upgrade")?.toLowerCase() === "websocket";
-      if (upgrade && (options.path === undefined || path === options.path)) {
-        return routeUpgrade(request, env);
-      }
-      if (options.fetch) return options.fetch(request, env, ctx);
-      return upgradeRequired();
     },
   };
+
+  async function route(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+    const path = new URL(request.url).pathname;
+    if (broadcastOptions && path === broadcastPath) {
+      const fromLoopback = isLoopbackAddress(request.headers.get("cf-connecting-ip") ?? undefined);
+      return handleBroadcastRequest(app, request, { fromLoopback, options: broadcastOptions });
+    }
+    const upgrade = request.headers.get("upgrade")?.toLowerCase() === "websocket";
+    if (upgrade && (options.path === undefined || path === options.path)) {
+      return routeUpgrade(request, env);
+    }
+    if (options.fetch) return options.fetch(request, env, ctx);
+    return upgradeRequired();
+  }
 
   class SocketAPIObject extends DurableObject<Env> implements SocketAPIDurableObject<Env> {
     readonly #server: ObjectServer;

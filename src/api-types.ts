@@ -1,4 +1,5 @@
 import type * as v from "valibot";
+import type { ContextOnlyMarker } from "./dependency.ts";
 import type { SubscribeParamMarker } from "./subscribe-param.ts";
 import type { AnySchema } from "./validate.ts";
 
@@ -37,9 +38,24 @@ export type HandlerInput<TSchema extends AnySchema | undefined> = TSchema extend
   ? v.InferOutput<TSchema>
   : undefined;
 
-/** The input a client sends: the schema's input, or nothing without a schema. */
+/** The keys of an object schema's entries that are filled from the context, not the client. */
+type ContextOnlyKeys<TEntries> = {
+  [K in keyof TEntries]: TEntries[K] extends ContextOnlyMarker ? K : never;
+}[keyof TEntries];
+
+/** An object's input without the keys filled from the context. */
+type WithoutContextOnly<TInput, TEntries> = [ContextOnlyKeys<TEntries>] extends [never]
+  ? TInput
+  : { [K in keyof TInput as K extends ContextOnlyKeys<TEntries> ? never : K]: TInput[K] };
+
+/**
+ * The input a client sends: the schema's input (without the keys of context-only
+ * dependencies), or nothing without a schema.
+ */
 export type ClientInput<TSchema extends AnySchema | undefined> = TSchema extends AnySchema
-  ? v.InferInput<TSchema>
+  ? TSchema extends { readonly entries: infer TEntries }
+    ? WithoutContextOnly<v.InferInput<TSchema>, TEntries>
+    : v.InferInput<TSchema>
   : undefined;
 
 /**
@@ -75,6 +91,3 @@ export type SubscribeInput<TSchema extends AnySchema | undefined> = TSchema exte
 export type Prefixed<TPrefix extends string, T> = {
   [K in keyof T as K extends string ? `${TPrefix}${K}` : never]: T[K];
 };
-
-/** Flattens an intersection for readable hovers. */
-export type Simplify<T> = { [K in keyof T]: T[K] } & {};

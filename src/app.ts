@@ -144,6 +144,11 @@ export class SocketAPI<
     return this.#sessions;
   }
 
+  /** How many connections here are subscribed to a concrete channel name (`rooms/42`). */
+  subscriberCount(channel: string): number {
+    return this.hub.size(channel);
+  }
+
   /**
    * Sends `data` to every subscriber of a concrete channel name as it is, without running
    * the channel's handler or schemas; serialized once. Returns how many it reached. Prefer
@@ -359,6 +364,7 @@ export class SocketAPI<
       name === declaration.template.name ? declaration.template : new ChannelTemplate(name);
     declaration.mounts.push({
       template,
+      app: this,
       publish: (concrete, data, origin) => this.publish(concrete, data, origin),
       reportError: (error, info) => this.#reportBroadcastError(error, info),
     });

@@ -1,6 +1,6 @@
 import type { ChannelType, ChannelTypes, Empty } from "./api-types.ts";
 import type { ChannelTemplate } from "./channel-template.ts";
-import type { ErrorInfo } from "./context.ts";
+import type { AppView, ErrorInfo } from "./context.ts";
 import type { ChannelDeclaration } from "./declarations.ts";
 import { InvalidChannelParamsError } from "./errors.ts";
 import type { Subscriber } from "./hub.ts";
@@ -18,6 +18,8 @@ export interface ChannelMount {
   readonly template: ChannelTemplate;
   /** Tells that app's `onError` of a failed broadcast. */
   reportError(error: unknown, info: ErrorInfo): void;
+  /** The app, as a broadcast's handler sees it (`ctx.app`). */
+  readonly app: AppView<object>;
 }
 
 // Parameters may be left out when the channel has none or when all of them are optional.
@@ -147,10 +149,12 @@ function asChannelError(declaration: ChannelDeclaration, error: unknown): unknow
 }
 
 function broadcastContext(declaration: ChannelDeclaration, values: Record<string, unknown>) {
+  const mount = declaration.mounts[0] as ChannelMount;
   return {
     event: "broadcast" as const,
-    channel: (declaration.mounts[0] as ChannelMount).template.fill(values),
+    channel: mount.template.fill(values),
     channels: declaration.channels,
+    app: mount.app,
   };
 }
 

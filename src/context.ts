@@ -43,17 +43,30 @@ export interface ErrorInfo {
   readonly phase: string;
 }
 
+/**
+ * What a handler may read of the app that serves it, as `ctx.app`: so that no handler
+ * needs the app's own variable, which would make the app's type refer to itself.
+ */
+export interface AppView<State extends object = ConnectionState> {
+  /** The open connections (of this process, or of this Durable Object on Workers). */
+  readonly connections: ReadonlySet<Connection<State>>;
+  /** How many connections here are subscribed to a concrete channel name (`rooms/42`). */
+  subscriberCount(channel: string): number;
+}
+
 /** What every handler, guard and dependency receives besides its input. */
-interface BaseContext<Channels extends ChannelTypes> {
+interface BaseContext<State extends object, Channels extends ChannelTypes> {
   /** The app's channels, by name: calling one broadcasts to its subscribers. */
   readonly channels: ChannelHandles<Channels>;
+  /** The app that serves the handler: its connections and subscriber counts. */
+  readonly app: AppView<State>;
 }
 
 /** The context of an action handler, its guard and its dependencies. */
 export interface ActionContext<
   State extends object = ConnectionState,
   Channels extends ChannelTypes = ChannelTypes,
-> extends BaseContext<Channels> {
+> extends BaseContext<State, Channels> {
   readonly event: "action";
   /** The client that called the action. */
   readonly connection: Connection<State>;
@@ -69,7 +82,7 @@ export interface ActionContext<
 export interface SubscribeContext<
   State extends object = ConnectionState,
   Channels extends ChannelTypes = ChannelTypes,
-> extends BaseContext<Channels> {
+> extends BaseContext<State, Channels> {
   readonly event: "subscribe";
   /** The client that subscribes. */
   readonly connection: Connection<State>;
@@ -84,8 +97,10 @@ export interface SubscribeContext<
 }
 
 /** The context of a channel handler run to broadcast: started by the server, no connection. */
-export interface BroadcastContext<Channels extends ChannelTypes = ChannelTypes>
-  extends BaseContext<Channels> {
+export interface BroadcastContext<
+  Channels extends ChannelTypes = ChannelTypes,
+  State extends object = ConnectionState,
+> extends BaseContext<State, Channels> {
   readonly event: "broadcast";
   readonly connection?: undefined;
   /** The concrete channel name, e.g. `rooms/42`. */
@@ -96,7 +111,7 @@ export interface BroadcastContext<Channels extends ChannelTypes = ChannelTypes>
 export type ChannelContext<
   State extends object = ConnectionState,
   Channels extends ChannelTypes = ChannelTypes,
-> = SubscribeContext<State, Channels> | BroadcastContext<Channels>;
+> = SubscribeContext<State, Channels> | BroadcastContext<Channels, State>;
 
 /** Any handler's context: what a dependency or guard shared by actions and channels receives. */
 export type Context<

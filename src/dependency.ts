@@ -25,6 +25,16 @@ export type DependencySchema<
 /** The schema of a dependency that takes no input from the client. */
 const noInput = v.optional(v.unknown());
 
+declare const CONTEXT_ONLY: unique symbol;
+
+/**
+ * Marks, at the type level only, a dependency that takes nothing from the client
+ * (`depends((ctx) => ...)`): its key never appears in the input type a client sees.
+ */
+export interface ContextOnlyMarker {
+  readonly [CONTEXT_ONLY]: true;
+}
+
 /**
  * Declares a dependency (SocketAPI's `Depends`): put it in an input or params schema under
  * a key; the client sends the dependency's own input nested under that key; it is
@@ -52,7 +62,7 @@ export function depends<
 ): DependencySchema<TSchema, TResolved>;
 export function depends<TResolved, TContext extends AnyContext = Context>(
   resolve: (ctx: TContext) => TResolved | Promise<TResolved>,
-): DependencySchema<typeof noInput, TResolved>;
+): DependencySchema<typeof noInput, TResolved> & ContextOnlyMarker;
 export function depends(
   schemaOrResolve: AnySchema | ((ctx: AnyContext) => unknown),
   resolve?: (input: unknown, ctx: AnyContext) => unknown,

@@ -1,5 +1,11 @@
 import type { ChannelHandles, ChannelTypes } from "./channel-handle.ts";
-import type { ActionContext, Connection, SubscribeContext, UpgradeRequest } from "./context.ts";
+import type {
+  ActionContext,
+  AppView,
+  Connection,
+  SubscribeContext,
+  UpgradeRequest,
+} from "./context.ts";
 import type { RequestId } from "./protocol.ts";
 import type { Session } from "./session.ts";
 
@@ -53,6 +59,10 @@ abstract class BaseHandlerContext {
 
   get channels(): ChannelHandles<ChannelTypes> {
     return (this.connection as Session<object>).channelsFor(this.#handles);
+  }
+
+  get app(): AppView<object> {
+    return (this.connection as Session<object>).app;
   }
 
   /** Gives up on the frame: marks it ended and aborts the handler's signal, if it took one. */

@@ -32,7 +32,10 @@ export class KeptRequest implements UpgradeRequest {
   /** A request to keep, from one that may be gone after the upgrade (Deno's, Bun's). */
   static of(request: UpgradeRequest): KeptRequest {
     const items: string[] = [];
-    for (const [name, value] of request.headers) items.push(name, value);
+    // `forEach`, not iteration: a consumer's `lib` may have DOM without DOM.Iterable.
+    request.headers.forEach((value, name) => {
+      items.push(name, value);
+    });
     // `join` makes one flat string; concatenation would keep a node per piece.
     return new KeptRequest(request.url, items.join(SEPARATOR));
   }

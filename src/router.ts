@@ -63,6 +63,12 @@ export interface RouterOptions<TPrefix extends string> {
   prefix?: TPrefix | undefined;
 }
 
+/** Options of {@link Router.include}. */
+export interface IncludeOptions<TPrefix extends string> {
+  /** Put before the names of the included router (before its own prefix, if it has one). */
+  prefix?: TPrefix | undefined;
+}
+
 /**
  * Groups actions and channels; `app.include(router)` serves them, with the router's
  * prefix before every name. Declarations chain, so that the router's type carries every
@@ -91,7 +97,8 @@ export class Router<
   protected readonly actionDeclarations: Map<string, ActionDeclaration> = new Map();
   /** Declared channels, by name template without this router's prefix. */
   protected readonly channelDeclarations: Map<string, ChannelDeclaration> = new Map();
-  readonly #parents: AnyRouter[] = [];
+  /** The routers and apps that include this one, with the prefix each includes it under. */
+  readonly #parents: { readonly parent: AnyRouter; readonly prefix: string }[] = [];
 
   constructor(options: RouterOptions<Prefix> = {}) {
     this.prefix = (options.prefix ?? "") as Prefix;
@@ -210,39 +217,49 @@ export class Router<
   }
 
   /**
-   * Serves a router's actions and channels here, with its prefix before their names.
-   * Declarations the router gets later are served too.
+   * Serves a router's actions and channels here, with `options.prefix` and then the
+   * router's own prefix before their names (FastAPI's `include_router(router, prefix=...)`).
+   * Both prefixes are inferred, also for a router made with an explicit state type
+   * (`new Router<State>()`). Declarations the router gets later are served too.
    *
    * @example
    * ```ts
-   * const app = new SocketAPI().include(new Router({ prefix: "admin." }).action("ping", () => "pong"));
+   * const chat = new Router<{ user: string }>().action("post", (_, ctx) => ctx.connection.state.user);
+   * const app = new SocketAPI<{ user: string }>().include(chat, { prefix: "chat/" }); // chat/post
    * ```
    */
-  include<TPrefix extends string, TActions extends ActionTypes, TChannels extends ChannelTypes>(
+  include<
+    TPrefix extends string,
+    TActions extends ActionTypes,
+    TChannels extends ChannelTypes,
+    const TIncludePrefix extends string = "",
+  >(
     router: Router<State, TPrefix, TActions, TChannels, "router">,
+    options: IncludeOptions<TIncludePrefix> = {},
   ): Registry<
     Kind,
     State,
     Prefix,
-    Actions & Prefixed<TPrefix, TActions>,
-    Channels & Prefixed<TPrefix, TChannels>
+    Actions & Prefixed<`${TIncludePrefix}${TPrefix}`, TActions>,
+    Channels & Prefixed<`${TIncludePrefix}${TPrefix}`, TChannels>
   > {
     if ((router as unknown) === this) {
       throw new TypeError("A router cannot include itself.");
     }
-    router.#parents.push(this);
+    const prefix = options.prefix ?? "";
+    router.#parents.push({ parent: this, prefix });
     for (const [name, declaration] of router.actionDeclarations) {
-      this.adoptAction(router.prefix + name, declaration);
+      this.adoptAction(prefix + router.prefix + name, declaration);
     }
     for (const [name, declaration] of router.channelDeclarations) {
-      this.adoptChannel(router.prefix + name, declaration);
+      this.adoptChannel(prefix + router.prefix + name, declaration);
     }
     return this as unknown as Registry<
       Kind,
       State,
       Prefix,
-      Actions & Prefixed<TPrefix, TActions>,
-      Channels & Prefixed<TPrefix, TChannels>
+      Actions & Prefixed<`${TIncludePrefix}${TPrefix}`, TActions>,
+      Channels & Prefixed<`${TIncludePrefix}${TPrefix}`, TChannels>
     >;
   }
 
@@ -251,7 +268,9 @@ export class Router<
     if (this.actionDeclarations.has(name))
       throw new TypeError(`Action '${name}' is declared twice.`);
     this.actionDeclarations.set(name, declaration);
-    for (const parent of this.#parents) parent.adoptAction(this.prefix + name, declaration);
+    for (const { parent, prefix } of this.#parents) {
+      parent.adoptAction(prefix + this.prefix + name, declaration);
+    }
   }
 
   /** Records a channel under `name` and passes it on to the routers and apps that include this one. */
@@ -260,6 +279,8 @@ export class Router<
       throw new TypeError(`Channel '${name}' is declared twice.`);
     this.channelDeclarations.set(name, declaration);
     (this.channels as Record<string, unknown>)[name] = declaration.handle;
-    for (const parent of this.#parents) parent.adoptChannel(this.prefix + name, declaration);
+    for (const { parent, prefix } of this.#parents) {
+      parent.adoptChannel(prefix + this.prefix + name, declaration);
+    }
   }
 }

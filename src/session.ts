@@ -1,6 +1,6 @@
 import { bindChannelHandles } from "./channel-handle.ts";
 import type { ChannelTemplate } from "./channel-template.ts";
-import type { Connection, ConnectionState, ErrorInfo, UpgradeRequest } from "./context.ts";
+import type { AppView, Connection, ConnectionState, ErrorInfo, UpgradeRequest } from "./context.ts";
 import type { ActionDeclaration, ChannelDeclaration } from "./declarations.ts";
 import {
   completedFrame,
@@ -43,7 +43,7 @@ export interface ChannelMatch {
 }
 
 /** What a session needs from its app. */
-export interface SessionHost {
+export interface SessionHost extends AppView<object> {
   readonly hub: Hub;
   readonly limits: Limits;
   findAction(name: string): ActionDeclaration | undefined;
@@ -167,6 +167,11 @@ export class Session<State extends object = ConnectionState>
   /** Queue entries waiting their turn (a run of refusals is one), for tests and metrics. */
   get queuedEntries(): number {
     return this.#queue?.length ?? 0;
+  }
+
+  /** The app that serves this connection, as handlers see it (`ctx.app`). */
+  get app(): AppView<State> {
+    return this.#host as unknown as AppView<State>;
   }
 
   /** The socket this session answers through, for adapters. */

@@ -1,7 +1,7 @@
 // Every TypeScript and JavaScript block of README.md and docs/ runs, on its runtime, and
 // type-checks, with that runtime's own types.
 import { execFile } from "node:child_process";
-import { copyFile, mkdir, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -33,9 +33,19 @@ beforeAll(async () => {
     const code = snippet.code.replaceAll("8000", String(port)).replaceAll("0.0.0.0", "127.0.0.1");
     await writeFile(join(dir, snippet.file), code);
   }
+  // `socketapi/...` resolves to the sources, as in the repository's own vitest config.
+  const paths: Record<string, [string]> = JSON.parse(
+    await readFile(join(root, "tsconfig.json"), "utf8"),
+  ).compilerOptions.paths;
+  const alias = Object.entries(paths).map(([specifier, [file]]) => ({
+    find: `^${specifier}$`,
+    replacement: join(root, file),
+  }));
   await writeFile(
     join(dir, "vitest.snippets.config.mjs"),
-    'export default { test: { include: ["*.test.ts"], typecheck: { enabled: false } } };\n',
+    `const alias = ${JSON.stringify(alias)}.map(({ find, replacement }) => ({ find: new RegExp(find), replacement }));
+export default { resolve: { alias }, test: { include: ["*.test.ts"], typecheck: { enabled: false } } };
+`,
   );
   const base = { extends: "../../tsconfig.json", exclude: [] as string[] };
   await writeFile(

@@ -1,4 +1,5 @@
-// npm and JSR publish the same entry points, and every one of them exists.
+// npm and JSR publish the same entry points: npm the built JavaScript and declarations,
+// JSR (and this repository, through tsconfig.json's paths) the TypeScript sources.
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -6,25 +7,46 @@ import { describe, expect, it } from "vitest";
 const root = resolve(import.meta.dirname, "..");
 const read = (file: string) => JSON.parse(readFileSync(join(root, file), "utf8"));
 
-describe("package entry points", () => {
-  const npmExports: Record<string, string> = read("package.json").exports;
-  const jsrExports: Record<string, string> = read("deno.json").exports;
+const jsrExports: Record<string, string> = read("deno.json").exports;
+const npmExports: Record<string, { types: string; import: string } | string> =
+  read("package.json").exports;
+const specifier = (subpath: string) =>
+  subpath === "." ? "socketapi" : `socketapi/${subpath.slice(2)}`;
 
-  it("lists the same subpaths with the same files in package.json and deno.json", () => {
-    expect(jsrExports).toEqual(npmExports);
+describe("package entry points", () => {
+  it("publishes every source entry of deno.json, built, in package.json's exports", () => {
+    for (const [subpath, source] of Object.entries(jsrExports)) {
+      const built = source.replace(/^\.\//, "./dist/").replace(/\.ts$/, "");
+      expect(npmExports[subpath], subpath).toEqual({
+        types: `${built}.d.ts`,
+        import: `${built}.js`,
+      });
+    }
+    const npmSubpaths = Object.keys(npmExports).filter((subpath) => subpath !== "./package.json");
+    expect(npmSubpaths).toEqual(Object.keys(jsrExports));
   });
 
-  it("points every subpath at a file that exists", () => {
-    for (const [subpath, file] of Object.entries(npmExports)) {
+  it("points every source entry at a file that exists", () => {
+    for (const [subpath, file] of Object.entries(jsrExports)) {
       expect(existsSync(join(root, file)), `${subpath} -> ${file}`).toBe(true);
     }
   });
 
-  it("maps every subpath in deno.json's imports, so examples resolve the same on Deno", () => {
+  it("maps every entry to its source in deno.json's imports and tsconfig.json's paths", () => {
     const imports: Record<string, string> = read("deno.json").imports;
-    for (const [subpath, file] of Object.entries(npmExports)) {
-      const specifier = subpath === "." ? "socketapi" : `socketapi/${subpath.slice(2)}`;
-      expect(imports[specifier], specifier).toBe(file);
+    const paths: Record<string, string[]> = read("tsconfig.json").compilerOptions.paths;
+    for (const [subpath, file] of Object.entries(jsrExports)) {
+      expect(imports[specifier(subpath)], specifier(subpath)).toBe(file);
+      expect(paths[specifier(subpath)], specifier(subpath)).toEqual([file]);
+    }
+  });
+
+  it("names the peer dependencies an adapter needs as optional, and has no runtime dependency", () => {
+    const pkg = read("package.json");
+    expect(pkg.dependencies).toBeUndefined();
+    expect(pkg.peerDependencies).toMatchObject({ valibot: expect.any(String) });
+    for (const optional of ["ws", "hono", "tsx"]) {
+      expect(pkg.peerDependenciesMeta[optional], optional).toEqual({ optional: true });
     }
   });
 });

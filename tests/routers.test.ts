@@ -27,6 +27,23 @@ describe("routers", () => {
     expect(await reader.next()).toEqual({ type: "data", channel: "news", data: "hi" });
   });
 
+  it("puts include's prefix before the router's own, at every level, also for later declarations", async () => {
+    const chat = new Router<{ user: string }>().action("post", () => "posted");
+    const v1 = new Router<{ user: string }, "v1/">({ prefix: "v1/" }).include(chat, {
+      prefix: "chat/",
+    });
+    const app = new SocketAPI<{ user: string }>().include(v1, { prefix: "api/" });
+    chat.action("edit", () => "edited");
+    const client = await connect(app);
+    expect((await client.request({ type: "action", channel: "api/v1/chat/post" })).data).toBe(
+      "posted",
+    );
+    expect((await client.request({ type: "action", channel: "api/v1/chat/edit" })).data).toBe(
+      "edited",
+    );
+    expect((await client.request({ type: "action", channel: "post" })).code).toBe("NOT_FOUND");
+  });
+
   it("puts the router's prefix before its names, and the handles broadcast under the full name", async () => {
     const admin = new Router({ prefix: "admin." })
       .channel("stats", () => ({ users: 3 }))

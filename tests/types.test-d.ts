@@ -173,4 +173,53 @@ describe("routers", () => {
     expectTypeOf<keyof ChannelsOf<typeof app>>().toEqualTypeOf<"admin.stats">();
     expectTypeOf(app.channels["admin.stats"]).toBeFunction();
   });
+
+  it("infers the prefix given on include, also for a router with an explicit state type", () => {
+    interface State {
+      user: string;
+    }
+    const chat = new Router<State>()
+      .action("post", (_input, ctx) => ctx.connection.state.user)
+      .channel("rooms/{room}", { params: v.object({ room: v.string() }) }, ({ room }) => room);
+    const app = new SocketAPI<State>().include(chat, { prefix: "chat/" });
+    expectTypeOf<keyof ActionsOf<typeof app>>().toEqualTypeOf<"chat/post">();
+    expectTypeOf<keyof ChannelsOf<typeof app>>().toEqualTypeOf<"chat/rooms/{room}">();
+    const v1 = new Router<State>().include(chat, { prefix: "v1/" });
+    const nested = new SocketAPI<State>().include(v1, { prefix: "api/" });
+    expectTypeOf<keyof ActionsOf<typeof nested>>().toEqualTypeOf<"api/v1/post">();
+  });
+
+  it("refuses a prefix in the constructor of a router typed with an explicit state (it could not be inferred)", () => {
+    interface State {
+      user: string;
+    }
+    // @ts-expect-error: with `<State>` given, the prefix's type is not inferred: use include's.
+    new Router<State>({ prefix: "chat/" });
+  });
+});
+
+describe("context-only dependencies and ctx.app", () => {
+  it("leaves a dependency that takes nothing from the client out of the client's input", () => {
+    const user = depends((ctx) => ctx.connection?.state);
+    const app = new SocketAPI().action(
+      "post",
+      { input: v.object({ text: v.string(), user }) },
+      ({ text, user }) => ({ text, user }),
+    );
+    expectTypeOf<ActionsOf<typeof app>["post"]["input"]>().toEqualTypeOf<{ text: string }>();
+  });
+
+  it("gives handlers the app's connections and subscriber counts without naming the app", () => {
+    const app = new SocketAPI<{ user: string }>({ onConnect: () => ({ user: "ada" }) }).action(
+      "stats",
+      (_input, ctx) => ({
+        users: [...ctx.app.connections].map((connection) => connection.state.user),
+        chat: ctx.app.subscriberCount("chat"),
+      }),
+    );
+    expectTypeOf<ActionsOf<typeof app>["stats"]["output"]>().toEqualTypeOf<{
+      users: string[];
+      chat: number;
+    }>();
+  });
 });

@@ -94,11 +94,10 @@ const app = new SocketAPI({
     path: new URL(ctx.request.url).pathname,
     probe: ctx.request.headers.get("x-probe"),
   }))
-  // The explicit return type lets the handler refer to `app` inside its own declaration.
-  .action("stats", (): { connections: number; chat: number; firehose: number } => ({
-    connections: app.connections.size,
-    chat: app.hub.size("chat"),
-    firehose: app.hub.size("firehose"),
+  .action("stats", (_input, ctx) => ({
+    connections: ctx.app.connections.size,
+    chat: ctx.app.subscriberCount("chat"),
+    firehose: ctx.app.subscriberCount("firehose"),
   }));
 
 export default app;

@@ -8,6 +8,8 @@ import {
   SELF,
 } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { cloudflare } from "../../adapters/cloudflare.ts";
+import { SocketAPI } from "../../src/index.ts";
 import { app, SocketAPIObject, worker } from "./worker.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: frames are checked by the tests.
@@ -343,5 +345,23 @@ describe("Hono on Workers", () => {
       headers: { upgrade: "websocket" },
     });
     expect(refused.status).toBe(401);
+  });
+});
+
+describe("a misnamed binding", () => {
+  it("answers 500 with the library's own message, and reports it", async () => {
+    const errors: unknown[] = [];
+    const other = new SocketAPI({ onError: (error) => errors.push(error) }).action("x", () => 1);
+    const { worker: misnamed } = cloudflare(other, { binding: "NOPE" });
+    const response = await misnamed.fetch(
+      new Request("http://example.com/", { headers: { upgrade: "websocket" } }),
+      env,
+      createExecutionContext(),
+    );
+    expect(response.status).toBe(500);
+    expect(await response.text()).toBe(
+      "socketapi/cloudflare: no Durable Object binding named NOPE: name the binding of the SocketAPIObject class in wrangler.toml, or pass its name as `binding`.\n",
+    );
+    expect(errors).toEqual([expect.objectContaining({ name: "ConfigurationError" })]);
   });
 });

@@ -27,7 +27,7 @@ import {
   type SocketLike,
   type Subscriber,
   type UpgradeRequest,
-} from "../src/adapter-kit.ts";
+} from "../src/adapter.ts";
 import type { SocketAPI } from "../src/index.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: any app can be served.

@@ -31,7 +31,7 @@ import {
   setUpgradeRoute,
   type UpgradeRequest,
   upgradeRequired,
-} from "../src/adapter-kit.ts";
+} from "../src/adapter.ts";
 import { ErrorCode, type SocketAPI, SocketAPIError } from "../src/index.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: any app can be served.

@@ -25,7 +25,7 @@ import {
   type Session,
   type UpgradeWebSocket,
   upgradeToWebSocket,
-} from "../src/adapter-kit.ts";
+} from "../src/adapter.ts";
 import type { SocketAPI } from "../src/index.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: any app can be served.

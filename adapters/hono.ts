@@ -30,7 +30,7 @@ import {
   type UpgradeWebSocket,
   upgradeToWebSocket,
   upgradeWhereServed,
-} from "../src/adapter-kit.ts";
+} from "../src/adapter.ts";
 import type { SocketAPI } from "../src/index.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: any app can be served.

@@ -39,7 +39,7 @@ import {
   registerRuntimeUpgrader,
   type Session,
   type UpgradeRequest,
-} from "../src/adapter-kit.ts";
+} from "../src/adapter.ts";
 import type { SocketAPI } from "../src/index.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: any app can be served.

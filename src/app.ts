@@ -1,15 +1,15 @@
-import type { ActionTypes, ChannelTypes, Empty } from "./api-types.ts";
-import { ChannelTemplate } from "./channel-template.ts";
 import type { Connection, ConnectionState, ErrorInfo, UpgradeRequest } from "./context.ts";
-import type { ActionDeclaration, ChannelDeclaration } from "./declarations.ts";
-import { dataFrame } from "./encode-frame.ts";
-import { type Hub, MemoryHub, type Subscriber } from "./hub.ts";
-import { type LimitOptions, type Limits, resolveLimits } from "./limits.ts";
-import { Router } from "./router.ts";
-import { type ChannelMatch, Session, type SessionHost } from "./session.ts";
-import type { SocketLike } from "./socket.ts";
+import type { ActionTypes, ChannelTypes, Empty } from "./declare/api-types.ts";
+import { ChannelTemplate } from "./declare/channel-template.ts";
+import type { ActionDeclaration, ChannelDeclaration } from "./declare/declarations.ts";
+import { Router } from "./declare/router.ts";
+import { type Hub, MemoryHub, type Subscriber } from "./hub/hub.ts";
+import { dataFrame } from "./protocol/encode.ts";
+import { type LimitOptions, type Limits, resolveLimits } from "./serve/limits.ts";
+import { type ChannelMatch, Session, type SessionHost } from "./serve/session.ts";
+import type { SocketLike } from "./serve/socket.ts";
+import { closeSessions } from "./serve/websocket.ts";
 import { isThenable } from "./thenable.ts";
-import { closeSessions } from "./web-socket.ts";
 
 /** Why a connection ended. */
 export interface DisconnectInfo {
@@ -67,7 +67,7 @@ export type Admission<State> =
   | { ok: true; state: State | undefined; slot: ConnectionSlot }
   | { ok: false; response: Response };
 
-export { DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_MESSAGE_BYTES } from "./limits.ts";
+export { DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_MESSAGE_BYTES } from "./serve/limits.ts";
 
 /** A slot never opened nor released (an adapter lost the upgrade) stops counting after this. */
 const SLOT_LIFETIME_MS = 60_000;

@@ -1,5 +1,5 @@
-import type { ChannelHandles, ChannelTypes } from "./channel-handle.ts";
-import type { RequestId, ServerFrame } from "./protocol.ts";
+import type { ChannelHandles, ChannelTypes } from "./declare/channel-handle.ts";
+import type { RequestId, ServerFrame } from "./protocol/protocol.ts";
 
 /** The state kept per connection: whatever `onConnect` returned, changeable by handlers. */
 export type ConnectionState = Record<string, unknown>;

@@ -1,4 +1,4 @@
-import { ErrorCode, ErrorMessage, type WireIssue } from "./protocol.ts";
+import { ErrorCode, ErrorMessage, type WireIssue } from "./protocol/protocol.ts";
 
 /** Options of a {@link SocketAPIError}. */
 export interface SocketAPIErrorOptions {

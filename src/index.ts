@@ -16,13 +16,6 @@
  * @module
  */
 
-export type {
-  ActionType,
-  ActionTypes,
-  ChannelType,
-  ChannelTypes,
-  SubscribeInput,
-} from "./api-types.ts";
 export {
   type Admission,
   type ConnectionSlot,
@@ -32,16 +25,6 @@ export {
   SocketAPI,
   type SocketAPIOptions,
 } from "./app.ts";
-export {
-  BROADCAST_PATH,
-  type BroadcastEndpointOptions,
-  handleBroadcastRequest,
-  isLoopbackAddress,
-  refuseBroadcastCaller,
-  secretMatches,
-} from "./broadcast-endpoint.ts";
-export type { ChannelHandle, ChannelHandles } from "./channel-handle.ts";
-export type { ConcreteName, TemplateParams } from "./channel-template.ts";
 export type {
   ActionContext,
   BroadcastContext,
@@ -52,8 +35,24 @@ export type {
   SubscribeContext,
   UpgradeRequest,
 } from "./context.ts";
-export type { ActionOptions, ChannelOptions, Guard } from "./declarations.ts";
-export { type DependencySchema, depends } from "./dependency.ts";
+export type {
+  ActionType,
+  ActionTypes,
+  ChannelType,
+  ChannelTypes,
+  SubscribeInput,
+} from "./declare/api-types.ts";
+export type { ChannelHandle, ChannelHandles } from "./declare/channel-handle.ts";
+export type { ConcreteName, TemplateParams } from "./declare/channel-template.ts";
+export type { ActionOptions, ChannelOptions, Guard } from "./declare/declarations.ts";
+export { type DependencySchema, depends } from "./declare/dependency.ts";
+export {
+  type ActionHandler,
+  type ChannelHandler,
+  Router,
+  type RouterOptions,
+} from "./declare/router.ts";
+export { type SubscribeParam, subscribeParam } from "./declare/subscribe-param.ts";
 export {
   ForbiddenError,
   HandlerTimeoutError,
@@ -61,8 +60,7 @@ export {
   SocketAPIError,
   type SocketAPIErrorOptions,
 } from "./errors.ts";
-export { type Hub, MemoryHub, type Subscriber } from "./hub.ts";
-export type { LimitOptions, Limits } from "./limits.ts";
+export { type Hub, MemoryHub, type Subscriber } from "./hub/hub.ts";
 export {
   type ActionCompletedFrame,
   type ActionFrame,
@@ -83,9 +81,16 @@ export {
   type UnsubscribedFrame,
   type UnsubscribeFrame,
   type WireIssue,
-} from "./protocol.ts";
-export { type ActionHandler, type ChannelHandler, Router, type RouterOptions } from "./router.ts";
-export type { ErrorInfo, Session } from "./session.ts";
-export type { MessageData, SocketLike } from "./socket.ts";
-export { type SubscribeParam, subscribeParam } from "./subscribe-param.ts";
-export { closeSessions, serveWebSocket } from "./web-socket.ts";
+} from "./protocol/protocol.ts";
+export {
+  BROADCAST_PATH,
+  type BroadcastEndpointOptions,
+  handleBroadcastRequest,
+  isLoopbackAddress,
+  refuseBroadcastCaller,
+  secretMatches,
+} from "./serve/broadcast-endpoint.ts";
+export type { LimitOptions, Limits } from "./serve/limits.ts";
+export type { ErrorInfo, Session } from "./serve/session.ts";
+export type { MessageData, SocketLike } from "./serve/socket.ts";
+export { closeSessions, serveWebSocket } from "./serve/websocket.ts";

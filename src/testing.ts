@@ -19,8 +19,8 @@
 import type { SocketAPI } from "./app.ts";
 import { type ClientOptions, type ClientSocket, SocketAPIClient } from "./client/client.ts";
 import type { Connection, UpgradeRequest } from "./context.ts";
-import type { Session } from "./session.ts";
-import type { SocketLike } from "./socket.ts";
+import type { Session } from "./serve/session.ts";
+import type { SocketLike } from "./serve/socket.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: any app can be tested.
 type AnyApp = SocketAPI<any, any, any>;

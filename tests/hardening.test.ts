@@ -10,7 +10,7 @@ import {
   SocketAPI,
   SocketAPIError,
 } from "../src/index.ts";
-import type { Session } from "../src/session.ts";
+import type { Session } from "../src/serve/session.ts";
 import { createTestClient } from "../src/testing.ts";
 import { openClient, type WsClient } from "./helpers/ws-client.ts";
 

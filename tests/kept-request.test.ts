@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { KeptRequest, keepRequest } from "../src/kept-request.ts";
+import { KeptRequest, keepRequest } from "../src/serve/kept-request.ts";
 
 describe("KeptRequest", () => {
   it("builds the URL from an origin-form target and the Host header", () => {

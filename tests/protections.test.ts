@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import WebSocket from "ws";
 import { type NodeServer, serve } from "../adapters/node.ts";
 import { SocketAPI, subscribeParam } from "../src/index.ts";
-import { MAX_ISSUE_MESSAGE, MAX_ISSUES } from "../src/issues.ts";
+import { MAX_ISSUE_MESSAGE, MAX_ISSUES } from "../src/protocol/issues.ts";
 import { createTestClient } from "../src/testing.ts";
 import { openClient, WsClient } from "./helpers/ws-client.ts";
 

@@ -1,4 +1,4 @@
-import type { WireIssue } from "../protocol.ts";
+import type { WireIssue } from "../protocol/protocol.ts";
 
 /** Codes the client itself gives to failures that are not the server's error frames. */
 export const ClientErrorCode = {

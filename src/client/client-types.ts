@@ -1,6 +1,6 @@
-import type { ActionTypes, ChannelTypes, Empty } from "../api-types.ts";
 import type { SocketAPI } from "../app.ts";
-import type { ConcreteName } from "../channel-template.ts";
+import type { ActionTypes, ChannelTypes, Empty } from "../declare/api-types.ts";
+import type { ConcreteName } from "../declare/channel-template.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: the state type plays no part on the client.
 type AnyState = any;

@@ -1,4 +1,4 @@
-import type { RequestId, WireIssue } from "../protocol.ts";
+import type { RequestId, WireIssue } from "../protocol/protocol.ts";
 import { type ReconnectOptions, reconnectDelay } from "./backoff.ts";
 import { ClientErrorCode, SocketAPIClientError } from "./client-error.ts";
 import type {

@@ -1,5 +1,5 @@
 import type { SocketAPI, SocketLike } from "../../src/index.ts";
-import type { Session } from "../../src/session.ts";
+import type { Session } from "../../src/serve/session.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: tests drive any app.
 type AnyApp = SocketAPI<any, any, any>;

@@ -1,12 +1,12 @@
+import type { AppView, ErrorInfo } from "../context.ts";
+import { InvalidChannelParamsError } from "../errors.ts";
+import type { Subscriber } from "../hub/hub.ts";
+import type { WireIssue } from "../protocol/protocol.ts";
+import { isThenable } from "../thenable.ts";
 import type { ChannelType, ChannelTypes, Empty } from "./api-types.ts";
 import type { ChannelTemplate } from "./channel-template.ts";
-import type { AppView, ErrorInfo } from "./context.ts";
 import type { ChannelDeclaration } from "./declarations.ts";
-import { InvalidChannelParamsError } from "./errors.ts";
-import type { Subscriber } from "./hub.ts";
 import { InvalidInput } from "./pipeline.ts";
-import type { WireIssue } from "./protocol.ts";
-import { isThenable } from "./thenable.ts";
 
 export type { ChannelTypes } from "./api-types.ts";
 

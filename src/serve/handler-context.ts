@@ -1,12 +1,12 @@
-import type { ChannelHandles, ChannelTypes } from "./channel-handle.ts";
 import type {
   ActionContext,
   AppView,
   Connection,
   SubscribeContext,
   UpgradeRequest,
-} from "./context.ts";
-import type { RequestId } from "./protocol.ts";
+} from "../context.ts";
+import type { ChannelHandles, ChannelTypes } from "../declare/channel-handle.ts";
+import type { RequestId } from "../protocol/protocol.ts";
 import type { Session } from "./session.ts";
 
 /**

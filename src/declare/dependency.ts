@@ -1,6 +1,6 @@
 import * as v from "valibot";
-import type { Context } from "./context.ts";
-import { isThenable } from "./thenable.ts";
+import type { Context } from "../context.ts";
+import { isThenable } from "../thenable.ts";
 import type { AnySchema } from "./validate.ts";
 
 const DEPENDENCY: unique symbol = Symbol.for("socketapi.dependency");

@@ -1,6 +1,6 @@
 import * as v from "valibot";
-import { toWireIssues } from "./issues.ts";
-import type { WireIssue } from "./protocol.ts";
+import { toWireIssues } from "../protocol/issues.ts";
+import type { WireIssue } from "../protocol/protocol.ts";
 
 /** Any valibot schema, sync or async. */
 export type AnySchema = v.GenericSchema | v.GenericSchemaAsync;

@@ -1,6 +1,6 @@
-import type { SocketAPI } from "./app.ts";
+import type { SocketAPI } from "../app.ts";
 import { keepRequest } from "./kept-request.ts";
-import { serveWebSocket } from "./web-socket.ts";
+import { serveWebSocket } from "./websocket.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: any app can be served.
 type AnyApp = SocketAPI<any, any, any>;

@@ -1,5 +1,5 @@
-import type { ConnectionSlot, SocketAPI } from "./app.ts";
-import type { UpgradeRequest } from "./context.ts";
+import type { ConnectionSlot, SocketAPI } from "../app.ts";
+import type { UpgradeRequest } from "../context.ts";
 import type { Session } from "./session.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: any app can be served.

@@ -1,4 +1,4 @@
-import type { UpgradeRequest } from "./context.ts";
+import type { UpgradeRequest } from "../context.ts";
 
 // Header names and values cannot hold a line break (RFC 9110), so one joins them.
 const SEPARATOR = "\n";

@@ -1,3 +1,4 @@
+import type { ActionContext, ChannelContext, SubscribeContext } from "../context.ts";
 import type { ChannelTypes } from "./api-types.ts";
 import {
   type ChannelHandle,
@@ -6,7 +7,6 @@ import {
   createChannelHandle,
 } from "./channel-handle.ts";
 import { ChannelTemplate } from "./channel-template.ts";
-import type { ActionContext, ChannelContext, SubscribeContext } from "./context.ts";
 import { type DependencyPlan, planDependencies } from "./dependency.ts";
 import { Pipeline } from "./pipeline.ts";
 import { subscribeParamKeys } from "./subscribe-param.ts";

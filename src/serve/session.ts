@@ -1,7 +1,16 @@
-import { bindChannelHandles } from "./channel-handle.ts";
-import type { ChannelTemplate } from "./channel-template.ts";
-import type { AppView, Connection, ConnectionState, ErrorInfo, UpgradeRequest } from "./context.ts";
-import type { ActionDeclaration, ChannelDeclaration } from "./declarations.ts";
+import type {
+  AppView,
+  Connection,
+  ConnectionState,
+  ErrorInfo,
+  UpgradeRequest,
+} from "../context.ts";
+import { bindChannelHandles } from "../declare/channel-handle.ts";
+import type { ChannelTemplate } from "../declare/channel-template.ts";
+import type { ActionDeclaration, ChannelDeclaration } from "../declare/declarations.ts";
+import { InvalidInput } from "../declare/pipeline.ts";
+import { HandlerTimeoutError } from "../errors.ts";
+import type { Hub, Subscriber } from "../hub/hub.ts";
 import {
   completedFrame,
   dataFrame,
@@ -9,13 +18,8 @@ import {
   internalErrorText,
   publicErrorText,
   replyFrame,
-} from "./encode-frame.ts";
-import { HandlerTimeoutError } from "./errors.ts";
-import { type FrameContext, HandlerContext, SubscribeHandlerContext } from "./handler-context.ts";
-import type { Hub, Subscriber } from "./hub.ts";
-import type { Limits } from "./limits.ts";
-import { errorFrame, parseFrame } from "./parse-frame.ts";
-import { InvalidInput } from "./pipeline.ts";
+} from "../protocol/encode.ts";
+import { errorFrame, parseFrame } from "../protocol/parse.ts";
 import {
   type ActionFrame,
   CloseCode,
@@ -28,12 +32,14 @@ import {
   type SubscribeFrame,
   type UnsubscribeFrame,
   type WireIssue,
-} from "./protocol.ts";
+} from "../protocol/protocol.ts";
+import { isThenable } from "../thenable.ts";
+import { type FrameContext, HandlerContext, SubscribeHandlerContext } from "./handler-context.ts";
+import type { Limits } from "./limits.ts";
 import { TokenBucket, Violations } from "./rate-limiter.ts";
 import { type MessageData, OPEN, type SocketLike, utf8Length } from "./socket.ts";
-import { isThenable } from "./thenable.ts";
 
-export type { ErrorInfo } from "./context.ts";
+export type { ErrorInfo } from "../context.ts";
 
 /** A channel found for a concrete name: its declaration and the parameters in the name. */
 export interface ChannelMatch {

@@ -1,4 +1,4 @@
-import type { SocketAPI } from "./app.ts";
+import type { SocketAPI } from "../app.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: any app can be routed.
 type AnyApp = SocketAPI<any, any, any>;

@@ -1,6 +1,6 @@
-import type { SocketAPI } from "./app.ts";
-import { broadcast } from "./channel-handle.ts";
-import { InvalidChannelParamsError } from "./errors.ts";
+import type { SocketAPI } from "../app.ts";
+import { broadcast } from "../declare/channel-handle.ts";
+import { InvalidChannelParamsError } from "../errors.ts";
 
 /** Options of the HTTP broadcast endpoint (`POST /_broadcast`). */
 export interface BroadcastEndpointOptions {

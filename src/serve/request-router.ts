@@ -1,4 +1,4 @@
-import type { SocketAPI } from "./app.ts";
+import type { SocketAPI } from "../app.ts";
 import {
   BROADCAST_PATH,
   type BroadcastEndpointOptions,

@@ -1,3 +1,10 @@
+import type { SocketAPI } from "../app.ts";
+import type {
+  ActionContext,
+  ChannelContext,
+  ConnectionState,
+  SubscribeContext,
+} from "../context.ts";
 import type {
   ActionType,
   ActionTypes,
@@ -11,14 +18,7 @@ import type {
   Prefixed,
   SubscribeInput,
 } from "./api-types.ts";
-import type { SocketAPI } from "./app.ts";
 import type { ChannelHandles } from "./channel-handle.ts";
-import type {
-  ActionContext,
-  ChannelContext,
-  ConnectionState,
-  SubscribeContext,
-} from "./context.ts";
 import {
   ActionDeclaration,
   type ActionOptions,

@@ -21,6 +21,9 @@
  * @module
  */
 export type { Admission, ConnectionSlot } from "./app.ts";
+export type { UpgradeRequest } from "./context.ts";
+export type { Hub, Subscriber } from "./hub/hub.ts";
+export { PING_FRAME, PONG_FRAME } from "./protocol/protocol.ts";
 export {
   BROADCAST_PATH,
   type BroadcastEndpointOptions,
@@ -28,20 +31,17 @@ export {
   isLoopbackAddress,
   refuseBroadcastCaller,
   secretMatches,
-} from "./broadcast-endpoint.ts";
-export type { UpgradeRequest } from "./context.ts";
-export { type FetchRoute, routeFetch, upgradeRequired } from "./fetch-route.ts";
-export type { Hub, Subscriber } from "./hub.ts";
-export { KeptRequest, keepRequest } from "./kept-request.ts";
-export { PING_FRAME, PONG_FRAME } from "./protocol.ts";
-export type { Session } from "./session.ts";
-export { type MessageData, OPEN, type SocketLike } from "./socket.ts";
+} from "./serve/broadcast-endpoint.ts";
+export { KeptRequest, keepRequest } from "./serve/kept-request.ts";
+export { type FetchRoute, routeFetch, upgradeRequired } from "./serve/request-router.ts";
+export type { Session } from "./serve/session.ts";
+export { type MessageData, OPEN, type SocketLike } from "./serve/socket.ts";
 export {
   type RuntimeUpgrader,
   registerRuntimeUpgrader,
   setUpgradeRoute,
   type UpgradeRoute,
   upgradeWhereServed,
-} from "./upgrade-route.ts";
-export { closeSessions, serveWebSocket } from "./web-socket.ts";
-export { type UpgradeWebSocket, upgradeToWebSocket } from "./websocket-pair.ts";
+} from "./serve/upgrade-route.ts";
+export { type UpgradeWebSocket, upgradeToWebSocket } from "./serve/upgrade-websocket.ts";
+export { closeSessions, serveWebSocket } from "./serve/websocket.ts";

@@ -1,5 +1,5 @@
-import { SocketAPIError } from "./errors.ts";
-import { errorFrame } from "./parse-frame.ts";
+import { SocketAPIError } from "../errors.ts";
+import { errorFrame } from "./parse.ts";
 import { ErrorCode, ErrorMessage, type RequestId, type WireIssue } from "./protocol.ts";
 
 // The frames a server sends most, written as text directly: one `JSON.stringify` of the

@@ -1,7 +1,7 @@
+import { ForbiddenError } from "../errors.ts";
+import type { WireIssue } from "../protocol/protocol.ts";
+import { isThenable } from "../thenable.ts";
 import { type DependencyPlan, resolveDependencies } from "./dependency.ts";
-import { ForbiddenError } from "./errors.ts";
-import type { WireIssue } from "./protocol.ts";
-import { isThenable } from "./thenable.ts";
 import { type AnySchema, type Validation, validate } from "./validate.ts";
 
 /** Thrown by a pipeline's validation step: the client's input failed the schema. */

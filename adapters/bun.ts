@@ -19,8 +19,8 @@ import {
   type BroadcastEndpointOptions,
   type ConnectionSlot,
   closeSessions,
-  type Hub,
   isLoopbackAddress,
+  type NativeDelivery,
   registerRuntimeUpgrader,
   routeFetch,
   type Session,
@@ -47,47 +47,53 @@ export interface SocketData {
 export { bunCapabilities as capabilities } from "./capabilities.ts";
 
 /**
- * A hub on Bun's topics: each concrete channel name is a topic; a broadcast is one
- * `server.publish`, which Bun fans out in native code.
+ * Bun's topics as the app's delivery: each concrete channel name is a topic, a subscriber
+ * is `ws.subscribe(name)`, and a broadcast is one `server.publish`, fanned out in native
+ * code (about 27 times cheaper per delivery than a loop of `ws.send`, measured). The app's
+ * subscriber index still keeps who is subscribed; connections that are not Bun sockets (an
+ * in-memory test client) are sent to in a loop.
  */
-export class BunHub implements Hub {
+class BunDelivery implements NativeDelivery {
   /** The server, known from the first request. */
   server: Server<SocketData> | undefined;
-  readonly #counts = new Map<string, number>();
 
-  #ws(subscriber: Subscriber): ServerWebSocket<SocketData> | undefined {
-    const socket = (subscriber as Session<object>).socket;
-    return socket instanceof BunSocket ? socket.ws : undefined;
-  }
-
-  add(channel: string, subscriber: Subscriber): void {
-    const ws = this.#ws(subscriber);
-    if (!ws || ws.isSubscribed(channel)) return;
+  join(channel: string, subscriber: Subscriber): boolean {
+    const ws = bunSocketOf(subscriber);
+    if (!ws) return false;
     ws.subscribe(channel);
-    this.#counts.set(channel, (this.#counts.get(channel) ?? 0) + 1);
+    return true;
   }
 
-  remove(channel: string, subscriber: Subscriber): void {
-    const ws = this.#ws(subscriber);
-    if (!ws) return;
-    // A closed socket has already left its topics in Bun; only the count is ours.
-    if (ws.readyState === 1 && ws.isSubscribed(channel)) ws.unsubscribe(channel);
-    const count = (this.#counts.get(channel) ?? 1) - 1;
-    if (count > 0) this.#counts.set(channel, count);
-    else this.#counts.delete(channel);
+  leave(channel: string, subscriber: Subscriber): void {
+    const ws = bunSocketOf(subscriber);
+    // A closed socket has already left its topics in Bun.
+    if (ws?.readyState === 1 && ws.isSubscribed(channel)) ws.unsubscribe(channel);
   }
 
   publish(channel: string, frame: string): number {
-    if (!this.server || !this.#counts.has(channel)) return 0;
+    if (!this.server) return 0;
     // 0 means nobody received it (no subscriber, or every send was dropped).
     if (this.server.publish(channel, frame) === 0) return 0;
     return this.server.subscriberCount(channel);
   }
+}
 
-  size(channel?: string): number {
-    if (channel === undefined) return this.#counts.size;
-    return this.#counts.get(channel) ?? 0;
+function bunSocketOf(subscriber: Subscriber): ServerWebSocket<SocketData> | undefined {
+  const socket = (subscriber as Session<object>).socket;
+  return socket instanceof BunSocket ? socket.ws : undefined;
+}
+
+/** The delivery each app uses on Bun, made when the app first serves here. */
+const deliveries = new WeakMap<AnyApp, BunDelivery>();
+
+function deliverThroughBun(app: AnyApp, server: Server<SocketData>): void {
+  let delivery = deliveries.get(app);
+  if (!delivery) {
+    delivery = new BunDelivery();
+    deliveries.set(app, delivery);
+    app.hub.index.useNativeDelivery(delivery);
   }
+  delivery.server ??= server;
 }
 
 /** Options of {@link bun}. */
@@ -182,14 +188,6 @@ export const websocket: WebSocketHandler<SocketData> = {
   },
 };
 
-function installHub(app: AnyApp, server: Server<SocketData>): void {
-  if (!(app.hub instanceof BunHub)) {
-    if (app.hub.size() > 0) return; // already serving elsewhere: keep its subscribers
-    app.hub = new BunHub();
-  }
-  (app.hub as BunHub).server ??= server;
-}
-
 /**
  * Upgrades a request to a SocketAPI connection on Bun, after `onConnect` admitted it.
  * Returns `undefined` when upgraded (as Bun's `fetch` expects), else the refusal.
@@ -199,7 +197,7 @@ export async function upgrade(
   request: Request,
   server: Server<SocketData>,
 ): Promise<Response | undefined> {
-  installHub(app, server);
+  deliverThroughBun(app, server);
   const upgradeRequest: UpgradeRequest = { url: request.url, headers: request.headers };
   const admission = await app.admit(upgradeRequest);
   if (!admission.ok) return admission.response;

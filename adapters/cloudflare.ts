@@ -21,16 +21,18 @@ import { DurableObject, env as workerEnv } from "cloudflare:workers";
 import {
   BROADCAST_PATH,
   type BroadcastEndpointOptions,
-  type Hub,
+  type ConnectionKeeper,
+  Hub,
   handleBroadcastRequest,
   isLoopbackAddress,
   PING_FRAME,
   PONG_FRAME,
+  type Relay,
   type Session,
-  type Subscriber,
   setUpgradeRoute,
   type UpgradeRequest,
   upgradeRequired,
+  utf8ByteLength,
 } from "../src/adapter.ts";
 import { ErrorCode, type SocketAPI, SocketAPIError } from "../src/index.ts";
 
@@ -131,21 +133,10 @@ export class ConfigurationError extends Error {
   }
 }
 
-function utf8Bytes(text: string): number {
-  return new TextEncoder().encode(text).byteLength;
-}
-
-/**
- * The app's hub on Workers: each object indexes its own sockets; a broadcast is delivered
- * directly in the object where it starts, and over RPC to every other shard of the channel.
- */
-class CloudflareHub implements Hub {
+/** Where a Worker's objects are, and which of them have subscribers of a channel. */
+class ObjectDirectory {
   readonly #app: AnyApp;
   readonly #options: CloudflareOptions<unknown>;
-  /** The object each connection lives in (in this isolate). */
-  readonly owners = new WeakMap<Subscriber, ObjectServer>();
-  /** The objects alive in this isolate, for `size`. */
-  readonly live = new Set<ObjectServer>();
 
   constructor(app: AnyApp, options: CloudflareOptions<unknown>) {
     this.#app = app;
@@ -170,80 +161,112 @@ class CloudflareHub implements Hub {
     return namespace.get(namespace.idFromName(shard)) as unknown as ObjectRpc;
   }
 
-  add(
-    channel: string,
-    subscriber: Subscriber,
-    params?: Record<string, unknown>,
-  ): void | Promise<void> {
-    return this.owners.get(subscriber)?.subscribe(subscriber as Session<object>, channel, params);
-  }
-
-  remove(channel: string, subscriber: Subscriber): void {
-    this.owners.get(subscriber)?.unsubscribe(subscriber as Session<object>, channel);
-  }
-
-  async publish(channel: string, frame: string, origin?: Subscriber): Promise<number> {
-    const here = origin ? this.owners.get(origin) : undefined;
-    const shards = new Set(await this.#shardsOf(channel));
-    let delivered = 0;
-    if (here?.shard !== undefined && (shards.delete(here.shard) || !this.sharded)) {
-      delivered += here.deliverLocal(channel, frame);
-    }
-    // One shard that fails (evicted mid-call, overloaded) costs its own subscribers this
-    // broadcast, not everyone's: the others are counted, the failure is reported.
-    const remote = await Promise.allSettled(
-      [...shards].map((shard) => this.stub(shard).deliver(channel, frame)),
-    );
-    for (const outcome of remote) {
-      if (outcome.status === "fulfilled") delivered += outcome.value;
-      else this.#app.reportError(outcome.reason, { channel, phase: "broadcast" });
-    }
-    return delivered;
-  }
-
-  async #shardsOf(channel: string): Promise<string[]> {
+  /** The shards a broadcast on `channel` goes to. */
+  async shardsOf(channel: string): Promise<string[]> {
     const direct = this.#options.channelShards?.(channel);
     if (direct) return direct;
     if (!this.sharded) return [DEFAULT_SHARD];
     return this.stub(DIRECTORY_SHARD).shardsOf(channel);
   }
 
-  size(channel?: string): number {
-    let total = 0;
-    for (const object of this.live) total += object.size(channel);
-    return total;
+  report(error: unknown, channel: string): void {
+    this.#app.reportError(error, { channel, phase: "broadcast" });
   }
 }
 
+/**
+ * The relay between a Worker's objects: an object joins a channel in the shard directory
+ * when it gets its first subscriber of it, and leaves with the last (one object's updates
+ * reach the directory in order); a broadcast goes over RPC to every other shard that has
+ * subscribers. The Worker itself (which holds no sockets) publishes through one too.
+ */
+class DirectoryRelay implements Relay {
+  readonly #directory: ObjectDirectory;
+  /** The object this relay serves (`undefined` for the Worker): its shard and its context. */
+  readonly #object: { shard(): string | undefined; ctx: DurableObjectState } | undefined;
+  #updates: Promise<void> = Promise.resolve();
+
+  constructor(
+    directory: ObjectDirectory,
+    object?: { shard(): string | undefined; ctx: DurableObjectState },
+  ) {
+    this.#directory = directory;
+    this.#object = object;
+  }
+
+  // Frames from other shards arrive over RPC (`deliver`), straight into the object's index.
+  open(): void {}
+
+  join(channel: string): Promise<void> {
+    return this.track(channel, true);
+  }
+
+  leave(channel: string): void {
+    this.#object?.ctx.waitUntil(this.track(channel, false));
+  }
+
+  /** Tells the directory that this shard has (or no longer has) subscribers of `channel`. */
+  track(channel: string, present: boolean): Promise<void> {
+    const shard = this.#object?.shard();
+    if (!this.#directory.sharded || shard === undefined) return Promise.resolve();
+    const update = this.#updates.then(() =>
+      this.#directory.stub(DIRECTORY_SHARD).trackChannel(channel, shard, present),
+    );
+    // The chain goes on after a failed update; the caller sees the failure.
+    this.#updates = update.catch(() => {});
+    return update;
+  }
+
+  /**
+   * Delivers over RPC to every other shard with subscribers of `channel`. A shard that
+   * fails (evicted mid-call, overloaded) costs its own subscribers this broadcast, not
+   * everyone's: the others are counted, the failure is reported.
+   */
+  async publish(channel: string, frame: string): Promise<number> {
+    const here = this.#object?.shard();
+    const shards = (await this.#directory.shardsOf(channel)).filter((shard) => shard !== here);
+    const outcomes = await Promise.allSettled(
+      shards.map((shard) => this.#directory.stub(shard).deliver(channel, frame)),
+    );
+    let delivered = 0;
+    for (const outcome of outcomes) {
+      if (outcome.status === "fulfilled") delivered += outcome.value;
+      else this.#directory.report(outcome.reason, channel);
+    }
+    return delivered;
+  }
+
+  async close(): Promise<void> {}
+}
+
 /** The part of a Durable Object that serves sockets; the exported class delegates to it. */
-class ObjectServer {
+class ObjectServer implements ConnectionKeeper {
   readonly #app: AnyApp;
-  readonly #hub: CloudflareHub;
   readonly #options: CloudflareOptions<unknown>;
   readonly #ctx: DurableObjectState;
+  /** This object's connections and subscribers, and its relay to the other shards. */
+  readonly #hub: Hub;
+  readonly #relay: DirectoryRelay;
   readonly #sessions = new Map<WebSocket, Session<object>>();
   readonly #sockets = new WeakMap<Session<object>, WebSocket>();
-  readonly #index = new Map<string, Set<Session<object>>>();
   readonly #attachments = new WeakMap<Session<object>, Attachment>();
   readonly #saved = new WeakMap<Session<object>, string>();
-  /** This object's updates to the shard directory, sent one after another, in order. */
-  #directoryUpdates: Promise<void> = Promise.resolve();
   shard: string | undefined;
 
   constructor(
     app: AnyApp,
-    hub: CloudflareHub,
+    directory: ObjectDirectory,
     options: CloudflareOptions<unknown>,
     ctx: DurableObjectState,
   ) {
     this.#app = app;
-    this.#hub = hub;
     this.#options = options;
     this.#ctx = ctx;
+    this.#relay = new DirectoryRelay(directory, { shard: () => this.shard, ctx });
+    this.#hub = new Hub((error, info) => app.reportError(error, info), this.#relay);
     // Answered by the runtime without waking the object.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
     for (const ws of ctx.getWebSockets()) this.#restore(ws);
-    hub.live.add(this);
     void ctx.blockConcurrencyWhile(async () => {
       this.shard = (await ctx.storage.get<string>(SHARD_KEY)) ?? ctx.id.name;
     });
@@ -309,25 +332,8 @@ class ObjectServer {
     }
   }
 
-  /** Sends a serialized frame to this object's subscribers of `channel`. */
-  deliverLocal(channel: string, frame: string): number {
-    const subscribers = this.#index.get(channel);
-    if (!subscribers) return 0;
-    let delivered = 0;
-    const failed: Session<object>[] = [];
-    for (const session of subscribers) {
-      if (session.deliver(frame)) delivered++;
-      else failed.push(session);
-    }
-    for (const session of failed) session.dropAfterFailedDelivery();
-    return delivered;
-  }
-
-  subscribe(
-    session: Session<object>,
-    channel: string,
-    params?: Record<string, unknown>,
-  ): void | Promise<void> {
+  /** A subscription is about to be added: kept in the attachment, or refused if it does not fit. */
+  subscribing(session: Session<object>, channel: string, params?: Record<string, unknown>): void {
     const attachment = this.#attachments.get(session);
     if (!attachment) return;
     attachment.c[channel] = params ?? 0;
@@ -337,27 +343,19 @@ class ObjectServer {
       delete attachment.c[channel];
       throw error;
     }
-    let subscribers = this.#index.get(channel);
-    const first = !subscribers;
-    if (!subscribers) {
-      subscribers = new Set();
-      this.#index.set(channel, subscribers);
-    }
-    subscribers.add(session);
-    if (first) return this.#track(channel, true);
   }
 
-  unsubscribe(session: Session<object>, channel: string): void {
+  unsubscribed(session: Session<object>, channel: string): void {
     const attachment = this.#attachments.get(session);
-    if (attachment && channel in attachment.c) {
-      delete attachment.c[channel];
-      // A closing socket's attachment is gone with it; only an open one is rewritten.
-      if (session.isOpen) this.#save(session, false);
-    }
-    const subscribers = this.#index.get(channel);
-    if (!subscribers?.delete(session) || subscribers.size > 0) return;
-    this.#index.delete(channel);
-    this.#ctx.waitUntil(this.#track(channel, false));
+    if (!attachment || !(channel in attachment.c)) return;
+    delete attachment.c[channel];
+    // A closing socket's attachment is gone with it; only an open one is rewritten.
+    if (session.isOpen) this.#save(session, false);
+  }
+
+  /** Handlers may have changed the connection's state: keep it once the frames are served. */
+  idle(session: Session<object>): void {
+    this.#save(session, false);
   }
 
   /**
@@ -366,28 +364,8 @@ class ObjectServer {
    * without a close event: an eviction, a deploy) takes itself off the list.
    */
   deliverRemote(channel: string, frame: string): number {
-    if (!this.#index.has(channel)) this.#ctx.waitUntil(this.#track(channel, false));
-    return this.deliverLocal(channel, frame);
-  }
-
-  /**
-   * Tells the directory that this shard has (or no longer has) subscribers of `channel`.
-   * Updates go one after another, so that a leave and a later join arrive in that order.
-   */
-  #track(channel: string, present: boolean): Promise<void> {
-    if (!this.#hub.sharded || this.shard === undefined) return Promise.resolve();
-    const shard = this.shard;
-    const update = this.#directoryUpdates.then(() =>
-      this.#hub.stub(DIRECTORY_SHARD).trackChannel(channel, shard, present),
-    );
-    // The chain goes on after a failed update; the caller sees the failure.
-    this.#directoryUpdates = update.catch(() => {});
-    return update;
-  }
-
-  size(channel?: string): number {
-    if (channel === undefined) return this.#index.size;
-    return this.#index.get(channel)?.size ?? 0;
+    if (!this.#hub.index.has(channel)) this.#ctx.waitUntil(this.#relay.track(channel, false));
+    return this.#hub.index.deliver(channel, frame);
   }
 
   /** The directory's record of which shards have subscribers of a channel. */
@@ -413,29 +391,21 @@ class ObjectServer {
       throw new Error("socketapi/cloudflare: a socket without attachment");
     }
     const session = this.#open(ws, attachment);
-    const channels = Object.keys(attachment.c);
-    session.restoreSubscriptions(channels);
-    for (const channel of channels) {
-      let subscribers = this.#index.get(channel);
-      if (!subscribers) {
-        subscribers = new Set();
-        this.#index.set(channel, subscribers);
-      }
-      subscribers.add(session);
-    }
+    session.restoreSubscriptions(Object.keys(attachment.c));
     return session;
   }
 
   #open(ws: WebSocket, attachment: Attachment): Session<object> {
     const request: UpgradeRequest = { url: attachment.u, headers: new Headers(attachment.h) };
-    const session = this.#app.open(ws, request, attachment.s, { id: attachment.i });
+    const session = this.#app.open(ws, request, attachment.s, {
+      id: attachment.i,
+      hub: this.#hub,
+    });
     this.#sessions.set(ws, session);
     this.#sockets.set(session, ws);
     this.#attachments.set(session, attachment);
     this.#saved.set(session, JSON.stringify(attachment));
-    this.#hub.owners.set(session, this);
-    // Handlers may change the connection's state: keep it once the frames are served.
-    session.onIdle = () => this.#save(session, false);
+    session.keeper = this;
     return session;
   }
 
@@ -452,12 +422,12 @@ class ObjectServer {
     const text = JSON.stringify(attachment);
     if (text === this.#saved.get(session)) return;
     const limit = this.#options.maxAttachmentBytes ?? 2048;
-    const size = utf8Bytes(text);
+    const size = utf8ByteLength(text);
     if (size > limit) {
       const parts =
-        `subscriptions ${utf8Bytes(JSON.stringify(attachment.c))} bytes, ` +
-        `state ${utf8Bytes(JSON.stringify(attachment.s))}, ` +
-        `request ${utf8Bytes(attachment.u) + utf8Bytes(JSON.stringify(attachment.h))}`;
+        `subscriptions ${utf8ByteLength(JSON.stringify(attachment.c))} bytes, ` +
+        `state ${utf8ByteLength(JSON.stringify(attachment.s))}, ` +
+        `request ${utf8ByteLength(attachment.u) + utf8ByteLength(JSON.stringify(attachment.h))}`;
       if (forSubscription) {
         throw new SocketAPIError(
           `This connection cannot keep another subscription: what it saves to survive ` +
@@ -520,8 +490,16 @@ export function cloudflare<Env = Cloudflare.Env>(
   app: AnyApp,
   options: CloudflareOptions<Env> = {},
 ): CloudflareDeployment<Env> {
-  const hub = new CloudflareHub(app, options as CloudflareOptions<unknown>);
-  app.hub = hub;
+  const directory = new ObjectDirectory(app, options as CloudflareOptions<unknown>);
+  // The Worker holds no sockets: its broadcasts go to the objects, over the directory.
+  try {
+    app.hub.useRelay(new DirectoryRelay(directory));
+  } catch {
+    throw new ConfigurationError(
+      "socketapi/cloudflare: Workers carry broadcasts between objects themselves: remove the " +
+        "app's `relay` option.",
+    );
+  }
 
   const routeUpgrade = async (request: Request, env: Env): Promise<Response> => {
     const admission = await app.admit({ url: request.url, headers: request.headers });
@@ -532,7 +510,7 @@ export function cloudflare<Env = Cloudflare.Env>(
     const headers = new Headers(request.headers);
     headers.set(SHARD_HEADER, shard);
     headers.set(STATE_HEADER, JSON.stringify(admission.state ?? {}));
-    const stub = hub.stub(shard) as unknown as Fetcher;
+    const stub = directory.stub(shard) as unknown as Fetcher;
     // The hop to the object negotiates no compression either.
     headers.delete("sec-websocket-extensions");
     const response = await stub.fetch(new Request(request.url, { method: "GET", headers }));
@@ -581,7 +559,7 @@ export function cloudflare<Env = Cloudflare.Env>(
 
     constructor(ctx: DurableObjectState, env: Env) {
       super(ctx, env);
-      this.#server = new ObjectServer(app, hub, options as CloudflareOptions<unknown>, ctx);
+      this.#server = new ObjectServer(app, directory, options as CloudflareOptions<unknown>, ctx);
     }
 
     override fetch(request: Request): Promise<Response> {

@@ -22,8 +22,12 @@
  */
 export type { Admission, ConnectionSlot } from "./app.ts";
 export type { UpgradeRequest } from "./context.ts";
-export type { Hub, Subscriber } from "./hub/hub.ts";
+export { Hub } from "./hub/hub.ts";
+export type { Relay } from "./hub/relay.ts";
+export type { NativeDelivery, Subscriber } from "./hub/subscriber.ts";
+export { SubscriberIndex } from "./hub/subscriber-index.ts";
 export { PING_FRAME, PONG_FRAME } from "./protocol/protocol.ts";
+export { utf8ByteLength } from "./protocol/utf8.ts";
 export {
   BROADCAST_PATH,
   type BroadcastEndpointOptions,
@@ -34,7 +38,7 @@ export {
 } from "./serve/broadcast-endpoint.ts";
 export { KeptRequest, keepRequest } from "./serve/kept-request.ts";
 export { type FetchRoute, routeFetch, upgradeRequired } from "./serve/request-router.ts";
-export type { Session } from "./serve/session.ts";
+export type { ConnectionKeeper, Session } from "./serve/session.ts";
 export { type MessageData, OPEN, type SocketLike } from "./serve/socket.ts";
 export {
   type RuntimeUpgrader,

@@ -1,9 +1,11 @@
 import type { Connection, ConnectionState, ErrorInfo, UpgradeRequest } from "./context.ts";
 import type { ActionTypes, ChannelTypes, Empty } from "./declare/api-types.ts";
+import type { BroadcastOrigin } from "./declare/channel-handle.ts";
 import { ChannelTemplate } from "./declare/channel-template.ts";
 import type { ActionDeclaration, ChannelDeclaration } from "./declare/declarations.ts";
 import { Router } from "./declare/router.ts";
-import { type Hub, MemoryHub, type Subscriber } from "./hub/hub.ts";
+import { Hub } from "./hub/hub.ts";
+import type { Relay } from "./hub/relay.ts";
 import { dataFrame } from "./protocol/encode.ts";
 import { type LimitOptions, type Limits, resolveLimits } from "./serve/limits.ts";
 import { type ChannelMatch, Session, type SessionHost } from "./serve/session.ts";
@@ -21,6 +23,11 @@ export interface DisconnectInfo {
 
 /** Options and hooks of a {@link SocketAPI} app. */
 export interface SocketAPIOptions<State extends object> extends LimitOptions {
+  /**
+   * Carries broadcasts to the app's other instances (processes, machines): each instance
+   * hears only the channels it has subscribers of. Default: none, one process.
+   */
+  relay?: Relay | undefined;
   /**
    * Runs on every upgrade request before the socket is accepted. Return the connection's
    * initial state, or a `Response` (401, 403, ...) to refuse the upgrade with it. If it
@@ -120,11 +127,10 @@ export class SocketAPI<
    * The subscriber index. In memory by default; an adapter may replace it with the
    * runtime's own pub/sub before the first connection.
    */
-  hub: Hub = new MemoryHub();
+  readonly hub: Hub;
   /** Every limit of the app, from its options with defaults applied. */
   readonly limits: Limits;
   readonly #options: SocketAPIOptions<State>;
-  readonly #sessions = new Set<Session<State>>();
   /** Upgrades admitted whose sockets have not opened yet: they count as connections. */
   readonly #slots = new Set<Slot>();
   /** Failures a broadcast already reported: the action that awaited it does not again. */
@@ -137,16 +143,17 @@ export class SocketAPI<
     super();
     this.#options = options;
     this.limits = resolveLimits(options);
+    this.hub = new Hub((error, info) => this.reportError(error, info), options.relay);
   }
 
   /** The open connections. */
   get connections(): ReadonlySet<Connection<State>> {
-    return this.#sessions;
+    return this.hub.connections as unknown as ReadonlySet<Connection<State>>;
   }
 
   /** How many connections here are subscribed to a concrete channel name (`rooms/42`). */
   subscriberCount(channel: string): number {
-    return this.hub.size(channel);
+    return this.hub.subscriberCount(channel);
   }
 
   /**
@@ -154,8 +161,8 @@ export class SocketAPI<
    * the channel's handler or schemas; serialized once. Returns how many it reached. Prefer
    * the channel handles (`app.channels.chat(...)`), which validate.
    */
-  publish(concreteName: string, data: unknown, origin?: Subscriber): number | Promise<number> {
-    return this.hub.publish(concreteName, dataFrame(concreteName, data), origin);
+  publish(concreteName: string, data: unknown, origin?: BroadcastOrigin): number | Promise<number> {
+    return (origin?.hub ?? this.hub).publish(concreteName, dataFrame(concreteName, data));
   }
 
   /**
@@ -206,7 +213,7 @@ export class SocketAPI<
       const stale = Date.now() - SLOT_LIFETIME_MS;
       for (const slot of this.#slots) if (slot.taken < stale) slot.release();
     }
-    return this.#sessions.size + this.#slots.size;
+    return this.hub.connections.size + this.#slots.size;
   }
 
   #admission(outcome: unknown, slot: Slot): Admission<State> {
@@ -278,11 +285,22 @@ export class SocketAPI<
     socket: SocketLike,
     request: UpgradeRequest,
     state: State | undefined,
-    options?: { id?: string | undefined; slot?: ConnectionSlot | undefined },
+    options?: {
+      id?: string | undefined;
+      slot?: ConnectionSlot | undefined;
+      hub?: Hub | undefined;
+    },
   ): Session<State> {
-    const session = new Session(this, socket, request, state, options?.id);
+    const session = new Session(
+      this,
+      options?.hub ?? this.hub,
+      socket,
+      request,
+      state,
+      options?.id,
+    );
     options?.slot?.release();
-    this.#sessions.add(session);
+    session.hub.connections.add(session);
     return session;
   }
 
@@ -292,7 +310,7 @@ export class SocketAPI<
    * close only the connections they accepted; this closes all of the app's.
    */
   closeConnections({ timeout = 5000 }: { timeout?: number | undefined } = {}): Promise<void> {
-    return closeSessions(this.#sessions, timeout);
+    return closeSessions(this.hub.connections as Set<Session<object>>, timeout);
   }
 
   #originAllowed(origin: string): boolean {
@@ -345,7 +363,7 @@ export class SocketAPI<
 
   sessionClosed(session: Session<object>, code: number, reason: string): void {
     const typed = session as unknown as Session<State>;
-    this.#sessions.delete(typed);
+    session.hub.connections.delete(typed);
     const { onDisconnect } = this.#options;
     if (!onDisconnect) return;
     const fail = (error: unknown): void =>
@@ -364,7 +382,7 @@ export class SocketAPI<
       name === declaration.template.name ? declaration.template : new ChannelTemplate(name);
     declaration.mounts.push({
       template,
-      app: this,
+      app: this.hub,
       publish: (concrete, data, origin) => this.publish(concrete, data, origin),
       reportError: (error, info) => this.#reportBroadcastError(error, info),
     });

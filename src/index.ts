@@ -60,7 +60,8 @@ export {
   SocketAPIError,
   type SocketAPIErrorOptions,
 } from "./errors.ts";
-export { type Hub, MemoryHub, type Subscriber } from "./hub/hub.ts";
+export type { Hub } from "./hub/hub.ts";
+export type { Relay } from "./hub/relay.ts";
 export {
   type ActionCompletedFrame,
   type ActionFrame,

@@ -1,6 +1,6 @@
 import type { AppView, ErrorInfo } from "../context.ts";
 import { InvalidChannelParamsError } from "../errors.ts";
-import type { Subscriber } from "../hub/hub.ts";
+import type { Hub } from "../hub/hub.ts";
 import type { WireIssue } from "../protocol/protocol.ts";
 import { isThenable } from "../thenable.ts";
 import type { ChannelType, ChannelTypes, Empty } from "./api-types.ts";
@@ -10,10 +10,18 @@ import { InvalidInput } from "./pipeline.ts";
 
 export type { ChannelTypes } from "./api-types.ts";
 
+/**
+ * The connection whose handler broadcasts: the broadcast starts in the hub of the place
+ * that holds it (its process, its Durable Object).
+ */
+export interface BroadcastOrigin {
+  readonly hub: Hub;
+}
+
 /** Where a declared channel is served: an app, under the channel's full name there. */
 export interface ChannelMount {
   /** Serializes `data` once and sends it to the subscribers of `concreteName` in that app. */
-  publish(concreteName: string, data: unknown, origin?: Subscriber): number | Promise<number>;
+  publish(concreteName: string, data: unknown, origin?: BroadcastOrigin): number | Promise<number>;
   /** The channel's template in that app, router prefixes included. */
   readonly template: ChannelTemplate;
   /** Tells that app's `onError` of a failed broadcast. */
@@ -100,7 +108,7 @@ function isSegment(value: unknown): boolean {
 export function broadcast(
   declaration: ChannelDeclaration,
   params: unknown,
-  origin: Subscriber | undefined,
+  origin: BroadcastOrigin | undefined,
 ): Promise<number> {
   try {
     const { mounts, template, broadcastPipeline } = declaration;
@@ -128,7 +136,7 @@ function publishValidated(
   declaration: ChannelDeclaration,
   given: unknown,
   value: unknown,
-  origin: Subscriber | undefined,
+  origin: BroadcastOrigin | undefined,
 ): number | Promise<number> {
   const values = nameValues(declaration.template, given, value);
   const ctx = broadcastContext(declaration, values);
@@ -163,7 +171,7 @@ function publishAll(
   declaration: ChannelDeclaration,
   values: Record<string, unknown>,
   data: unknown,
-  origin: Subscriber | undefined,
+  origin: BroadcastOrigin | undefined,
 ): number | Promise<number> {
   let delivered = 0;
   let pending: Promise<number>[] | undefined;
@@ -212,7 +220,7 @@ export function createChannelHandle(declaration: ChannelDeclaration): ChannelHan
  * The same handles, broadcasting on behalf of `origin`: what `ctx.channels` holds in a
  * connection's handlers, so that a hub spread over places knows where a broadcast starts.
  */
-export function bindChannelHandles<T extends object>(handles: T, origin: Subscriber): T {
+export function bindChannelHandles<T extends object>(handles: T, origin: BroadcastOrigin): T {
   return new Proxy(handles, {
     get(target, key) {
       const handle = Reflect.get(target, key);

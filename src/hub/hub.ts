@@ -1,81 +1,137 @@
-/** One receiver of broadcasts: a connection, as the hub sees it. */
-export interface Subscriber {
-  /**
-   * Sends an already serialized frame. Returns `false` when the socket is gone or the send
-   * failed; the hub then drops the subscriber from every channel.
-   */
-  deliver(frame: string): boolean;
-  /** Called by the hub after a failed delivery: forget every subscription, close if open. */
-  dropAfterFailedDelivery(): void;
-}
+import type { AppView, Connection, ErrorInfo } from "../context.ts";
+import { isThenable } from "../thenable.ts";
+import type { Relay } from "./relay.ts";
+import type { Subscriber } from "./subscriber.ts";
+import { SubscriberIndex } from "./subscriber-index.ts";
 
 /**
- * Who is subscribed to what, and delivery of one serialized frame to every subscriber of a
- * concrete channel name. It is the seam for scale: in memory by default; an adapter may
- * put the runtime's own pub/sub behind it (Bun's topics, a Durable Object's sockets).
+ * Subscriptions and broadcasts for one place that holds connections (a process, a Durable
+ * Object): its connections, the local {@link SubscriberIndex}, and an optional
+ * {@link Relay} to the other places. Handlers see it as `ctx.app`. A broadcast reaches the local subscribers first, synchronously, then goes to
+ * the relay; the relay is joined to a channel while the place has subscribers of it.
+ *
+ * A relay's failures never fail a local broadcast or a subscribe: they go to the app's
+ * error hook, and local delivery goes on.
  */
-export interface Hub {
-  /**
-   * Adds `subscriber` to `channel`; adding twice changes nothing. `params` are the
-   * subscribe-time parameters the client sent, for hubs that persist subscriptions. A hub
-   * may refuse by throwing a `SocketAPIError`, and may return a promise: the client is
-   * told `subscribed` only once it settles.
-   */
-  add(
-    channel: string,
-    subscriber: Subscriber,
-    params?: Record<string, unknown>,
-  ): void | Promise<void>;
-  /** Removes `subscriber` from `channel`; removing a stranger changes nothing. */
-  remove(channel: string, subscriber: Subscriber): void;
-  /**
-   * Sends `frame` once to every subscriber of `channel`; returns how many it reached.
-   * `origin` is the connection whose handler broadcast, when there is one: a hub spread
-   * over several places can serve that connection's place directly.
-   */
-  publish(channel: string, frame: string, origin?: Subscriber): number | Promise<number>;
-  /** How many subscribers `channel` has, or how many channels have any without an argument. */
-  size(channel?: string): number;
-}
+export class Hub implements AppView<object> {
+  /** Who is subscribed here. */
+  readonly index: SubscriberIndex = new SubscriberIndex();
+  /** The connections this place holds. */
+  readonly connections: Set<Connection<object>> = new Set();
+  #relay: Relay | undefined;
+  #opened: Promise<void> | undefined;
+  readonly #report: (error: unknown, info: ErrorInfo) => void;
 
-/** The default hub: an index in this process's memory. */
-export class MemoryHub implements Hub {
-  readonly #channels = new Map<string, Set<Subscriber>>();
-
-  add(channel: string, subscriber: Subscriber): void {
-    let subscribers = this.#channels.get(channel);
-    if (!subscribers) {
-      subscribers = new Set();
-      this.#channels.set(channel, subscribers);
-    }
-    subscribers.add(subscriber);
+  constructor(report: (error: unknown, info: ErrorInfo) => void, relay?: Relay) {
+    this.#report = report;
+    this.#relay = relay;
   }
 
+  /** The relay to other places, if any. */
+  get relay(): Relay | undefined {
+    return this.#relay;
+  }
+
+  /**
+   * Gives this hub its relay, when the app's options did not: adapters whose platform
+   * carries broadcasts between places (Workers' shard directory) set theirs. A relay
+   * already given is never replaced: that is an error.
+   */
+  useRelay(relay: Relay): void {
+    if (this.#relay === relay) return;
+    if (this.#relay) {
+      throw new Error(
+        "This app already has a relay: the runtime carries broadcasts between its places itself.",
+      );
+    }
+    this.#relay = relay;
+  }
+
+  /**
+   * Opens the relay (once); resolves when it is ready. Adapters that start a server await
+   * it, so that a relay that cannot connect fails the start, not the first subscribe.
+   */
+  start(): Promise<void> {
+    const relay = this.#relay;
+    if (!relay) return Promise.resolve();
+    this.#opened ??= Promise.resolve().then(() =>
+      relay.open((channel, frame) => {
+        this.index.deliver(channel, frame);
+      }),
+    );
+    return this.#opened;
+  }
+
+  /**
+   * Adds `subscriber` to `channel`. The first local subscriber of a channel joins it on the
+   * relay; the returned promise settles once joined (never rejects: a relay that cannot
+   * join is reported, and local broadcasts still reach the subscriber).
+   */
+  add(channel: string, subscriber: Subscriber): void | Promise<void> {
+    if (!this.index.add(channel, subscriber) || !this.#relay) return;
+    const relay = this.#relay;
+    return this.start()
+      .then(() => relay.join(channel))
+      .catch((error: unknown) => this.#report(error, { channel, phase: "relay" }));
+  }
+
+  /** Removes `subscriber` from `channel`; the last local subscriber leaves it on the relay. */
   remove(channel: string, subscriber: Subscriber): void {
-    const subscribers = this.#channels.get(channel);
-    if (!subscribers?.delete(subscriber)) return;
-    if (subscribers.size === 0) this.#channels.delete(channel);
-  }
-
-  publish(channel: string, frame: string): number {
-    const subscribers = this.#channels.get(channel);
-    if (!subscribers) return 0;
-    let delivered = 0;
-    let failed: Subscriber[] | undefined;
-    for (const subscriber of subscribers) {
-      if (subscriber.deliver(frame)) delivered++;
-      else {
-        failed ??= [];
-        failed.push(subscriber);
+    if (!this.index.remove(channel, subscriber) || !this.#relay) return;
+    const relay = this.#relay;
+    try {
+      const left = relay.leave(channel);
+      if (isThenable(left)) {
+        Promise.resolve(left).catch((error: unknown) =>
+          this.#report(error, { channel, phase: "relay" }),
+        );
       }
+    } catch (error) {
+      this.#report(error, { channel, phase: "relay" });
     }
-    // Dropped after the loop: the others have all been served first.
-    if (failed) for (const subscriber of failed) subscriber.dropAfterFailedDelivery();
-    return delivered;
   }
 
+  /**
+   * Sends a serialized frame to every subscriber of `channel`: here at once, elsewhere
+   * through the relay. Resolves with how many it reached (elsewhere, as far as the relay
+   * can tell). Never rejects.
+   */
+  publish(channel: string, frame: string): number | Promise<number> {
+    const local = this.index.deliver(channel, frame);
+    const relay = this.#relay;
+    if (!relay) return local;
+    const fail = (error: unknown): number => {
+      this.#report(error, { channel, phase: "relay" });
+      return local;
+    };
+    const remote = (): number | Promise<number> => {
+      try {
+        const sent = relay.publish(channel, frame);
+        if (!isThenable(sent)) return local + (typeof sent === "number" ? sent : 0);
+        return Promise.resolve(sent).then(
+          (count) => local + (typeof count === "number" ? count : 0),
+          fail,
+        );
+      } catch (error) {
+        return fail(error);
+      }
+    };
+    return this.#opened ? this.#opened.then(remote, fail) : this.start().then(remote, fail);
+  }
+
+  /** How many subscribers `channel` has here, or how many channels have any without an argument. */
   size(channel?: string): number {
-    if (channel === undefined) return this.#channels.size;
-    return this.#channels.get(channel)?.size ?? 0;
+    return this.index.size(channel);
+  }
+
+  /** How many connections here are subscribed to a concrete channel name. */
+  subscriberCount(channel: string): number {
+    return this.index.size(channel);
+  }
+
+  /** Closes the relay. */
+  async close(): Promise<void> {
+    if (this.#opened) await this.#opened.catch(() => {});
+    await this.#relay?.close();
   }
 }

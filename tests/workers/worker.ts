@@ -47,7 +47,11 @@ export const app = new SocketAPI({
   )
   .action("alert", { input: v.object({ text: v.string() }) }, (input, ctx) =>
     ctx.channels.alerts(input),
-  );
+  )
+  .action("here", (_, ctx) => ({
+    connections: ctx.app.connections.size,
+    subscribers: ctx.app.subscriberCount("alerts"),
+  }));
 
 // The same app inside a Hono app on Workers: the middleware hands upgrades to the object.
 const hono = new Hono().basePath("/hono");

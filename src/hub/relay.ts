@@ -1,0 +1,59 @@
+/**
+ * Carries broadcasts between the instances of an app (processes, machines, Durable
+ * Objects). A relay hears only the channels its instance has subscribers of: the hub joins
+ * a channel upstream when it gets its first local subscriber, and leaves it with the last,
+ * so that a broadcast costs the cluster one publish and one delivery per instance that
+ * needs it.
+ *
+ * @example
+ * ```ts
+ * import type { Relay } from "socketapi";
+ *
+ * // Everything a relay does, over an in-memory bus that two apps in one process share.
+ * const bus = new EventTarget();
+ * export function busRelay(): Relay {
+ *   const joined = new Set<string>();
+ *   let listener: ((event: Event) => void) | undefined;
+ *   return {
+ *     open(receive) {
+ *       listener = (event) => {
+ *         const { channel, frame, from } = (event as CustomEvent).detail;
+ *         if (from !== joined && joined.has(channel)) receive(channel, frame);
+ *       };
+ *       bus.addEventListener("frame", listener);
+ *     },
+ *     join: (channel) => void joined.add(channel),
+ *     leave: (channel) => void joined.delete(channel),
+ *     publish(channel, frame) {
+ *       bus.dispatchEvent(new CustomEvent("frame", { detail: { channel, frame, from: joined } }));
+ *       return undefined;
+ *     },
+ *     async close() {
+ *       if (listener) bus.removeEventListener("frame", listener);
+ *     },
+ *   };
+ * }
+ * ```
+ */
+export interface Relay {
+  /**
+   * Starts the relay: `receive` is called with every frame another instance published on
+   * a channel this one joined. The hub calls it once, before the first join.
+   */
+  open(receive: (channel: string, frame: string) => void): void | Promise<void>;
+  /**
+   * This instance has its first subscriber of `channel`: receive its broadcasts from now
+   * on. The subscriber is told `subscribed` once this settles.
+   */
+  join(channel: string): void | Promise<void>;
+  /** This instance lost its last subscriber of `channel`: stop receiving it. */
+  leave(channel: string): void | Promise<void>;
+  /**
+   * Carries `frame` to the other instances with subscribers of `channel` (not back to this
+   * one: its subscribers were served locally). Returns how many subscribers it reached
+   * elsewhere where the relay can tell, else `undefined`.
+   */
+  publish(channel: string, frame: string): number | undefined | Promise<number | undefined>;
+  /** Stops the relay. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,146 @@
+import { InvalidInput } from "../declare/pipeline.ts";
+import { HandlerTimeoutError } from "../errors.ts";
+import {
+  completedFrame,
+  errorText,
+  internalErrorText,
+  publicErrorText,
+} from "../protocol/encode.ts";
+import { ErrorCode, ErrorMessage } from "../protocol/protocol.ts";
+import type { FrameContext } from "./handler-context.ts";
+import type { Session } from "./session.ts";
+
+/** What a frame being served is: an action call, or a subscribe. */
+export type FramePhase = "action" | "subscribe";
+
+/**
+ * Sends an action's answer, once; a result that cannot be serialized is answered as an
+ * internal error instead.
+ */
+export function answerCompleted(
+  session: Session<object>,
+  ctx: FrameContext,
+  result: unknown,
+): void {
+  if (ctx.ended) return;
+  let text: string;
+  try {
+    text = completedFrame(ctx.name, result, ctx.id);
+  } catch (error) {
+    answerFailure(session, ctx, "action", error);
+    return;
+  }
+  ctx.ended = true;
+  session.answer(text);
+}
+
+/** Answers a frame whose handling failed, once; never throws, whatever `error` is. */
+export function answerFailure(
+  session: Session<object>,
+  ctx: FrameContext,
+  phase: FramePhase,
+  error: unknown,
+): void {
+  if (ctx.ended) return;
+  ctx.ended = true;
+  session.answer(failureText(session, ctx, phase, error));
+}
+
+/**
+ * The answer to a failure: INVALID_PARAMS for input that failed its schema, a public
+ * error's own code and message, else INTERNAL_ERROR with the real error reported to the
+ * app (never to the client).
+ */
+function failureText(
+  session: Session<object>,
+  ctx: FrameContext,
+  phase: FramePhase,
+  error: unknown,
+): string {
+  const { name, id } = ctx;
+  if (isInvalidInput(error)) {
+    const message =
+      phase === "action"
+        ? ErrorMessage.invalidActionParams(name)
+        : ErrorMessage.invalidChannelParams(name);
+    return errorText(ErrorCode.INVALID_PARAMS, message, id, name, error.issues);
+  }
+  const text = publicErrorText(error, id, name);
+  if (text !== undefined) return text;
+  // A handler stopped by the connection's own abort signal is not a fault to report.
+  if (!(session.closed && isAbortError(error))) {
+    session.host.reportError(error, { connection: session, channel: name, phase });
+  }
+  return internalErrorText(id, name);
+}
+
+/**
+ * Waits for a frame's handling to settle, at most the app's `handlerTimeout`: then the
+ * client gets `HANDLER_TIMEOUT`, the handler's signal is aborted and its place freed. An
+ * action's result is answered; a subscribe answers itself. Answers the frame exactly
+ * once; never rejects.
+ */
+export function whenSettled(
+  session: Session<object>,
+  ctx: FrameContext,
+  phase: FramePhase,
+  pending: PromiseLike<unknown>,
+): Promise<void> {
+  return new Promise<void>((done) => {
+    const timeout = session.host.limits.handlerTimeout;
+    const timer =
+      timeout === false
+        ? undefined
+        : setTimeout(() => timedOut(session, ctx, phase, timeout, done), timeout);
+    (timer as { unref?: () => void } | undefined)?.unref?.();
+    const stop = (): void => {
+      if (timer !== undefined) clearTimeout(timer);
+    };
+    Promise.resolve(pending).then(
+      (value) => {
+        stop();
+        if (phase === "action") answerCompleted(session, ctx, value);
+        done();
+      },
+      (error: unknown) => {
+        stop();
+        answerFailure(session, ctx, phase, error);
+        done();
+      },
+    );
+  });
+}
+
+function timedOut(
+  session: Session<object>,
+  ctx: FrameContext,
+  phase: FramePhase,
+  timeout: number,
+  done: () => void,
+): void {
+  if (ctx.ended) return;
+  const error = new HandlerTimeoutError(ctx.name, timeout);
+  ctx.abandon(error);
+  session.host.reportError(error, { connection: session, channel: ctx.name, phase });
+  session.answer(
+    errorText(ErrorCode.HANDLER_TIMEOUT, ErrorMessage.handlerTimeout(timeout), ctx.id, ctx.name),
+  );
+  done();
+}
+
+// Both checks read what a handler threw, which may be a Proxy whose traps throw.
+function isInvalidInput(error: unknown): error is InvalidInput {
+  try {
+    return error instanceof InvalidInput;
+  } catch {
+    return false;
+  }
+}
+
+function isAbortError(error: unknown): boolean {
+  try {
+    return error instanceof Error && error.name === "AbortError";
+  } catch {
+    return false;
+  }
+}

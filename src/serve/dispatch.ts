@@ -1,0 +1,79 @@
+import { errorText } from "../protocol/encode.ts";
+import { parseFrame } from "../protocol/parse.ts";
+import {
+  type ActionFrame,
+  ErrorCode,
+  ErrorMessage,
+  PING_FRAME,
+  PONG_FRAME,
+} from "../protocol/protocol.ts";
+import { isThenable } from "../thenable.ts";
+import { answerCompleted, answerFailure, whenSettled } from "./answers.ts";
+import { HandlerContext } from "./handler-context.ts";
+import { type QueuedFrame, Refusals } from "./intake.ts";
+import type { Session } from "./session.ts";
+import { serveSubscribe, serveUnsubscribe } from "./subscriptions.ts";
+
+/**
+ * Serves one frame of a connection, in its turn: parses it (protocol.md's checks, in
+ * order), then runs the action, the subscribe or the unsubscribe it asks for. Returns a
+ * promise only when it has to wait; the promise never rejects.
+ */
+export function serveFrame(
+  session: Session<object>,
+  frame: QueuedFrame,
+): Promise<void> | undefined {
+  if (typeof frame !== "string") {
+    if (frame instanceof Refusals) {
+      for (let i = 0; i < frame.count; i++) session.answer(frame.text);
+    } else session.answer(JSON.stringify(frame));
+    return undefined;
+  }
+  if (frame === PING_FRAME) {
+    session.answer(PONG_FRAME);
+    return undefined;
+  }
+  const parsed = parseFrame(frame, session.host.limits.maxNameLength);
+  switch (parsed.type) {
+    case "error":
+      session.answer(JSON.stringify(parsed));
+      return undefined;
+    case "ping":
+      session.answer(PONG_FRAME);
+      return undefined;
+    case "action":
+      return serveAction(session, parsed);
+    case "subscribe":
+      return serveSubscribe(session, parsed);
+    case "unsubscribe":
+      serveUnsubscribe(session, parsed);
+      return undefined;
+  }
+}
+
+/**
+ * Serves an action through its pipeline. Synchronous as long as the pipeline is (a sync
+ * schema, a handler that returns a value): no promise, no microtask, the answer written
+ * in the same turn. It returns a promise only when it has to wait.
+ */
+function serveAction(session: Session<object>, frame: ActionFrame): Promise<void> | undefined {
+  const { channel: name, id } = frame;
+  const action = session.host.findAction(name);
+  if (!action) {
+    session.answer(errorText(ErrorCode.NOT_FOUND, ErrorMessage.actionNotFound(name), id, name));
+    return undefined;
+  }
+  const ctx = new HandlerContext(session, id, action.channels, name);
+  let result: unknown;
+  try {
+    result = action.pipeline.run(frame.data, ctx);
+    if (!isThenable(result)) {
+      answerCompleted(session, ctx, result);
+      return undefined;
+    }
+  } catch (error) {
+    answerFailure(session, ctx, "action", error);
+    return undefined;
+  }
+  return whenSettled(session, ctx, "action", result);
+}

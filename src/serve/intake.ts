@@ -1,0 +1,184 @@
+import { errorText } from "../protocol/encode.ts";
+import { ErrorCode, type ErrorFrame, ErrorMessage } from "../protocol/protocol.ts";
+import type { Limits } from "./limits.ts";
+import { TokenBucket, Violations } from "./rate-limiter.ts";
+
+/**
+ * A run of refused frames waiting their turn to be answered: one entry however many, so
+ * that refusals never grow the queue past its bound.
+ */
+export class Refusals {
+  readonly message: string;
+  readonly text: string;
+  count = 1;
+
+  constructor(message: string) {
+    this.message = message;
+    this.text = errorText(ErrorCode.RATE_LIMITED, message, undefined);
+  }
+}
+
+/** A frame waiting its turn: its text, an error frame to send (binary, too large), or refusals. */
+export type QueuedFrame = string | ErrorFrame | Refusals;
+
+/** What the intake needs from the connection it feeds. */
+export interface IntakeOwner {
+  /** Serves one frame; a promise when it has to wait (it never rejects). */
+  serveFrame(frame: QueuedFrame): Promise<void> | undefined;
+  /** Sends a text frame to the client. */
+  answer(text: string): unknown;
+  /** Too many refusals: the client is abusive. */
+  closeForAbuse(): void;
+  /** Nothing is waiting or running any more. */
+  settled(): void;
+}
+
+/**
+ * The frames of one connection on their way to being served: in arrival order, up to the
+ * app's concurrency at once, within its limits. Over the rate limit, or when the frames
+ * waiting would pass `maxQueuedMessages` or `maxQueuedBytes`, a frame is answered
+ * RATE_LIMITED in its turn and not kept; too many refusals close the connection (1008).
+ * Made with a connection's first frame: an idle connection never pays for it.
+ */
+export class Intake {
+  readonly #limits: Limits;
+  readonly #owner: IntakeOwner;
+  /** Frames waiting their turn; made when a frame first has to wait. */
+  #queue: QueuedFrame[] | undefined;
+  /** The size of the frames in the queue, in UTF-16 units (bytes, for ASCII JSON). */
+  #queuedSize = 0;
+  #inFlight = 0;
+  #pumping = false;
+  #draining = false;
+  #bucket: TokenBucket | undefined;
+  #violations: Violations | undefined;
+  #onDrained: (() => void)[] | undefined;
+
+  constructor(limits: Limits, owner: IntakeOwner) {
+    this.#limits = limits;
+    this.#owner = owner;
+  }
+
+  /** Queue entries waiting their turn (a run of refusals is one). */
+  get queuedEntries(): number {
+    return this.#queue?.length ?? 0;
+  }
+
+  /** Takes a frame of `size` (its text's length; 0 for an error frame to send). */
+  take(frame: string | ErrorFrame, size: number): void {
+    if (this.#draining) return;
+    const refusal = this.#refusal(size);
+    if (refusal !== undefined) {
+      this.#refuse(refusal);
+      return;
+    }
+    // The common case: nothing waiting, nothing running. Serve at once, without a queue.
+    if (!this.#pumping && !this.#queue?.length && this.#inFlight < this.#limits.concurrency) {
+      this.#pumping = true;
+      this.#run(frame);
+      this.#pumping = false;
+      this.#settled();
+      return;
+    }
+    this.#queue ??= [];
+    this.#queue.push(frame);
+    this.#queuedSize += size;
+    this.#pump();
+  }
+
+  /** Stops taking frames; resolves once those taken are served. */
+  drain(): Promise<void> {
+    this.#draining = true;
+    if (this.#inFlight === 0 && !this.#queue?.length) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#onDrained ??= [];
+      this.#onDrained.push(resolve);
+    });
+  }
+
+  /** Drops every frame waiting, and releases whoever waits for a drain: the socket closed. */
+  clear(): void {
+    this.#queue = undefined;
+    this.#queuedSize = 0;
+    for (const resolve of this.#onDrained?.splice(0) ?? []) resolve();
+  }
+
+  /**
+   * Why a new frame of `size` may not be taken, if it may not: over the rate limit, or it
+   * would have to wait in a queue already at its length or size.
+   */
+  #refusal(size: number): string | undefined {
+    const limits = this.#limits;
+    if (limits.rateLimit !== false) {
+      this.#bucket ??= new TokenBucket(limits.rateLimit);
+      if (!this.#bucket.take()) return ErrorMessage.rateLimited(limits.rateLimit.messagesPerSecond);
+    }
+    const waiting = this.#queue?.length ?? 0;
+    if (waiting === 0 && !this.#pumping && this.#inFlight < limits.concurrency) return undefined;
+    if (waiting >= limits.maxQueuedMessages)
+      return ErrorMessage.queueFull(limits.maxQueuedMessages);
+    if (this.#queuedSize + size > limits.maxQueuedBytes) {
+      return ErrorMessage.queueBytesFull(limits.maxQueuedBytes);
+    }
+    return undefined;
+  }
+
+  /**
+   * Answers a refused frame with RATE_LIMITED in its turn, without keeping the frame: a run
+   * of refusals is one queue entry. Too many refusals in a row close the connection.
+   */
+  #refuse(message: string): void {
+    const { maxViolations } = this.#limits;
+    this.#violations ??= new Violations();
+    if (this.#violations.add(maxViolations) > maxViolations) {
+      this.#owner.closeForAbuse();
+      return;
+    }
+    const queue = this.#queue;
+    if (!queue?.length && !this.#pumping && this.#inFlight === 0) {
+      this.#owner.answer(errorText(ErrorCode.RATE_LIMITED, message, undefined));
+      return;
+    }
+    const last = queue?.[queue.length - 1];
+    if (last instanceof Refusals && last.message === message) last.count++;
+    else {
+      this.#queue ??= [];
+      this.#queue.push(new Refusals(message));
+    }
+  }
+
+  /** Serves queued frames in order, up to the app's concurrency. */
+  #pump(): void {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    try {
+      const { concurrency } = this.#limits;
+      while (this.#queue?.length && this.#inFlight < concurrency) {
+        const frame = this.#queue.shift() as QueuedFrame;
+        if (typeof frame === "string") this.#queuedSize -= frame.length;
+        this.#run(frame);
+      }
+    } finally {
+      this.#pumping = false;
+    }
+    this.#settled();
+  }
+
+  /** Serves one frame; one that has to wait holds a place until it is done. */
+  #run(frame: QueuedFrame): void {
+    const pending = this.#owner.serveFrame(frame);
+    if (!pending) return;
+    this.#inFlight++;
+    void pending.then(() => {
+      this.#inFlight--;
+      this.#pump();
+    });
+  }
+
+  /** When nothing is left to serve: the owner's idle hook, and a shutdown waiting to drain. */
+  #settled(): void {
+    if (this.#inFlight !== 0 || this.#queue?.length) return;
+    this.#owner.settled();
+    if (this.#onDrained) for (const resolve of this.#onDrained.splice(0)) resolve();
+  }
+}

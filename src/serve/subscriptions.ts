@@ -1,0 +1,143 @@
+import { InvalidInput } from "../declare/pipeline.ts";
+import { dataFrame, errorText, replyFrame } from "../protocol/encode.ts";
+import {
+  ErrorCode,
+  ErrorMessage,
+  type SubscribeFrame,
+  type UnsubscribeFrame,
+  type WireIssue,
+} from "../protocol/protocol.ts";
+import { whenSettled } from "./answers.ts";
+import { SubscribeHandlerContext } from "./handler-context.ts";
+import type { ChannelMatch, Session } from "./session.ts";
+
+/**
+ * The concrete channel names a connection is subscribed to, and how many subscribes to
+ * channels it does not hold yet are under way: each of those holds a place under
+ * `maxSubscriptions`, so that concurrent subscribes cannot overshoot it. A set itself, not
+ * a wrapper around one: a connection's first subscription costs no more than the set.
+ */
+export class Subscriptions extends Set<string> {
+  underWay = 0;
+}
+
+/**
+ * Serves a subscribe: the channel's pipeline (validate, dependencies, guard, handler,
+ * data schema), then the hub, then `subscribed` and the initial data. Returns a promise
+ * while it has to wait (it never rejects).
+ */
+export function serveSubscribe(
+  session: Session<object>,
+  frame: SubscribeFrame,
+): Promise<void> | undefined {
+  const { channel: name, id } = frame;
+  const { host } = session;
+  const match = host.findChannel(name);
+  if (!match) {
+    session.answer(errorText(ErrorCode.NOT_FOUND, ErrorMessage.channelNotFound(name), id, name));
+    return undefined;
+  }
+  const { maxSubscriptions } = host.limits;
+  const held = session.subscriptionSet();
+  // A place held for a channel not yet subscribed to; subscribing again is always fine.
+  const reserves = !held.has(name);
+  if (reserves && held.size + held.underWay >= maxSubscriptions) {
+    const message = ErrorMessage.tooManySubscriptions(maxSubscriptions);
+    session.answer(errorText(ErrorCode.TOO_MANY_SUBSCRIPTIONS, message, id, name));
+    return undefined;
+  }
+  if (reserves) held.underWay++;
+  const ctx = new SubscribeHandlerContext(session, id, match.declaration.channels, name);
+  const done = whenSettled(
+    session,
+    ctx,
+    "subscribe",
+    subscribeSteps(session, match, frame.data, ctx),
+  );
+  return reserves ? done.then(() => void held.underWay--) : done;
+}
+
+async function subscribeSteps(
+  session: Session<object>,
+  match: ChannelMatch,
+  data: unknown,
+  ctx: SubscribeHandlerContext,
+): Promise<void> {
+  const { declaration } = match;
+  const pipeline = declaration.subscribePipeline;
+  let given: Record<string, unknown> | undefined;
+  if (pipeline.hasSchema) {
+    const params = subscribeParams(data, declaration.subscribeKeys, match.nameParams);
+    if (!params.ok) throw new InvalidInput(params.issues);
+    given = params.value;
+  }
+  const result = await pipeline.run(given, ctx);
+  // Serialized before the client is added: data that cannot be sent refuses the subscribe.
+  const initial = declaration.initialData ? dataFrame(ctx.name, result) : undefined;
+  // The client may have left, or the handler timed out, while it ran: nobody to add.
+  if (ctx.ended || session.closed) return;
+  const name = ctx.name;
+  const held = session.subscriptionSet();
+  if (!held.has(name)) {
+    // An adapter that keeps subscriptions (a Durable Object's attachment) may refuse one.
+    session.keeper?.subscribing(session, name, given && withoutNameParams(given, match.nameParams));
+    await session.hub.add(name, session);
+    if (ctx.ended || session.closed) {
+      if (!held.has(name)) {
+        session.hub.remove(name, session);
+        session.keeper?.unsubscribed(session, name);
+      }
+      return;
+    }
+    held.add(name);
+  }
+  ctx.ended = true;
+  session.answer(replyFrame("subscribed", name, ctx.id));
+  if (initial !== undefined) session.answer(initial);
+}
+
+/** Serves an unsubscribe: always confirmed, also for a channel not held or unknown. */
+export function serveUnsubscribe(session: Session<object>, frame: UnsubscribeFrame): void {
+  const { channel: name, id } = frame;
+  if (session.subscriptions.has(name)) {
+    session.subscriptionSet().delete(name);
+    session.hub.remove(name, session);
+    session.keeper?.unsubscribed(session, name);
+  }
+  session.answer(replyFrame("unsubscribed", name, id));
+}
+
+/** The parameters the client itself sent, without those taken from the channel's name. */
+function withoutNameParams(
+  value: Record<string, unknown>,
+  nameParams: Record<string, string>,
+): Record<string, unknown> | undefined {
+  let kept: Record<string, unknown> | undefined;
+  for (const key of Object.keys(value)) {
+    if (Object.hasOwn(nameParams, key)) continue;
+    kept ??= {};
+    kept[key] = value[key];
+  }
+  return kept;
+}
+
+/**
+ * The parameters a subscribing client may set: only the marked keys of `data`, then the
+ * parameters in the channel's name, which win.
+ */
+function subscribeParams(
+  data: unknown,
+  keys: readonly string[],
+  nameParams: Record<string, string>,
+): { ok: true; value: Record<string, unknown> } | { ok: false; issues: WireIssue[] } {
+  if (data !== undefined && (data === null || typeof data !== "object" || Array.isArray(data))) {
+    return {
+      ok: false,
+      issues: [{ message: "Subscribe parameters must be an object.", path: [] }],
+    };
+  }
+  const value: Record<string, unknown> = {};
+  const given = data as Record<string, unknown> | undefined;
+  if (given) for (const key of keys) if (Object.hasOwn(given, key)) value[key] = given[key];
+  return { ok: true, value: Object.assign(value, nameParams) };
+}

@@ -21,6 +21,7 @@ import {
   closeSessions,
   isLoopbackAddress,
   type NativeDelivery,
+  refusalOf,
   registerRuntimeUpgrader,
   routeFetch,
   type Session,
@@ -211,10 +212,7 @@ export async function upgrade(
   };
   if (server.upgrade(request, { data })) return undefined;
   admission.slot.release();
-  return new Response("Expected a WebSocket upgrade", {
-    status: 426,
-    headers: { upgrade: "websocket" },
-  });
+  return refusalOf("upgrade-required");
 }
 
 /** Whether a middleware's `env` is Bun's server (Hono on Bun passes it so). */

@@ -19,19 +19,21 @@
  */
 import { DurableObject, env as workerEnv } from "cloudflare:workers";
 import {
-  BROADCAST_PATH,
   type BroadcastEndpointOptions,
+  broadcastOptions,
   type ConnectionKeeper,
   Hub,
   handleBroadcastRequest,
   isLoopbackAddress,
+  isWebSocketUpgrade,
   PING_FRAME,
   PONG_FRAME,
   type Relay,
+  refusalOf,
+  routeRequest,
   type Session,
   setUpgradeRoute,
   type UpgradeRequest,
-  upgradeRequired,
   utf8ByteLength,
 } from "../src/adapter.ts";
 import { ErrorCode, type SocketAPI, SocketAPIError } from "../src/index.ts";
@@ -274,9 +276,7 @@ class ObjectServer implements ConnectionKeeper {
 
   /** Accepts a WebSocket forwarded by the Worker, after `onConnect` admitted it there. */
   async accept(request: Request): Promise<Response> {
-    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-      return new Response("Expected a WebSocket upgrade", { status: 426 });
-    }
+    if (!isWebSocketUpgrade(request.headers.get("upgrade"))) return refusalOf("upgrade-required");
     // The Worker cannot see an object's connections: the object counts its own.
     if (this.#sessions.size >= this.#app.limits.maxConnections) {
       return new Response("Too many connections", { status: 503 });
@@ -523,9 +523,6 @@ export function cloudflare<Env = Cloudflare.Env>(
   };
   setUpgradeRoute(app, (request, env) => routeUpgrade(request, env as Env));
 
-  const broadcastOptions = options.broadcast === false ? undefined : (options.broadcast ?? {});
-  const broadcastPath = broadcastOptions?.path ?? BROADCAST_PATH;
-
   const worker: CloudflareDeployment<Env>["worker"] = {
     async fetch(request, env, ctx) {
       try {
@@ -540,18 +537,21 @@ export function cloudflare<Env = Cloudflare.Env>(
     },
   };
 
+  // By the one table; what the table refuses goes to the Worker's own routes first.
   async function route(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
     const path = new URL(request.url).pathname;
-    if (broadcastOptions && path === broadcastPath) {
+    const upgrade = isWebSocketUpgrade(request.headers.get("upgrade"));
+    const where = routeRequest(path, upgrade, options, false);
+    if (where === "broadcast") {
       const fromLoopback = isLoopbackAddress(request.headers.get("cf-connecting-ip") ?? undefined);
-      return handleBroadcastRequest(app, request, { fromLoopback, options: broadcastOptions });
+      return handleBroadcastRequest(app, request, {
+        fromLoopback,
+        options: broadcastOptions(options) ?? {},
+      });
     }
-    const upgrade = request.headers.get("upgrade")?.toLowerCase() === "websocket";
-    if (upgrade && (options.path === undefined || path === options.path)) {
-      return routeUpgrade(request, env);
-    }
+    if (where === "upgrade") return routeUpgrade(request, env);
     if (options.fetch) return options.fetch(request, env, ctx);
-    return upgradeRequired();
+    return refusalOf(where);
   }
 
   class SocketAPIObject extends DurableObject<Env> implements SocketAPIDurableObject<Env> {

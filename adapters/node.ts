@@ -30,13 +30,16 @@ import {
   type Admission,
   BROADCAST_PATH,
   type BroadcastEndpointOptions,
+  broadcastOptions,
   type ConnectionSlot,
   closeSessions,
   handleBroadcastRequest,
   isLoopbackAddress,
   KeptRequest,
   keepRequest,
+  refusalOf,
   registerRuntimeUpgrader,
+  routeRequest,
   type Session,
   type UpgradeRequest,
 } from "../src/adapter.ts";
@@ -349,7 +352,7 @@ function handleUpgrades(
     socket.on("error", destroyOnError);
     if (decision.kind === "refuse" || closing) {
       if (decision.kind === "accept") decision.slot.release();
-      const response = decision.kind === "refuse" ? decision.response : shuttingDown().response;
+      const response = decision.kind === "refuse" ? decision.response : refusalOf("shutting-down");
       refuseUpgrade(socket, response).catch(() => socket.destroy());
       return;
     }
@@ -376,7 +379,7 @@ function handleUpgrades(
   const listener = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     let decision: UpgradeDecision | Promise<UpgradeDecision>;
     try {
-      decision = closing ? shuttingDown() : decide(req);
+      decision = closing ? { kind: "refuse", response: refusalOf("shutting-down") } : decide(req);
     } catch (error) {
       console.error("[socketapi] upgrade failed", error);
       socket.destroy();
@@ -424,9 +427,7 @@ function leaveToOthers(server: EventEmitter, socket: Duplex, timeout: number): v
   const notFound = (): void => {
     if (socket.destroyed || (socket as Duplex & { bytesWritten?: number }).bytesWritten) return;
     socket.on("error", destroyOnError);
-    void refuseUpgrade(socket, new Response("Not Found", { status: 404 })).catch(() =>
-      socket.destroy(),
-    );
+    void refuseUpgrade(socket, refusalOf("not-found")).catch(() => socket.destroy());
   };
   if (server.listenerCount("upgrade") <= 1) {
     notFound();
@@ -439,10 +440,6 @@ function leaveToOthers(server: EventEmitter, socket: Duplex, timeout: number): v
 
 function destroyOnError(this: Duplex): void {
   this.destroy();
-}
-
-function shuttingDown(): { kind: "refuse"; response: Response } {
-  return { kind: "refuse", response: new Response("Server shutting down", { status: 503 }) };
 }
 
 /**
@@ -460,10 +457,30 @@ function shuttingDown(): { kind: "refuse"; response: Response } {
  * ```
  */
 export function attach(app: AnyApp, server: Server, options: AttachOptions = {}): Attachment {
+  return attachRouted(app, server, options, false);
+}
+
+/** `attach`, routing upgrades by the one table (with the broadcast endpoint, for `serve`). */
+function attachRouted(
+  app: AnyApp,
+  server: Server,
+  options: AttachOptions,
+  broadcast: BroadcastEndpointOptions | false | undefined,
+): Attachment {
   return handleUpgrades(
     server,
     (req) => {
-      if (options.path !== undefined && pathOf(req) !== options.path) return { kind: "ignore" };
+      const route = routeRequest(pathOf(req), true, { path: options.path, broadcast }, false);
+      // Another path is another listener's, if the server has one.
+      if (route === "not-found") return { kind: "ignore" };
+      if (route === "broadcast") {
+        return answerBroadcast(app, req, broadcastOptions({ broadcast }) ?? {}).then(
+          (response) => ({
+            kind: "refuse",
+            response,
+          }),
+        );
+      }
       const request = upgradeRequest(req);
       const admission = app.admit(request);
       return admission instanceof Promise
@@ -565,21 +582,30 @@ export function broadcastHandler(
   const path = options.path ?? BROADCAST_PATH;
   return async (req, res) => {
     if (pathOf(req) !== path) return false;
-    // The body streams: the endpoint reads it only after it has checked who calls, and
-    // no further than the app's frame limit.
-    const post = req.method === "POST";
-    const request = new Request(requestUrl(req.url ?? "/", req.headers.host), {
-      method: req.method ?? "GET",
-      headers: toHeaders(req.headers),
-      ...(post ? { body: Readable.toWeb(req) as unknown as ReadableStream, duplex: "half" } : {}),
-    } as RequestInit);
-    const response = await handleBroadcastRequest(app, request, {
-      fromLoopback: isLoopbackAddress(req.socket.remoteAddress),
-      options,
-    });
-    await sendResponse(req, res, response);
+    await sendResponse(req, res, await answerBroadcast(app, req, options));
     return true;
   };
+}
+
+/**
+ * The broadcast endpoint's answer to a Node request. The body streams: the endpoint reads
+ * it only after it has checked who calls, and no further than the app's frame limit.
+ */
+function answerBroadcast(
+  app: AnyApp,
+  req: IncomingMessage,
+  options: BroadcastEndpointOptions,
+): Promise<Response> {
+  const post = req.method === "POST";
+  const request = new Request(requestUrl(req.url ?? "/", req.headers.host), {
+    method: req.method ?? "GET",
+    headers: toHeaders(req.headers),
+    ...(post ? { body: Readable.toWeb(req) as unknown as ReadableStream, duplex: "half" } : {}),
+  } as RequestInit);
+  return handleBroadcastRequest(app, request, {
+    fromLoopback: isLoopbackAddress(req.socket.remoteAddress),
+    options,
+  });
 }
 
 /**
@@ -595,20 +621,22 @@ export function broadcastHandler(
  * ```
  */
 export async function serve(app: AnyApp, options: ServeOptions = {}): Promise<NodeServer> {
-  const broadcast =
-    options.broadcast === false ? undefined : broadcastHandler(app, options.broadcast ?? {});
+  // Plain HTTP requests, by the one table: the broadcast endpoint, 404 off the path, 426.
   const server = createServer((req, res) => {
     void (async () => {
-      if (broadcast && (await broadcast(req, res))) return;
-      res.writeHead(426, { "content-type": "text/plain", upgrade: "websocket" });
-      res.end("This is a WebSocket endpoint: connect with a WebSocket client.\n");
+      const route = routeRequest(pathOf(req), false, options, false);
+      const response =
+        route === "broadcast"
+          ? await answerBroadcast(app, req, broadcastOptions(options) ?? {})
+          : refusalOf(route === "upgrade" ? "upgrade-required" : route);
+      await sendResponse(req, res, response);
     })().catch((error: unknown) => {
       app.reportError(error, { phase: "broadcast" });
       if (!res.headersSent) res.writeHead(500);
       res.end();
     });
   });
-  const attachment = attach(app, server, options);
+  const attachment = attachRouted(app, server, options, options.broadcast);
   const { path } = options;
   const host = options.host ?? "127.0.0.1";
   await new Promise<void>((resolve, reject) => {

@@ -37,7 +37,17 @@ export {
   secretMatches,
 } from "./serve/broadcast-endpoint.ts";
 export { KeptRequest, keepRequest } from "./serve/kept-request.ts";
-export { type FetchRoute, routeFetch, upgradeRequired } from "./serve/request-router.ts";
+export {
+  broadcastOptions,
+  type FetchRoute,
+  isWebSocketUpgrade,
+  type RequestRoute,
+  type RoutingOptions,
+  refusalOf,
+  routeFetch,
+  routeRequest,
+  upgradeRequired,
+} from "./serve/request-router.ts";
 export type { ConnectionKeeper, Session } from "./serve/session.ts";
 export { type MessageData, OPEN, type SocketLike } from "./serve/socket.ts";
 export {

@@ -72,6 +72,19 @@ const runtimes = [
     hono: true,
   },
   {
+    name: "Hono on Deno",
+    command: [
+      bin("deno"),
+      "run",
+      "--allow-net",
+      "--allow-env",
+      "--allow-read",
+      "tests/servers/hono-deno.ts",
+    ],
+    capabilities: denoCapabilities,
+    hono: true,
+  },
+  {
     name: "Workers (wrangler dev)",
     command: [
       bin("wrangler"),
@@ -601,4 +614,53 @@ describe.each(runtimes)("$name", ({ command, capabilities, hono }) => {
       for (const close of await closed) expect(close.code).toBe(1001);
     },
   );
+});
+
+// The one request table, with a `path`: every runtime that owns its server answers the same.
+const wsPath = "/ws";
+const pathRuntimes = runtimes
+  .filter(({ hono }) => !hono)
+  .map(({ name, command }) => ({
+    name,
+    // wrangler dev takes the path as a Worker variable; the others from the environment.
+    command: name.startsWith("Workers")
+      ? [...command, "--var", `SOCKETAPI_PATH:${wsPath}`]
+      : command,
+  }));
+
+describe.each(pathRuntimes)("$name serving only /ws", ({ command }) => {
+  let server: ServerProcess;
+  beforeAll(async () => {
+    server = await startServer(command, { env: { SOCKETAPI_PATH: wsPath } });
+  }, 30_000);
+  afterAll(async () => {
+    await server?.stop();
+  });
+  const http = (path: string, init?: RequestInit) =>
+    fetch(`http://127.0.0.1:${server.port}${path}`, init);
+
+  it("serves /ws, and answers by the table: 404 off the path (plain or upgrade), 426 to a plain request on it, the broadcast endpoint as ever", async () => {
+    const client = await openClient(`ws://127.0.0.1:${server.port}${wsPath}`);
+    expect(
+      (await client.request({ type: "action", channel: "add_numbers", data: { a: 1, b: 2 } })).data,
+    ).toBe(3);
+    await client.request({ type: "subscribe", channel: "chat" });
+    await expect(openClient(`ws://127.0.0.1:${server.port}/other`)).rejects.toMatchObject({
+      status: 404,
+    });
+    expect((await http("/other")).status).toBe(404);
+    expect((await http(wsPath)).status).toBe(426);
+    const broadcast = await http("/_broadcast", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ channel: "chat", data: { message: "through the table" } }),
+    });
+    expect(broadcast.status).toBe(200);
+    expect(await client.next()).toEqual({
+      type: "data",
+      channel: "chat",
+      data: { message: "through the table" },
+    });
+    client.ws.terminate();
+  });
 });

@@ -5,7 +5,71 @@ import {
   handleBroadcastRequest,
 } from "./broadcast-endpoint.ts";
 
-/** The answer to a plain HTTP request on a WebSocket endpoint. */
+/**
+ * What becomes of one request to a server that serves an app: the one table every adapter
+ * answers by, checked in this order.
+ *
+ * | route              | when                                              | answer |
+ * | ------------------ | ------------------------------------------------- | ------ |
+ * | `broadcast`        | the broadcast endpoint's path (unless turned off) | the endpoint's |
+ * | `not-found`        | a `path` is set and this is another path          | 404 |
+ * | `upgrade-required` | not a WebSocket upgrade                           | 426 |
+ * | `shutting-down`    | the server is shutting down                       | 503 |
+ * | `upgrade`          | a WebSocket upgrade                               | `onConnect`, then 101 |
+ */
+export type RequestRoute =
+  | "broadcast"
+  | "not-found"
+  | "upgrade-required"
+  | "shutting-down"
+  | "upgrade";
+
+/** How an adapter was told to serve: its path and its broadcast endpoint. */
+export interface RoutingOptions {
+  /** Only upgrades to this path are served; default: every path. */
+  path?: string | undefined;
+  /** The broadcast endpoint's options; `false` turns it off. */
+  broadcast?: BroadcastEndpointOptions | false | undefined;
+}
+
+/** The broadcast endpoint's options, or `undefined` when it is turned off. */
+export function broadcastOptions(options: RoutingOptions): BroadcastEndpointOptions | undefined {
+  return options.broadcast === false ? undefined : (options.broadcast ?? {});
+}
+
+/** Whether a request's `Upgrade` header asks for a WebSocket. */
+export function isWebSocketUpgrade(upgrade: string | null | undefined): boolean {
+  return upgrade?.toLowerCase() === "websocket";
+}
+
+/** Where a request goes, by the table above. */
+export function routeRequest(
+  path: string,
+  upgrade: boolean,
+  options: RoutingOptions,
+  stopping: boolean,
+): RequestRoute {
+  const broadcast = broadcastOptions(options);
+  if (broadcast && path === (broadcast.path ?? BROADCAST_PATH)) return "broadcast";
+  if (options.path !== undefined && path !== options.path) return "not-found";
+  if (!upgrade) return "upgrade-required";
+  if (stopping) return "shutting-down";
+  return "upgrade";
+}
+
+/** The answer of a route that refuses: 404, 426 or 503. */
+export function refusalOf(route: "not-found" | "upgrade-required" | "shutting-down"): Response {
+  switch (route) {
+    case "not-found":
+      return new Response("Not Found\n", { status: 404 });
+    case "upgrade-required":
+      return upgradeRequired();
+    case "shutting-down":
+      return new Response("Server shutting down\n", { status: 503 });
+  }
+}
+
+/** The answer to a plain HTTP request on a WebSocket endpoint: 426 Upgrade Required. */
 export function upgradeRequired(): Response {
   return new Response("This is a WebSocket endpoint: connect with a WebSocket client.\n", {
     status: 426,
@@ -14,11 +78,7 @@ export function upgradeRequired(): Response {
 }
 
 /** How a fetch-style adapter (Bun, Deno) answers the requests of its server. */
-export interface FetchRoute<Upgraded extends Response | undefined> {
-  /** Only upgrades to this path are served; default: every path. */
-  path?: string | undefined;
-  /** The broadcast endpoint's options; `false` turns it off. */
-  broadcast?: BroadcastEndpointOptions | false | undefined;
+export interface FetchRoute<Upgraded extends Response | undefined> extends RoutingOptions {
   /** Whether the request comes from the loopback network (asked only for broadcasts). */
   fromLoopback(): boolean;
   /** Whether the server is shutting down: upgrades are then refused with 503. */
@@ -27,10 +87,7 @@ export interface FetchRoute<Upgraded extends Response | undefined> {
   upgrade(): Promise<Upgraded>;
 }
 
-/**
- * Answers one request of a fetch-style server: the broadcast endpoint, 404 off the path,
- * 426 to a request that is not an upgrade, 503 while shutting down, else the upgrade.
- */
+/** Answers one request of a fetch-style server by the table. */
 export function routeFetch<Upgraded extends Response | undefined>(
   // biome-ignore lint/suspicious/noExplicitAny: any app can be served.
   app: SocketAPI<any, any, any>,
@@ -38,17 +95,17 @@ export function routeFetch<Upgraded extends Response | undefined>(
   route: FetchRoute<Upgraded>,
 ): Promise<Response | Upgraded> | Response {
   const path = new URL(request.url).pathname;
-  const broadcast = route.broadcast === false ? undefined : (route.broadcast ?? {});
-  if (broadcast && path === (broadcast.path ?? BROADCAST_PATH)) {
-    return handleBroadcastRequest(app, request, {
-      fromLoopback: route.fromLoopback(),
-      options: broadcast,
-    });
+  const upgrade = isWebSocketUpgrade(request.headers.get("upgrade"));
+  const where = routeRequest(path, upgrade, route, route.stopping());
+  switch (where) {
+    case "broadcast":
+      return handleBroadcastRequest(app, request, {
+        fromLoopback: route.fromLoopback(),
+        options: broadcastOptions(route) ?? {},
+      });
+    case "upgrade":
+      return route.upgrade();
+    default:
+      return refusalOf(where);
   }
-  if (route.path !== undefined && path !== route.path) {
-    return new Response("Not Found", { status: 404 });
-  }
-  if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") return upgradeRequired();
-  if (route.stopping()) return new Response("Server shutting down", { status: 503 });
-  return route.upgrade();
 }

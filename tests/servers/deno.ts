@@ -2,7 +2,8 @@
 import { deno } from "../../adapters/deno.ts";
 import app from "./conformance-app.ts";
 
-const socketapi = deno(app);
+// SOCKETAPI_PATH: serve only that path (the conformance suite's path checks).
+const socketapi = deno(app, { path: Deno.env.get("SOCKETAPI_PATH") });
 const server = Deno.serve(
   {
     port: Number(Deno.env.get("PORT")),

@@ -2,7 +2,11 @@
 import { serve } from "../../adapters/node.ts";
 import app from "./conformance-app.ts";
 
-const server = await serve(app, { port: Number(process.env.PORT) });
+// SOCKETAPI_PATH: serve only that path (the conformance suite's path checks).
+const server = await serve(app, {
+  port: Number(process.env.PORT),
+  path: process.env.SOCKETAPI_PATH,
+});
 console.log(`listening at ${server.url}`);
 process.on("SIGTERM", async () => {
   await server.close();

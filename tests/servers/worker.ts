@@ -1,9 +1,14 @@
 // Serves the conformance app on Workers (wrangler dev, tests/servers/wrangler.toml).
+import { env } from "cloudflare:workers";
 import { cloudflare } from "../../adapters/cloudflare.ts";
 import app from "./conformance-app.ts";
 
 // Headers a handler reads must be kept: after hibernation only these are left.
-const { worker, SocketAPIObject } = cloudflare(app, { keepHeaders: ["x-probe"] });
+// SOCKETAPI_PATH (`wrangler dev --var`): serve only that path (the suite's path checks).
+const { worker, SocketAPIObject } = cloudflare(app, {
+  keepHeaders: ["x-probe"],
+  path: (env as { SOCKETAPI_PATH?: string }).SOCKETAPI_PATH,
+});
 
 export default worker;
 export { SocketAPIObject };

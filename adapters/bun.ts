@@ -16,11 +16,14 @@
  */
 import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
 import {
+  admitUpgrade,
   type BroadcastEndpointOptions,
   type ConnectionSlot,
   closeSessions,
+  hubOf,
   isLoopbackAddress,
   type NativeDelivery,
+  openConnection,
   refusalOf,
   registerRuntimeUpgrader,
   routeFetch,
@@ -92,7 +95,7 @@ function deliverThroughBun(app: AnyApp, server: Server<SocketData>): void {
   if (!delivery) {
     delivery = new BunDelivery();
     deliveries.set(app, delivery);
-    app.hub.index.useNativeDelivery(delivery);
+    hubOf(app).index.useNativeDelivery(delivery);
   }
   delivery.server ??= server;
 }
@@ -175,7 +178,7 @@ export function websocketLimits(app: AnyApp): Partial<WebSocketHandler<SocketDat
 export const websocket: WebSocketHandler<SocketData> = {
   open(ws) {
     const { app, request, state, slot } = ws.data;
-    ws.data.session = app.open(new BunSocket(ws), request, state, { slot });
+    ws.data.session = openConnection(app, new BunSocket(ws), request, state, { slot });
     ws.data.slot = undefined;
   },
   message(ws, message) {
@@ -200,7 +203,7 @@ export async function upgrade(
 ): Promise<Response | undefined> {
   deliverThroughBun(app, server);
   const upgradeRequest: UpgradeRequest = { url: request.url, headers: request.headers };
-  const admission = await app.admit(upgradeRequest);
+  const admission = await admitUpgrade(app, upgradeRequest);
   if (!admission.ok) return admission.response;
   // Bun's `Headers` are native and outlive the request: keeping them costs a connection
   // about 700 bytes of RSS, less than a copy in the JavaScript heap (1,700 measured).

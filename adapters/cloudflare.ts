@@ -19,17 +19,21 @@
  */
 import { DurableObject, env as workerEnv } from "cloudflare:workers";
 import {
+  admitUpgrade,
   type BroadcastEndpointOptions,
   broadcastOptions,
   type ConnectionKeeper,
   Hub,
   handleBroadcastRequest,
+  hubOf,
   isLoopbackAddress,
   isWebSocketUpgrade,
+  openConnection,
   PING_FRAME,
   PONG_FRAME,
   type Relay,
   refusalOf,
+  reportToApp,
   routeRequest,
   type Session,
   setUpgradeRoute,
@@ -172,7 +176,7 @@ class ObjectDirectory {
   }
 
   report(error: unknown, channel: string): void {
-    this.#app.reportError(error, { channel, phase: "broadcast" });
+    reportToApp(this.#app, error, { channel, phase: "broadcast" });
   }
 }
 
@@ -265,7 +269,7 @@ class ObjectServer implements ConnectionKeeper {
     this.#options = options;
     this.#ctx = ctx;
     this.#relay = new DirectoryRelay(directory, { shard: () => this.shard, ctx });
-    this.#hub = new Hub((error, info) => app.reportError(error, info), this.#relay);
+    this.#hub = new Hub((error, info) => reportToApp(app, error, info), this.#relay);
     // Answered by the runtime without waking the object.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
     for (const ws of ctx.getWebSockets()) this.#restore(ws);
@@ -397,7 +401,7 @@ class ObjectServer implements ConnectionKeeper {
 
   #open(ws: WebSocket, attachment: Attachment): Session<object> {
     const request: UpgradeRequest = { url: attachment.u, headers: new Headers(attachment.h) };
-    const session = this.#app.open(ws, request, attachment.s, {
+    const session = openConnection(this.#app, ws, request, attachment.s, {
       id: attachment.i,
       hub: this.#hub,
     });
@@ -436,7 +440,8 @@ class ObjectServer implements ConnectionKeeper {
           { code: ErrorCode.TOO_MANY_SUBSCRIPTIONS },
         );
       }
-      this.#app.reportError(
+      reportToApp(
+        this.#app,
         new Error(
           `Connection state is not kept across hibernation: it would take ${size} bytes ` +
             `(${parts}), over the ${limit}-byte limit of a socket attachment (maxAttachmentBytes).`,
@@ -493,7 +498,7 @@ export function cloudflare<Env = Cloudflare.Env>(
   const directory = new ObjectDirectory(app, options as CloudflareOptions<unknown>);
   // The Worker holds no sockets: its broadcasts go to the objects, over the directory.
   try {
-    app.hub.useRelay(new DirectoryRelay(directory));
+    hubOf(app).useRelay(new DirectoryRelay(directory));
   } catch {
     throw new ConfigurationError(
       "socketapi/cloudflare: Workers carry broadcasts between objects themselves: remove the " +
@@ -502,7 +507,7 @@ export function cloudflare<Env = Cloudflare.Env>(
   }
 
   const routeUpgrade = async (request: Request, env: Env): Promise<Response> => {
-    const admission = await app.admit({ url: request.url, headers: request.headers });
+    const admission = await admitUpgrade(app, { url: request.url, headers: request.headers });
     if (!admission.ok) return admission.response;
     // The Worker holds no connections: the object counts its own against the limit.
     admission.slot.release();
@@ -528,7 +533,7 @@ export function cloudflare<Env = Cloudflare.Env>(
       try {
         return await route(request, env, ctx);
       } catch (error) {
-        app.reportError(error, { phase: "connect" });
+        reportToApp(app, error, { phase: "connect" });
         // A configuration mistake is said plainly; anything else stays internal.
         const body =
           error instanceof ConfigurationError ? `${error.message}\n` : "Internal Server Error\n";

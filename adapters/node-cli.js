@@ -92,7 +92,8 @@ if (values.watch) {
   }
   const module = await import(pathToFileURL(modulePath).href);
   // A CommonJS-loaded module nests its exports under `default`.
-  const isApp = (value) => typeof value?.admit === "function" && typeof value?.open === "function";
+  const isApp = (value) =>
+    typeof value?.closeConnections === "function" && typeof value?.subscriberCount === "function";
   const app = [module.default, module.app, module.default?.default, module.default?.app].find(
     isApp,
   );

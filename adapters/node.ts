@@ -28,6 +28,7 @@ import { type Duplex, Readable } from "node:stream";
 import { WebSocket, WebSocketServer } from "ws";
 import {
   type Admission,
+  admitUpgrade,
   BROADCAST_PATH,
   type BroadcastEndpointOptions,
   broadcastOptions,
@@ -37,8 +38,10 @@ import {
   isLoopbackAddress,
   KeptRequest,
   keepRequest,
+  openConnection,
   refusalOf,
   registerRuntimeUpgrader,
+  reportToApp,
   routeRequest,
   type Session,
   type UpgradeRequest,
@@ -281,7 +284,7 @@ function openSession(
   state: object | undefined,
   slot: ConnectionSlot,
 ): void {
-  ws.session = app.open(ws, keepRequest(request), state, { slot });
+  ws.session = openConnection(app, ws, keepRequest(request), state, { slot });
   ws.maxBytes = app.limits.maxMessageBytes;
   ws.alive = true;
   ws.on("message", onMessage);
@@ -482,7 +485,7 @@ function attachRouted(
         );
       }
       const request = upgradeRequest(req);
-      const admission = app.admit(request);
+      const admission = admitUpgrade(app, request);
       return admission instanceof Promise
         ? admission.then((settled) => decision(app, request, settled))
         : decision(app, request, admission);
@@ -525,7 +528,7 @@ export function injectWebSocket(
     async (req) => {
       let accepted: UpgradeDecision | undefined;
       const upgrade: NodeUpgrade = async (app, request) => {
-        const admission = await app.admit(request);
+        const admission = await admitUpgrade(app, request);
         if (!admission.ok) return admission.response;
         accepted = {
           kind: "accept",
@@ -631,7 +634,7 @@ export async function serve(app: AnyApp, options: ServeOptions = {}): Promise<No
           : refusalOf(route === "upgrade" ? "upgrade-required" : route);
       await sendResponse(req, res, response);
     })().catch((error: unknown) => {
-      app.reportError(error, { phase: "broadcast" });
+      reportToApp(app, error, { phase: "broadcast" });
       if (!res.headersSent) res.writeHead(500);
       res.end();
     });

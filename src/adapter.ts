@@ -29,6 +29,13 @@ export { SubscriberIndex } from "./hub/subscriber-index.ts";
 export { PING_FRAME, PONG_FRAME } from "./protocol/protocol.ts";
 export { utf8ByteLength } from "./protocol/utf8.ts";
 export {
+  admitUpgrade,
+  hubOf,
+  type OpenOptions,
+  openConnection,
+  reportToApp,
+} from "./serve/app-internals.ts";
+export {
   BROADCAST_PATH,
   type BroadcastEndpointOptions,
   handleBroadcastRequest,

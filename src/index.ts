@@ -17,8 +17,6 @@
  */
 
 export {
-  type Admission,
-  type ConnectionSlot,
   DEFAULT_MAX_BUFFERED_BYTES,
   DEFAULT_MAX_MESSAGE_BYTES,
   type DisconnectInfo,
@@ -27,11 +25,13 @@ export {
 } from "./app.ts";
 export type {
   ActionContext,
+  AppView,
   BroadcastContext,
   ChannelContext,
   Connection,
   ConnectionState,
   Context,
+  ErrorInfo,
   SubscribeContext,
   UpgradeRequest,
 } from "./context.ts";
@@ -45,10 +45,11 @@ export type {
 export type { ChannelHandle, ChannelHandles } from "./declare/channel-handle.ts";
 export type { ConcreteName, TemplateParams } from "./declare/channel-template.ts";
 export type { ActionOptions, ChannelOptions, Guard } from "./declare/declarations.ts";
-export { type DependencySchema, depends } from "./declare/dependency.ts";
+export { type ContextOnlyMarker, type DependencySchema, depends } from "./declare/dependency.ts";
 export {
   type ActionHandler,
   type ChannelHandler,
+  type IncludeOptions,
   Router,
   type RouterOptions,
 } from "./declare/router.ts";
@@ -60,7 +61,6 @@ export {
   SocketAPIError,
   type SocketAPIErrorOptions,
 } from "./errors.ts";
-export type { Hub } from "./hub/hub.ts";
 export type { Relay } from "./hub/relay.ts";
 export {
   type ActionCompletedFrame,
@@ -83,15 +83,5 @@ export {
   type UnsubscribeFrame,
   type WireIssue,
 } from "./protocol/protocol.ts";
-export {
-  BROADCAST_PATH,
-  type BroadcastEndpointOptions,
-  handleBroadcastRequest,
-  isLoopbackAddress,
-  refuseBroadcastCaller,
-  secretMatches,
-} from "./serve/broadcast-endpoint.ts";
+export { BROADCAST_PATH, type BroadcastEndpointOptions } from "./serve/broadcast-endpoint.ts";
 export type { LimitOptions, Limits } from "./serve/limits.ts";
-export type { ErrorInfo, Session } from "./serve/session.ts";
-export type { MessageData, SocketLike } from "./serve/socket.ts";
-export { closeSessions, serveWebSocket } from "./serve/websocket.ts";

@@ -19,6 +19,7 @@
 import type { SocketAPI } from "./app.ts";
 import { type ClientOptions, type ClientSocket, SocketAPIClient } from "./client/client.ts";
 import type { Connection, UpgradeRequest } from "./context.ts";
+import { admitUpgrade, openConnection } from "./serve/app-internals.ts";
 import type { Session } from "./serve/session.ts";
 import type { SocketLike } from "./serve/socket.ts";
 
@@ -93,7 +94,7 @@ class MemoryConnection {
         connection.#close(code, reason);
       },
     };
-    void Promise.resolve(app.admit(request)).then((admission) => {
+    void Promise.resolve(admitUpgrade(app, request)).then((admission) => {
       if (!admission.ok) {
         this.refusal = admission.response;
         this.readyState = 3;
@@ -101,7 +102,9 @@ class MemoryConnection {
         this.client.onclose?.({ code: 1006, reason: "" });
         return;
       }
-      this.session = app.open(this.server, request, admission.state, { slot: admission.slot });
+      this.session = openConnection(app, this.server, request, admission.state, {
+        slot: admission.slot,
+      });
       this.readyState = 1;
       this.client.onopen?.({});
     });

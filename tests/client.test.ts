@@ -6,6 +6,7 @@ import * as v from "valibot";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import WebSocket, { WebSocketServer } from "ws";
 import { type NodeServer, serve } from "../adapters/node.ts";
+import { hubOf } from "../src/adapter.ts";
 import {
   type ConnectionStatus,
   createClient,
@@ -208,7 +209,7 @@ describe("the client's faults, against an in-process Node server", () => {
     await client.subscribe("ticks", (data) => ticks.push(data)).ready;
     for (const connection of app.connections) connection.close(4001, "kicked");
     await until(() => client.status === "closed");
-    await until(() => client.status === "open" && app.hub.size("ticks") === 1);
+    await until(() => client.status === "open" && hubOf(app).size("ticks") === 1);
     expect(await app.channels.ticks()).toBe(1);
     await until(() => ticks.length === 1);
     await new Promise((resolve) => setTimeout(resolve, 50));

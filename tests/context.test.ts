@@ -1,6 +1,7 @@
 // What handlers see (connection, request, signal), the hooks, and the order of answers.
 import * as v from "valibot";
 import { describe, expect, it, vi } from "vitest";
+import { admitUpgrade, hubOf } from "../src/adapter.ts";
 import { type Connection, SocketAPI } from "../src/index.ts";
 import { connect } from "./helpers/fake-client.ts";
 
@@ -105,7 +106,7 @@ describe("hooks", () => {
       },
       onError,
     });
-    const admission = await app.admit({ url: "http://x/", headers: new Headers() });
+    const admission = await admitUpgrade(app, { url: "http://x/", headers: new Headers() });
     expect(admission.ok).toBe(false);
     expect(!admission.ok && admission.response.status).toBe(500);
     expect(onError).toHaveBeenCalledWith(
@@ -124,7 +125,7 @@ describe("hooks", () => {
           code,
           reason,
           subscriptions: connection.subscriptions.size,
-          hubSize: app.hub.size(),
+          hubSize: hubOf(app).size(),
         });
       },
     }).channel("c", () => 1) as unknown as SocketAPI;

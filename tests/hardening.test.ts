@@ -3,6 +3,7 @@
 import * as v from "valibot";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { type NodeServer, serve } from "../adapters/node.ts";
+import { hubOf } from "../src/adapter.ts";
 import {
   type Connection,
   type ErrorInfo,
@@ -335,7 +336,7 @@ describe("memory per connection is bounded in bytes", () => {
     expect(await client.request({ type: "action", channel: "y".repeat(257) })).toMatchObject({
       code: "INVALID_MESSAGE",
     });
-    expect(app.hub.size()).toBe(0);
+    expect(hubOf(app).size()).toBe(0);
     expect([...app.connections][0]?.subscriptions.size).toBe(0);
   });
 });
@@ -383,7 +384,7 @@ describe("handler timeout", () => {
       channel: "stuck",
     });
     expect(client.connection.subscriptions.size).toBe(0);
-    expect(app.hub.size("stuck")).toBe(0);
+    expect(hubOf(app).size("stuck")).toBe(0);
   });
 });
 

@@ -7,7 +7,8 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import WebSocket, { WebSocketServer } from "ws";
 import { attach, broadcastHandler, type NodeServer, serve } from "../adapters/node.ts";
 import seed from "../examples/main.ts";
-import { isLoopbackAddress, SocketAPI, secretMatches } from "../src/index.ts";
+import { hubOf, isLoopbackAddress, secretMatches } from "../src/adapter.ts";
+import { SocketAPI } from "../src/index.ts";
 import { openClient, WsClient } from "./helpers/ws-client.ts";
 
 const servers: { close(): Promise<void> }[] = [];
@@ -152,9 +153,9 @@ describe("serve", () => {
     const server = await start(seed);
     const client = await openClient(server.url);
     await client.request({ type: "subscribe", channel: "chat" });
-    expect(seed.hub.size("chat")).toBe(1);
+    expect(hubOf(seed).size("chat")).toBe(1);
     await client.close();
-    await until(() => seed.hub.size("chat") === 0 && seed.connections.size === 0);
+    await until(() => hubOf(seed).size("chat") === 0 && seed.connections.size === 0);
   });
 
   it("serves only the configured path", async () => {

@@ -5,6 +5,7 @@ import * as v from "valibot";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import WebSocket from "ws";
 import { type NodeServer, serve } from "../adapters/node.ts";
+import { admitUpgrade, hubOf } from "../src/adapter.ts";
 import { SocketAPI, subscribeParam } from "../src/index.ts";
 import { MAX_ISSUE_MESSAGE, MAX_ISSUES } from "../src/protocol/issues.ts";
 import { createTestClient } from "../src/testing.ts";
@@ -143,11 +144,11 @@ describe("origins", () => {
 
   it("takes a function that decides", async () => {
     const app = new SocketAPI({ allowedOrigins: (origin) => origin.endsWith(".example.com") });
-    const refused = await app.admit({
+    const refused = await admitUpgrade(app, {
       url: "http://x/",
       headers: new Headers({ origin: "https://example.org" }),
     });
-    const allowed = await app.admit({
+    const allowed = await admitUpgrade(app, {
       url: "http://x/",
       headers: new Headers({ origin: "https://a.example.com" }),
     });
@@ -280,11 +281,11 @@ describe("dead peers", () => {
     await once(silent, "open");
     silent.send(JSON.stringify({ type: "subscribe", channel: "c" }));
     await once(silent, "message");
-    expect(app.hub.size("c")).toBe(1);
+    expect(hubOf(app).size("c")).toBe(1);
     const [code] = await once(silent, "close");
     expect(code).toBe(1006); // terminated: no close frame
     await vi.waitFor(() => expect(app.connections.size).toBe(0));
-    expect(app.hub.size("c")).toBe(0);
+    expect(hubOf(app).size("c")).toBe(0);
   });
 
   it("keeps a connection that answers pings, however quiet", async () => {

@@ -2,6 +2,7 @@
 // which hears only the channels its instance has subscribers of.
 import * as v from "valibot";
 import { describe, expect, it, vi } from "vitest";
+import { hubOf } from "../src/adapter.ts";
 import { type Relay, SocketAPI } from "../src/index.ts";
 import { createTestClient } from "../src/testing.ts";
 
@@ -144,7 +145,7 @@ describe("a relay between instances", () => {
   it("is never replaced: a second relay is an error, not a silent swap", () => {
     const relay = bus();
     const app = chatApp(relay("mine"));
-    expect(() => app.hub.useRelay(relay("theirs"))).toThrow(/already has a relay/);
-    expect(app.hub.relay).toMatchObject({ name: "mine" });
+    expect(() => hubOf(app).useRelay(relay("theirs"))).toThrow(/already has a relay/);
+    expect(hubOf(app).relay).toMatchObject({ name: "mine" });
   });
 });

@@ -2,6 +2,7 @@
 import * as v from "valibot";
 import { describe, expect, it, vi } from "vitest";
 import seed from "../examples/main.ts";
+import { hubOf } from "../src/adapter.ts";
 import { SocketAPI, subscribeParam } from "../src/index.ts";
 import { ConnectionRefusedError, createTestClient } from "../src/testing.ts";
 
@@ -84,7 +85,7 @@ describe("createTestClient", () => {
     client.disconnect(4000, "bye");
     await vi.waitFor(() => expect(onDisconnect).toHaveBeenCalledOnce());
     expect(onDisconnect.mock.calls[0]?.[1]).toEqual({ code: 4000, reason: "bye" });
-    expect(app.hub.size("rooms/1")).toBe(0);
+    expect(hubOf(app).size("rooms/1")).toBe(0);
     expect(client.status).toBe("closed");
   });
 

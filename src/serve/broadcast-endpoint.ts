@@ -1,6 +1,7 @@
 import type { SocketAPI } from "../app.ts";
 import { broadcast } from "../declare/channel-handle.ts";
 import { InvalidChannelParamsError } from "../errors.ts";
+import { internalsOf } from "./app-internals.ts";
 
 /** Options of the HTTP broadcast endpoint (`POST /_broadcast`). */
 export interface BroadcastEndpointOptions {
@@ -167,7 +168,8 @@ export async function handleBroadcastRequest(
   if (typeof channel !== "string" || channel === "") {
     return json(400, { error: "Channel is required." });
   }
-  const match = channel.length > app.limits.maxNameLength ? undefined : app.findChannel(channel);
+  const match =
+    channel.length > app.limits.maxNameLength ? undefined : internalsOf(app).findChannel(channel);
   if (!match) return json(404, { error: `Channel '${channel.slice(0, 100)}' not found.` });
   if (data !== undefined && (data === null || typeof data !== "object" || Array.isArray(data))) {
     const issues = [{ message: "Parameters must be an object.", path: [] }];
@@ -185,7 +187,7 @@ export async function handleBroadcastRequest(
         issues: error.issues,
       });
     }
-    app.reportError(error, { channel, phase: "broadcast" });
+    internalsOf(app).reportError(error, { channel, phase: "broadcast" });
     return json(500, { error: "Internal server error." });
   }
 }

@@ -1,4 +1,5 @@
 import type { SocketAPI } from "../app.ts";
+import { admitUpgrade } from "./app-internals.ts";
 import { keepRequest } from "./kept-request.ts";
 import { serveWebSocket } from "./websocket.ts";
 
@@ -22,7 +23,7 @@ export async function upgradeToWebSocket(
   upgradeWebSocket: UpgradeWebSocket,
   onOpen?: (session: ReturnType<typeof serveWebSocket>) => void,
 ): Promise<Response> {
-  const admission = await app.admit({ url: request.url, headers: request.headers });
+  const admission = await admitUpgrade(app, { url: request.url, headers: request.headers });
   if (!admission.ok) return admission.response;
   // The request is unusable once upgraded (Deno): the connection keeps a copy for handlers.
   const kept = keepRequest(request);

@@ -1,5 +1,6 @@
 import type { ConnectionSlot, SocketAPI } from "../app.ts";
 import type { UpgradeRequest } from "../context.ts";
+import { openConnection } from "./app-internals.ts";
 import type { Session } from "./session.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: any app can be served.
@@ -23,7 +24,7 @@ export function serveWebSocket<State extends object>(
   state: State,
   slot?: ConnectionSlot,
 ): Session<State> {
-  const session = app.open(socket, request, state, { slot }) as Session<State>;
+  const session = openConnection(app, socket, request, state, { slot }) as Session<State>;
   socket.addEventListener("message", (event: MessageEvent) => session.receive(event.data));
   socket.addEventListener("close", (event: CloseEvent) =>
     session.handleClose(event.code, event.reason),

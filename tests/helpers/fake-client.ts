@@ -1,5 +1,5 @@
-import type { SocketAPI, SocketLike } from "../../src/index.ts";
-import type { Session } from "../../src/serve/session.ts";
+import { admitUpgrade, openConnection, type Session, type SocketLike } from "../../src/adapter.ts";
+import type { SocketAPI } from "../../src/index.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: tests drive any app.
 type AnyApp = SocketAPI<any, any, any>;
@@ -108,10 +108,10 @@ export async function connect(
     url: request.url ?? "http://127.0.0.1/",
     headers: new Headers(request.headers ?? {}),
   };
-  const admission = await app.admit(upgrade);
+  const admission = await admitUpgrade(app, upgrade);
   if (!admission.ok) throw admission.response;
   const socket = new FakeSocket();
-  const session = app.open(socket, upgrade, admission.state);
+  const session = openConnection(app, socket, upgrade, admission.state, { slot: admission.slot });
   socket.onClose = (code, reason) => session.handleClose(code, reason);
   return new FakeClient(socket, session);
 }

@@ -2,6 +2,7 @@
 // can report its heap after a collection. PORT; SIGTERM shuts it down.
 import * as v from "valibot";
 import { serve } from "../../adapters/node.ts";
+import { hubOf } from "../../src/adapter.ts";
 import { SocketAPI, SocketAPIError, subscribeParam } from "../../src/index.ts";
 
 let unexpectedErrors = 0;
@@ -77,8 +78,8 @@ const app = new SocketAPI({
       collect?.();
       return {
         connections: app.connections.size,
-        channels: app.hub.size(),
-        load: app.hub.size("load"),
+        channels: hubOf(app).size(),
+        load: hubOf(app).size("load"),
         heapUsed: process.memoryUsage().heapUsed,
         unexpectedErrors,
       };

@@ -56,6 +56,7 @@ export {
   upgradeRequired,
 } from "./serve/request-router.ts";
 export type { ConnectionKeeper, Session } from "./serve/session.ts";
+export { closeSessions } from "./serve/shutdown.ts";
 export { type MessageData, OPEN, type SocketLike } from "./serve/socket.ts";
 export {
   type RuntimeUpgrader,
@@ -65,4 +66,4 @@ export {
   upgradeWhereServed,
 } from "./serve/upgrade-route.ts";
 export { type UpgradeWebSocket, upgradeToWebSocket } from "./serve/upgrade-websocket.ts";
-export { closeSessions, serveWebSocket } from "./serve/websocket.ts";
+export { serveWebSocket } from "./serve/websocket.ts";

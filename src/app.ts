@@ -11,7 +11,7 @@ import { type AdmissionRules, Admissions } from "./serve/admission.ts";
 import { type AppInternals, registerApp } from "./serve/app-internals.ts";
 import { type LimitOptions, type Limits, resolveLimits } from "./serve/limits.ts";
 import { type ChannelMatch, Session } from "./serve/session.ts";
-import { closeSessions } from "./serve/websocket.ts";
+import { closeSessions } from "./serve/shutdown.ts";
 import { isThenable } from "./thenable.ts";
 
 export type { Admission, ConnectionSlot } from "./serve/admission.ts";

@@ -125,20 +125,30 @@ describe("an adapter written with the kit alone", () => {
 });
 
 describe("the bundled adapters", () => {
-  it("import only the adapter kit, the public API, their capabilities and their runtime", async () => {
+  it("import only the adapter kit, the public API, their capabilities, their own modules and their runtime", async () => {
     const dir = join(root, "adapters");
-    const files = (await readdir(dir)).filter((file) => file.endsWith(".ts"));
-    const allowedLocal = new Set(["../src/adapter.ts", "../src/index.ts", "./capabilities.ts"]);
+    const files = (await readdir(dir, { recursive: true })).filter((file) => file.endsWith(".ts"));
     const runtimeModules = /^(node:|ws$|bun$|hono(\/|$)|cloudflare:workers$)/;
     for (const file of files) {
+      // An adapter is `name.ts` with its modules in `name/`: they may import each other.
+      const adapter = file.split("/")[0]?.replace(/\.ts$/, "") as string;
+      const here = join(dir, file, "..");
       const text = await readFile(join(dir, file), "utf8");
       const specifiers = [
         ...text.matchAll(/^(?:import|export)[^"']*?from\s+["']([^"']+)["']/gm),
       ].map((match) => match[1] as string);
       for (const specifier of specifiers) {
-        const allowed = specifier.startsWith(".")
-          ? allowedLocal.has(specifier)
-          : runtimeModules.test(specifier);
+        let allowed: boolean;
+        if (!specifier.startsWith(".")) allowed = runtimeModules.test(specifier);
+        else {
+          const target = join(here, specifier).slice(root.length + 1);
+          allowed =
+            target === "src/adapter.ts" ||
+            target === "src/index.ts" ||
+            target === "adapters/capabilities.ts" ||
+            target === `adapters/${adapter}.ts` ||
+            target.startsWith(`adapters/${adapter}/`);
+        }
         expect(allowed, `${file} imports ${specifier}`).toBe(true);
       }
     }

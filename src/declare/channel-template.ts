@@ -54,11 +54,6 @@ export class ChannelTemplate {
     return this.params.length === 0;
   }
 
-  /** How many `/`-separated segments a matching concrete name has. */
-  get segmentCount(): number {
-    return this.#segments.length;
-  }
-
   /** The parameters of `concrete` when it matches, else `undefined`. */
   match(concrete: string): Record<string, string> | undefined {
     const parts = concrete.split("/");

@@ -33,35 +33,3 @@ export function serveWebSocket<State extends object>(
   socket.addEventListener("error", () => {});
   return session;
 }
-
-/** Resolves with `promise`, or after `ms` with nothing. */
-async function within(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([
-    promise,
-    new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ms);
-    }),
-  ]);
-  if (timer !== undefined) clearTimeout(timer);
-}
-
-/**
- * Shuts sessions down gracefully: they stop taking frames, those already taken get up to
- * `timeout` ms to be answered, then every session is closed with 1001 (server shutting
- * down). Resolves once all have closed, or after `closeTimeout` ms more.
- */
-export async function closeSessions(
-  sessions: Iterable<Session<object>>,
-  timeout = 5000,
-  closeTimeout = 2000,
-): Promise<void> {
-  const list = [...sessions];
-  if (list.length === 0) return;
-  await within(Promise.all(list.map((session) => session.drain())), timeout);
-  const closed = list.map((session) => {
-    session.close(1001, "Server shutting down");
-    return session.whenClosed();
-  });
-  await within(Promise.all(closed), closeTimeout);
-}

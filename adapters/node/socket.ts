@@ -1,0 +1,162 @@
+// The peer: a `ws` socket as a connection's socket, with its writes corked per event-loop
+// turn, its listeners shared by every connection, and the heartbeat that finds dead peers.
+
+import type { Duplex } from "node:stream";
+import { WebSocket, WebSocketServer } from "ws";
+import {
+  type ConnectionSlot,
+  keepRequest,
+  openConnection,
+  type Session,
+  type UpgradeRequest,
+} from "../../src/adapter.ts";
+import type { SocketAPI } from "../../src/index.ts";
+
+// biome-ignore lint/suspicious/noExplicitAny: any app can be served.
+type AnyApp = SocketAPI<any, any, any>;
+
+// Node writes each `ws.send` to the socket at once: one syscall per frame. Corking the
+// socket and uncorking once per event-loop turn batches the frames of a turn (a broadcast,
+// a burst of answers) into one write, as uWS and Bun do by themselves. `ws` has no public
+// cork API; its socket is `_socket`.
+const corkedSockets = new Set<CorkedWebSocket>();
+
+let flushScheduled = false;
+
+function flushCorkedSockets(): void {
+  flushScheduled = false;
+  for (const ws of corkedSockets) ws.uncork();
+  corkedSockets.clear();
+}
+
+/**
+ * A `ws` socket whose sends are batched per event-loop turn, with its session, its frame
+ * limit and the heartbeat's liveness mark declared as fields: properties added to a `ws`
+ * socket afterwards would cost each connection an out-of-object property store.
+ */
+export class CorkedWebSocket extends WebSocket {
+  session: Session<object> | undefined = undefined;
+  maxBytes = 0;
+  /** Whether the peer sent anything (a frame, a pong) since the heartbeat's last round. */
+  alive = true;
+  /** Bytes sent in this turn, waiting in the corked socket until it is flushed. */
+  #corkedBytes = 0;
+  #corked = false;
+
+  override send(data: string | Buffer, ...rest: unknown[]): void {
+    if (!this.#corked) {
+      const socket = (this as unknown as { _socket?: Duplex })._socket;
+      if (socket && !socket.destroyed) {
+        socket.cork();
+        this.#corked = true;
+        corkedSockets.add(this);
+        if (!flushScheduled) {
+          flushScheduled = true;
+          setImmediate(flushCorkedSockets);
+        }
+      }
+    }
+    if (this.#corked) this.#corkedBytes += data.length;
+    (super.send as (...args: unknown[]) => void)(data, ...rest);
+  }
+
+  /** Bytes sent in this turn and still corked. */
+  get corkedBytes(): number {
+    return this.#corkedBytes;
+  }
+
+  uncork(): void {
+    this.#corkedBytes = 0;
+    this.#corked = false;
+    (this as unknown as { _socket?: Duplex })._socket?.uncork();
+  }
+}
+
+export function createWebSocketServer(maxPayload: number): WebSocketServer {
+  return new WebSocketServer({
+    noServer: true,
+    maxPayload,
+    // Invalid UTF-8 must not close the connection: it decodes to U+FFFD and is then
+    // answered like any other bad frame.
+    skipUTF8Validation: true,
+    perMessageDeflate: false,
+    WebSocket: CorkedWebSocket,
+  });
+}
+
+// What the client has not read yet: the socket's buffer without this turn's frames, which
+// are held back on purpose, so that a slow reader shows from one turn to the next. (`ws`
+// defines `bufferedAmount` as an accessor; TypeScript knows it as a field.)
+const wsBufferedAmount = Object.getOwnPropertyDescriptor(
+  WebSocket.prototype,
+  "bufferedAmount",
+)?.get;
+
+Object.defineProperty(CorkedWebSocket.prototype, "bufferedAmount", {
+  get(this: CorkedWebSocket): number {
+    return Math.max(0, (wsBufferedAmount?.call(this) ?? 0) - this.corkedBytes);
+  },
+});
+
+// The listeners are shared by every socket (they find their session on `this`), so that a
+// connection costs no closures. Every socket is a `CorkedWebSocket` (`createWebSocketServer`).
+function onMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
+  const ws = this as CorkedWebSocket;
+  ws.alive = true;
+  const session = ws.session;
+  if (!session) return;
+  if (isBinary) session.receiveBinary();
+  else if (data.length > ws.maxBytes) session.receiveTooLarge();
+  else session.receiveText(data.toString("utf8"), data.length);
+}
+
+function onPong(this: WebSocket): void {
+  (this as CorkedWebSocket).alive = true;
+}
+
+function onClose(this: WebSocket, code: number, reason: Buffer): void {
+  (this as CorkedWebSocket).session?.handleClose(code, reason.toString());
+}
+
+// A protocol error (a frame over maxPayload, a bad opcode) closes the socket; the close
+// event cleans up.
+function onError(): void {}
+
+/** Feeds a `ws` socket's events to a new session of `app`. */
+export function openSession(
+  app: AnyApp,
+  ws: CorkedWebSocket,
+  request: UpgradeRequest,
+  state: object | undefined,
+  slot: ConnectionSlot,
+): void {
+  ws.session = openConnection(app, ws, keepRequest(request), state, { slot });
+  ws.maxBytes = app.limits.maxMessageBytes;
+  ws.alive = true;
+  ws.on("message", onMessage);
+  ws.on("pong", onPong);
+  ws.on("close", onClose);
+  ws.on("error", onError);
+}
+
+/**
+ * Every half `idleTimeout`, pings the sockets; one that sent nothing since the last round,
+ * not even a pong, is a dead peer and is terminated (its close cleans up).
+ */
+export function startHeartbeat(app: AnyApp, wss: WebSocketServer): ReturnType<typeof setInterval> {
+  const timer = setInterval(
+    () => {
+      for (const ws of wss.clients as Set<CorkedWebSocket>) {
+        if (ws.alive === false) {
+          ws.terminate();
+          continue;
+        }
+        ws.alive = false;
+        ws.ping();
+      }
+    },
+    (app.limits.idleTimeout * 1000) / 2,
+  );
+  timer.unref();
+  return timer;
+}

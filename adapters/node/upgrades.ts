@@ -1,0 +1,167 @@
+// Upgrades on a Node server: what each becomes (left to another listener, refused, or
+// accepted), handed to `ws`, and the graceful shutdown of what was accepted.
+import type { EventEmitter } from "node:events";
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import type { WebSocketServer } from "ws";
+import {
+  type Admission,
+  type ConnectionSlot,
+  closeSessions,
+  refusalOf,
+  type UpgradeRequest,
+} from "../../src/adapter.ts";
+import type { SocketAPI } from "../../src/index.ts";
+import type { Attachment, CloseOptions } from "../node.ts";
+import { refuseUpgrade } from "./http.ts";
+import {
+  type CorkedWebSocket,
+  createWebSocketServer,
+  openSession,
+  startHeartbeat,
+} from "./socket.ts";
+
+// biome-ignore lint/suspicious/noExplicitAny: any app can be served.
+type AnyApp = SocketAPI<any, any, any>;
+
+/** What to do with one upgrade request: leave it, refuse it, or accept it for an app. */
+export type UpgradeDecision =
+  | { kind: "ignore" }
+  | { kind: "refuse"; response: Response }
+  | {
+      kind: "accept";
+      app: AnyApp;
+      request: UpgradeRequest;
+      state: object | undefined;
+      slot: ConnectionSlot;
+    };
+
+/** What an admission means for an upgrade. */
+export function decision(
+  app: AnyApp,
+  request: UpgradeRequest,
+  admission: Admission<object>,
+): UpgradeDecision {
+  if (!admission.ok) return { kind: "refuse", response: admission.response };
+  return { kind: "accept", app, request, state: admission.state, slot: admission.slot };
+}
+
+/**
+ * Listens to a server's upgrades: `decide` says what each becomes; accepted ones are
+ * handed to `ws` (one `WebSocketServer` per app, for its frame limit).
+ */
+export function handleUpgrades(
+  server: EventEmitter,
+  decide: (req: IncomingMessage) => UpgradeDecision | Promise<UpgradeDecision>,
+  maxPayload: (app: AnyApp) => number,
+  unclaimedTimeout = DEFAULT_UNCLAIMED_TIMEOUT,
+): Attachment {
+  /** Per app: its `ws` server (for its frame limit and its sockets) and their heartbeat. */
+  const apps = new Map<
+    AnyApp,
+    { wss: WebSocketServer; heartbeat: ReturnType<typeof setInterval> }
+  >();
+  let closing = false;
+
+  const accept = (
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    decision: UpgradeDecision,
+  ): void => {
+    if (decision.kind === "ignore") {
+      leaveToOthers(server, socket, unclaimedTimeout);
+      return;
+    }
+    socket.on("error", destroyOnError);
+    if (decision.kind === "refuse" || closing) {
+      if (decision.kind === "accept") decision.slot.release();
+      const response = decision.kind === "refuse" ? decision.response : refusalOf("shutting-down");
+      refuseUpgrade(socket, response).catch(() => socket.destroy());
+      return;
+    }
+    const { app, request, state, slot } = decision;
+    if (socket.destroyed) {
+      slot.release();
+      return;
+    }
+    let served = apps.get(app);
+    if (!served) {
+      const wss = createWebSocketServer(maxPayload(app));
+      served = { wss, heartbeat: startHeartbeat(app, wss) };
+      apps.set(app, served);
+    }
+    let opened = false;
+    served.wss.handleUpgrade(req, socket, head, (ws) => {
+      opened = true;
+      openSession(app, ws as CorkedWebSocket, request, state, slot);
+    });
+    // `ws` answers a malformed handshake (400) itself, without calling back.
+    if (!opened) slot.release();
+  };
+
+  const listener = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    let decision: UpgradeDecision | Promise<UpgradeDecision>;
+    try {
+      decision = closing ? { kind: "refuse", response: refusalOf("shutting-down") } : decide(req);
+    } catch (error) {
+      console.error("[socketapi] upgrade failed", error);
+      socket.destroy();
+      return;
+    }
+    // An upgrade without an async onConnect is accepted in the same turn, with no promise.
+    if (decision instanceof Promise) {
+      decision.then(
+        (settled) => accept(req, socket, head, settled),
+        (error: unknown) => {
+          console.error("[socketapi] upgrade failed", error);
+          socket.destroy();
+        },
+      );
+    } else accept(req, socket, head, decision);
+  };
+  server.on("upgrade", listener);
+
+  return {
+    async close({ timeout = 5000 }: CloseOptions = {}): Promise<void> {
+      closing = true;
+      server.off("upgrade", listener);
+      for (const { wss, heartbeat } of apps.values()) {
+        clearInterval(heartbeat);
+        const sockets = [...wss.clients] as CorkedWebSocket[];
+        const sessions = sockets.flatMap((ws) => (ws.session ? [ws.session] : []));
+        await closeSessions(sessions, timeout);
+        // Whoever did not finish the close handshake in time is cut off.
+        for (const ws of sockets) ws.terminate();
+        wss.close();
+      }
+    },
+  };
+}
+
+/** How long an upgrade to another path waits for another listener to take it, by default. */
+const DEFAULT_UNCLAIMED_TIMEOUT = 10_000;
+
+/**
+ * An upgrade to a path this app does not serve: it is another listener's, if the server has
+ * one. Alone on the server, it answers 404 at once; else it answers 404 if nobody has
+ * written a byte to the socket within `timeout` ms, so that no socket is held forever.
+ */
+function leaveToOthers(server: EventEmitter, socket: Duplex, timeout: number): void {
+  const notFound = (): void => {
+    if (socket.destroyed || (socket as Duplex & { bytesWritten?: number }).bytesWritten) return;
+    socket.on("error", destroyOnError);
+    void refuseUpgrade(socket, refusalOf("not-found")).catch(() => socket.destroy());
+  };
+  if (server.listenerCount("upgrade") <= 1) {
+    notFound();
+    return;
+  }
+  const timer = setTimeout(notFound, timeout);
+  timer.unref();
+  socket.once("close", () => clearTimeout(timer));
+}
+
+function destroyOnError(this: Duplex): void {
+  this.destroy();
+}

@@ -21,7 +21,7 @@ export function serveWebSocket<State extends object>(
   app: AnyApp,
   socket: WebSocket,
   request: UpgradeRequest,
-  state: State,
+  state: State | undefined,
   slot?: ConnectionSlot,
 ): Session<State> {
   const session = openConnection(app, socket, request, state, { slot }) as Session<State>;

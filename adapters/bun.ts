@@ -37,6 +37,11 @@ import type { SocketAPI } from "../src/index.ts";
 // biome-ignore lint/suspicious/noExplicitAny: any app can be served.
 type AnyApp = SocketAPI<any, any, any>;
 
+/** What this runtime can and cannot do, for the cross-runtime suite and the docs. */
+export { bunCapabilities as capabilities } from "./capabilities.ts";
+
+// --- Options ---
+
 /** What Bun keeps on each socket (`ws.data`). */
 export interface SocketData {
   app: AnyApp;
@@ -45,59 +50,6 @@ export interface SocketData {
   /** The admission's place among `maxConnections`, until the socket opens. */
   slot?: ConnectionSlot | undefined;
   session?: Session<object>;
-}
-
-/** What this runtime can and cannot do, for the cross-runtime suite and the docs. */
-export { bunCapabilities as capabilities } from "./capabilities.ts";
-
-/**
- * Bun's topics as the app's delivery: each concrete channel name is a topic, a subscriber
- * is `ws.subscribe(name)`, and a broadcast is one `server.publish`, fanned out in native
- * code (about 27 times cheaper per delivery than a loop of `ws.send`, measured). The app's
- * subscriber index still keeps who is subscribed; connections that are not Bun sockets (an
- * in-memory test client) are sent to in a loop.
- */
-class BunDelivery implements NativeDelivery {
-  /** The server, known from the first request. */
-  server: Server<SocketData> | undefined;
-
-  join(channel: string, subscriber: Subscriber): boolean {
-    const ws = bunSocketOf(subscriber);
-    if (!ws) return false;
-    ws.subscribe(channel);
-    return true;
-  }
-
-  leave(channel: string, subscriber: Subscriber): void {
-    const ws = bunSocketOf(subscriber);
-    // A closed socket has already left its topics in Bun.
-    if (ws?.readyState === 1 && ws.isSubscribed(channel)) ws.unsubscribe(channel);
-  }
-
-  publish(channel: string, frame: string): number {
-    if (!this.server) return 0;
-    // 0 means nobody received it (no subscriber, or every send was dropped).
-    if (this.server.publish(channel, frame) === 0) return 0;
-    return this.server.subscriberCount(channel);
-  }
-}
-
-function bunSocketOf(subscriber: Subscriber): ServerWebSocket<SocketData> | undefined {
-  const socket = (subscriber as Session<object>).socket;
-  return socket instanceof BunSocket ? socket.ws : undefined;
-}
-
-/** The delivery each app uses on Bun, made when the app first serves here. */
-const deliveries = new WeakMap<AnyApp, BunDelivery>();
-
-function deliverThroughBun(app: AnyApp, server: Server<SocketData>): void {
-  let delivery = deliveries.get(app);
-  if (!delivery) {
-    delivery = new BunDelivery();
-    deliveries.set(app, delivery);
-    hubOf(app).index.useNativeDelivery(delivery);
-  }
-  delivery.server ??= server;
 }
 
 /** Options of {@link bun}. */
@@ -120,6 +72,8 @@ export interface BunHandler {
   /** Closes the app's sockets with 1001, waits for them (at most `timeout` ms), stops the server. */
   shutdown(server: Server<SocketData>, options?: { timeout?: number | undefined }): Promise<void>;
 }
+
+// --- Sockets ---
 
 /**
  * A Bun socket as the core sees it. Bun's `send` returns the bytes sent, -1 when the frame
@@ -193,6 +147,58 @@ export const websocket: WebSocketHandler<SocketData> = {
 };
 
 /**
+ * Bun's topics as the app's delivery: each concrete channel name is a topic, a subscriber
+ * is `ws.subscribe(name)`, and a broadcast is one `server.publish`, fanned out in native
+ * code (about 27 times cheaper per delivery than a loop of `ws.send`, measured). The app's
+ * subscriber index still keeps who is subscribed; connections that are not Bun sockets (an
+ * in-memory test client) are sent to in a loop.
+ */
+class BunDelivery implements NativeDelivery {
+  /** The server, known from the first request. */
+  server: Server<SocketData> | undefined;
+
+  join(channel: string, subscriber: Subscriber): boolean {
+    const ws = bunSocketOf(subscriber);
+    if (!ws) return false;
+    ws.subscribe(channel);
+    return true;
+  }
+
+  leave(channel: string, subscriber: Subscriber): void {
+    const ws = bunSocketOf(subscriber);
+    // A closed socket has already left its topics in Bun.
+    if (ws?.readyState === 1 && ws.isSubscribed(channel)) ws.unsubscribe(channel);
+  }
+
+  publish(channel: string, frame: string): number {
+    if (!this.server) return 0;
+    // 0 means nobody received it (no subscriber, or every send was dropped).
+    if (this.server.publish(channel, frame) === 0) return 0;
+    return this.server.subscriberCount(channel);
+  }
+}
+
+function bunSocketOf(subscriber: Subscriber): ServerWebSocket<SocketData> | undefined {
+  const socket = (subscriber as Session<object>).socket;
+  return socket instanceof BunSocket ? socket.ws : undefined;
+}
+
+/** The delivery each app uses on Bun, made when the app first serves here. */
+const deliveries = new WeakMap<AnyApp, BunDelivery>();
+
+function deliverThroughBun(app: AnyApp, server: Server<SocketData>): void {
+  let delivery = deliveries.get(app);
+  if (!delivery) {
+    delivery = new BunDelivery();
+    deliveries.set(app, delivery);
+    hubOf(app).index.useNativeDelivery(delivery);
+  }
+  delivery.server ??= server;
+}
+
+// --- Upgrades ---
+
+/**
  * Upgrades a request to a SocketAPI connection on Bun, after `onConnect` admitted it.
  * Returns `undefined` when upgraded (as Bun's `fetch` expects), else the refusal.
  */
@@ -218,19 +224,7 @@ export async function upgrade(
   return refusalOf("upgrade-required");
 }
 
-/** Whether a middleware's `env` is Bun's server (Hono on Bun passes it so). */
-function isBunServer(env: unknown): env is Server<SocketData> {
-  const candidate = env as Partial<Server<SocketData>> | undefined;
-  return typeof candidate?.upgrade === "function" && typeof candidate.publish === "function";
-}
-
-// Hono's middleware accepts an upgrade on Bun through the server Hono passes as `env`.
-// Bun ignores the response of a request it upgraded; Hono needs one.
-registerRuntimeUpgrader((app, request, env) =>
-  isBunServer(env)
-    ? upgrade(app, request, env).then((refusal) => refusal ?? new Response(null))
-    : undefined,
-);
+// --- Serving ---
 
 /**
  * A `Bun.serve` handler for `app`: WebSocket upgrades (after `onConnect`), the broadcast
@@ -271,3 +265,19 @@ export function bun(app: AnyApp, options: BunOptions = {}): BunHandler {
     },
   };
 }
+
+// --- Hono ---
+
+/** Whether a middleware's `env` is Bun's server (Hono on Bun passes it so). */
+function isBunServer(env: unknown): env is Server<SocketData> {
+  const candidate = env as Partial<Server<SocketData>> | undefined;
+  return typeof candidate?.upgrade === "function" && typeof candidate.publish === "function";
+}
+
+// Hono's middleware accepts an upgrade on Bun through the server Hono passes as `env`.
+// Bun ignores the response of a request it upgraded; Hono needs one.
+registerRuntimeUpgrader((app, request, env) =>
+  isBunServer(env)
+    ? upgrade(app, request, env).then((refusal) => refusal ?? new Response(null))
+    : undefined,
+);

@@ -41,6 +41,11 @@ type AnyApp = SocketAPI<any, any, any>;
 /** What this runtime can and cannot do, for the cross-runtime suite and the docs. */
 export { workersCapabilities as capabilities } from "./capabilities.ts";
 
+// Sockets and upgrades are in cloudflare/object-server.ts, the shard directory in
+// cloudflare/directory.ts.
+
+// --- Options ---
+
 /** The name of the object when the app is not sharded. */
 export const DEFAULT_SHARD = "default";
 /** The name of the object that knows which shards have subscribers of which channel. */
@@ -127,6 +132,8 @@ export interface CloudflareDeployment<Env> {
     env: Env,
   ) => SocketAPIDurableObject<Env>;
 }
+
+// --- Serving ---
 
 /**
  * The Worker and the Durable Object class that serve `app` on Cloudflare.

@@ -34,6 +34,8 @@ type AnyApp = SocketAPI<any, any, any>;
 /** What this runtime can and cannot do, for the cross-runtime suite and the docs. */
 export { denoCapabilities as capabilities } from "./capabilities.ts";
 
+// --- Options ---
+
 /**
  * What `Deno.serve` tells a handler of the connection (`Deno.ServeHandlerInfo`), as far as
  * the adapter reads it: written out, so that the types need no Deno declarations.
@@ -57,6 +59,8 @@ export interface DenoHandler {
   /** Closes the sockets it accepted with 1001 and waits for them (at most `timeout` ms). */
   shutdown(options?: { timeout?: number | undefined }): Promise<void>;
 }
+
+// --- Upgrades ---
 
 /**
  * `Deno.upgradeWebSocket`, read from the global when called: Deno pings the socket and
@@ -83,6 +87,8 @@ export function upgrade(
     void session.whenClosed().then(() => sessions.delete(session));
   });
 }
+
+// --- Serving ---
 
 /**
  * A `Deno.serve` handler for `app`: WebSocket upgrades (after `onConnect`), the broadcast

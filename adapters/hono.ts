@@ -36,6 +36,8 @@ import type { SocketAPI } from "../src/index.ts";
 // biome-ignore lint/suspicious/noExplicitAny: any app can be served.
 type AnyApp = SocketAPI<any, any, any>;
 
+// --- Upgrades ---
+
 /** Deno's global, where it exists: the middleware upgrades with it directly. */
 function denoUpgrade(): UpgradeWebSocket | undefined {
   const deno = (globalThis as { Deno?: { upgradeWebSocket?: UpgradeWebSocket } }).Deno;
@@ -74,6 +76,8 @@ export function socketapi(app: AnyApp): MiddlewareHandler {
     );
   };
 }
+
+// --- Broadcast endpoint ---
 
 /** The peer's address on Node, Bun and Deno, as Hono's runtime bindings carry it. */
 function remoteAddress(c: Context): string | undefined {

@@ -45,17 +45,7 @@ type AnyApp = SocketAPI<any, any, any>;
 /** What this runtime can and cannot do, for the cross-runtime suite and the docs. */
 export { nodeCapabilities as capabilities } from "./capabilities.ts";
 
-/** Where `injectWebSocket` puts its upgrade callback in Hono's `env`, for the middleware. */
-const NODE_UPGRADE: unique symbol = Symbol.for("socketapi.node-upgrade");
-
-/** Accepts an upgrade on Node for `app`: returns the refusal, or a marker response. */
-type NodeUpgrade = (app: AnyApp, request: UpgradeRequest) => Promise<Response>;
-
-// Hono's middleware accepts an upgrade on Node through the callback in its `env`.
-registerRuntimeUpgrader((app, request, env) => {
-  const upgrade = (env as { [NODE_UPGRADE]?: NodeUpgrade } | undefined)?.[NODE_UPGRADE];
-  return upgrade?.(app, { url: request.url, headers: request.headers });
-});
+// --- Options ---
 
 /** Options of {@link attach}. */
 export interface AttachOptions {
@@ -111,6 +101,9 @@ export interface NodeServer extends Attachment {
   readonly url: string;
 }
 
+// --- Upgrades ---
+// Sockets are in node/socket.ts, the upgrade handshake in node/upgrades.ts.
+
 /**
  * Serves `app` on an existing HTTP server: upgrades on `options.path` (or every path) go
  * through `onConnect`, then become connections. Other requests are left to the server.
@@ -160,6 +153,103 @@ function attachRouted(
     options.unclaimedTimeout,
   );
 }
+
+// --- Broadcast endpoint ---
+
+/**
+ * The broadcast endpoint as a Node request handler, for servers made without `serve`. It
+ * resolves `true` when it answered the request (its path matched), else `false`.
+ *
+ * @example
+ * ```ts
+ * const broadcast = broadcastHandler(app, { token: process.env.BROADCAST_TOKEN });
+ * const server = createServer(async (req, res) => {
+ *   if (await broadcast(req, res)) return;
+ *   res.end("hello");
+ * });
+ * ```
+ */
+export function broadcastHandler(
+  app: AnyApp,
+  options: BroadcastEndpointOptions = {},
+): (req: IncomingMessage, res: ServerResponse) => Promise<boolean> {
+  const path = options.path ?? BROADCAST_PATH;
+  return async (req, res) => {
+    if (pathOf(req) !== path) return false;
+    await sendResponse(req, res, await answerBroadcast(app, req, options));
+    return true;
+  };
+}
+
+// --- Serving ---
+
+/**
+ * Serves `app` on its own port: WebSocket upgrades on every path (or `options.path`), the
+ * broadcast endpoint, and `426 Upgrade Required` for other requests. Resolves once
+ * listening; `close()` shuts down gracefully.
+ *
+ * @example
+ * ```ts
+ * const server = await serve(app, { port: 8000 });
+ * console.log(`listening on ${server.url}`);
+ * await server.close(); // closes sockets with 1001, then the server
+ * ```
+ */
+export async function serve(app: AnyApp, options: ServeOptions = {}): Promise<NodeServer> {
+  // Plain HTTP requests, by the one table: the broadcast endpoint, 404 off the path, 426.
+  const server = createServer((req, res) => {
+    void (async () => {
+      const route = routeRequest(pathOf(req), false, options, false);
+      const response =
+        route === "broadcast"
+          ? await answerBroadcast(app, req, broadcastOptions(options) ?? {})
+          : refusalOf(route === "upgrade" ? "upgrade-required" : route);
+      await sendResponse(req, res, response);
+    })().catch((error: unknown) => {
+      reportToApp(app, error, { phase: "broadcast" });
+      if (!res.headersSent) res.writeHead(500);
+      res.end();
+    });
+  });
+  const attachment = attachRouted(app, server, options, options.broadcast);
+  const { path } = options;
+  const host = options.host ?? "127.0.0.1";
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 8000, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const urlHost = host.includes(":") ? `[${host}]` : host;
+  return {
+    server,
+    port,
+    url: `ws://${urlHost}:${port}${path ?? "/"}`,
+    async close(closeOptions?: CloseOptions): Promise<void> {
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      await attachment.close(closeOptions);
+      server.closeAllConnections();
+      await stopped;
+    },
+  };
+}
+
+// --- Hono ---
+
+/** Where `injectWebSocket` puts its upgrade callback in Hono's `env`, for the middleware. */
+const NODE_UPGRADE: unique symbol = Symbol.for("socketapi.node-upgrade");
+
+/** Accepts an upgrade on Node for `app`: returns the refusal, or a marker response. */
+type NodeUpgrade = (app: AnyApp, request: UpgradeRequest) => Promise<Response>;
+
+// Hono's middleware accepts an upgrade on Node through the callback in its `env`.
+registerRuntimeUpgrader((app, request, env) => {
+  const upgrade = (env as { [NODE_UPGRADE]?: NodeUpgrade } | undefined)?.[NODE_UPGRADE];
+  return upgrade?.(app, { url: request.url, headers: request.headers });
+});
 
 /** A Hono app, as far as {@link injectWebSocket} needs it. */
 export interface FetchApp {
@@ -214,83 +304,4 @@ export function injectWebSocket(
     },
     (app) => options.maxPayload ?? app.limits.maxMessageBytes * 4,
   );
-}
-
-/**
- * The broadcast endpoint as a Node request handler, for servers made without `serve`. It
- * resolves `true` when it answered the request (its path matched), else `false`.
- *
- * @example
- * ```ts
- * const broadcast = broadcastHandler(app, { token: process.env.BROADCAST_TOKEN });
- * const server = createServer(async (req, res) => {
- *   if (await broadcast(req, res)) return;
- *   res.end("hello");
- * });
- * ```
- */
-export function broadcastHandler(
-  app: AnyApp,
-  options: BroadcastEndpointOptions = {},
-): (req: IncomingMessage, res: ServerResponse) => Promise<boolean> {
-  const path = options.path ?? BROADCAST_PATH;
-  return async (req, res) => {
-    if (pathOf(req) !== path) return false;
-    await sendResponse(req, res, await answerBroadcast(app, req, options));
-    return true;
-  };
-}
-
-/**
- * Serves `app` on its own port: WebSocket upgrades on every path (or `options.path`), the
- * broadcast endpoint, and `426 Upgrade Required` for other requests. Resolves once
- * listening; `close()` shuts down gracefully.
- *
- * @example
- * ```ts
- * const server = await serve(app, { port: 8000 });
- * console.log(`listening on ${server.url}`);
- * await server.close(); // closes sockets with 1001, then the server
- * ```
- */
-export async function serve(app: AnyApp, options: ServeOptions = {}): Promise<NodeServer> {
-  // Plain HTTP requests, by the one table: the broadcast endpoint, 404 off the path, 426.
-  const server = createServer((req, res) => {
-    void (async () => {
-      const route = routeRequest(pathOf(req), false, options, false);
-      const response =
-        route === "broadcast"
-          ? await answerBroadcast(app, req, broadcastOptions(options) ?? {})
-          : refusalOf(route === "upgrade" ? "upgrade-required" : route);
-      await sendResponse(req, res, response);
-    })().catch((error: unknown) => {
-      reportToApp(app, error, { phase: "broadcast" });
-      if (!res.headersSent) res.writeHead(500);
-      res.end();
-    });
-  });
-  const attachment = attachRouted(app, server, options, options.broadcast);
-  const { path } = options;
-  const host = options.host ?? "127.0.0.1";
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port ?? 8000, host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-  const urlHost = host.includes(":") ? `[${host}]` : host;
-  return {
-    server,
-    port,
-    url: `ws://${urlHost}:${port}${path ?? "/"}`,
-    async close(closeOptions?: CloseOptions): Promise<void> {
-      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      await attachment.close(closeOptions);
-      server.closeAllConnections();
-      await stopped;
-    },
-  };
 }

@@ -154,6 +154,16 @@ describe("the bundled adapters", () => {
     }
   });
 
+  it("have the same sections in the same order", async () => {
+    const order = ["Options", "Sockets", "Upgrades", "Broadcast endpoint", "Serving", "Hono"];
+    for (const adapter of ["node", "bun", "deno", "hono", "cloudflare"]) {
+      const text = await readFile(join(root, "adapters", `${adapter}.ts`), "utf8");
+      const sections = [...text.matchAll(/^\/\/ --- (.+) ---$/gm)].map((match) => match[1]);
+      expect(sections.length, adapter).toBeGreaterThanOrEqual(2);
+      expect(sections, adapter).toEqual(order.filter((name) => sections.includes(name)));
+    }
+  });
+
   it("keep adapter internals out of the app's public type", () => {
     const app = new SocketAPI();
     for (const internal of ["admit", "open", "findAction", "findChannel", "sessionClosed", "hub"]) {

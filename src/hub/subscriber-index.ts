@@ -7,9 +7,12 @@ import type { NativeDelivery, Subscriber } from "./subscriber.ts";
  * {@link NativeDelivery}.
  */
 export class SubscriberIndex {
-  readonly #channels = new Map<string, Set<Subscriber>>();
-  /** Per channel, the subscribers the native delivery does not reach, when there is one. */
-  readonly #looped = new Map<string, Set<Subscriber>>();
+  /**
+   * Per channel, the subscribers this index sends to itself, and how many more the native
+   * delivery reaches: those are not kept here (the runtime keeps them on its topic, and
+   * each connection its own subscriptions), so a subscription costs no entry twice.
+   */
+  readonly #channels = new Map<string, ChannelSubscribers>();
   #native: NativeDelivery | undefined;
 
   /**
@@ -20,65 +23,71 @@ export class SubscriberIndex {
     if (this.#native === native) return;
     if (this.#native) throw new Error("This app already delivers through a runtime's pub/sub.");
     this.#native = native;
-    for (const [channel, subscribers] of this.#channels) {
-      this.#looped.set(channel, new Set(subscribers));
-    }
   }
 
-  /** Adds `subscriber` to `channel`; `true` when the channel had no subscriber here before. */
+  /**
+   * Adds `subscriber` to `channel`, which it must not be subscribed to (a connection keeps
+   * its own subscriptions); `true` when the channel had no subscriber here before.
+   */
   add(channel: string, subscriber: Subscriber): boolean {
-    let subscribers = this.#channels.get(channel);
-    const first = !subscribers;
-    if (!subscribers) {
-      subscribers = new Set();
-      this.#channels.set(channel, subscribers);
+    let entry = this.#channels.get(channel);
+    const first = !entry;
+    if (!entry) {
+      entry = { looped: undefined, native: 0 };
+      this.#channels.set(channel, entry);
     }
-    if (subscribers.has(subscriber)) return false;
-    subscribers.add(subscriber);
-    if (this.#native && !this.#native.join(channel, subscriber)) {
-      let looped = this.#looped.get(channel);
-      if (!looped) {
-        looped = new Set();
-        this.#looped.set(channel, looped);
-      }
-      looped.add(subscriber);
+    if (this.#native?.join(channel, subscriber)) entry.native++;
+    else {
+      entry.looped ??= new Set();
+      entry.looped.add(subscriber);
     }
     return first;
   }
 
-  /** Removes `subscriber` from `channel`; `true` when it was the channel's last one here. */
+  /**
+   * Removes `subscriber` from `channel`, which it must be subscribed to; `true` when it was
+   * the channel's last one here.
+   */
   remove(channel: string, subscriber: Subscriber): boolean {
-    const subscribers = this.#channels.get(channel);
-    if (!subscribers?.delete(subscriber)) return false;
-    const looped = this.#looped.get(channel);
-    if (looped?.delete(subscriber)) {
-      if (looped.size === 0) this.#looped.delete(channel);
-    } else this.#native?.leave(channel, subscriber);
-    if (subscribers.size > 0) return false;
+    const entry = this.#channels.get(channel);
+    if (!entry) return false;
+    if (!entry.looped?.delete(subscriber)) {
+      if (!this.#native || entry.native === 0) return false;
+      this.#native.leave(channel, subscriber);
+      entry.native--;
+    }
+    if (entry.native > 0 || (entry.looped?.size ?? 0) > 0) return false;
     this.#channels.delete(channel);
     return true;
   }
 
   /** Sends `frame` once to every local subscriber of `channel`; returns how many it reached. */
   deliver(channel: string, frame: string): number {
-    const subscribers = this.#channels.get(channel);
-    if (!subscribers) return 0;
-    if (!this.#native) return sendEach(subscribers, frame);
-    const looped = this.#looped.get(channel);
-    const native = looped?.size === subscribers.size ? 0 : this.#native.publish(channel, frame);
-    return native + (looped ? sendEach(looped, frame) : 0);
+    const entry = this.#channels.get(channel);
+    if (!entry) return 0;
+    const native = entry.native > 0 ? (this.#native as NativeDelivery).publish(channel, frame) : 0;
+    return native + (entry.looped ? sendEach(entry.looped, frame) : 0);
   }
 
   /** How many subscribers `channel` has here, or how many channels have any without an argument. */
   size(channel?: string): number {
     if (channel === undefined) return this.#channels.size;
-    return this.#channels.get(channel)?.size ?? 0;
+    const entry = this.#channels.get(channel);
+    return entry ? entry.native + (entry.looped?.size ?? 0) : 0;
   }
 
   /** Whether `channel` has a subscriber here. */
   has(channel: string): boolean {
     return this.#channels.has(channel);
   }
+}
+
+/** A channel's local subscribers. */
+interface ChannelSubscribers {
+  /** Those the index sends to itself: all of them without a native delivery. */
+  looped: Set<Subscriber> | undefined;
+  /** How many the native delivery reaches. */
+  native: number;
 }
 
 /** Sends to each subscriber; those whose send fails are dropped after the loop. */

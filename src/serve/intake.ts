@@ -23,6 +23,8 @@ export type QueuedFrame = string | ErrorFrame | Refusals;
 
 /** What the intake needs from the connection it feeds. */
 export interface IntakeOwner {
+  /** The app's limits. */
+  readonly limits: Limits;
   /** Serves one frame; a promise when it has to wait (it never rejects). */
   serveFrame(frame: QueuedFrame): Promise<void> | undefined;
   /** Sends a text frame to the client. */
@@ -41,7 +43,6 @@ export interface IntakeOwner {
  * Made with a connection's first frame: an idle connection never pays for it.
  */
 export class Intake {
-  readonly #limits: Limits;
   readonly #owner: IntakeOwner;
   /** Frames waiting their turn; made when a frame first has to wait. */
   #queue: QueuedFrame[] | undefined;
@@ -49,13 +50,12 @@ export class Intake {
   #queuedSize = 0;
   #inFlight = 0;
   #pumping = false;
-  #draining = false;
   #bucket: TokenBucket | undefined;
   #violations: Violations | undefined;
+  /** Who waits for the frames taken to be served; set once draining (it takes no more). */
   #onDrained: (() => void)[] | undefined;
 
-  constructor(limits: Limits, owner: IntakeOwner) {
-    this.#limits = limits;
+  constructor(owner: IntakeOwner) {
     this.#owner = owner;
   }
 
@@ -66,14 +66,14 @@ export class Intake {
 
   /** Takes a frame of `size` (its text's length; 0 for an error frame to send). */
   take(frame: string | ErrorFrame, size: number): void {
-    if (this.#draining) return;
+    if (this.#onDrained) return;
     const refusal = this.#refusal(size);
     if (refusal !== undefined) {
       this.#refuse(refusal);
       return;
     }
     // The common case: nothing waiting, nothing running. Serve at once, without a queue.
-    if (!this.#pumping && !this.#queue?.length && this.#inFlight < this.#limits.concurrency) {
+    if (!this.#pumping && !this.#queue?.length && this.#inFlight < this.#owner.limits.concurrency) {
       this.#pumping = true;
       this.#run(frame);
       this.#pumping = false;
@@ -88,12 +88,10 @@ export class Intake {
 
   /** Stops taking frames; resolves once those taken are served. */
   drain(): Promise<void> {
-    this.#draining = true;
+    this.#onDrained ??= [];
+    const waiting = this.#onDrained;
     if (this.#inFlight === 0 && !this.#queue?.length) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.#onDrained ??= [];
-      this.#onDrained.push(resolve);
-    });
+    return new Promise((resolve) => waiting.push(resolve));
   }
 
   /** Drops every frame waiting, and releases whoever waits for a drain: the socket closed. */
@@ -108,7 +106,7 @@ export class Intake {
    * would have to wait in a queue already at its length or size.
    */
   #refusal(size: number): string | undefined {
-    const limits = this.#limits;
+    const limits = this.#owner.limits;
     if (limits.rateLimit !== false) {
       this.#bucket ??= new TokenBucket(limits.rateLimit);
       if (!this.#bucket.take()) return ErrorMessage.rateLimited(limits.rateLimit.messagesPerSecond);
@@ -128,7 +126,7 @@ export class Intake {
    * of refusals is one queue entry. Too many refusals in a row close the connection.
    */
   #refuse(message: string): void {
-    const { maxViolations } = this.#limits;
+    const { maxViolations } = this.#owner.limits;
     this.#violations ??= new Violations();
     if (this.#violations.add(maxViolations) > maxViolations) {
       this.#owner.closeForAbuse();
@@ -152,7 +150,7 @@ export class Intake {
     if (this.#pumping) return;
     this.#pumping = true;
     try {
-      const { concurrency } = this.#limits;
+      const { concurrency } = this.#owner.limits;
       while (this.#queue?.length && this.#inFlight < concurrency) {
         const frame = this.#queue.shift() as QueuedFrame;
         if (typeof frame === "string") this.#queuedSize -= frame.length;
@@ -179,6 +177,6 @@ export class Intake {
   #settled(): void {
     if (this.#inFlight !== 0 || this.#queue?.length) return;
     this.#owner.settled();
-    if (this.#onDrained) for (const resolve of this.#onDrained.splice(0)) resolve();
+    if (this.#onDrained?.length) for (const resolve of this.#onDrained.splice(0)) resolve();
   }
 }

@@ -239,7 +239,7 @@ export class Session<State extends object = ConnectionState>
    */
   drain(): Promise<void> {
     if (this.#closed) return Promise.resolve();
-    this.#intake ??= new Intake(this.host.limits, this);
+    this.#intake ??= new Intake(this);
     return this.#intake.drain();
   }
 
@@ -280,6 +280,11 @@ export class Session<State extends object = ConnectionState>
   /** Whether the socket has closed. @internal */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** The app's limits, resolved once. @internal */
+  get limits(): Limits {
+    return this.host.limits;
   }
 
   /** The subscriptions, made on first use. @internal */
@@ -330,7 +335,7 @@ export class Session<State extends object = ConnectionState>
 
   #take(frame: string | ErrorFrame, size: number): void {
     if (this.#closed || this.#closing) return;
-    this.#intake ??= new Intake(this.host.limits, this);
+    this.#intake ??= new Intake(this);
     this.#intake.take(frame, size);
   }
 

@@ -3,22 +3,30 @@
 // `uvicorn main:app --reload` does for SocketAPI 0.2.
 //
 //   npx socketapi main.ts [--port 8000] [--host 127.0.0.1] [--path /ws] [--watch]
+//                         [--workers N] [--redis URL | --nats URL]
 //
 // Plain JavaScript, so that it runs on every Node. A TypeScript module is loaded through
 // tsx when it is installed (an optional peer dependency), else through Node's own type
 // stripping (Node 23.6 and later, or 22.6 with --experimental-strip-types).
 import { spawn } from "node:child_process";
+import cluster from "node:cluster";
+import { availableParallelism } from "node:os";
 import { extname, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 
 const usage = `Usage: socketapi MODULE [--port N] [--host HOST] [--path PATH] [--watch]
+                         [--workers N] [--redis URL | --nats URL]
 
 Serves the SocketAPI app that MODULE exports as default (or as \`app\`).
-  --port   port to listen on (default: $PORT or 8000)
-  --host   interface to listen on (default: 127.0.0.1; 0.0.0.0 for every interface)
-  --path   serve WebSocket upgrades only on this path (default: every path)
-  --watch  restart when the module or a file it imports changes`;
+  --port     port to listen on (default: $PORT or 8000)
+  --host     interface to listen on (default: 127.0.0.1; 0.0.0.0 for every interface)
+  --path     serve WebSocket upgrades only on this path (default: every path)
+  --watch    restart when the module or a file it imports changes
+  --workers  N processes on the same port (node:cluster), or \`auto\` for one per core;
+             broadcasts go between them through the primary process, or the broker below
+  --redis    carry broadcasts between instances over Redis (needs ioredis installed)
+  --nats     carry broadcasts between instances over NATS (needs @nats-io/transport-node)`;
 
 let parsed;
 try {
@@ -29,6 +37,9 @@ try {
       host: { type: "string", default: "127.0.0.1" },
       path: { type: "string" },
       watch: { type: "boolean", default: false },
+      workers: { type: "string" },
+      redis: { type: "string" },
+      nats: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -45,6 +56,16 @@ if (values.help || positionals.length !== 1) {
 const port = Number(values.port ?? process.env.PORT ?? 8000);
 if (!Number.isInteger(port) || port < 0 || port > 65535) {
   console.error(`Invalid port: ${values.port ?? process.env.PORT}`);
+  process.exit(2);
+}
+
+const workers = values.workers === "auto" ? availableParallelism() : Number(values.workers ?? 1);
+if (!Number.isInteger(workers) || workers < 1) {
+  console.error(`Invalid --workers: ${values.workers} (a number, or auto)`);
+  process.exit(2);
+}
+if (values.redis && values.nats) {
+  console.error("Give --redis or --nats, not both.");
   process.exit(2);
 }
 
@@ -83,13 +104,11 @@ if (values.watch) {
   const child = spawn(process.execPath, command, { stdio: "inherit" });
   for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => child.kill(signal));
   child.on("exit", (code) => process.exit(code ?? 0));
+} else if (workers > 1 && cluster.isPrimary) {
+  await registerTsx();
+  await runPrimary();
 } else {
-  if (isTypeScript && tsxCli) {
-    // Both hooks: a .ts file outside a `"type": "module"` package loads as CommonJS.
-    const [esm, cjs] = await Promise.all([import(findTsx("esm/api")), import(findTsx("cjs/api"))]);
-    esm.register();
-    cjs.register();
-  }
+  await registerTsx();
   const module = await import(pathToFileURL(modulePath).href);
   // A CommonJS-loaded module nests its exports under `default`.
   const isApp = (value) =>
@@ -101,15 +120,32 @@ if (values.watch) {
     console.error(`${positionals[0]} must export a SocketAPI app as default (or as \`app\`).`);
     process.exit(1);
   }
-  // This package's own entry point: the built adapter when installed, the sources in its
-  // repository (where tsconfig.json maps `socketapi/node` to them and tsx reads that).
-  const { serve } = await import("socketapi/node");
-  const server = await serve(app, {
-    port,
-    host: values.host,
-    ...(values.path ? { path: values.path } : {}),
-  });
-  console.log(`SocketAPI: serving ${positionals[0]} at ${server.url}`);
+  // This package's own entry points: the built ones when installed, the sources in its
+  // repository (where tsconfig.json maps `socketapi/*` to them and tsx reads that).
+  const { serve, clusterRelay } = await import("socketapi/node");
+  const { hubOf } = await import("socketapi/adapter");
+  const hub = hubOf(app);
+  let relay;
+  if (values.redis) relay = (await import("socketapi/redis")).redisRelay(values.redis);
+  else if (values.nats) relay = (await import("socketapi/nats")).natsRelay(values.nats);
+  else if (cluster.isWorker && !hub.relay) relay = clusterRelay();
+  if (relay && hub.relay) {
+    console.error(`${positionals[0]}'s app has a relay already (its \`relay\` option).`);
+    process.exit(1);
+  }
+  if (relay) hub.useRelay(relay);
+  let server;
+  try {
+    server = await serve(app, {
+      port,
+      host: values.host,
+      ...(values.path ? { path: values.path } : {}),
+    });
+  } catch (error) {
+    console.error(error instanceof Error ? error.message : error);
+    process.exit(1);
+  }
+  if (!cluster.isWorker) console.log(`SocketAPI: serving ${positionals[0]} at ${server.url}`);
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
@@ -119,4 +155,76 @@ if (values.watch) {
   };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
+}
+
+/**
+ * The primary process of `--workers N`: forks the workers (this command again, which then
+ * serves), carries broadcasts between them unless a broker does, starts a worker again when
+ * one dies, and stops them all on SIGINT or SIGTERM.
+ */
+async function runPrimary() {
+  if (!values.redis && !values.nats) {
+    const { routeClusterBroadcasts } = await import("socketapi/node");
+    routeClusterBroadcasts();
+  }
+  cluster.setupPrimary({ exec: fileURLToPath(import.meta.url), args: process.argv.slice(2) });
+  let stopping = false;
+  let listening = 0;
+  let announced = false;
+  const started = new Set();
+  const fork = () => {
+    const worker = cluster.fork();
+    worker.once("listening", (address) => {
+      started.add(worker);
+      listening++;
+      if (!announced && listening === workers) {
+        announced = true;
+        const host = address.address?.includes(":") ? `[${address.address}]` : address.address;
+        const url = `ws://${host ?? values.host}:${address.port}${values.path ?? "/"}`;
+        console.log(`SocketAPI: serving ${positionals[0]} at ${url} (${workers} workers)`);
+      }
+    });
+  };
+  cluster.on("exit", (worker, code, signal) => {
+    if (stopping) return;
+    if (!started.has(worker)) {
+      // It could not start (its error is printed above): neither can the others.
+      stopping = true;
+      for (const other of Object.values(cluster.workers ?? {})) other?.process.kill("SIGTERM");
+      process.exitCode = 1;
+      return;
+    }
+    started.delete(worker);
+    console.error(
+      `SocketAPI: worker ${worker.process.pid} died (${signal ?? `exit code ${code}`}); starting another`,
+    );
+    listening--;
+    setTimeout(fork, 500);
+  });
+  for (let i = 0; i < workers; i++) fork();
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    const running = Object.values(cluster.workers ?? {}).filter(Boolean);
+    for (const worker of running) worker.process.kill("SIGTERM");
+    // Each worker closes its connections (up to 5 s); then the primary goes.
+    setTimeout(() => {
+      for (const worker of running) worker.process.kill("SIGKILL");
+      process.exit(0);
+    }, 10_000).unref();
+    cluster.on("exit", () => {
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+    });
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+}
+
+/** Loads TypeScript through tsx, when the module is TypeScript and tsx is installed. */
+async function registerTsx() {
+  if (!isTypeScript || !tsxCli) return;
+  // Both hooks: a .ts file outside a `"type": "module"` package loads as CommonJS.
+  const [esm, cjs] = await Promise.all([import(findTsx("esm/api")), import(findTsx("cjs/api"))]);
+  esm.register();
+  cjs.register();
 }

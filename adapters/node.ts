@@ -185,8 +185,9 @@ export function broadcastHandler(
 
 /**
  * Serves `app` on its own port: WebSocket upgrades on every path (or `options.path`), the
- * broadcast endpoint, and `426 Upgrade Required` for other requests. Resolves once
- * listening; `close()` shuts down gracefully.
+ * broadcast endpoint, and `426 Upgrade Required` for other requests. Connects the app's
+ * relay first (rejecting, saying why, when it cannot), then resolves once listening;
+ * `close()` shuts down gracefully, then stops the relay.
  *
  * @example
  * ```ts
@@ -211,6 +212,8 @@ export async function serve(app: AnyApp, options: ServeOptions = {}): Promise<No
       res.end();
     });
   });
+  // A relay that cannot connect fails the start, saying why.
+  await app.ready();
   const attachment = attachRouted(app, server, options, options.broadcast);
   const { path } = options;
   const host = options.host ?? "127.0.0.1";
@@ -233,9 +236,18 @@ export async function serve(app: AnyApp, options: ServeOptions = {}): Promise<No
       await attachment.close(closeOptions);
       server.closeAllConnections();
       await stopped;
+      await app.closeRelay();
     },
   };
 }
+
+// --- Relays ---
+
+export {
+  type ClusterRoutingOptions,
+  clusterRelay,
+  routeClusterBroadcasts,
+} from "./node/cluster.ts";
 
 // --- Hono ---
 

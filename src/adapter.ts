@@ -1,18 +1,19 @@
 /**
  * What an adapter needs to serve a SocketAPI app on a runtime: the socket the core talks
  * to, feeding a session its events, answering the requests of a server, the broadcast
- * endpoint, and a graceful shutdown. The bundled adapters (`socketapi/node`, `/bun`,
- * `/deno`, `/hono`, `/cloudflare`) are written with this entry point and the public API
- * only; a third party can write one the same way.
+ * endpoint, and a graceful shutdown; and what a relay over a message broker needs
+ * (`BrokerRelay`). The bundled adapters (`socketapi/node`, `/bun`, `/deno`, `/hono`,
+ * `/cloudflare`) and relays (`socketapi/redis`, `/nats`) are written with this entry point
+ * and the public API only; a third party can write one the same way.
  *
  * @example
  * ```ts
  * import type { SocketAPI } from "socketapi";
- * import { serveWebSocket } from "socketapi/adapter";
+ * import { admitUpgrade, serveWebSocket } from "socketapi/adapter";
  *
  * // A runtime that hands over WHATWG WebSockets:
  * async function accept(app: SocketAPI, request: Request, socket: WebSocket) {
- *   const admission = await app.admit({ url: request.url, headers: request.headers });
+ *   const admission = await admitUpgrade(app, { url: request.url, headers: request.headers });
  *   if (!admission.ok) return admission.response;
  *   serveWebSocket(app, socket, request, admission.state, admission.slot);
  * }
@@ -22,8 +23,16 @@
  */
 export type { Admission, ConnectionSlot } from "./app.ts";
 export type { UpgradeRequest } from "./context.ts";
+export {
+  type BrokerLink,
+  BrokerRelay,
+  type BrokerRelayOptions,
+  errorMessage,
+  type LinkEvents,
+  redactedUrl,
+} from "./hub/broker-relay.ts";
 export { Hub } from "./hub/hub.ts";
-export type { Relay } from "./hub/relay.ts";
+export type { Relay, RelayStats } from "./hub/relay.ts";
 export type { NativeDelivery, Subscriber } from "./hub/subscriber.ts";
 export { SubscriberIndex } from "./hub/subscriber-index.ts";
 export { PING_FRAME, PONG_FRAME } from "./protocol/protocol.ts";

@@ -165,6 +165,31 @@ export class SocketAPI<
     return closeSessions(this.#hub.connections as Set<Session<object>>, timeout);
   }
 
+  /**
+   * Connects the app's relay, if it has one (the `relay` option): resolves once it can
+   * carry broadcasts, rejects saying why it cannot (an unreachable broker, wrong
+   * credentials). `serve` from socketapi/node awaits it before listening; on Bun and Deno,
+   * await it before serving, to fail at start-up rather than at the first subscribe.
+   *
+   * @example
+   * ```ts
+   * const app = new SocketAPI({ relay: redisRelay("redis://127.0.0.1:6379") });
+   * await app.ready();
+   * export default bun(app);
+   * ```
+   */
+  ready(): Promise<void> {
+    return this.#hub.start();
+  }
+
+  /**
+   * Stops the app's relay (its broker connections) after the app stopped serving. Without a
+   * relay it does nothing. `close()` of socketapi/node's `serve` calls it.
+   */
+  async closeRelay(): Promise<void> {
+    await this.#hub.close();
+  }
+
   #publishFrom(
     concreteName: string,
     data: unknown,

@@ -61,7 +61,7 @@ export {
   SocketAPIError,
   type SocketAPIErrorOptions,
 } from "./errors.ts";
-export type { Relay } from "./hub/relay.ts";
+export type { Relay, RelayStats } from "./hub/relay.ts";
 export {
   type ActionCompletedFrame,
   type ActionFrame,

@@ -155,12 +155,41 @@ describe("the bundled adapters", () => {
   });
 
   it("have the same sections in the same order", async () => {
-    const order = ["Options", "Sockets", "Upgrades", "Broadcast endpoint", "Serving", "Hono"];
+    const order = [
+      "Options",
+      "Sockets",
+      "Upgrades",
+      "Broadcast endpoint",
+      "Serving",
+      "Relays",
+      "Hono",
+    ];
     for (const adapter of ["node", "bun", "deno", "hono", "cloudflare"]) {
       const text = await readFile(join(root, "adapters", `${adapter}.ts`), "utf8");
       const sections = [...text.matchAll(/^\/\/ --- (.+) ---$/gm)].map((match) => match[1]);
       expect(sections.length, adapter).toBeGreaterThanOrEqual(2);
       expect(sections, adapter).toEqual(order.filter((name) => sections.includes(name)));
+    }
+  });
+
+  it("and the relays import only the kit, the public API, each other and their broker's client", async () => {
+    const dir = join(root, "relays");
+    const files = (await readdir(dir)).filter((file) => file.endsWith(".ts"));
+    expect(files).toEqual(expect.arrayContaining(["redis.ts", "nats.ts"]));
+    const clients = /^(ioredis|@nats-io\/transport-node)$/;
+    for (const file of files) {
+      const text = await readFile(join(dir, file), "utf8");
+      const specifiers = [
+        ...text.matchAll(/(?:^(?:import|export)[^"']*?from\s+|import\()["']([^"']+)["']/gm),
+      ].map((match) => match[1] as string);
+      expect(specifiers.length, file).toBeGreaterThan(0);
+      for (const specifier of specifiers) {
+        const allowed = specifier.startsWith(".")
+          ? ["../src/adapter.ts", "../src/index.ts"].includes(specifier) ||
+            /^\.\/[\w-]+\.ts$/.test(specifier)
+          : clients.test(specifier);
+        expect(allowed, `${file} imports ${specifier}`).toBe(true);
+      }
     }
   });
 

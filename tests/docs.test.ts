@@ -7,6 +7,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NodeServer, serve } from "../adapters/node.ts";
 import seed from "../examples/main.ts";
+import { type Broker, startNats, startRedis } from "./helpers/brokers.ts";
 import { collectSnippets, type Runtime, runSnippet, type Snippet } from "./helpers/doc-snippets.ts";
 import { freePort, root } from "./helpers/server-process.ts";
 
@@ -15,12 +16,16 @@ const dir = join(root, "tests", ".snippets");
 
 let snippets: Snippet[] = [];
 let seedServer: NodeServer;
+/** The brokers the scaling guide's blocks connect to, instead of the machine's. */
+let brokers: Broker[] = [];
 const filesFor = (runtime: Runtime) =>
   snippets.filter((s) => s.runtime === runtime && s.lang === "ts").map((s) => s.file);
 
 beforeAll(async () => {
   snippets = await collectSnippets();
   seedServer = await serve(seed, { port: 0 });
+  brokers = await Promise.all([startRedis(), startNats()]);
+  const [redis, nats] = brokers as [Broker, Broker];
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   await copyFile(join(root, "examples", "main.ts"), join(dir, "main.ts"));
@@ -30,7 +35,11 @@ beforeAll(async () => {
     const client =
       snippet.code.includes("new WebSocket(") || snippet.code.includes("createClient<");
     const port = client ? seedServer.port : await freePort();
-    const code = snippet.code.replaceAll("8000", String(port)).replaceAll("0.0.0.0", "127.0.0.1");
+    const code = snippet.code
+      .replaceAll("8000", String(port))
+      .replaceAll("0.0.0.0", "127.0.0.1")
+      .replaceAll("redis://127.0.0.1:6379", redis.url)
+      .replaceAll("nats://127.0.0.1:4222", nats.url);
     await writeFile(join(dir, snippet.file), code);
   }
   // `socketapi/...` resolves to the sources, as in the repository's own vitest config.
@@ -68,6 +77,7 @@ export default { resolve: { alias }, test: { include: ["*.test.ts"], typecheck: 
 
 afterAll(async () => {
   await seedServer?.close();
+  await Promise.all(brokers.map((broker) => broker.kill()));
 });
 
 describe("documentation", () => {

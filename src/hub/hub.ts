@@ -55,9 +55,12 @@ export class Hub implements AppView<object> {
     const relay = this.#relay;
     if (!relay) return Promise.resolve();
     this.#opened ??= Promise.resolve().then(() =>
-      relay.open((channel, frame) => {
-        this.index.deliver(channel, frame);
-      }),
+      relay.open(
+        (channel, frame) => {
+          this.index.deliver(channel, frame);
+        },
+        (error) => this.#report(error, { phase: "relay" }),
+      ),
     );
     return this.#opened;
   }

@@ -38,9 +38,14 @@
 export interface Relay {
   /**
    * Starts the relay: `receive` is called with every frame another instance published on
-   * a channel this one joined. The hub calls it once, before the first join.
+   * a channel this one joined; `report` tells the app's `onError` of a failure no call
+   * returns (the broker went away). The hub calls it once, before the first join; a relay
+   * that cannot start (wrong address, wrong credentials) rejects, saying why.
    */
-  open(receive: (channel: string, frame: string) => void): void | Promise<void>;
+  open(
+    receive: (channel: string, frame: string) => void,
+    report: (error: unknown) => void,
+  ): void | Promise<void>;
   /**
    * This instance has its first subscriber of `channel`: receive its broadcasts from now
    * on. The subscriber is told `subscribed` once this settles.
@@ -56,4 +61,21 @@ export interface Relay {
   publish(channel: string, frame: string): number | undefined | Promise<number | undefined>;
   /** Stops the relay. */
   close(): Promise<void>;
+  /** What the relay has carried and lost so far, where it counts it. */
+  readonly stats?: RelayStats | undefined;
+}
+
+/** A relay's counters, since it opened. */
+export interface RelayStats {
+  /** Broadcasts handed to the broker for the other instances. */
+  readonly published: number;
+  /** Broadcasts received from other instances. */
+  readonly received: number;
+  /**
+   * Broadcasts that did not reach the other instances: the broker was unreachable, or did
+   * not take them as fast as they came. Local subscribers got them all.
+   */
+  readonly lost: number;
+  /** Times the connection to the broker was lost. */
+  readonly disconnects: number;
 }

@@ -83,7 +83,8 @@ export async function startServer(
     url,
     output: () => output,
     async stop() {
-      if (child.exitCode !== null) return child.exitCode;
+      // Already gone (also when killed by a signal, which leaves exitCode null).
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       const exited = once(child, "exit");
       child.kill("SIGTERM");
       const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);

@@ -62,6 +62,35 @@ export class WsClient {
     return JSON.parse(this.frames[this.#read++] as string);
   }
 
+  /**
+   * The first unread frame that `matches`, waiting for it; the frames before it stay unread,
+   * in order, for `next`.
+   */
+  async take(matches: (frame: Frame) => boolean, ms = 2000): Promise<Frame> {
+    const deadline = Date.now() + ms;
+    let scanned = this.#read;
+    for (;;) {
+      for (; scanned < this.frames.length; scanned++) {
+        const frame = JSON.parse(this.frames[scanned] as string) as Frame;
+        if (matches(frame)) {
+          this.frames.splice(scanned, 1);
+          return frame;
+        }
+      }
+      const left = deadline - Date.now();
+      if (left <= 0 || this.ws.readyState >= WebSocket.CLOSING) {
+        throw new Error(`no matching frame within ${ms} ms (readyState ${this.ws.readyState})`);
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.#waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
   async expectNone(ms = 100): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, ms));
     if (this.#read < this.frames.length) {

@@ -1,0 +1,158 @@
+// What every broker relay does the same way, over a link that plays the broker: interest
+// kept and restored, broadcasts handed over within a bound, losses counted and reported
+// once per outage, subscribes that never wait forever.
+import { describe, expect, it } from "vitest";
+import { type BrokerLink, BrokerRelay, type LinkEvents } from "../src/adapter.ts";
+
+/** A broker in the test's hands: it takes publishes when told to, and can go away. */
+function fakeBroker() {
+  let events: LinkEvents | undefined;
+  const subscribed = new Set<string>();
+  const waiting: (() => void)[] = [];
+  const published: string[] = [];
+  /** Publishes are taken at once unless stalled; subscribes are confirmed unless silent. */
+  const state = { stalled: false, silent: false };
+  const broker = {
+    subscribed,
+    published,
+    state,
+    link: {
+      name: "Fake at fake://broker",
+      async connect(given: LinkEvents) {
+        events = given;
+      },
+      subscribe(channels: readonly string[]) {
+        for (const channel of channels) subscribed.add(channel);
+        return state.silent ? new Promise<void>(() => {}) : Promise.resolve();
+      },
+      async unsubscribe(channel: string) {
+        subscribed.delete(channel);
+      },
+      publish(channel: string, frame: string) {
+        published.push(`${channel} ${frame}`);
+        if (!state.stalled) return Promise.resolve();
+        return new Promise<void>((resolve) => waiting.push(resolve));
+      },
+      async close() {},
+    } satisfies BrokerLink,
+    /** Takes every stalled publish. */
+    drain() {
+      state.stalled = false;
+      for (const resolve of waiting.splice(0)) resolve();
+    },
+    down() {
+      subscribed.clear();
+      events?.down(new Error("connection reset"));
+    },
+    up() {
+      events?.up();
+    },
+    deliver(channel: string, frame: string) {
+      events?.message(channel, frame);
+    },
+  };
+  return broker;
+}
+
+async function opened(broker: ReturnType<typeof fakeBroker>, options = {}) {
+  const relay = new BrokerRelay(broker.link, options);
+  const received: string[] = [];
+  const reported: string[] = [];
+  await relay.open(
+    (channel, frame) => received.push(`${channel} ${frame}`),
+    (error) => reported.push(error instanceof Error ? error.message : String(error)),
+  );
+  return { relay, received, reported };
+}
+
+const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+describe("a broker relay", () => {
+  it("subscribes to what it joins, forgets what it leaves, and passes on what it receives", async () => {
+    const broker = fakeBroker();
+    const { relay, received } = await opened(broker);
+    await relay.join("a");
+    await relay.join("b");
+    await relay.leave("a");
+    expect([...broker.subscribed]).toEqual(["b"]);
+    broker.deliver("b", "frame");
+    expect(received).toEqual(["b frame"]);
+    expect(relay.stats).toEqual({ published: 0, received: 1, lost: 0, disconnects: 0 });
+  });
+
+  it("keeps its interest through an outage and subscribes again to all of it, also what was joined meanwhile", async () => {
+    const broker = fakeBroker();
+    const { relay, reported } = await opened(broker);
+    await relay.join("a");
+    await relay.join("gone");
+    broker.down();
+    await relay.join("late");
+    await relay.leave("gone");
+    expect(broker.subscribed.size).toBe(0);
+    broker.up();
+    await tick();
+    expect([...broker.subscribed].sort()).toEqual(["a", "late"]);
+    expect(relay.stats?.disconnects).toBe(1);
+    expect(reported).toHaveLength(1);
+    expect(reported[0]).toContain("Fake at fake://broker is unreachable");
+  });
+
+  it("loses broadcasts during an outage without waiting, counts each and reports once", async () => {
+    const broker = fakeBroker();
+    const { relay, reported } = await opened(broker);
+    broker.down();
+    for (let i = 0; i < 100; i++) expect(relay.publish("a", `f${i}`)).toBeUndefined();
+    expect(broker.published).toHaveLength(0);
+    expect(relay.stats).toMatchObject({ published: 0, lost: 100 });
+    expect(reported).toHaveLength(1);
+    // Back: carried again, and a new outage is reported again.
+    broker.up();
+    relay.publish("a", "after");
+    expect(broker.published).toEqual(["a after"]);
+    broker.down();
+    relay.publish("a", "lost again");
+    expect(reported).toHaveLength(2);
+  });
+
+  it("holds at most maxPendingBytes for a broker that does not take them, and loses the rest", async () => {
+    const broker = fakeBroker();
+    const { relay, reported } = await opened(broker, { maxPendingBytes: 1000 });
+    broker.state.stalled = true;
+    const frame = "x".repeat(100);
+    for (let i = 0; i < 25; i++) relay.publish("a", frame);
+    // Ten fit in 1000 bytes; the other fifteen were not held.
+    expect(broker.published).toHaveLength(10);
+    expect(relay.stats).toMatchObject({ published: 10, lost: 15 });
+    expect(reported).toHaveLength(1);
+    expect(reported[0]).toContain("is not taking broadcasts as fast as they come");
+    broker.drain();
+    await tick();
+    relay.publish("a", frame);
+    expect(broker.published).toHaveLength(11);
+  });
+
+  it("does not keep a subscribe waiting forever for a broker that does not confirm it", async () => {
+    const broker = fakeBroker();
+    const { relay } = await opened(broker, { joinTimeout: 50 });
+    broker.state.silent = true;
+    const started = Date.now();
+    await expect(relay.join("a")).rejects.toThrow("did not confirm the subscription");
+    expect(Date.now() - started).toBeLessThan(1000);
+    // The interest is kept: restored with the others when the broker comes back.
+    broker.state.silent = false;
+    broker.down();
+    broker.up();
+    await tick();
+    expect([...broker.subscribed]).toEqual(["a"]);
+  });
+
+  it("after close, neither publishes nor reports", async () => {
+    const broker = fakeBroker();
+    const { relay, reported } = await opened(broker);
+    await relay.close();
+    relay.publish("a", "late");
+    broker.down();
+    expect(broker.published).toHaveLength(0);
+    expect(reported).toHaveLength(0);
+  });
+});

@@ -181,7 +181,7 @@ describe.each(["redis", "nats"] as const)("instances over %s", (kind) => {
     // Local delivery goes on, and nothing waits for the broker.
     const started = Date.now();
     await call(fromA, "burst", { count: 30 });
-    expect(Date.now() - started).toBeLessThan(2000);
+    expect(Date.now() - started).toBeLessThan(5000);
     expect(await broadcasts(onA, 30)).toEqual(sequence("a", 30));
     // A subscription made during the outage is restored with the others.
     const lateOnB = await client(b.url);

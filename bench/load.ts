@@ -18,9 +18,13 @@ export interface LoadSizes {
 }
 
 interface Options extends LoadSizes {
-  scenario: "actions" | "latency" | "fanout" | "memory";
+  scenario: "actions" | "latency" | "fanout" | "memory" | "cluster";
   url: string;
   protocol: "socketapi" | "socketio";
+  /** For `cluster`: the instances the subscribers are split between (the publisher is on the first). */
+  urls?: string[];
+  /** For `cluster`: an instance with no subscriber, whose relay should hear nothing. */
+  idleUrl?: string;
 }
 
 const options = JSON.parse(process.argv[2] ?? "{}") as Options;
@@ -31,11 +35,15 @@ interface Driver {
   add(a: number, b: number, done: (sum: number) => void): void;
   subscribe(onData: (seq: number) => void): Promise<void>;
   broadcast(count: number): Promise<void>;
+  /** One broadcast carrying `seq`. */
+  broadcastSeq(seq: number): Promise<void>;
+  /** How many messages the instance's relay received. */
+  relayReceived(): Promise<number>;
   close(): void;
 }
 
-async function socketapiDriver(): Promise<Driver> {
-  const ws = new WebSocket(options.url);
+async function socketapiDriver(url = options.url): Promise<Driver> {
+  const ws = new WebSocket(url);
   await new Promise((resolve, reject) => {
     ws.onopen = resolve;
     ws.onerror = reject;
@@ -72,12 +80,22 @@ async function socketapiDriver(): Promise<Driver> {
       new Promise((resolve) =>
         request({ type: "action", channel: "broadcast", data: { count } }, () => resolve()),
       ),
+    broadcastSeq: (seq) =>
+      new Promise((resolve) =>
+        request({ type: "action", channel: "broadcast_seq", data: { seq } }, () => resolve()),
+      ),
+    relayReceived: () =>
+      new Promise((resolve) =>
+        request({ type: "action", channel: "relay_stats" }, (data) =>
+          resolve((data as { received: number }).received),
+        ),
+      ),
     close: () => ws.close(),
   };
 }
 
-async function socketioDriver(): Promise<Driver> {
-  const socket: Socket = io(options.url.replace(/^ws/, "http"), {
+async function socketioDriver(url = options.url): Promise<Driver> {
+  const socket: Socket = io(url.replace(/^ws/, "http"), {
     transports: ["websocket"],
     reconnection: false,
   });
@@ -94,16 +112,24 @@ async function socketioDriver(): Promise<Driver> {
       }),
     broadcast: (count) =>
       new Promise((resolve) => socket.emit("broadcast", { count }, () => resolve())),
+    broadcastSeq: (seq) =>
+      new Promise((resolve) => socket.emit("broadcast_seq", { seq }, () => resolve())),
+    relayReceived: () =>
+      new Promise((resolve) =>
+        socket.emit("relay_stats", (stats: { received: number }) => resolve(stats.received)),
+      ),
     close: () => socket.disconnect(),
   };
 }
 
-async function connect(count: number): Promise<Driver[]> {
+/** `count` connections, the i-th to `urls[i % urls.length]`. */
+async function connect(count: number, urls: string[] = [options.url]): Promise<Driver[]> {
   const drivers: Driver[] = [];
   for (let i = 0; i < count; i += 100) {
-    const batch = Array.from({ length: Math.min(100, count - i) }, () =>
-      options.protocol === "socketio" ? socketioDriver() : socketapiDriver(),
-    );
+    const batch = Array.from({ length: Math.min(100, count - i) }, (_, j) => {
+      const url = urls[(i + j) % urls.length] as string;
+      return options.protocol === "socketio" ? socketioDriver(url) : socketapiDriver(url);
+    });
     drivers.push(...(await Promise.all(batch)));
   }
   return drivers;
@@ -193,6 +219,68 @@ async function fanout(): Promise<Record<string, number>> {
   return { value: values[2] as number };
 }
 
+/**
+ * Across processes: subscribers split between the instances of `urls`, broadcasts made on
+ * the first. Deliveries per second until every subscriber has them all (median of five
+ * bursts); p50 and p99 latency from the broadcast's request to its arrival at the
+ * subscribers of the other instances, at 100 broadcasts per second; and how many messages
+ * an instance with no subscribers received from the broker meanwhile.
+ */
+async function cluster(): Promise<Record<string, number>> {
+  const urls = options.urls ?? [options.url];
+  const subscribers = await connect(options.subscribers, urls);
+  const [publisher] = (await connect(1, urls.slice(0, 1))) as [Driver];
+  const [idle] = options.idleUrl ? ((await connect(1, [options.idleUrl])) as [Driver]) : [];
+  const idleBefore = idle ? await idle.relayReceived() : 0;
+  let remaining = 0;
+  let finished: () => void = () => {};
+  /** For latency: when each numbered broadcast was asked for, and the delays seen. */
+  const sentAt = new Map<number, number>();
+  const delays: number[] = [];
+  const LATENCY_BASE = 1_000_000;
+  await Promise.all(
+    subscribers.map((driver, index) =>
+      driver.subscribe((seq) => {
+        if (seq >= LATENCY_BASE) {
+          // Only the subscribers of the other instances: the delay across processes.
+          if (index % urls.length !== 0) delays.push(performance.now() - (sentAt.get(seq) ?? 0));
+          return;
+        }
+        if (--remaining === 0) finished();
+      }),
+    ),
+  );
+  const runOnce = async () => {
+    remaining = options.subscribers * options.broadcasts;
+    const done = new Promise<void>((resolve) => {
+      finished = resolve;
+    });
+    const started = performance.now();
+    await publisher.broadcast(options.broadcasts);
+    await done;
+    return (options.subscribers * options.broadcasts) / ((performance.now() - started) / 1000);
+  };
+  await runOnce(); // warm-up
+  const values: number[] = [];
+  for (let i = 0; i < 5; i++) values.push(await runOnce());
+  values.sort((x, y) => x - y);
+
+  const count = Math.max(10, Math.round(options.duration * 100));
+  for (let i = 0; i < count; i++) {
+    const seq = LATENCY_BASE + i;
+    sentAt.set(seq, performance.now());
+    void publisher.broadcastSeq(seq);
+    await sleep(10);
+  }
+  await sleep(500);
+  delays.sort((x, y) => x - y);
+  const at = (q: number) =>
+    delays[Math.min(delays.length - 1, Math.floor(q * delays.length))] ?? Number.NaN;
+  const idleReceived = idle ? (await idle.relayReceived()) - idleBefore : Number.NaN;
+  for (const driver of [...subscribers, publisher, ...(idle ? [idle] : [])]) driver.close();
+  return { value: values[2] as number, p50: at(0.5), p99: at(0.99), idleReceived };
+}
+
 async function serverMemory(): Promise<{ rss: number; heapUsed: number }> {
   await sleep(300);
   const response = await fetch(`${options.url.replace(/^ws/, "http")}__memory`);
@@ -214,7 +302,7 @@ async function memory(): Promise<Record<string, number>> {
   };
 }
 
-const scenarios = { actions, latency, fanout, memory };
+const scenarios = { actions, latency, fanout, memory, cluster };
 const result = await scenarios[options.scenario]();
 console.log(JSON.stringify(result));
 process.exit(0);

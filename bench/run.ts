@@ -10,7 +10,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { cpus, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -83,6 +83,38 @@ const subjects: Subject[] = [
     subject: "crossws",
     command: [bin("bun"), "bench/servers/bun-crossws.ts"],
     protocol: "socketapi",
+  },
+];
+
+/**
+ * Across processes: three instances of a subject (subscribers split between the first two,
+ * broadcasts made on the first, the third with no subscriber) and the broker they share.
+ */
+interface ScaleSubject {
+  subject: string;
+  broker: "redis" | "nats";
+  command: string[];
+  protocol: "socketapi" | "socketio";
+}
+
+const scaleSubjects: ScaleSubject[] = [
+  {
+    subject: "socketapi over redis",
+    broker: "redis",
+    command: nodeServer("node-socketapi-relay.ts"),
+    protocol: "socketapi",
+  },
+  {
+    subject: "socketapi over nats",
+    broker: "nats",
+    command: nodeServer("node-socketapi-relay.ts"),
+    protocol: "socketapi",
+  },
+  {
+    subject: "socket.io over redis",
+    broker: "redis",
+    command: nodeServer("node-socketio-redis.ts"),
+    protocol: "socketio",
   },
 ];
 
@@ -167,6 +199,51 @@ const METRICS: {
   },
 ];
 
+/** What the cross-process scenario reports. */
+const SCALE_METRICS: { scenario: string; key: string; unit: string }[] = [
+  { scenario: "fan-out across processes", key: "value", unit: "deliveries/s" },
+  { scenario: "latency across processes p50", key: "p50", unit: "ms" },
+  { scenario: "latency across processes p99", key: "p99", unit: "ms" },
+  {
+    scenario: "messages to an instance without subscribers",
+    key: "idleReceived",
+    unit: "messages",
+  },
+];
+
+/** Debian's broker binaries, where the packages put them. */
+const BROKERS = {
+  redis: ["/usr/bin/redis-server", "/usr/local/bin/redis-server"],
+  nats: ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"],
+};
+
+/** Starts a broker of its own on a free port, on the servers' core; its URL and process. */
+async function startBroker(kind: "redis" | "nats"): Promise<{ child: ChildProcess; url: string }> {
+  const binary = BROKERS[kind].find((path) => existsSync(path));
+  if (!binary) throw new Error(`${kind} is not installed: apt-get install ${kind}-server`);
+  const port = await freePort();
+  const args =
+    kind === "redis"
+      ? ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+      : ["-a", "127.0.0.1", "-p", String(port)];
+  const [command, ...rest] = pinned(0, [binary, ...args]) as [string, ...string[]];
+  const child = spawn(command, rest, { stdio: "ignore" });
+  for (let attempt = 0; ; attempt++) {
+    const answering = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, "127.0.0.1");
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once("error", () => resolve(false));
+    });
+    if (answering) break;
+    if (attempt > 200) throw new Error(`${kind} did not start`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return { child, url: `${kind}://127.0.0.1:${port}` };
+}
+
 async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
@@ -183,7 +260,9 @@ const pinning = cpus().length >= 2 && existsSync("/usr/bin/taskset");
 const pinned = (core: number, command: string[]): string[] =>
   pinning ? ["/usr/bin/taskset", "-c", String(core), ...command] : command;
 
-async function startSubject(subject: Subject): Promise<{ child: ChildProcess; url: string }> {
+async function startSubject(
+  subject: Pick<Subject, "command" | "env" | "subject"> & { runtime?: string },
+): Promise<{ child: ChildProcess; url: string }> {
   const port = await freePort();
   const [command, ...args] = pinned(0, subject.command) as [string, ...string[]];
   const child = spawn(command, args, {
@@ -193,7 +272,7 @@ async function startSubject(subject: Subject): Promise<{ child: ChildProcess; ur
   });
   await new Promise<void>((ready, fail) => {
     const timer = setTimeout(
-      () => fail(new Error(`${subject.runtime} ${subject.subject} did not start`)),
+      () => fail(new Error(`${subject.runtime ?? "node"} ${subject.subject} did not start`)),
       20_000,
     );
     child.stdout?.on("data", (chunk: Buffer) => {
@@ -223,6 +302,37 @@ async function runLoad(options: Record<string, unknown>): Promise<Record<string,
   const [code] = await once(child, "exit");
   if (code !== 0) throw new Error(`load generator exited with ${code}: ${output}`);
   return JSON.parse(output.trim().split("\n").at(-1) as string);
+}
+
+/** One run of a cross-process subject: its broker, three instances, the load. */
+async function runScale(subject: ScaleSubject, sizes: Sizes): Promise<Record<string, number>> {
+  const broker = await startBroker(subject.broker);
+  const instances: ChildProcess[] = [];
+  try {
+    const urls: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { child, url } = await startSubject({
+        subject: subject.subject,
+        command: subject.command,
+        env: { RELAY_URL: broker.url },
+      });
+      instances.push(child);
+      urls.push(url);
+    }
+    return await runLoad({
+      ...sizes,
+      scenario: "cluster",
+      url: urls[0],
+      urls: urls.slice(0, 2),
+      idleUrl: urls[2],
+      protocol: subject.protocol,
+    });
+  } finally {
+    for (const child of [...instances, broker.child]) {
+      child.kill("SIGKILL");
+      if (child.exitCode === null && child.signalCode === null) await once(child, "exit");
+    }
+  }
 }
 
 let lastResults: BenchResult[] = [];
@@ -279,6 +389,36 @@ function table(results: BenchResult[]): string {
   return lines.join("\n");
 }
 
+/**
+ * The cross-process table: per scenario, each subject's median (min–max), with fan-out
+ * against Socket.IO's Redis adapter and against one SocketAPI process (fan-out on Node).
+ */
+function scaleTable(results: BenchResult[]): string {
+  const lines = [
+    "| scenario | subject | median | min – max | vs socket.io over redis | vs one process |",
+    "| --- | --- | ---: | ---: | ---: | ---: |",
+  ];
+  const single = results.find(
+    (r) => r.scenario === "fan-out" && r.runtime === "node" && r.subject === "socketapi",
+  );
+  for (const metric of SCALE_METRICS) {
+    const rows = results.filter((r) => r.scenario === metric.scenario);
+    const socketio = rows.find((r) => r.subject === "socket.io over redis");
+    for (const row of rows) {
+      const fanout = metric.scenario === "fan-out across processes";
+      const vsSocketio =
+        fanout && socketio && row !== socketio
+          ? `${(row.median / socketio.median).toFixed(2)}x`
+          : "";
+      const vsSingle = fanout && single ? `${(row.median / single.median).toFixed(2)}x` : "";
+      lines.push(
+        `| ${metric.scenario} (${metric.unit}) | ${row.subject} | ${format(row.median, metric.unit)} | ${format(row.min, metric.unit)} – ${format(row.max, metric.unit)} | ${vsSocketio} | ${vsSingle} |`,
+      );
+    }
+  }
+  return lines.join("\n");
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -327,8 +467,31 @@ async function main(): Promise<void> {
         `  ${subject.runtime} ${subject.subject}: repetition ${repetition + 1} done\n`,
       );
     }
+    for (const subject of scaleSubjects) {
+      const result = await runScale(subject, sizes);
+      for (const metric of SCALE_METRICS) {
+        const key = `${metric.scenario}|node|${subject.subject}`;
+        runs.set(key, [...(runs.get(key) ?? []), result[metric.key] as number]);
+      }
+      process.stderr.write(`  ${subject.subject}: repetition ${repetition + 1} done\n`);
+    }
   }
   const results: BenchResult[] = [];
+  for (const metric of SCALE_METRICS) {
+    for (const subject of scaleSubjects) {
+      const values = runs.get(`${metric.scenario}|node|${subject.subject}`) ?? [];
+      results.push({
+        scenario: metric.scenario,
+        runtime: "node",
+        subject: subject.subject,
+        unit: metric.unit,
+        median: median(values),
+        min: Math.min(...values),
+        max: Math.max(...values),
+        runs: values,
+      });
+    }
+  }
   for (const metric of METRICS) {
     for (const subject of subjects) {
       const values = runs.get(`${metric.scenario}|${subject.runtime}|${subject.subject}`) ?? [];
@@ -367,6 +530,7 @@ async function main(): Promise<void> {
   lastResults = results;
   const rendered = table(results);
   console.log(rendered);
+  console.log(scaleTable(results));
   if (values.json)
     await writeFile(values.json, `${JSON.stringify({ machine, results }, null, 2)}\n`);
   if (mode === "full" || values.results) {
@@ -426,6 +590,30 @@ function targets(results: BenchResult[]): string {
     `${memory.toFixed(2)} of it`,
     memory <= 0.5,
   ]);
+  const across = (subject: string) => get("fan-out across processes", "node", subject);
+  const overRedis = across("socketapi over redis") / across("socket.io over redis");
+  rows.push([
+    "fan-out across processes over Redis vs Socket.IO's Redis adapter: at least 3x",
+    overRedis,
+    `${overRedis.toFixed(2)}x`,
+    overRedis >= 3,
+  ]);
+  for (const subject of ["socketapi over redis", "socketapi over nats"]) {
+    const ratio = across(subject) / get("fan-out", "node", "socketapi");
+    rows.push([
+      `fan-out across processes, ${subject}: at least 0.8 of one process (both instances share the servers' one core here)`,
+      ratio,
+      `${ratio.toFixed(2)}x`,
+      ratio >= 0.8,
+    ]);
+    const idle = get("messages to an instance without subscribers", "node", subject);
+    rows.push([
+      `${subject}: an instance without subscribers receives no broadcast`,
+      idle,
+      `${idle} messages`,
+      idle === 0,
+    ]);
+  }
   return [
     "| target | measured | met |",
     "| --- | ---: | --- |",
@@ -452,6 +640,17 @@ ${targets(lastResults)}
 ## All results
 
 ${rendered}
+
+## Across processes
+
+Three instances of each subject and the broker they share, on the servers' core: 
+${sizes.subscribers} subscribers split between the first two instances, ${sizes.broadcasts} broadcasts made on the first
+(deliveries per second until every subscriber has them all, median of five bursts); then
+100 broadcasts per second, timed from the request to their arrival at the subscribers of
+the other instance (p50, p99); and the messages the third instance, which has no
+subscriber, received from the broker meanwhile.
+
+${scaleTable(lastResults)}
 
 ## What the core does to stay close to raw, and what it bought
 

@@ -9,7 +9,7 @@ import { expect, it } from "vitest";
 import { root } from "./helpers/server-process.ts";
 
 it("runs every subject on every runtime and writes the JSON the README promises", {
-  timeout: 120_000,
+  timeout: 170_000,
 }, async () => {
   const dir = await mkdtemp(join(tmpdir(), "socketapi-bench-"));
   try {
@@ -19,7 +19,7 @@ it("runs every subject on every runtime and writes the JSON the README promises"
       ["--import", "tsx", "bench/run.ts", "--smoke", "--json", json],
       {
         cwd: root,
-        timeout: 110_000,
+        timeout: 160_000,
       },
     );
     const { machine, results } = JSON.parse(await readFile(json, "utf8"));
@@ -39,10 +39,17 @@ it("runs every subject on every runtime and writes the JSON the README promises"
       "node raw",
       "node raw-naive",
       "node socket.io",
+      "node socket.io over redis",
       "node socketapi",
+      "node socketapi over nats",
+      "node socketapi over redis",
     ]);
     const scenarios = new Set(results.map((r: { scenario: string }) => r.scenario));
     expect([...scenarios]).toEqual([
+      "fan-out across processes",
+      "latency across processes p50",
+      "latency across processes p99",
+      "messages to an instance without subscribers",
       "actions",
       "latency p50",
       "latency p99",
@@ -62,7 +69,7 @@ it("runs every subject on every runtime and writes the JSON the README promises"
         max: expect.any(Number),
         runs: [expect.any(Number)],
       });
-      if (result.scenario === "actions" || result.scenario === "fan-out")
+      if (["actions", "fan-out", "fan-out across processes"].includes(result.scenario))
         expect(result.median).toBeGreaterThan(0);
     }
   } finally {

@@ -2,6 +2,7 @@
 // except the per-connection rate limit (the load generator sends far over it, as no raw
 // subject limits anything).
 import * as v from "valibot";
+import { hubOf } from "../../src/adapter.ts";
 import { SocketAPI } from "../../src/index.ts";
 
 export const app = new SocketAPI({ rateLimit: false })
@@ -11,4 +12,14 @@ export const app = new SocketAPI({ rateLimit: false })
   }))
   .action("broadcast", { input: v.object({ count: v.number() }) }, async ({ count }, ctx) => {
     for (let seq = 0; seq < count; seq++) await ctx.channels.fanout({ seq });
-  });
+  })
+  // One broadcast with the load generator's number, for latency across processes.
+  .action("broadcast_seq", { input: v.object({ seq: v.number() }) }, async ({ seq }, ctx) => {
+    await ctx.channels.fanout({ seq });
+  })
+  // What the app's relay received, when it has one (the cross-process subjects).
+  .action("relay_stats", () => ({ received: relayReceived() }));
+
+function relayReceived(): number {
+  return hubOf(app).relay?.stats?.received ?? 0;
+}

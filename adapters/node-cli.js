@@ -166,6 +166,21 @@ async function runPrimary() {
   if (!values.redis && !values.nats) {
     const { routeClusterBroadcasts } = await import("socketapi/node");
     routeClusterBroadcasts();
+  } else {
+    // The broker is tried once here, so that a bad URL is said once, not by every worker.
+    const relay = values.redis
+      ? (await import("socketapi/redis")).redisRelay(values.redis)
+      : (await import("socketapi/nats")).natsRelay(values.nats);
+    try {
+      await relay.open(
+        () => {},
+        () => {},
+      );
+    } catch (error) {
+      console.error(error instanceof Error ? error.message : error);
+      process.exit(1);
+    }
+    await relay.close();
   }
   cluster.setupPrimary({ exec: fileURLToPath(import.meta.url), args: process.argv.slice(2) });
   let stopping = false;

@@ -142,6 +142,29 @@ describe("a relay between instances", () => {
     ]);
   });
 
+  it("says once that a relay could not open, and serves locally: ready() rejects with why", async () => {
+    const onError = vi.fn();
+    const unreachable: Relay = {
+      open: async () => {
+        throw new Error("cannot connect to Fake at fake://nowhere");
+      },
+      join() {},
+      leave() {},
+      publish: () => undefined,
+      async close() {},
+    };
+    const app = chatApp(unreachable, onError);
+    await expect(app.ready()).rejects.toThrow("cannot connect to Fake at fake://nowhere");
+    const client = await createTestClient(app);
+    await client.request({ type: "subscribe", channel: "rooms/4" });
+    for (let i = 0; i < 5; i++) {
+      expect(await app.channels["rooms/{room}"]({ room: "4", text: `${i}` })).toBe(1);
+    }
+    expect((await client.next()).data).toEqual({ room: "4", text: "0" });
+    expect(onError).toHaveBeenCalledTimes(1);
+    expect(onError.mock.calls[0]?.[1]).toMatchObject({ phase: "relay" });
+  });
+
   it("is never replaced: a second relay is an error, not a silent swap", () => {
     const relay = bus();
     const app = chatApp(relay("mine"));

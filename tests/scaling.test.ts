@@ -423,6 +423,14 @@ describe("socketapi --workers N", () => {
       await redis.kill();
     }
   }, 60_000);
+  it("says once, not once per worker, that the broker cannot be reached, and exits 1", async () => {
+    const url = `redis://127.0.0.1:${await freePort()}`;
+    const output = runToExit([...CLI.slice(0, 3), "--workers", "2", "--port", "0", "--redis", url]);
+    expect(output.status).toBe(1);
+    const said = `cannot connect to Redis at ${url}`;
+    expect(output.text.split(said)).toHaveLength(2);
+    expect(output.text).not.toContain("worker");
+  }, 30_000);
 });
 
 describe("behind nginx, configured as docs/scaling.md says", () => {

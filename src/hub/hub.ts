@@ -20,6 +20,8 @@ export class Hub implements AppView<object> {
   readonly connections: Set<Connection<object>> = new Set();
   #relay: Relay | undefined;
   #opened: Promise<void> | undefined;
+  /** Whether the relay's failure to open was told to the app (once, not per broadcast). */
+  #openFailureReported = false;
   readonly #report: (error: unknown, info: ErrorInfo) => void;
 
   constructor(report: (error: unknown, info: ErrorInfo) => void, relay?: Relay) {
@@ -73,9 +75,20 @@ export class Hub implements AppView<object> {
   add(channel: string, subscriber: Subscriber): void | Promise<void> {
     if (!this.index.add(channel, subscriber) || !this.#relay) return;
     const relay = this.#relay;
-    return this.start()
-      .then(() => relay.join(channel))
-      .catch((error: unknown) => this.#report(error, { channel, phase: "relay" }));
+    return this.start().then(
+      () =>
+        Promise.resolve()
+          .then(() => relay.join(channel))
+          .catch((error: unknown) => this.#report(error, { channel, phase: "relay" })),
+      (error: unknown) => this.#openFailed(error),
+    );
+  }
+
+  /** The relay could not open: told once; local delivery goes on without it. */
+  #openFailed(error: unknown): void {
+    if (this.#openFailureReported) return;
+    this.#openFailureReported = true;
+    this.#report(error, { phase: "relay" });
   }
 
   /** Removes `subscriber` from `channel`; the last local subscriber leaves it on the relay. */
@@ -119,7 +132,11 @@ export class Hub implements AppView<object> {
         return fail(error);
       }
     };
-    return this.#opened ? this.#opened.then(remote, fail) : this.start().then(remote, fail);
+    const unopened = (error: unknown): number => {
+      this.#openFailed(error);
+      return local;
+    };
+    return (this.#opened ?? this.start()).then(remote, unopened);
   }
 
   /** How many subscribers `channel` has here, or how many channels have any without an argument. */

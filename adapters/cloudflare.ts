@@ -158,6 +158,9 @@ export function cloudflare<Env = Cloudflare.Env>(
   // The Worker holds no sockets: its broadcasts go to the objects, over the directory.
   try {
     hubOf(app).useRelay(new DirectoryRelay(directory));
+    // Nor history: the objects keep it, each in its storage, as broadcasts reach them.
+    const historyOptions = hubOf(app).historyOptions;
+    if (historyOptions) hubOf(app).keepHistory(historyOptions, null);
   } catch {
     throw new ConfigurationError(
       "socketapi/cloudflare: Workers carry broadcasts between objects themselves: remove the " +

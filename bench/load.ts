@@ -18,7 +18,9 @@ export interface LoadSizes {
 }
 
 interface Options extends LoadSizes {
-  scenario: "actions" | "latency" | "fanout" | "memory" | "cluster";
+  scenario: "actions" | "latency" | "fanout" | "memory" | "cluster" | "recovery";
+  /** For `fanout` and `recovery` on SocketAPI: the channel with history. */
+  history?: boolean;
   url: string;
   protocol: "socketapi" | "socketio";
   /** For `cluster`: the instances the subscribers are split between (the publisher is on the first). */
@@ -74,11 +76,16 @@ async function socketapiDriver(url = options.url): Promise<Driver> {
     subscribe: (listener) =>
       new Promise((resolve) => {
         onData = listener;
-        request({ type: "subscribe", channel: "fanout" }, () => resolve());
+        request({ type: "subscribe", channel: options.history ? "fanout_history" : "fanout" }, () =>
+          resolve(),
+        );
       }),
     broadcast: (count) =>
       new Promise((resolve) =>
-        request({ type: "action", channel: "broadcast", data: { count } }, () => resolve()),
+        request(
+          { type: "action", channel: "broadcast", data: { count, history: options.history } },
+          () => resolve(),
+        ),
       ),
     broadcastSeq: (seq) =>
       new Promise((resolve) =>
@@ -281,6 +288,57 @@ async function cluster(): Promise<Record<string, number>> {
   return { value: values[2] as number, p50: at(0.5), p99: at(0.99), idleReceived };
 }
 
+/**
+ * How long a client that missed 1,000 broadcasts on a channel with history takes to get
+ * them all: from its subscribe with `since` to the last missed frame (median of five).
+ */
+async function recovery(): Promise<Record<string, number>> {
+  const MISSED = 1000;
+  const [publisher] = (await connect(1)) as [Driver];
+  const open = async () => {
+    const ws = new WebSocket(options.url);
+    await new Promise((resolve, reject) => {
+      ws.onopen = resolve;
+      ws.onerror = reject;
+    });
+    return ws;
+  };
+  const times: number[] = [];
+  for (let round = 0; round < 6; round++) {
+    const away = await open();
+    const position = await new Promise<{ offset: number; epoch: string }>((resolve) => {
+      away.onmessage = (event) => resolve(JSON.parse(event.data as string));
+      away.send(JSON.stringify({ type: "subscribe", channel: "fanout_history" }));
+    });
+    away.close();
+    await publisher.broadcast(MISSED);
+    const back = await open();
+    const elapsed = await new Promise<number>((resolve, reject) => {
+      let received = 0;
+      const started = performance.now();
+      back.onmessage = (event) => {
+        const frame = JSON.parse(event.data as string);
+        if (frame.type === "subscribed" && frame.recovered !== true) {
+          reject(new Error(`not recovered: ${event.data}`));
+        }
+        if (frame.type === "data" && ++received === MISSED) resolve(performance.now() - started);
+      };
+      back.send(
+        JSON.stringify({
+          type: "subscribe",
+          channel: "fanout_history",
+          since: { offset: position.offset, epoch: position.epoch },
+        }),
+      );
+    });
+    back.close();
+    if (round > 0) times.push(elapsed); // the first warms up
+  }
+  publisher.close();
+  times.sort((x, y) => x - y);
+  return { ms: times[Math.floor(times.length / 2)] as number };
+}
+
 async function serverMemory(): Promise<{ rss: number; heapUsed: number }> {
   await sleep(300);
   const response = await fetch(`${options.url.replace(/^ws/, "http")}__memory`);
@@ -302,7 +360,7 @@ async function memory(): Promise<Record<string, number>> {
   };
 }
 
-const scenarios = { actions, latency, fanout, memory, cluster };
+const scenarios = { actions, latency, fanout, memory, cluster, recovery };
 const result = await scenarios[options.scenario]();
 console.log(JSON.stringify(result));
 process.exit(0);

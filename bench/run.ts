@@ -199,6 +199,12 @@ const METRICS: {
   },
 ];
 
+/** What the history scenarios report, for SocketAPI only (the others have no history). */
+const HISTORY_METRICS: { scenario: string; load: string; key: string; unit: string }[] = [
+  { scenario: "fan-out with history", load: "fanout", key: "value", unit: "deliveries/s" },
+  { scenario: "recovery of 1,000 missed broadcasts", load: "recovery", key: "ms", unit: "ms" },
+];
+
 /** What the cross-process scenario reports. */
 const SCALE_METRICS: { scenario: string; key: string; unit: string }[] = [
   { scenario: "fan-out across processes", key: "value", unit: "deliveries/s" },
@@ -419,6 +425,31 @@ function scaleTable(results: BenchResult[]): string {
   return lines.join("\n");
 }
 
+/** The history table: fan-out with history against the same fan-out without, and recovery. */
+function historyTable(results: BenchResult[]): string {
+  const lines = [
+    "| scenario | runtime | median | min – max | vs without history |",
+    "| --- | --- | ---: | ---: | ---: |",
+  ];
+  for (const metric of HISTORY_METRICS) {
+    for (const runtime of ["node", "bun"]) {
+      const row = results.find(
+        (r) => r.scenario === metric.scenario && r.runtime === runtime && r.subject === "socketapi",
+      );
+      if (!row) continue;
+      const without = results.find(
+        (r) => r.scenario === "fan-out" && r.runtime === runtime && r.subject === "socketapi",
+      );
+      const ratio =
+        metric.load === "fanout" && without ? `${(row.median / without.median).toFixed(2)}x` : "";
+      lines.push(
+        `| ${metric.scenario} (${metric.unit}) | ${runtime} | ${format(row.median, metric.unit)} | ${format(row.min, metric.unit)} – ${format(row.max, metric.unit)} | ${ratio} |`,
+      );
+    }
+  }
+  return lines.join("\n");
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -459,6 +490,20 @@ async function main(): Promise<void> {
             runs.set(key, [...(runs.get(key) ?? []), result[metric.key] as number]);
           }
         }
+        // The same fan-out on a channel with history, and a recovery, on the same server.
+        if (subject.subject === "socketapi") {
+          for (const metric of HISTORY_METRICS) {
+            const result = await runLoad({
+              ...sizes,
+              scenario: metric.load,
+              url,
+              protocol: subject.protocol,
+              history: true,
+            });
+            const key = `${metric.scenario}|${subject.runtime}|socketapi`;
+            runs.set(key, [...(runs.get(key) ?? []), result[metric.key] as number]);
+          }
+        }
       } finally {
         child.kill("SIGKILL");
         await once(child, "exit");
@@ -484,6 +529,21 @@ async function main(): Promise<void> {
         scenario: metric.scenario,
         runtime: "node",
         subject: subject.subject,
+        unit: metric.unit,
+        median: median(values),
+        min: Math.min(...values),
+        max: Math.max(...values),
+        runs: values,
+      });
+    }
+  }
+  for (const metric of HISTORY_METRICS) {
+    for (const subject of subjects.filter((s) => s.subject === "socketapi")) {
+      const values = runs.get(`${metric.scenario}|${subject.runtime}|socketapi`) ?? [];
+      results.push({
+        scenario: metric.scenario,
+        runtime: subject.runtime,
+        subject: "socketapi",
         unit: metric.unit,
         median: median(values),
         min: Math.min(...values),
@@ -531,6 +591,7 @@ async function main(): Promise<void> {
   const rendered = table(results);
   console.log(rendered);
   console.log(scaleTable(results));
+  console.log(historyTable(results));
   if (values.json)
     await writeFile(values.json, `${JSON.stringify({ machine, results }, null, 2)}\n`);
   if (mode === "full" || values.results) {
@@ -590,6 +651,16 @@ function targets(results: BenchResult[]): string {
     `${memory.toFixed(2)} of it`,
     memory <= 0.5,
   ]);
+  for (const runtime of ["node", "bun"]) {
+    const ratio =
+      get("fan-out with history", runtime, "socketapi") / get("fan-out", runtime, "socketapi");
+    rows.push([
+      `fan-out with history on ${runtime}: at most 15% slower than without`,
+      ratio,
+      `${ratio.toFixed(2)}x`,
+      ratio >= 0.85,
+    ]);
+  }
   const across = (subject: string) => get("fan-out across processes", "node", subject);
   const overRedis = across("socketapi over redis") / across("socket.io over redis");
   rows.push([
@@ -651,6 +722,15 @@ the other instance (p50, p99); and the messages the third instance, which has no
 subscriber, received from the broker meanwhile.
 
 ${scaleTable(lastResults)}
+
+## History
+
+The fan-out above on a channel declared with \`history: { size: 1000, ttl: 60_000 }\` (in
+memory: each broadcast kept and stamped with its offset), against the same channel
+without; and the time a client that missed 1,000 broadcasts takes to get them all, from
+its subscribe with \`since\` to the last missed frame (median of five, after one warm-up).
+
+${historyTable(lastResults)}
 
 ## What the core does to stay close to raw, and what it bought
 

@@ -27,6 +27,7 @@ import {
 } from "../src/adapter.ts";
 import type { Relay } from "../src/index.ts";
 import { loadOptional } from "./optional.ts";
+import { RedisHistory } from "./redis-history.ts";
 
 /** Options of {@link redisRelay}. */
 export interface RedisRelayOptions extends BrokerRelayOptions {
@@ -75,10 +76,13 @@ class RedisLink implements BrokerLink {
   #publisher: Redis | undefined;
   #subscriber: Redis | undefined;
   #up = false;
+  /** Channels with history keep it in Redis Streams, shared by every instance. */
+  readonly history: RedisHistory;
 
   constructor(options: RedisRelayOptions) {
     this.#url = options.url ?? "redis://127.0.0.1:6379";
     this.#prefix = options.prefix ?? "socketapi:";
+    this.history = new RedisHistory(() => this.#publisher, this.#prefix);
     this.#options = options;
     this.name = `Redis at ${redactedUrl(this.#url)}`;
   }

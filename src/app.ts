@@ -4,6 +4,7 @@ import type { BroadcastOrigin } from "./declare/channel-handle.ts";
 import { ChannelTemplate } from "./declare/channel-template.ts";
 import type { ChannelDeclaration } from "./declare/declarations.ts";
 import { Router } from "./declare/router.ts";
+import type { HistoryStore } from "./history/history.ts";
 import { Hub } from "./hub/hub.ts";
 import type { Relay } from "./hub/relay.ts";
 import { dataFrame } from "./protocol/encode.ts";
@@ -31,6 +32,11 @@ export interface SocketAPIOptions<State extends object> extends LimitOptions {
    * hears only the channels it has subscribers of. Default: none, one process.
    */
   relay?: Relay | undefined;
+  /**
+   * Where channels declared with `history` keep it. Default: the relay's shared store when
+   * it has one (socketapi/redis), else this process's memory.
+   */
+  history?: HistoryStore | undefined;
   /**
    * Runs on every upgrade request before the socket is accepted. Return the connection's
    * initial state, or a `Response` (401, 403, ...) to refuse the upgrade with it. If it
@@ -261,6 +267,12 @@ export class SocketAPI<
       publish: (concrete, data, origin) => this.#publishFrom(concrete, data, origin),
       reportError: (error, info) => this.#reportBroadcastError(error, info),
     });
+    if (declaration.history && !this.#hub.historyOptions) {
+      this.#hub.keepHistory(
+        (concrete) => this.#findChannel(concrete)?.declaration.history,
+        this.#options.history,
+      );
+    }
     const match: ChannelMatch = { declaration, template, nameParams: NO_PARAMS };
     if (template.isStatic) this.#staticChannels.set(name, match);
     else this.#templateChannels.push(match);

@@ -61,6 +61,15 @@ export {
   SocketAPIError,
   type SocketAPIErrorOptions,
 } from "./errors.ts";
+export type {
+  HistoryOptions,
+  HistoryStore,
+  LocalHistoryStore,
+  Recovery,
+  SharedHistoryStore,
+  StreamPosition,
+} from "./history/history.ts";
+export { MemoryHistory } from "./history/memory-history.ts";
 export type { Relay, RelayStats } from "./hub/relay.ts";
 export {
   type ActionCompletedFrame,

@@ -50,6 +50,8 @@ it("runs every subject on every runtime and writes the JSON the README promises"
       "latency across processes p50",
       "latency across processes p99",
       "messages to an instance without subscribers",
+      "fan-out with history",
+      "recovery of 1,000 missed broadcasts",
       "actions",
       "latency p50",
       "latency p99",
@@ -69,7 +71,15 @@ it("runs every subject on every runtime and writes the JSON the README promises"
         max: expect.any(Number),
         runs: [expect.any(Number)],
       });
-      if (["actions", "fan-out", "fan-out across processes"].includes(result.scenario))
+      if (
+        [
+          "actions",
+          "fan-out",
+          "fan-out across processes",
+          "fan-out with history",
+          "recovery of 1,000 missed broadcasts",
+        ].includes(result.scenario)
+      )
         expect(result.median).toBeGreaterThan(0);
     }
   } finally {

@@ -42,6 +42,11 @@ export class ObjectDirectory {
     return namespace.get(namespace.idFromName(shard)) as unknown as ObjectRpc;
   }
 
+  /** Whether broadcasts on `channel` reach their shards whatever subscribers they have. */
+  routesWithoutDirectory(channel: string): boolean {
+    return !this.sharded || this.#options.channelShards?.(channel) !== undefined;
+  }
+
   /** The shards a broadcast on `channel` goes to. */
   async shardsOf(channel: string): Promise<string[]> {
     const direct = this.#options.channelShards?.(channel);
@@ -80,6 +85,11 @@ export class DirectoryRelay implements Relay {
 
   join(channel: string): Promise<void> {
     return this.track(channel, true);
+  }
+
+  /** An object hears all of a channel's broadcasts unless the directory routes them. */
+  hearsEverything(channel: string): boolean {
+    return this.#directory.routesWithoutDirectory(channel);
   }
 
   leave(channel: string): void {

@@ -4,6 +4,7 @@
 import {
   type ConnectionKeeper,
   Hub,
+  hubOf,
   isWebSocketUpgrade,
   openConnection,
   PING_FRAME,
@@ -23,6 +24,7 @@ import {
   STATE_HEADER,
 } from "../cloudflare.ts";
 import { DirectoryRelay, type ObjectDirectory } from "./directory.ts";
+import { SqlHistory } from "./sql-history.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: any app can be served.
 type AnyApp = SocketAPI<any, any, any>;
@@ -77,6 +79,11 @@ export class ObjectServer implements ConnectionKeeper {
     this.#ctx = ctx;
     this.#relay = new DirectoryRelay(directory, { shard: () => this.shard, ctx });
     this.#hub = new Hub((error, info) => reportToApp(app, error, info), this.#relay);
+    // Channels with history keep it in the object's storage: it survives eviction. No timer
+    // may keep the object awake: a channel it stops hearing loses its history at once.
+    const historyOptions = hubOf(app).historyOptions;
+    if (historyOptions)
+      this.#hub.keepHistory(historyOptions, new SqlHistory(ctx.storage.sql), false);
     // Answered by the runtime without waking the object.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
     for (const ws of ctx.getWebSockets()) this.#restore(ws);
@@ -176,7 +183,7 @@ export class ObjectServer implements ConnectionKeeper {
    */
   deliverRemote(channel: string, frame: string): number {
     if (!this.#hub.index.has(channel)) this.#ctx.waitUntil(this.#relay.track(channel, false));
-    return this.#hub.index.deliver(channel, frame);
+    return this.#hub.receive(channel, frame);
   }
 
   /** The directory's record of which shards have subscribers of a channel. */

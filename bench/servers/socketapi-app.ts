@@ -10,9 +10,23 @@ export const app = new SocketAPI({ rateLimit: false })
   .channel("fanout", { params: v.object({ seq: v.optional(v.number(), 0) }) }, ({ seq }) => ({
     seq,
   }))
-  .action("broadcast", { input: v.object({ count: v.number() }) }, async ({ count }, ctx) => {
-    for (let seq = 0; seq < count; seq++) await ctx.channels.fanout({ seq });
-  })
+  // The same channel with history: each broadcast is kept and carries its offset.
+  .channel(
+    "fanout_history",
+    {
+      params: v.object({ seq: v.optional(v.number(), 0) }),
+      history: { size: 1000, ttl: 60_000 },
+    },
+    ({ seq }) => ({ seq }),
+  )
+  .action(
+    "broadcast",
+    { input: v.object({ count: v.number(), history: v.optional(v.boolean(), false) }) },
+    async ({ count, history }, ctx) => {
+      const channel = history ? ctx.channels.fanout_history : ctx.channels.fanout;
+      for (let seq = 0; seq < count; seq++) await channel({ seq });
+    },
+  )
   // One broadcast with the load generator's number, for latency across processes.
   .action("broadcast_seq", { input: v.object({ seq: v.number() }) }, async ({ seq }, ctx) => {
     await ctx.channels.fanout({ seq });

@@ -72,13 +72,44 @@ export type ChannelFor<TChannels extends ChannelTypes, TName extends string> = {
   [K in keyof TChannels & string]: TName extends ConcreteName<K> ? TChannels[K] : never;
 }[keyof TChannels & string];
 
+/** What came with a data frame, besides its data. */
+export interface DataInfo {
+  /** The concrete channel name. */
+  readonly channel: string;
+  /** On a channel with history: the broadcast's place in the stream. */
+  readonly offset?: number | undefined;
+  readonly epoch?: string | undefined;
+  /**
+   * `true` for a broadcast missed while the connection was down and sent again when it
+   * came back (the gap was recovered); `false` for a live one, and for initial data.
+   */
+  readonly recovered: boolean;
+}
+
 /** Receives a channel's data frames: broadcasts, and initial data. */
-export type Listener<TData> = (data: TData) => void;
+export type Listener<TData> = (data: TData, info: DataInfo) => void;
+
+/**
+ * A listener, and what to do when the client comes back after a reconnect and the
+ * broadcasts it missed cannot be sent (the channel's history no longer reaches back, or
+ * its stream was lost): `reset` runs, so that the app reloads its state.
+ */
+export interface SubscriptionHandlers<TData> {
+  data: Listener<TData>;
+  /** The missed broadcasts could not be recovered: reload what the channel describes. */
+  reset?: ((info: { readonly channel: string }) => void) | undefined;
+}
+
+/** A listener function, or {@link SubscriptionHandlers}. */
+export type SubscriptionListener<TData> = Listener<TData> | SubscriptionHandlers<TData>;
 
 /** The arguments after a channel's name: its subscribe-time parameters if any, then the listener. */
 export type SubscribeArgs<TChannel extends ChannelTypes[string]> =
   Empty extends TChannel["subscribe"]
     ?
-        | [listener: Listener<Received<TChannel["data"]>>]
-        | [params: TChannel["subscribe"], listener: Listener<Received<TChannel["data"]>>]
-    : [params: TChannel["subscribe"], listener: Listener<Received<TChannel["data"]>>];
+        | [listener: SubscriptionListener<Received<TChannel["data"]>>]
+        | [
+            params: TChannel["subscribe"],
+            listener: SubscriptionListener<Received<TChannel["data"]>>,
+          ]
+    : [params: TChannel["subscribe"], listener: SubscriptionListener<Received<TChannel["data"]>>];

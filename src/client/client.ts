@@ -6,10 +6,12 @@ import type {
   ChannelFor,
   ChannelName,
   ChannelsOf,
+  DataInfo,
   InputArgs,
   Listener,
   Received,
   SubscribeArgs,
+  SubscriptionListener,
 } from "./client-types.ts";
 import {
   type HandshakeFailure,
@@ -85,9 +87,23 @@ interface Pending {
   timer: ReturnType<typeof setTimeout> | undefined;
 }
 
+/** A place in a channel's stream, as the server's frames gave it. */
+interface Position {
+  offset: number;
+  epoch: string;
+}
+
 interface SubscriptionRecord {
   readonly params: Record<string, unknown> | undefined;
   readonly listeners: Set<Listener<unknown>>;
+  /** What runs when missed broadcasts could not be recovered. */
+  readonly resets: Set<(info: { readonly channel: string }) => void>;
+  /** On a channel with history: the last broadcast received (or the start), to recover from. */
+  position: Position | undefined;
+  /** While broadcasts missed are being sent again: the offset of the last of them. */
+  recoveringUntil: number | undefined;
+  /** The position the subscribe in flight asked to recover from. */
+  asked: Position | undefined;
   /** The server confirmed it on the current connection. */
   confirmed: boolean;
   /** A subscribe frame is queued or waiting for its answer. */
@@ -110,12 +126,23 @@ function subscriptionRecord(params: Record<string, unknown> | undefined): Subscr
   return {
     params,
     listeners: new Set(),
+    resets: new Set(),
+    position: undefined,
+    recoveringUntil: undefined,
+    asked: undefined,
     confirmed: false,
     inFlight: false,
     ready,
     confirm,
     refuse,
   };
+}
+
+/** The parts of a `subscribed` answer the client reads. */
+interface SubscribedAnswer {
+  offset?: unknown;
+  epoch?: unknown;
+  recovered?: unknown;
 }
 
 /** What a socket's handlers become once the client lets go of it: errors are swallowed. */
@@ -234,20 +261,29 @@ export class SocketAPIClient<App = unknown> {
   /**
    * Subscribes to a channel (a plain name or a concrete form of a template, `rooms/42`);
    * `listener` receives every data frame, initial data included. Listeners of one channel
-   * share one subscription; it is sent again, with its parameters, after a reconnect.
+   * share one subscription; it is sent again, with its parameters, after a reconnect. On a
+   * channel with history, the broadcasts missed while the connection was down come first
+   * (`info.recovered`), or `reset` runs when they cannot (docs/recovery.md).
    *
    * @example
    * ```ts
    * const stop = client.subscribe("chat", (data) => console.log(data.message));
    * await stop.ready;
    * await stop();
+   * const feed = client.subscribe("chat", {
+   *   data: (data, info) => console.log(data.message, info.recovered ? "(missed)" : ""),
+   *   reset: () => console.log("missed too much: reload"),
+   * });
+   * await feed();
    * ```
    */
   subscribe<TName extends ChannelName<ChannelsOf<App>>>(
     name: TName,
     ...args: SubscribeArgs<ChannelFor<ChannelsOf<App>, TName>>
   ): Unsubscribe {
-    const listener = (args.length === 1 ? args[0] : args[1]) as Listener<unknown>;
+    const given = (args.length === 1 ? args[0] : args[1]) as SubscriptionListener<unknown>;
+    const listener = typeof given === "function" ? given : given.data;
+    const reset = typeof given === "function" ? undefined : given.reset;
     const params = (args.length === 1 ? undefined : args[0]) as Record<string, unknown> | undefined;
     let record = this.#subscriptions.get(name);
     if (!record) {
@@ -256,9 +292,11 @@ export class SocketAPIClient<App = unknown> {
       this.#sendSubscribe(name, record);
     }
     record.listeners.add(listener);
+    if (reset) record.resets.add(reset);
     const current = record;
     const unsubscribe = async (): Promise<void> => {
       current.listeners.delete(listener);
+      if (reset) current.resets.delete(reset);
       if (current.listeners.size > 0 || this.#subscriptions.get(name) !== current) return;
       this.#subscriptions.delete(name);
       if (current.confirmed && this.#status === "open") {
@@ -429,6 +467,8 @@ export class SocketAPIClient<App = unknown> {
       channel?: unknown;
       id?: RequestId;
       data?: unknown;
+      offset?: unknown;
+      epoch?: unknown;
       code?: string;
       message?: string;
       issues?: WireIssue[];
@@ -445,7 +485,7 @@ export class SocketAPIClient<App = unknown> {
     }
     if (frame.type === "data" && typeof frame.channel === "string") {
       const record = this.#subscriptions.get(frame.channel);
-      if (record) for (const listener of [...record.listeners]) this.#call(listener, frame.data);
+      if (record) this.#data(frame.channel, record, frame.data, frame.offset, frame.epoch);
       return;
     }
     if (frame.type === "pong") return;
@@ -459,7 +499,31 @@ export class SocketAPIClient<App = unknown> {
           channel: typeof frame.channel === "string" ? frame.channel : pending.channel,
         }),
       );
-    } else pending.resolve(frame.data);
+    } else {
+      // At once: the missed broadcasts that follow may be in the same read from the socket.
+      const record = pending.type === "subscribe" && this.#subscriptions.get(pending.channel);
+      if (record) this.#positioned(pending.channel, record, frame);
+      pending.resolve(frame.data);
+    }
+  }
+
+  /** A data frame: its position kept, then every listener called. */
+  #data(
+    channel: string,
+    record: SubscriptionRecord,
+    data: unknown,
+    offset: unknown,
+    epoch: unknown,
+  ): void {
+    let info: DataInfo = { channel, recovered: false };
+    if (typeof offset === "number" && typeof epoch === "string") {
+      const until = record.recoveringUntil;
+      const recovered = until !== undefined && offset <= until;
+      if (until !== undefined && offset >= until) record.recoveringUntil = undefined;
+      record.position = { offset, epoch };
+      info = { channel, offset, epoch, recovered };
+    }
+    for (const listener of [...record.listeners]) this.#call(listener, data, info);
   }
 
   /** The request an answer is for: by id, else the oldest that fits its type and channel. */
@@ -477,7 +541,12 @@ export class SocketAPIClient<App = unknown> {
     );
   }
 
-  #request(type: Pending["type"], channel: string, data: unknown): Promise<unknown> {
+  #request(
+    type: Pending["type"],
+    channel: string,
+    data: unknown,
+    since?: Position,
+  ): Promise<unknown> {
     if (this.#refusal) {
       const { code, message, status } = this.#refusal;
       return Promise.reject(new SocketAPIClientError(code, message, { status, channel }));
@@ -490,6 +559,7 @@ export class SocketAPIClient<App = unknown> {
     const id = this.#options.ids === false ? undefined : this.#nextId++;
     const frame: Record<string, unknown> = { type, channel };
     if (data !== undefined) frame.data = data;
+    if (since !== undefined) frame.since = since;
     if (id !== undefined) frame.id = id;
     return new Promise((resolve, reject) => {
       const pending: Pending = {
@@ -532,7 +602,9 @@ export class SocketAPIClient<App = unknown> {
 
   #sendSubscribe(name: string, record: SubscriptionRecord): void {
     record.inFlight = true;
-    this.#request("subscribe", name, record.params).then(
+    // After a reconnect, on a channel with history: what was missed since the last one.
+    record.asked = record.position;
+    this.#request("subscribe", name, record.params, record.asked).then(
       () => {
         record.inFlight = false;
         record.confirmed = true;
@@ -549,6 +621,26 @@ export class SocketAPIClient<App = unknown> {
         this.#emitError(error);
       },
     );
+  }
+
+  /**
+   * A `subscribed` answer on a channel with history: recovering, the missed broadcasts
+   * follow and move the position on; otherwise it starts where the stream is now, and a
+   * subscription that had a position was reset.
+   */
+  #positioned(name: string, record: SubscriptionRecord, answer: SubscribedAnswer): void {
+    const since = record.asked;
+    record.asked = undefined;
+    const { offset, epoch } = answer;
+    const at =
+      typeof offset === "number" && typeof epoch === "string" ? { offset, epoch } : undefined;
+    if (since && answer.recovered === true && at) {
+      record.recoveringUntil = at.offset > since.offset ? at.offset : undefined;
+      return;
+    }
+    record.position = at;
+    record.recoveringUntil = undefined;
+    if (since) for (const reset of [...record.resets]) this.#call(reset, { channel: name });
   }
 
   #settle(pending: Pending): void {
@@ -603,9 +695,10 @@ export class SocketAPIClient<App = unknown> {
     for (const listener of [...this.#statusListeners]) this.#call(listener, status);
   }
 
-  #call<T>(listener: (value: T) => void, value: T): void {
+  #call<T, U>(listener: (value: T, extra: U) => void, value: T, extra?: U): void {
     try {
-      listener(value);
+      if (extra === undefined) (listener as (value: T) => void)(value);
+      else listener(value, extra);
     } catch (error) {
       this.#emitError(error);
     }

@@ -31,9 +31,12 @@ export type {
   ChannelFor,
   ChannelName,
   ChannelsOf,
+  DataInfo,
   InputArgs,
   Jsonify,
   Listener,
   Received,
   SubscribeArgs,
+  SubscriptionHandlers,
+  SubscriptionListener,
 } from "./client-types.ts";

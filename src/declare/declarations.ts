@@ -1,4 +1,5 @@
 import type { ActionContext, ChannelContext, SubscribeContext } from "../context.ts";
+import type { HistoryOptions } from "../history/history.ts";
 import type { ChannelTypes } from "./api-types.ts";
 import {
   type ChannelHandle,
@@ -53,6 +54,12 @@ export interface ChannelOptions<TParams, TData, TContext, THandlerInput> {
   guard?: Guard<THandlerInput, TContext> | undefined;
   /** What the channel carries, for generated documentation. */
   description?: string | undefined;
+  /**
+   * Keep the channel's broadcasts (per concrete name) so that a client that was away gets
+   * what it missed: each `data` frame then carries an `offset` and an `epoch`, and a
+   * subscribe may ask for everything `since` a position (docs/recovery.md). `ttl` in ms.
+   */
+  history?: HistoryOptions | undefined;
 }
 
 /** An action: its schemas, guard and handler, shared by every app that serves it. */
@@ -100,6 +107,8 @@ export class ChannelDeclaration {
   readonly handler: (params: unknown, ctx: ChannelContext<Untyped, Untyped>) => unknown;
   readonly dependencies: DependencyPlan | undefined;
   readonly description: string | undefined;
+  /** How much of its broadcasts it keeps, when it keeps history. */
+  readonly history: HistoryOptions | undefined;
   /** The keys a client may set on subscribe. */
   readonly subscribeKeys: readonly string[];
   /** The channel handles of the router that declared it, for `ctx.channels`. */
@@ -127,6 +136,7 @@ export class ChannelDeclaration {
     this.handler = handler;
     this.dependencies = planDependencies(options.params);
     this.description = options.description;
+    this.history = options.history && checkedHistory(name, options.history);
     this.subscribeKeys = subscribeParamKeys(options.params);
     this.channels = channels;
     this.#checkNameParams();
@@ -153,4 +163,16 @@ export class ChannelDeclaration {
       );
     }
   }
+}
+
+/** The history options, when they make sense: a whole `size` and a `ttl` above zero. */
+function checkedHistory(name: string, history: HistoryOptions): HistoryOptions {
+  const { size, ttl } = history;
+  if (!Number.isSafeInteger(size) || size < 1) {
+    throw new TypeError(`Channel '${name}': history.size must be a whole number above 0.`);
+  }
+  if (typeof ttl !== "number" || !(ttl > 0) || !Number.isFinite(ttl)) {
+    throw new TypeError(`Channel '${name}': history.ttl must be a number of milliseconds above 0.`);
+  }
+  return { size, ttl };
 }

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { SharedHistoryStore } from "../history/history.ts";
 import type { Relay, RelayStats } from "./relay.ts";
 
 /** What a link tells its relay of, as it happens. */
@@ -34,6 +35,8 @@ export interface BrokerLink {
   /** Publishes; resolves once the broker took it, rejects when it cannot. */
   publish(channel: string, frame: string): Promise<void>;
   close(): Promise<void>;
+  /** A history store every instance shares, where the broker keeps one. */
+  readonly history?: SharedHistoryStore | undefined;
 }
 
 /** Options every broker relay has. */
@@ -95,6 +98,10 @@ export class BrokerRelay implements Relay {
 
   get stats(): RelayStats {
     return { ...this.#counters };
+  }
+
+  get history(): SharedHistoryStore | undefined {
+    return this.#link.history;
   }
 
   async open(

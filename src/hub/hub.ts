@@ -1,4 +1,7 @@
 import type { AppView, Connection, ErrorInfo } from "../context.ts";
+import type { HistoryOptions, HistoryStore } from "../history/history.ts";
+import { MemoryHistory } from "../history/memory-history.ts";
+import { offsetOf } from "../history/stamp.ts";
 import { isThenable } from "../thenable.ts";
 import type { Relay } from "./relay.ts";
 import type { Subscriber } from "./subscriber.ts";
@@ -23,6 +26,22 @@ export class Hub implements AppView<object> {
   /** Whether the relay's failure to open was told to the app (once, not per broadcast). */
   #openFailureReported = false;
   readonly #report: (error: unknown, info: ErrorInfo) => void;
+  /** The history of a concrete channel name, when its declaration has one. */
+  #historyOptions: ((channel: string) => HistoryOptions | undefined) | undefined;
+  /**
+   * Where this place keeps history, as chosen: `null` where it holds no connections (a
+   * Worker), `undefined` for the default (the relay's shared store, else memory).
+   */
+  #historyChoice: HistoryStore | null | undefined;
+  #memoryHistory: MemoryHistory | undefined;
+  /** Whether a channel left on the relay keeps being heard for its history's ttl. */
+  #lingers = true;
+  /** History channels that lost their last subscriber here, still heard until the timer. */
+  readonly #lingering = new Map<string, ReturnType<typeof setTimeout>>();
+  /** Broadcasts of a shared history store waiting for their own copy to come back. */
+  readonly #echoes = new Map<string, Echo[]>();
+  /** The last offset received here per channel of a shared history store with subscribers. */
+  readonly #heard = new Map<string, number>();
 
   constructor(report: (error: unknown, info: ErrorInfo) => void, relay?: Relay) {
     this.#report = report;
@@ -59,7 +78,7 @@ export class Hub implements AppView<object> {
     this.#opened ??= Promise.resolve().then(() =>
       relay.open(
         (channel, frame) => {
-          this.index.deliver(channel, frame);
+          this.receive(channel, frame);
         },
         (error) => this.#report(error, { phase: "relay" }),
       ),
@@ -74,6 +93,13 @@ export class Hub implements AppView<object> {
    */
   add(channel: string, subscriber: Subscriber): void | Promise<void> {
     if (!this.index.add(channel, subscriber) || !this.#relay) return;
+    const lingering = this.#lingering.get(channel);
+    if (lingering !== undefined) {
+      // Still heard: its last subscriber left less than a ttl ago.
+      clearTimeout(lingering);
+      this.#lingering.delete(channel);
+      return;
+    }
     const relay = this.#relay;
     return this.start().then(
       () =>
@@ -94,7 +120,33 @@ export class Hub implements AppView<object> {
   /** Removes `subscriber` from `channel`; the last local subscriber leaves it on the relay. */
   remove(channel: string, subscriber: Subscriber): void {
     if (!this.index.remove(channel, subscriber) || !this.#relay) return;
+    this.#heard.delete(channel);
+    const options = this.#historyOptions?.(channel);
+    const store = options && this.#historyStore;
+    if (store && !store.shared && !this.#relay.hearsEverything?.(channel)) {
+      if (options) {
+        // Not heard any more, the local stream would have holes: it is kept whole while it
+        // is heard (its ttl, where timers may run), then dropped.
+        if (!this.#lingers) {
+          store.forget(channel);
+        } else {
+          const timer = setTimeout(() => {
+            this.#lingering.delete(channel);
+            store.forget(channel);
+            this.#leave(channel);
+          }, options.ttl);
+          (timer as { unref?: () => void }).unref?.();
+          this.#lingering.set(channel, timer);
+          return;
+        }
+      }
+    }
+    this.#leave(channel);
+  }
+
+  #leave(channel: string): void {
     const relay = this.#relay;
+    if (!relay) return;
     try {
       const left = relay.leave(channel);
       if (isThenable(left)) {
@@ -110,10 +162,152 @@ export class Hub implements AppView<object> {
   /**
    * Sends a serialized frame to every subscriber of `channel`: here at once, elsewhere
    * through the relay. Resolves with how many it reached (elsewhere, as far as the relay
-   * can tell). Never rejects.
+   * can tell). Never rejects. On a channel with history, the frame is stamped with its
+   * offset first: here by a local store, or once for every instance by a shared one.
    */
   publish(channel: string, frame: string): number | Promise<number> {
-    const local = this.index.deliver(channel, frame);
+    const options = this.#historyOptions?.(channel);
+    const store = options && this.#historyStore;
+    if (store?.shared) return this.#publishShared(channel, frame, options as HistoryOptions);
+    const local = this.index.deliver(
+      channel,
+      store ? this.#stamp(store, channel, frame, options as HistoryOptions) : frame,
+    );
+    return this.#relayPublish(channel, frame, local);
+  }
+
+  /**
+   * A frame another place published on `channel`, delivered here (stamped first by a
+   * local history store); how many it reached. What a relay's `receive` calls.
+   */
+  receive(channel: string, frame: string): number {
+    const options = this.#historyOptions?.(channel);
+    const store = options && this.#historyStore;
+    if (store?.shared) {
+      const delivered = this.index.deliver(channel, frame);
+      this.#echoed(channel, frame, delivered);
+      return delivered;
+    }
+    const stamped = store ? this.#stamp(store, channel, frame, options as HistoryOptions) : frame;
+    return this.index.deliver(channel, stamped);
+  }
+
+  /**
+   * Keeps history for the channels `optionsOf` gives options for, in `store`. Apps call it
+   * when they get a channel with history; adapters whose places keep it elsewhere (a
+   * Durable Object's storage) or nowhere (a Worker without sockets) give theirs.
+   * `lingers: false` drops a local stream as soon as its channel is left on the relay,
+   * where no timer may hold the place awake.
+   */
+  keepHistory(
+    optionsOf: (channel: string) => HistoryOptions | undefined,
+    store?: HistoryStore | null,
+    lingers = true,
+  ): void {
+    this.#historyOptions = optionsOf;
+    this.#historyChoice = store;
+    this.#lingers = lingers;
+  }
+
+  /** Where this place keeps history now: as chosen, else the relay's shared store, else memory. */
+  get #historyStore(): HistoryStore | undefined {
+    const choice = this.#historyChoice;
+    if (choice !== undefined) return choice ?? undefined;
+    const shared = this.#relay?.history;
+    if (shared) return shared;
+    this.#memoryHistory ??= new MemoryHistory();
+    return this.#memoryHistory;
+  }
+
+  /** The history of `channel` here: its options and store, or `undefined` when it has none. */
+  historyOf(channel: string): { options: HistoryOptions; store: HistoryStore } | undefined {
+    const options = this.#historyOptions?.(channel);
+    const store = this.#historyStore;
+    return options && store ? { options, store } : undefined;
+  }
+
+  /** The history options of a channel, as this hub's app declared them. */
+  get historyOptions(): ((channel: string) => HistoryOptions | undefined) | undefined {
+    return this.#historyOptions;
+  }
+
+  /** A frame stamped by a local store; unstamped (and reported) if the store fails. */
+  #stamp(
+    store: HistoryStore & { shared: false },
+    channel: string,
+    frame: string,
+    options: HistoryOptions,
+  ): string {
+    try {
+      return store.append(channel, frame, options);
+    } catch (error) {
+      this.#report(error, { channel, phase: "broadcast" });
+      return frame;
+    }
+  }
+
+  /**
+   * A broadcast on a channel whose history every instance shares: the store stamps it and
+   * carries it to every instance, this one included. It resolves once this place's
+   * subscribers got their copy, so that a handler that awaits it answers after them.
+   */
+  #publishShared(channel: string, frame: string, options: HistoryOptions): Promise<number> {
+    const store = this.#historyStore as HistoryStore & { shared: true };
+    return this.start().then(
+      async () => {
+        let offset: number;
+        try {
+          offset = await store.publish(channel, frame, options);
+        } catch (error) {
+          // Not kept, not carried: the subscribers here still get it, without an offset.
+          this.#report(error, { channel, phase: "relay" });
+          return this.index.deliver(channel, frame);
+        }
+        if (!this.index.has(channel)) return 0;
+        // Its copy may have come back before the store's answer did.
+        if ((this.#heard.get(channel) ?? 0) >= offset) return this.index.size(channel);
+        return new Promise<number>((resolve) => {
+          const echo: Echo = { offset, resolve, timer: undefined };
+          echo.timer = setTimeout(() => this.#settleEcho(channel, echo, 0), ECHO_TIMEOUT_MS);
+          (echo.timer as { unref?: () => void }).unref?.();
+          const waiting = this.#echoes.get(channel);
+          if (waiting) waiting.push(echo);
+          else this.#echoes.set(channel, [echo]);
+        });
+      },
+      (error: unknown) => {
+        this.#openFailed(error);
+        return this.index.deliver(channel, frame);
+      },
+    );
+  }
+
+  /** A stamped frame came back: the broadcasts waiting for it (or an earlier one) resolve. */
+  #echoed(channel: string, frame: string, delivered: number): void {
+    const offset = offsetOf(frame);
+    if (offset === undefined || !this.index.has(channel)) return;
+    this.#heard.set(channel, offset);
+    const waiting = this.#echoes.get(channel);
+    if (!waiting) return;
+    for (const echo of [...waiting]) {
+      if (echo.offset <= offset)
+        this.#settleEcho(channel, echo, echo.offset === offset ? delivered : 0);
+    }
+  }
+
+  #settleEcho(channel: string, echo: Echo, delivered: number): void {
+    if (echo.timer !== undefined) clearTimeout(echo.timer);
+    const waiting = this.#echoes.get(channel);
+    if (!waiting) return;
+    const at = waiting.indexOf(echo);
+    if (at < 0) return;
+    waiting.splice(at, 1);
+    if (waiting.length === 0) this.#echoes.delete(channel);
+    echo.resolve(delivered);
+  }
+
+  /** Hands a frame to the relay, after the `local` deliveries here. */
+  #relayPublish(channel: string, frame: string, local: number): number | Promise<number> {
     const relay = this.#relay;
     if (!relay) return local;
     const fail = (error: unknown): number => {
@@ -149,9 +343,21 @@ export class Hub implements AppView<object> {
     return this.index.size(channel);
   }
 
-  /** Closes the relay. */
+  /** Closes the relay (and stops hearing channels kept for their history). */
   async close(): Promise<void> {
+    for (const timer of this.#lingering.values()) clearTimeout(timer);
+    this.#lingering.clear();
     if (this.#opened) await this.#opened.catch(() => {});
     await this.#relay?.close();
   }
+}
+
+/** How long a broadcast through a shared history store waits for its own copy. */
+const ECHO_TIMEOUT_MS = 5000;
+
+/** A broadcast through a shared history store, waiting for its copy to reach this place. */
+interface Echo {
+  readonly offset: number;
+  readonly resolve: (delivered: number) => void;
+  timer: ReturnType<typeof setTimeout> | undefined;
 }

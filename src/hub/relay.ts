@@ -1,3 +1,5 @@
+import type { SharedHistoryStore } from "../history/history.ts";
+
 /**
  * Carries broadcasts between the instances of an app (processes, machines, Durable
  * Objects). A relay hears only the channels its instance has subscribers of: the hub joins
@@ -63,6 +65,18 @@ export interface Relay {
   close(): Promise<void>;
   /** What the relay has carried and lost so far, where it counts it. */
   readonly stats?: RelayStats | undefined;
+  /**
+   * A history store every instance shares, where the broker can keep one (Redis Streams):
+   * channels with history then recover on any instance. Without it, each instance keeps its
+   * own history in memory.
+   */
+  readonly history?: SharedHistoryStore | undefined;
+  /**
+   * Whether this instance hears every broadcast of `channel` even without subscribers of
+   * it (`false`, or absent, for a relay that routes by interest). A place that does keeps
+   * a channel's local history whole without staying joined to it.
+   */
+  hearsEverything?(channel: string): boolean;
 }
 
 /** A relay's counters, since it opened. */

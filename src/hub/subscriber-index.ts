@@ -61,6 +61,18 @@ export class SubscriberIndex {
     return true;
   }
 
+  /**
+   * Puts `to` in the place of `from` on `channel`, without the channel ever having no
+   * subscriber (the relay stays joined): how a subscriber that buffered during a recovery
+   * hands over to the connection.
+   */
+  swap(channel: string, from: Subscriber, to: Subscriber): void {
+    const entry = this.#channels.get(channel);
+    if (!entry?.looped?.delete(from)) return;
+    if (this.#native?.join(channel, to)) entry.native++;
+    else entry.looped.add(to);
+  }
+
   /** Sends `frame` once to every local subscriber of `channel`; returns how many it reached. */
   deliver(channel: string, frame: string): number {
     const entry = this.#channels.get(channel);

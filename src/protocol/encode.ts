@@ -39,6 +39,22 @@ export function replyFrame(
 }
 
 /**
+ * `subscribed` on a channel with history: where the stream is, and whether what the client
+ * missed follows (`recovered`, only when it asked with `since`).
+ */
+export function subscribedAtFrame(
+  name: string,
+  id: RequestId | undefined,
+  offset: number,
+  epoch: string,
+  recovered: boolean | undefined,
+): string {
+  return `{"type":"subscribed","channel":${JSON.stringify(name)},"offset":${offset},"epoch":${JSON.stringify(epoch)}${
+    recovered === undefined ? "" : `,"recovered":${recovered}`
+  }${id === undefined ? "" : `,"id":${encodeId(id)}`}}`;
+}
+
+/**
  * A `data` frame, serialized once for every subscriber of `channel`. A handler that returns
  * nothing sends `null`, so that the frame always has its `data` key.
  */

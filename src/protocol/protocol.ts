@@ -20,12 +20,17 @@ export interface ActionFrame {
   id?: RequestId;
 }
 
-/** Subscribes to channel `channel`; `data` holds the subscribe-time parameters. */
+/**
+ * Subscribes to channel `channel`; `data` holds the subscribe-time parameters. On a channel
+ * with history, `since` asks for every broadcast after that position (an addition to
+ * SocketAPI 0.2's protocol: docs/recovery.md).
+ */
 export interface SubscribeFrame {
   type: "subscribe";
   channel: string;
   data?: unknown;
   id?: RequestId;
+  since?: { offset: number; epoch: string };
 }
 
 /** Stops receiving channel `channel`. */
@@ -52,10 +57,17 @@ export interface ActionCompletedFrame {
   id?: RequestId;
 }
 
-/** The subscription is active. */
+/**
+ * The subscription is active. On a channel with history it says where the stream is
+ * (`offset`, `epoch`) and, when the subscribe gave `since`, whether everything after it
+ * follows (`recovered`).
+ */
 export interface SubscribedFrame {
   type: "subscribed";
   channel: string;
+  offset?: number;
+  epoch?: string;
+  recovered?: boolean;
   id?: RequestId;
 }
 
@@ -66,11 +78,17 @@ export interface UnsubscribedFrame {
   id?: RequestId;
 }
 
-/** A broadcast on a subscribed channel, or its initial data right after `subscribed`. */
+/**
+ * A broadcast on a subscribed channel, or its initial data right after `subscribed`. A
+ * broadcast on a channel with history carries its `offset` in the stream and the stream's
+ * `epoch`.
+ */
 export interface DataFrame {
   type: "data";
   channel: string;
   data: unknown;
+  offset?: number;
+  epoch?: string;
 }
 
 /** One validation problem: what is wrong and where, from the root of `data`. */

@@ -1,5 +1,7 @@
 import { InvalidInput } from "../declare/pipeline.ts";
-import { dataFrame, errorText, replyFrame } from "../protocol/encode.ts";
+import type { HistoryOptions, HistoryStore, Recovery } from "../history/history.ts";
+import { sincePosition } from "../history/stamp.ts";
+import { dataFrame, errorText, replyFrame, subscribedAtFrame } from "../protocol/encode.ts";
 import {
   ErrorCode,
   ErrorMessage,
@@ -9,6 +11,7 @@ import {
 } from "../protocol/protocol.ts";
 import { whenSettled } from "./answers.ts";
 import { SubscribeHandlerContext } from "./handler-context.ts";
+import { RecoveringSubscriber } from "./recovering-subscriber.ts";
 import type { ChannelMatch, Session } from "./session.ts";
 
 /**
@@ -48,21 +51,17 @@ export function serveSubscribe(
   }
   if (reserves) held.underWay++;
   const ctx = new SubscribeHandlerContext(session, id, match.declaration.channels, name);
-  const done = whenSettled(
-    session,
-    ctx,
-    "subscribe",
-    subscribeSteps(session, match, frame.data, ctx),
-  );
+  const done = whenSettled(session, ctx, "subscribe", subscribeSteps(session, match, frame, ctx));
   return reserves ? done.then(() => void held.underWay--) : done;
 }
 
 async function subscribeSteps(
   session: Session<object>,
   match: ChannelMatch,
-  data: unknown,
+  frame: SubscribeFrame,
   ctx: SubscribeHandlerContext,
 ): Promise<void> {
+  const { data } = frame;
   const { declaration } = match;
   const pipeline = declaration.subscribePipeline;
   let given: Record<string, unknown> | undefined;
@@ -78,6 +77,8 @@ async function subscribeSteps(
   if (ctx.ended || session.closed) return;
   const name = ctx.name;
   const held = session.subscriptionSet();
+  const history = session.hub.historyOf(name);
+  if (history) return subscribeWithHistory(session, ctx, frame, match, given, initial, history);
   if (!held.has(name)) {
     // An adapter that keeps subscriptions (a Durable Object's attachment) may refuse one.
     session.keeper?.subscribing(session, name, given && withoutNameParams(given, match.nameParams));
@@ -94,6 +95,66 @@ async function subscribeSteps(
   ctx.ended = true;
   session.answer(replyFrame("subscribed", name, ctx.id));
   if (initial !== undefined) session.answer(initial);
+}
+
+/**
+ * A subscribe to a channel with history: the connection is added through a stand-in that
+ * holds broadcasts while the stream is read, then gets `subscribed` with the stream's
+ * position, what it missed since the position it gave (if it gave one and the history
+ * covers it), the initial data unless it recovered, and what was held after the read.
+ */
+async function subscribeWithHistory(
+  session: Session<object>,
+  ctx: SubscribeHandlerContext,
+  frame: SubscribeFrame,
+  match: ChannelMatch,
+  given: Record<string, unknown> | undefined,
+  initial: string | undefined,
+  history: { options: HistoryOptions; store: HistoryStore },
+): Promise<void> {
+  const name = ctx.name;
+  const held = session.subscriptionSet();
+  const asked = frame.since !== undefined;
+  const since = sincePosition(frame.since);
+  const { maxBufferedBytes } = session.limits;
+  let recovering: RecoveringSubscriber | undefined;
+  if (!held.has(name)) {
+    session.keeper?.subscribing(session, name, given && withoutNameParams(given, match.nameParams));
+    recovering = new RecoveringSubscriber(session, name, maxBufferedBytes);
+    await session.hub.add(name, recovering);
+  }
+  let recovery: Recovery | undefined;
+  if (!ctx.ended && !session.closed) {
+    try {
+      // Already subscribed, nothing was missed on this connection: only the position.
+      const maxBytes = recovering ? Math.floor(maxBufferedBytes / 2) : 0;
+      recovery = await history.store.recover(name, since, history.options, maxBytes);
+    } catch (error) {
+      // The store cannot be read: subscribed without a position (not recovered, then).
+      session.host.reportError(error, { connection: session, channel: name, phase: "subscribe" });
+    }
+  }
+  if (ctx.ended || session.closed) {
+    if (recovering) {
+      session.hub.remove(name, recovering);
+      session.keeper?.unsubscribed(session, name);
+    }
+    return;
+  }
+  held.add(name);
+  ctx.ended = true;
+  if (!recovery) {
+    session.answer(replyFrame("subscribed", name, ctx.id));
+    if (initial !== undefined) session.answer(initial);
+    recovering?.handOver(-1);
+    return;
+  }
+  const { position } = recovery;
+  const recovered = asked ? since !== undefined && recovery.recovered === true : undefined;
+  session.answer(subscribedAtFrame(name, ctx.id, position.offset, position.epoch, recovered));
+  if (recovered) for (const missed of recovery.frames) session.answer(missed);
+  else if (initial !== undefined) session.answer(initial);
+  recovering?.handOver(position.offset);
 }
 
 /** Serves an unsubscribe: always confirmed, also for a channel not held or unknown. */

@@ -308,6 +308,89 @@ describe("broadcasts", () => {
   });
 });
 
+describe("history", () => {
+  it("stamps broadcasts in the object's storage, and recovers from it in a fresh instance (after an eviction)", async () => {
+    const keeper = await connect("room=history&user=keeper");
+    const away = await connect("room=history&user=away");
+    await keeper.request({ type: "subscribe", channel: "feed" });
+    const subscribed = await away.request({ type: "subscribe", channel: "feed", id: 1 });
+    expect(subscribed).toEqual({
+      type: "subscribed",
+      channel: "feed",
+      offset: 0,
+      epoch: expect.any(String),
+      id: 1,
+    });
+    const { id } = (await away.request({ type: "action", channel: "whoami" })).data;
+    // The client leaves the channel; the object keeps hearing it through its other subscriber.
+    await away.request({ type: "unsubscribe", channel: "feed" });
+    for (let n = 1; n <= 3; n++) keeper.send({ type: "action", channel: "post", data: { n } });
+    // Each broadcast reaches the acting client before its action's answer.
+    const answers: Frame[] = [];
+    for (let i = 0; i < 6; i++) answers.push(await keeper.next());
+    expect(answers.map((frame) => frame.type)).toEqual([
+      "data",
+      "action",
+      "data",
+      "action",
+      "data",
+      "action",
+    ]);
+    const frames = answers.filter((frame) => frame.type === "data");
+    expect(frames.map((frame) => frame.offset)).toEqual([1, 2, 3]);
+    expect(frames[0]).toEqual({
+      type: "data",
+      channel: "feed",
+      data: { n: expect.any(Number) },
+      offset: 1,
+      epoch: subscribed.epoch,
+    });
+
+    // A fresh instance of the object, as after an eviction: nothing in memory, the storage kept.
+    await runInDurableObject(stubFor("history"), (_, state) => {
+      const fresh = new SocketAPIObject(state, env);
+      const ws = state
+        .getWebSockets()
+        .find((socket) => (socket.deserializeAttachment() as { i: string }).i === id);
+      const since = { offset: 0, epoch: subscribed.epoch };
+      fresh.webSocketMessage(
+        ws as WebSocket,
+        JSON.stringify({ type: "subscribe", channel: "feed", since, id: 2 }),
+      );
+    });
+    expect(await away.next()).toEqual({
+      type: "subscribed",
+      channel: "feed",
+      offset: 3,
+      epoch: subscribed.epoch,
+      recovered: true,
+      id: 2,
+    });
+    const missed = [await away.next(), await away.next(), await away.next()];
+    // The same broadcasts, in the same order, as the subscriber that stayed saw them.
+    expect(missed).toEqual(frames);
+    await away.expectNone();
+  });
+
+  it("drops a stream the object stops hearing (its last subscriber left, the directory routes): recovered: false", async () => {
+    const only = await connect("room=history-gone&user=only");
+    const subscribed = await only.request({ type: "subscribe", channel: "feed" });
+    expect(await only.request({ type: "action", channel: "post", data: { n: 1 } })).toMatchObject({
+      type: "data",
+      offset: 1,
+    });
+    expect(await only.next()).toMatchObject({ type: "action", status: "completed" });
+    await only.request({ type: "unsubscribe", channel: "feed" });
+    const again = await only.request({
+      type: "subscribe",
+      channel: "feed",
+      since: { offset: 1, epoch: subscribed.epoch },
+    });
+    expect(again).toMatchObject({ type: "subscribed", offset: 0, recovered: false });
+    expect(again.epoch).not.toBe(subscribed.epoch);
+  });
+});
+
 describe("ping", () => {
   it("is answered by the runtime's auto-response, without the object's code", async () => {
     const client = await connect("room=ping");

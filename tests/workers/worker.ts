@@ -33,6 +33,13 @@ export const app = new SocketAPI({
     { params: v.object({ tag: subscribeParam(v.optional(v.string(), "")) }) },
     ({ tag }) => ({ tag }),
   )
+  // With history, kept in each object's storage.
+  .channel(
+    "feed",
+    { params: v.object({ n: v.optional(v.number(), 0) }), history: { size: 100, ttl: 60_000 } },
+    ({ n }) => ({ n }),
+  )
+  .action("post", { input: v.object({ n: v.number() }) }, (input, ctx) => ctx.channels.feed(input))
   .action("visit", (_, ctx) => {
     ctx.connection.state.visits += 1;
     return ctx.connection.state;

@@ -172,6 +172,44 @@ describe.each(runtimes)("$name", ({ command, capabilities, hono }) => {
     },
   );
 
+  it("sends a client that was away the broadcasts it missed on a channel with history, then live ones", async () => {
+    const away = await open();
+    const subscribed = await away.request({ type: "subscribe", channel: "journal", id: "s" });
+    expect(subscribed).toMatchObject({ type: "subscribed", channel: "journal", id: "s" });
+    const { offset, epoch } = subscribed as { offset: number; epoch: string };
+    away.ws.terminate();
+    const writer = await open();
+    expect(
+      await writer.request({ type: "action", channel: "write", data: { from: 0, count: 20 } }),
+    ).toMatchObject({ status: "completed", data: 20 });
+    const back = await open();
+    expect(
+      await back.request({ type: "subscribe", channel: "journal", since: { offset, epoch } }),
+    ).toEqual({
+      type: "subscribed",
+      channel: "journal",
+      offset: offset + 20,
+      epoch,
+      recovered: true,
+    });
+    const missed: Frame[] = [];
+    for (let i = 0; i < 20; i++) missed.push(await back.next());
+    expect(missed.map((frame) => frame.data)).toEqual(
+      Array.from({ length: 20 }, (_, n) => ({ n })),
+    );
+    expect(missed.map((frame) => frame.offset)).toEqual(
+      Array.from({ length: 20 }, (_, i) => offset + 1 + i),
+    );
+    await writer.request({ type: "action", channel: "write", data: { from: 20, count: 1 } });
+    expect(await back.next()).toEqual({
+      type: "data",
+      channel: "journal",
+      data: { n: 20 },
+      offset: offset + 21,
+      epoch,
+    });
+  });
+
   it("answers every malformed frame with the exact code and text, in order", async () => {
     const client = await open();
     const cases: [string, Record<string, unknown>][] = [

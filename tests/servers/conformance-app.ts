@@ -89,6 +89,20 @@ const app = new SocketAPI({
       return delivered;
     },
   )
+  // With history: what a client missed while away is sent again (docs/recovery.md).
+  .channel(
+    "journal",
+    { params: v.object({ n: v.optional(v.number(), 0) }), history: { size: 50, ttl: 60_000 } },
+    ({ n }) => ({ n }),
+  )
+  .action(
+    "write",
+    { input: v.object({ from: v.number(), count: v.number() }) },
+    async ({ from, count }, ctx) => {
+      for (let n = from; n < from + count; n++) await ctx.channels.journal({ n });
+      return count;
+    },
+  )
   .action("whoami", (_, ctx) => ({
     user: ctx.connection.state.user,
     path: new URL(ctx.request.url).pathname,

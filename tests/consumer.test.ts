@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Broker, startRedis } from "./helpers/brokers.ts";
 import { root } from "./helpers/server-process.ts";
 
 const exec = promisify(execFile);
@@ -44,6 +45,8 @@ beforeAll(async () => {
     "@types/bun",
     "bun-types",
     "@cloudflare/workers-types",
+    // socketapi/redis's optional dependency, and what it needs.
+    ...(await dependencyClosure("ioredis")),
   ]) {
     dependencies[name] = `file:${join(root, "node_modules", name)}`;
   }
@@ -61,6 +64,19 @@ beforeAll(async () => {
 afterAll(async () => {
   if (project) await rm(project, { recursive: true, force: true });
 });
+
+/** A package and every package it depends on, as installed in this repository. */
+async function dependencyClosure(name: string, seen = new Set<string>()): Promise<string[]> {
+  if (seen.has(name)) return [];
+  seen.add(name);
+  const manifest = JSON.parse(
+    await readFile(join(root, "node_modules", name, "package.json"), "utf8"),
+  ) as { dependencies?: Record<string, string> };
+  for (const dependency of Object.keys(manifest.dependencies ?? {})) {
+    await dependencyClosure(dependency, seen);
+  }
+  return [...seen];
+}
 
 // An app and the typed client calling it, the same on every runtime but for the lines that
 // serve it.
@@ -117,6 +133,57 @@ await server.close();
     );
     const { stdout } = await run(process.execPath, ["node-server.mjs"]);
     expect(JSON.parse(stdout)).toEqual({ sum: 8, message: { message: "hi" } });
+  });
+
+  it("relays over Redis with socketapi/redis, and recovers on another instance from Redis Streams", async () => {
+    let redis: Broker | undefined;
+    try {
+      redis = await startRedis();
+      await writeFile(
+        join(project, "redis-recovery.mjs"),
+        `import * as v from "valibot";
+import WebSocket from "ws";
+import { SocketAPI } from "socketapi";
+import { serve } from "socketapi/node";
+import { redisRelay } from "socketapi/redis";
+
+const make = () =>
+  new SocketAPI({ relay: redisRelay(process.env.REDIS_URL) }).channel(
+    "feed",
+    { params: v.object({ n: v.optional(v.number(), 0) }), history: { size: 10, ttl: 60000 } },
+    ({ n }) => ({ n }),
+  );
+const [a, b] = [make(), make()];
+const [onA, onB] = [await serve(a, { port: 0 }), await serve(b, { port: 0 })];
+const frames = (url, first) =>
+  new Promise((resolve) => {
+    const ws = new WebSocket(url);
+    const got = [];
+    ws.on("open", () => ws.send(JSON.stringify(first)));
+    ws.on("message", (data) => {
+      got.push(JSON.parse(String(data)));
+      if (got[0].recovered !== undefined ? got.length === 4 : got.length === 1) {
+        ws.close();
+        resolve(got);
+      }
+    });
+  });
+const [position] = await frames(onA.url, { type: "subscribe", channel: "feed" });
+for (let n = 1; n <= 3; n++) await a.channels.feed({ n });
+const since = { offset: position.offset, epoch: position.epoch };
+const recovered = await frames(onB.url, { type: "subscribe", channel: "feed", since });
+console.log(JSON.stringify(recovered.map((f) => (f.type === "data" ? f.data.n : f.recovered))));
+await onA.close();
+await onB.close();
+`,
+      );
+      const { stdout } = await run(process.execPath, ["redis-recovery.mjs"], {
+        REDIS_URL: redis.url,
+      });
+      expect(JSON.parse(stdout)).toEqual([true, 1, 2, 3]);
+    } finally {
+      await redis?.kill();
+    }
   });
 
   it("serves with Bun through socketapi/bun", async () => {

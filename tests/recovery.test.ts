@@ -159,13 +159,14 @@ describe("a channel with history, in one process", () => {
     const { epoch } = await first.request({ type: "subscribe", channel: "feed" });
     first.ws.terminate();
     await broadcast(app, "feed", 0, 50);
-    // A broadcast every turn of the event loop while the client comes back.
+    // Broadcasts keep coming while the client comes back.
     let next = 50;
     let flowing = true;
     const flow = (async () => {
       while (flowing) {
         await app.channels.feed({ seq: next++ });
-        await new Promise((resolve) => setImmediate(resolve));
+        // About a thousand a second: the history (1,000) holds what the recovery must read.
+        await new Promise((resolve) => setTimeout(resolve, 1));
       }
     })();
     const again = await client(server.url);
@@ -574,7 +575,11 @@ describe("history shared by instances over Redis Streams", () => {
     let next = 50;
     let flowing = true;
     const flow = (async () => {
-      while (flowing) await a.app.channels.feed({ seq: next++ });
+      while (flowing) {
+        await a.app.channels.feed({ seq: next++ });
+        // About a thousand a second: the history (1,000) holds what the recovery must read.
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
     })();
     await new Promise((resolve) => setTimeout(resolve, 20));
     const again = await client(b.server.url);

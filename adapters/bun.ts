@@ -176,6 +176,16 @@ class BunDelivery implements NativeDelivery {
     if (this.server.publish(channel, frame) === 0) return 0;
     return this.server.subscriberCount(channel);
   }
+
+  publishExcept(channel: string, frame: string, excluded: Subscriber): number {
+    const ws = bunSocketOf(excluded);
+    // A socket's own publish reaches every subscriber of the topic but itself.
+    if (!this.server || ws?.readyState !== 1 || !ws.isSubscribed(channel)) {
+      return this.publish(channel, frame);
+    }
+    if (ws.publish(channel, frame) === 0) return 0;
+    return this.server.subscriberCount(channel) - 1;
+  }
 }
 
 function bunSocketOf(subscriber: Subscriber): ServerWebSocket<SocketData> | undefined {

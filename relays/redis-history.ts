@@ -10,7 +10,8 @@ import type { HistoryOptions, Recovery, SharedHistoryStore, StreamPosition } fro
  */
 export const HISTORY_MARK = "~".repeat(16);
 
-// KEYS: stream, meta, Redis channel. ARGV: frame, size, ttl (ms), a new epoch, the mark.
+// KEYS: stream, meta, Redis channel. ARGV: frame, size, ttl (ms), a new epoch, what the
+// published message starts with (the mark, and a target for everyone but one connection).
 // A stream whose meta expired starts again under a new epoch.
 const PUBLISH = `
 local epoch = redis.call('HGET', KEYS[2], 'epoch')
@@ -78,7 +79,12 @@ export class RedisHistory implements SharedHistoryStore {
     this.#prefix = prefix;
   }
 
-  async publish(channel: string, frame: string, options: HistoryOptions): Promise<number> {
+  async publish(
+    channel: string,
+    frame: string,
+    options: HistoryOptions,
+    except?: { readonly except: string },
+  ): Promise<number> {
     const redis = this.#commands();
     return Number(
       await redis.socketapiHistoryPublish(
@@ -89,7 +95,8 @@ export class RedisHistory implements SharedHistoryStore {
         options.size,
         Math.ceil(options.ttl),
         crypto.randomUUID().slice(0, 13),
-        HISTORY_MARK,
+        // For everyone but one connection: the stamped frame goes out targeted.
+        except ? `${HISTORY_MARK}#${JSON.stringify(except)}\n` : HISTORY_MARK,
       ),
     );
   }

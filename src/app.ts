@@ -7,6 +7,7 @@ import { Router } from "./declare/router.ts";
 import type { HistoryStore } from "./history/history.ts";
 import { Hub } from "./hub/hub.ts";
 import type { Relay } from "./hub/relay.ts";
+import type { Target } from "./hub/target.ts";
 import { dataFrame } from "./protocol/encode.ts";
 import { type AdmissionRules, Admissions } from "./serve/admission.ts";
 import { type AppInternals, registerApp } from "./serve/app-internals.ts";
@@ -37,6 +38,11 @@ export interface SocketAPIOptions<State extends object> extends LimitOptions {
    * it has one (socketapi/redis), else this process's memory.
    */
   history?: HistoryStore | undefined;
+  /**
+   * The user a connection belongs to (from its state, set by `onConnect`): what
+   * `channels.x.toUser(id)` reaches, all of a person's tabs and devices. Default: none.
+   */
+  userId?: ((connection: Connection<State>) => string | undefined) | undefined;
   /**
    * Runs on every upgrade request before the socket is accepted. Return the connection's
    * initial state, or a `Response` (401, 403, ...) to refuse the upgrade with it. If it
@@ -110,6 +116,9 @@ export class SocketAPI<
     this.limits = resolveLimits(options);
     const report = (error: unknown, info: ErrorInfo): void => this.#reportError(error, info);
     this.#hub = new Hub(report, options.relay);
+    if (options.userId) {
+      this.#hub.userOf = options.userId as (connection: Connection<object>) => string | undefined;
+    }
     this.#admissions = new Admissions(
       options as AdmissionRules<State>,
       this.limits.maxConnections,
@@ -145,6 +154,20 @@ export class SocketAPI<
   /** How many connections here are subscribed to a concrete channel name (`rooms/42`). */
   subscriberCount(channel: string): number {
     return this.#hub.subscriberCount(channel);
+  }
+
+  /**
+   * The members of a channel with presence (a concrete name): each user (or connection,
+   * without `userId`) subscribed here, with the info it shows. In this process; with a
+   * relay, each instance knows its own (docs/presence.md).
+   *
+   * @example
+   * ```ts
+   * const here = app.presence("rooms/42"); // [{ user: "ada", info: { name: "Ada" } }]
+   * ```
+   */
+  presence(channel: string): { user: string; info: unknown }[] {
+    return this.#hub.presence.members(channel);
   }
 
   /**
@@ -200,8 +223,9 @@ export class SocketAPI<
     concreteName: string,
     data: unknown,
     origin: BroadcastOrigin | undefined,
+    target?: Target,
   ): number | Promise<number> {
-    return (origin?.hub ?? this.#hub).publish(concreteName, dataFrame(concreteName, data));
+    return (origin?.hub ?? this.#hub).publish(concreteName, dataFrame(concreteName, data), target);
   }
 
   #findChannel(concreteName: string): ChannelMatch | undefined {
@@ -245,6 +269,8 @@ export class SocketAPI<
   #sessionClosed(session: Session<object>, code: number, reason: string): void {
     const typed = session as unknown as Session<State>;
     session.hub.connections.delete(session);
+    const id = session.knownId;
+    if (id !== undefined) session.hub.unnamed(id, session);
     const { onDisconnect } = this.#options;
     if (!onDisconnect) return;
     const fail = (error: unknown): void =>
@@ -264,7 +290,8 @@ export class SocketAPI<
     declaration.mounts.push({
       template,
       app: this.#hub,
-      publish: (concrete, data, origin) => this.#publishFrom(concrete, data, origin),
+      publish: (concrete, data, origin, target) =>
+        this.#publishFrom(concrete, data, origin, target),
       reportError: (error, info) => this.#reportBroadcastError(error, info),
     });
     if (declaration.history && !this.#hub.historyOptions) {

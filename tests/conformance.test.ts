@@ -210,6 +210,75 @@ describe.each(runtimes)("$name", ({ command, capabilities, hono }) => {
     });
   });
 
+  it("delivers to everyone but the sender, to one connection, and to every connection of one user", async () => {
+    const [ada, ada2, bob] = [
+      await open("?user=ada"),
+      await open("?user=ada"),
+      await open("?user=bob"),
+    ];
+    for (const client of [ada, ada2, bob]) {
+      await client.request({ type: "subscribe", channel: "chat" });
+    }
+    const action = (client: WsClient, channel: string, data?: unknown) =>
+      client.request({ type: "action", channel, data });
+    // Everyone but the sender: its own answer is the first frame it gets.
+    expect(await action(ada, "shout", { message: "all but me" })).toMatchObject({
+      type: "action",
+      channel: "shout",
+      status: "completed",
+    });
+    for (const client of [ada2, bob]) {
+      expect(await client.next()).toEqual({
+        type: "data",
+        channel: "chat",
+        data: { message: "all but me" },
+      });
+    }
+    // One connection, by the id it learned from my_id.
+    const bobId = (await action(bob, "my_id")).data as string;
+    expect(await action(ada, "whisper", { to: bobId, message: "psst" })).toMatchObject({
+      data: 1,
+    });
+    expect(await bob.next()).toEqual({ type: "data", channel: "chat", data: { message: "psst" } });
+    // Every connection of one user (the app's userId is the user in the URL).
+    expect(await action(bob, "notify", { user: "ada", message: "both tabs" })).toMatchObject({
+      data: 2,
+    });
+    for (const client of [ada, ada2]) {
+      expect(await client.next()).toEqual({
+        type: "data",
+        channel: "chat",
+        data: { message: "both tabs" },
+      });
+    }
+    for (const client of [ada, ada2, bob]) await client.expectNone();
+  });
+
+  it("lists who is here on a channel with presence, and tells joins and leaves (one per user)", async () => {
+    const watcher = await open("?user=watcher");
+    expect(
+      await watcher.request({ type: "subscribe", channel: "lobby", presence: true, id: "p" }),
+    ).toEqual({
+      type: "subscribed",
+      channel: "lobby",
+      members: [{ user: "watcher", info: { name: "watcher" } }],
+      count: 1,
+      id: "p",
+    });
+    const tabs = [await open("?user=zoe"), await open("?user=zoe")];
+    for (const tab of tabs) await tab.request({ type: "subscribe", channel: "lobby" });
+    expect(await watcher.next()).toEqual({
+      type: "join",
+      channel: "lobby",
+      user: "zoe",
+      info: { name: "zoe" },
+    });
+    (tabs[0] as WsClient).ws.close();
+    await watcher.expectNone(300);
+    (tabs[1] as WsClient).ws.close();
+    expect(await watcher.next()).toEqual({ type: "leave", channel: "lobby", user: "zoe" });
+  });
+
   it("answers every malformed frame with the exact code and text, in order", async () => {
     const client = await open();
     const cases: [string, Record<string, unknown>][] = [

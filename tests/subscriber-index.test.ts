@@ -43,10 +43,39 @@ function topics(): NativeDelivery & { readonly members: Map<string, Set<TestSubs
       for (const s of on) s.received.push(`native:${frame}`);
       return on.size;
     },
+    publishExcept(channel: string, frame: string, excluded: Subscriber) {
+      let reached = 0;
+      for (const s of members.get(channel) ?? []) {
+        if (s === excluded) continue;
+        s.received.push(`native:${frame}`);
+        reached++;
+      }
+      return reached;
+    },
   };
 }
 
 describe("the subscriber index", () => {
+  it("delivers to every subscriber but one, looped and native", () => {
+    const index = new SubscriberIndex();
+    index.useNativeDelivery(topics());
+    const [a, b, c, d] = [
+      subscriber("a", true),
+      subscriber("b", true),
+      subscriber("c", false),
+      subscriber("d", false),
+    ];
+    for (const s of [a, b, c, d]) index.add("room", s);
+    expect(index.deliverExcept("room", "1", a)).toBe(3);
+    expect(index.deliverExcept("room", "2", c)).toBe(3);
+    expect([a.received, b.received, c.received, d.received]).toEqual([
+      ["native:2"],
+      ["native:1", "native:2"],
+      ["1"],
+      ["1", "2"],
+    ]);
+  });
+
   it("counts, delivers and tells the first and last subscriber without a native delivery", () => {
     const index = new SubscriberIndex();
     const [a, b] = [subscriber("a", true), subscriber("b", true)];

@@ -79,6 +79,7 @@ export class ObjectServer implements ConnectionKeeper {
     this.#ctx = ctx;
     this.#relay = new DirectoryRelay(directory, { shard: () => this.shard, ctx });
     this.#hub = new Hub((error, info) => reportToApp(app, error, info), this.#relay);
+    this.#hub.userOf = hubOf(app).userOf;
     // Channels with history keep it in the object's storage: it survives eviction. No timer
     // may keep the object awake: a channel it stops hearing loses its history at once.
     const historyOptions = hubOf(app).historyOptions;

@@ -94,22 +94,47 @@ export type Listener<TData> = (data: TData, info: DataInfo) => void;
  * broadcasts it missed cannot be sent (the channel's history no longer reaches back, or
  * its stream was lost): `reset` runs, so that the app reloads its state.
  */
-export interface SubscriptionHandlers<TData> {
+export interface SubscriptionHandlers<TData, TPresence = unknown> {
   data: Listener<TData>;
   /** The missed broadcasts could not be recovered: reload what the channel describes. */
   reset?: ((info: { readonly channel: string }) => void) | undefined;
+  /**
+   * On a channel with presence: who is here, on every (re)subscribe: at most 1,000 members,
+   * and how many there are. Giving `members`, `join` or `leave` asks for presence.
+   */
+  members?: ((members: Member<TPresence>[], count: number) => void) | undefined;
+  /** A member joined (its first connection subscribed). */
+  join?: ((member: Member<TPresence>) => void) | undefined;
+  /** A member left (its last connection is gone). */
+  leave?: ((member: { readonly user: string }) => void) | undefined;
+}
+
+/** A member of a channel with presence: its user id (or connection id) and what it shows. */
+export interface Member<TPresence = unknown> {
+  readonly user: string;
+  readonly info: TPresence;
 }
 
 /** A listener function, or {@link SubscriptionHandlers}. */
-export type SubscriptionListener<TData> = Listener<TData> | SubscriptionHandlers<TData>;
+export type SubscriptionListener<TData, TPresence = unknown> =
+  | Listener<TData>
+  | SubscriptionHandlers<TData, TPresence>;
 
 /** The arguments after a channel's name: its subscribe-time parameters if any, then the listener. */
 export type SubscribeArgs<TChannel extends ChannelTypes[string]> =
   Empty extends TChannel["subscribe"]
     ?
-        | [listener: SubscriptionListener<Received<TChannel["data"]>>]
+        | [listener: SubscriptionListener<Received<TChannel["data"]>, PresenceOf<TChannel>>]
         | [
             params: TChannel["subscribe"],
-            listener: SubscriptionListener<Received<TChannel["data"]>>,
+            listener: SubscriptionListener<Received<TChannel["data"]>, PresenceOf<TChannel>>,
           ]
-    : [params: TChannel["subscribe"], listener: SubscriptionListener<Received<TChannel["data"]>>];
+    : [
+        params: TChannel["subscribe"],
+        listener: SubscriptionListener<Received<TChannel["data"]>, PresenceOf<TChannel>>,
+      ];
+
+/** What a channel's members show (the return of its `presence`), as JSON. */
+export type PresenceOf<TChannel> = TChannel extends { readonly presence: infer P }
+  ? Jsonify<P>
+  : unknown;

@@ -9,8 +9,10 @@ import type {
   DataInfo,
   InputArgs,
   Listener,
+  Member,
   Received,
   SubscribeArgs,
+  SubscriptionHandlers,
   SubscriptionListener,
 } from "./client-types.ts";
 import {
@@ -98,12 +100,16 @@ interface SubscriptionRecord {
   readonly listeners: Set<Listener<unknown>>;
   /** What runs when missed broadcasts could not be recovered. */
   readonly resets: Set<(info: { readonly channel: string }) => void>;
+  /** The handlers that asked for presence: members, joins, leaves. */
+  readonly presence: Set<SubscriptionHandlers<unknown>>;
   /** On a channel with history: the last broadcast received (or the start), to recover from. */
   position: Position | undefined;
   /** While broadcasts missed are being sent again: the offset of the last of them. */
   recoveringUntil: number | undefined;
   /** The position the subscribe in flight asked to recover from. */
   asked: Position | undefined;
+  /** Whether the last subscribe sent asked for presence. */
+  askedPresence: boolean;
   /** The server confirmed it on the current connection. */
   confirmed: boolean;
   /** A subscribe frame is queued or waiting for its answer. */
@@ -127,9 +133,11 @@ function subscriptionRecord(params: Record<string, unknown> | undefined): Subscr
     params,
     listeners: new Set(),
     resets: new Set(),
+    presence: new Set(),
     position: undefined,
     recoveringUntil: undefined,
     asked: undefined,
+    askedPresence: false,
     confirmed: false,
     inFlight: false,
     ready,
@@ -143,6 +151,8 @@ interface SubscribedAnswer {
   offset?: unknown;
   epoch?: unknown;
   recovered?: unknown;
+  members?: unknown;
+  count?: unknown;
 }
 
 /** What a socket's handlers become once the client lets go of it: errors are swallowed. */
@@ -283,20 +293,29 @@ export class SocketAPIClient<App = unknown> {
   ): Unsubscribe {
     const given = (args.length === 1 ? args[0] : args[1]) as SubscriptionListener<unknown>;
     const listener = typeof given === "function" ? given : given.data;
-    const reset = typeof given === "function" ? undefined : given.reset;
+    const handlers = typeof given === "function" ? undefined : given;
+    const reset = handlers?.reset;
+    const presence = handlers && (handlers.members || handlers.join || handlers.leave);
     const params = (args.length === 1 ? undefined : args[0]) as Record<string, unknown> | undefined;
     let record = this.#subscriptions.get(name);
+    const fresh = !record;
     if (!record) {
       record = subscriptionRecord(params);
       this.#subscriptions.set(name, record);
-      this.#sendSubscribe(name, record);
     }
     record.listeners.add(listener);
     if (reset) record.resets.add(reset);
+    if (presence) record.presence.add(handlers as SubscriptionHandlers<unknown>);
+    if (fresh) this.#sendSubscribe(name, record);
+    // The first listener to want presence on a subscription made without it: asked again.
+    else if (presence && !record.askedPresence && record.confirmed) {
+      this.#sendSubscribe(name, record, false);
+    }
     const current = record;
     const unsubscribe = async (): Promise<void> => {
       current.listeners.delete(listener);
       if (reset) current.resets.delete(reset);
+      if (presence) current.presence.delete(handlers as SubscriptionHandlers<unknown>);
       if (current.listeners.size > 0 || this.#subscriptions.get(name) !== current) return;
       this.#subscriptions.delete(name);
       if (current.confirmed && this.#status === "open") {
@@ -489,6 +508,10 @@ export class SocketAPIClient<App = unknown> {
       return;
     }
     if (frame.type === "pong") return;
+    if ((frame.type === "join" || frame.type === "leave") && typeof frame.channel === "string") {
+      this.#presenceEvent(frame.type, frame.channel, frame as unknown as Member);
+      return;
+    }
     const pending = this.#match(frame.type, frame.channel, frame.id);
     if (!pending) return;
     this.#settle(pending);
@@ -504,6 +527,17 @@ export class SocketAPIClient<App = unknown> {
       const record = pending.type === "subscribe" && this.#subscriptions.get(pending.channel);
       if (record) this.#positioned(pending.channel, record, frame);
       pending.resolve(frame.data);
+    }
+  }
+
+  /** A member joined or left: the subscription's presence handlers hear it. */
+  #presenceEvent(type: "join" | "leave", channel: string, frame: Member): void {
+    const record = this.#subscriptions.get(channel);
+    if (!record) return;
+    const member = type === "join" ? { user: frame.user, info: frame.info } : { user: frame.user };
+    for (const handlers of [...record.presence]) {
+      const handler = type === "join" ? handlers.join : handlers.leave;
+      if (handler) this.#call(handler as (member: unknown) => void, member);
     }
   }
 
@@ -546,6 +580,7 @@ export class SocketAPIClient<App = unknown> {
     channel: string,
     data: unknown,
     since?: Position,
+    presence?: boolean,
   ): Promise<unknown> {
     if (this.#refusal) {
       const { code, message, status } = this.#refusal;
@@ -560,6 +595,7 @@ export class SocketAPIClient<App = unknown> {
     const frame: Record<string, unknown> = { type, channel };
     if (data !== undefined) frame.data = data;
     if (since !== undefined) frame.since = since;
+    if (presence) frame.presence = true;
     if (id !== undefined) frame.id = id;
     return new Promise((resolve, reject) => {
       const pending: Pending = {
@@ -600,11 +636,12 @@ export class SocketAPIClient<App = unknown> {
     }
   }
 
-  #sendSubscribe(name: string, record: SubscriptionRecord): void {
+  #sendSubscribe(name: string, record: SubscriptionRecord, recover = true): void {
     record.inFlight = true;
     // After a reconnect, on a channel with history: what was missed since the last one.
-    record.asked = record.position;
-    this.#request("subscribe", name, record.params, record.asked).then(
+    record.asked = recover ? record.position : undefined;
+    record.askedPresence = record.presence.size > 0;
+    this.#request("subscribe", name, record.params, record.asked, record.askedPresence).then(
       () => {
         record.inFlight = false;
         record.confirmed = true;
@@ -629,6 +666,12 @@ export class SocketAPIClient<App = unknown> {
    * subscription that had a position was reset.
    */
   #positioned(name: string, record: SubscriptionRecord, answer: SubscribedAnswer): void {
+    if (Array.isArray(answer.members)) {
+      const count = typeof answer.count === "number" ? answer.count : answer.members.length;
+      for (const handlers of [...record.presence]) {
+        if (handlers.members) this.#call(handlers.members, answer.members as Member[], count);
+      }
+    }
     const since = record.asked;
     record.asked = undefined;
     const { offset, epoch } = answer;

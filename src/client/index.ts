@@ -35,6 +35,8 @@ export type {
   InputArgs,
   Jsonify,
   Listener,
+  Member,
+  PresenceOf,
   Received,
   SubscribeArgs,
   SubscriptionHandlers,

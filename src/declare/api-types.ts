@@ -16,11 +16,21 @@ export interface ActionType<TInput = unknown, TOutput = unknown> {
  * What a client and the server can know of one channel: the parameters a broadcast takes,
  * those a client may send on subscribe, and the data every subscriber receives.
  */
-export interface ChannelType<TParams = unknown, TSubscribe = unknown, TData = unknown> {
+export type ChannelType<
+  TParams = unknown,
+  TSubscribe = unknown,
+  TData = unknown,
+  TPresence = unknown,
+> = {
   readonly params: TParams;
   readonly subscribe: TSubscribe;
   readonly data: TData;
-}
+} & (unknown extends TPresence
+  ? Record<never, never>
+  : {
+      /** What a member shows on a channel with presence. */
+      readonly presence: TPresence;
+    });
 
 /** The actions of an app or router, by name. */
 // biome-ignore lint/suspicious/noExplicitAny: any action type fits; the app narrows it.

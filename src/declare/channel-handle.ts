@@ -1,6 +1,7 @@
 import type { AppView, ErrorInfo } from "../context.ts";
 import { InvalidChannelParamsError } from "../errors.ts";
 import type { Hub } from "../hub/hub.ts";
+import type { Target } from "../hub/target.ts";
 import type { WireIssue } from "../protocol/protocol.ts";
 import { isThenable } from "../thenable.ts";
 import type { ChannelType, ChannelTypes, Empty } from "./api-types.ts";
@@ -21,7 +22,12 @@ export interface BroadcastOrigin {
 /** Where a declared channel is served: an app, under the channel's full name there. */
 export interface ChannelMount {
   /** Serializes `data` once and sends it to the subscribers of `concreteName` in that app. */
-  publish(concreteName: string, data: unknown, origin?: BroadcastOrigin): number | Promise<number>;
+  publish(
+    concreteName: string,
+    data: unknown,
+    origin?: BroadcastOrigin,
+    target?: Target,
+  ): number | Promise<number>;
   /** The channel's template in that app, router prefixes included. */
   readonly template: ChannelTemplate;
   /** Tells that app's `onError` of a failed broadcast. */
@@ -49,11 +55,45 @@ type Arguments<TParams> = undefined extends TParams
  * await app.channels["rooms/{room}"]({ room: "42", text: "hi" }); // only rooms/42
  * ```
  */
-export interface ChannelHandle<T extends ChannelType = ChannelType> {
-  (...params: Arguments<T["params"]>): Promise<number>;
+export interface ChannelHandle<T extends ChannelType = ChannelType> extends TargetedHandle<T> {
   /** The channel's name as declared, e.g. `rooms/{room}`. */
   readonly channelName: string;
+  /**
+   * Broadcasts to every subscriber but one connection (the sender, usually), here and on
+   * every instance. Kept in the channel's history like any broadcast.
+   *
+   * @example
+   * ```ts
+   * await ctx.channels.chat.except(ctx.connection)({ message: "hi, everyone else" });
+   * ```
+   */
+  except(connection: { readonly id: string } | string): TargetedHandle<T>;
+  /**
+   * Sends to one connection, by its id (`ctx.connection.id`), if it is subscribed to the
+   * channel, on whichever instance holds it. Not kept in history.
+   *
+   * @example
+   * ```ts
+   * await app.channels.notices.to(connectionId)({ text: "only for you" });
+   * ```
+   */
+  to(connectionId: string): TargetedHandle<T>;
+  /**
+   * Sends to every connection of one user (the app's `userId` option) subscribed to the
+   * channel, on every instance: all of a person's tabs and devices. Not kept in history.
+   *
+   * @example
+   * ```ts
+   * await app.channels.notices.toUser("ada")({ text: "on all your devices" });
+   * ```
+   */
+  toUser(userId: string): TargetedHandle<T>;
 }
+
+/** A channel handle narrowed to some of its subscribers: calling it broadcasts to them. */
+export type TargetedHandle<T extends ChannelType = ChannelType> = (
+  ...params: Arguments<T["params"]>
+) => Promise<number>;
 
 /** The handles of a set of channels, by name. */
 export type ChannelHandles<TChannels extends ChannelTypes> = {
@@ -109,6 +149,7 @@ export function broadcast(
   declaration: ChannelDeclaration,
   params: unknown,
   origin: BroadcastOrigin | undefined,
+  target?: Target,
 ): Promise<number> {
   try {
     const { mounts, template, broadcastPipeline } = declaration;
@@ -121,11 +162,11 @@ export function broadcast(
     const validated = broadcastPipeline.validate(given);
     if (isThenable(validated)) {
       return Promise.resolve(validated).then(
-        (value) => publishValidated(declaration, given, value, origin),
+        (value) => publishValidated(declaration, given, value, origin, target),
         (error: unknown) => Promise.reject(asChannelError(declaration, error)),
       );
     }
-    return Promise.resolve(publishValidated(declaration, given, validated, origin));
+    return Promise.resolve(publishValidated(declaration, given, validated, origin, target));
   } catch (error) {
     return Promise.reject(asChannelError(declaration, error));
   }
@@ -137,16 +178,17 @@ function publishValidated(
   given: unknown,
   value: unknown,
   origin: BroadcastOrigin | undefined,
+  target: Target | undefined,
 ): number | Promise<number> {
   const values = nameValues(declaration.template, given, value);
   const ctx = broadcastContext(declaration, values);
   const data = declaration.broadcastPipeline.runValidated(value, ctx);
   if (isThenable(data)) {
     return Promise.resolve(data).then((settled) =>
-      publishAll(declaration, values, settled, origin),
+      publishAll(declaration, values, settled, origin, target),
     );
   }
-  return publishAll(declaration, values, data, origin);
+  return publishAll(declaration, values, data, origin, target);
 }
 
 /** Input that failed the channel's schema is the caller's fault, named for the channel. */
@@ -172,11 +214,12 @@ function publishAll(
   values: Record<string, unknown>,
   data: unknown,
   origin: BroadcastOrigin | undefined,
+  target: Target | undefined,
 ): number | Promise<number> {
   let delivered = 0;
   let pending: Promise<number>[] | undefined;
   for (const mount of declaration.mounts) {
-    const count = mount.publish(mount.template.fill(values), data, origin);
+    const count = mount.publish(mount.template.fill(values), data, origin, target);
     if (typeof count === "number") delivered += count;
     else {
       pending ??= [];
@@ -207,13 +250,41 @@ const declarations = new WeakMap<object, ChannelDeclaration>();
 
 /** Creates the callable handle of a declared channel. */
 export function createChannelHandle(declaration: ChannelDeclaration): ChannelHandle {
-  const handle = (params?: unknown): Promise<number> =>
-    reported(declaration, broadcast(declaration, params, undefined));
+  const handle = targetable(declaration, undefined);
   declarations.set(handle, declaration);
-  return Object.defineProperty(handle, "channelName", {
+  Object.defineProperty(handle, "channelName", {
     value: declaration.template.name,
     enumerable: true,
-  }) as ChannelHandle;
+  });
+  return handle;
+}
+
+/**
+ * A handle broadcasting on behalf of `origin` (a connection, or none), with its targeted
+ * forms: `except`, `to` and `toUser`.
+ */
+function targetable(declaration: ChannelDeclaration, origin: BroadcastOrigin | undefined) {
+  const aimed =
+    (target: Target, from = origin) =>
+    (params?: unknown): Promise<number> =>
+      reported(declaration, broadcast(declaration, params, from, target));
+  const handle = (params?: unknown): Promise<number> =>
+    reported(declaration, broadcast(declaration, params, origin));
+  return Object.assign(handle, {
+    except: (connection: { readonly id: string } | string) =>
+      typeof connection === "string"
+        ? aimed({ except: connection })
+        : // The excluded connection's own place (its process, its object) starts the broadcast.
+          aimed({ except: connection.id }, originOf(connection) ?? origin),
+    to: (connectionId: string) => aimed({ connection: String(connectionId) }),
+    toUser: (userId: string) => aimed({ user: String(userId) }),
+  }) as unknown as ChannelHandle;
+}
+
+/** The place a connection is held in, when it is one of the app's own. */
+function originOf(connection: object): BroadcastOrigin | undefined {
+  const hub = (connection as { hub?: unknown }).hub;
+  return hub && typeof hub === "object" ? (connection as BroadcastOrigin) : undefined;
 }
 
 /**
@@ -221,14 +292,20 @@ export function createChannelHandle(declaration: ChannelDeclaration): ChannelHan
  * connection's handlers, so that a hub spread over places knows where a broadcast starts.
  */
 export function bindChannelHandles<T extends object>(handles: T, origin: BroadcastOrigin): T {
+  // Made once per channel a connection broadcasts on, not on every broadcast.
+  const bound = new Map<ChannelDeclaration, ChannelHandle>();
   return new Proxy(handles, {
     get(target, key) {
       const handle = Reflect.get(target, key);
       const declaration = typeof handle === "function" ? declarations.get(handle) : undefined;
       if (!declaration) return handle;
-      const bound = (params?: unknown): Promise<number> =>
-        reported(declaration, broadcast(declaration, params, origin));
-      return Object.defineProperty(bound, "channelName", { value: declaration.template.name });
+      let made = bound.get(declaration);
+      if (!made) {
+        made = targetable(declaration, origin);
+        Object.defineProperty(made, "channelName", { value: declaration.template.name });
+        bound.set(declaration, made);
+      }
+      return made;
     },
   });
 }

@@ -40,7 +40,7 @@ export interface ActionOptions<TInput, TOutput, TContext, THandlerInput> {
 }
 
 /** How a channel was declared, as the router stores it. */
-export interface ChannelOptions<TParams, TData, TContext, THandlerInput> {
+export interface ChannelOptions<TParams, TData, TContext, THandlerInput, TPresence = unknown> {
   /**
    * The schema of the channel's parameters: those in its name (`rooms/{room}`), those a
    * client may set on subscribe (`subscribeParam`), and those only a broadcast sets.
@@ -60,6 +60,12 @@ export interface ChannelOptions<TParams, TData, TContext, THandlerInput> {
    * subscribe may ask for everything `since` a position (docs/recovery.md). `ttl` in ms.
    */
   history?: HistoryOptions | undefined;
+  /**
+   * What each subscriber shows to the others (from its connection's state, not from what
+   * the client sends): turns on presence for the channel, so that clients may ask who is
+   * here and hear joins and leaves (docs/presence.md). At most 1 KiB as JSON.
+   */
+  presence?: ((ctx: TContext) => TPresence) | undefined;
 }
 
 /** An action: its schemas, guard and handler, shared by every app that serves it. */
@@ -109,6 +115,8 @@ export class ChannelDeclaration {
   readonly description: string | undefined;
   /** How much of its broadcasts it keeps, when it keeps history. */
   readonly history: HistoryOptions | undefined;
+  /** What a subscriber shows to the others, when the channel has presence. */
+  readonly presence: ((ctx: SubscribeContext<Untyped, Untyped>) => unknown) | undefined;
   /** The keys a client may set on subscribe. */
   readonly subscribeKeys: readonly string[];
   /** The channel handles of the router that declared it, for `ctx.channels`. */
@@ -137,6 +145,7 @@ export class ChannelDeclaration {
     this.dependencies = planDependencies(options.params);
     this.description = options.description;
     this.history = options.history && checkedHistory(name, options.history);
+    this.presence = options.presence;
     this.subscribeKeys = subscribeParamKeys(options.params);
     this.channels = channels;
     this.#checkNameParams();

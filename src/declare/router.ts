@@ -180,13 +180,15 @@ export class Router<
     TReturn extends HandlerReturn<TDataSchema>,
     TParams extends AnySchema | undefined = undefined,
     TDataSchema extends AnySchema | undefined = undefined,
+    TPresence = unknown,
   >(
     name: TName,
     options: ChannelOptions<
       TParams,
       TDataSchema,
       SubscribeContext<State, Channels>,
-      HandlerInput<TParams>
+      HandlerInput<TParams>,
+      TPresence
     >,
     handler: ChannelHandler<HandlerInput<TParams>, ChannelContext<State, Channels>, TReturn>,
   ): Registry<
@@ -200,7 +202,8 @@ export class Router<
         ChannelType<
           ClientInput<TParams>,
           SubscribeInput<TParams>,
-          ClientOutput<TDataSchema, TReturn>
+          ClientOutput<TDataSchema, TReturn>,
+          Awaited<TPresence>
         >
       >
   >;

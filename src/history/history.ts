@@ -69,10 +69,16 @@ export interface SharedHistoryStore {
   readonly shared: true;
   /**
    * Keeps `frame` as the stream's next broadcast and carries it, stamped, to every
-   * instance with subscribers of `channel` (this one included, through its relay);
-   * resolves with its offset.
+   * instance with subscribers of `channel` (this one included, through its relay), as a
+   * targeted frame when it is for everyone but one connection (`except`); resolves with
+   * its offset.
    */
-  publish(channel: string, frame: string, options: HistoryOptions): Promise<number>;
+  publish(
+    channel: string,
+    frame: string,
+    options: HistoryOptions,
+    except?: { readonly except: string },
+  ): Promise<number>;
   /** As {@link LocalHistoryStore.recover}. */
   recover(
     channel: string,

@@ -2,10 +2,12 @@ import type { AppView, Connection, ErrorInfo } from "../context.ts";
 import type { HistoryOptions, HistoryStore } from "../history/history.ts";
 import { MemoryHistory } from "../history/memory-history.ts";
 import { offsetOf } from "../history/stamp.ts";
+import { joinFrame, leaveFrame, PresenceRegistry } from "../presence/presence-registry.ts";
 import { isThenable } from "../thenable.ts";
 import type { Relay } from "./relay.ts";
 import type { Subscriber } from "./subscriber.ts";
 import { SubscriberIndex } from "./subscriber-index.ts";
+import { isTargeted, splitTargeted, type Target, targetedFrame } from "./target.ts";
 
 /**
  * Subscriptions and broadcasts for one place that holds connections (a process, a Durable
@@ -19,8 +21,16 @@ import { SubscriberIndex } from "./subscriber-index.ts";
 export class Hub implements AppView<object> {
   /** Who is subscribed here. */
   readonly index: SubscriberIndex = new SubscriberIndex();
+  /** Who is here on each channel with presence. */
+  readonly presence: PresenceRegistry = new PresenceRegistry();
+  /** The subscribers that asked to hear joins and leaves, per channel. */
+  readonly presenceListeners: SubscriberIndex = new SubscriberIndex();
   /** The connections this place holds. */
   readonly connections: Set<Connection<object>> = new Set();
+  /** The connections whose id was read or given, by id: what `to(id)` looks up. */
+  readonly #byId = new Map<string, Connection<object> & Subscriber>();
+  /** The user a connection belongs to (the app's `userId`), for `toUser`. */
+  userOf: ((connection: Connection<object>) => string | undefined) | undefined;
   #relay: Relay | undefined;
   #opened: Promise<void> | undefined;
   /** Whether the relay's failure to open was told to the app (once, not per broadcast). */
@@ -165,31 +175,118 @@ export class Hub implements AppView<object> {
    * can tell). Never rejects. On a channel with history, the frame is stamped with its
    * offset first: here by a local store, or once for every instance by a shared one.
    */
-  publish(channel: string, frame: string): number | Promise<number> {
+  publish(channel: string, frame: string, target?: Target): number | Promise<number> {
+    if (target && !("except" in target)) {
+      // For some connections only: not a broadcast of the channel's stream, never kept.
+      return this.#relayPublish(
+        channel,
+        targetedFrame(target, frame),
+        this.#deliverTo(channel, frame, target),
+      );
+    }
     const options = this.#historyOptions?.(channel);
     const store = options && this.#historyStore;
-    if (store?.shared) return this.#publishShared(channel, frame, options as HistoryOptions);
-    const local = this.index.deliver(
-      channel,
-      store ? this.#stamp(store, channel, frame, options as HistoryOptions) : frame,
-    );
+    if (store?.shared) {
+      return this.#publishShared(
+        channel,
+        frame,
+        options as HistoryOptions,
+        target as { readonly except: string } | undefined,
+      );
+    }
+    const stamped = store ? this.#stamp(store, channel, frame, options as HistoryOptions) : frame;
+    const local = target
+      ? this.#deliverExcept(channel, stamped, (target as { except: string }).except)
+      : this.index.deliver(channel, stamped);
+    // The excluded connection is here: the other instances deliver to all of theirs.
     return this.#relayPublish(channel, frame, local);
+  }
+
+  /**
+   * A connection of `member` entered the presence of `channel`: when it is the member's
+   * first, the others listening hear `join`.
+   */
+  joinPresence(channel: string, member: string, info: string, connection: Subscriber): void {
+    if (!this.presence.join(channel, member, info)) return;
+    this.presenceListeners.deliverExcept(channel, joinFrame(channel, member, info), connection);
+  }
+
+  /** A connection of `member` left: when it was the member's last, the listeners hear `leave`. */
+  leavePresence(channel: string, member: string): void {
+    if (!this.presence.leave(channel, member)) return;
+    this.presenceListeners.deliver(channel, leaveFrame(channel, member));
+  }
+
+  /** Records a connection's id (read or given), so that `to(id)` finds it. */
+  named(connection: Connection<object> & Subscriber): void {
+    this.#byId.set(connection.id, connection);
+  }
+
+  /** Forgets a connection that closed, by the id it had. */
+  unnamed(id: string, connection: Connection<object>): void {
+    if (this.#byId.get(id) === connection) this.#byId.delete(id);
+  }
+
+  /** Delivers to the subscribers of `channel` here but the connection `except`. */
+  #deliverExcept(channel: string, frame: string, except: string): number {
+    const excluded = this.#byId.get(except);
+    return excluded
+      ? this.index.deliverExcept(channel, frame, excluded)
+      : this.index.deliver(channel, frame);
+  }
+
+  /** Delivers to the subscribers of `channel` here that `target` names (a connection, a user). */
+  #deliverTo(channel: string, frame: string, target: Target): number {
+    if ("connection" in target) {
+      const connection = this.#byId.get(target.connection);
+      return connection?.subscriptions.has(channel) && connection.deliver(frame) ? 1 : 0;
+    }
+    let delivered = 0;
+    const userOf = this.userOf;
+    if (!userOf) return 0;
+    for (const connection of this.connections) {
+      if (!connection.subscriptions.has(channel)) continue;
+      let user: string | undefined;
+      try {
+        user = userOf(connection);
+      } catch (error) {
+        this.#report(error, { connection, channel, phase: "broadcast" });
+        continue;
+      }
+      if (!isTargeted(target, connection.id, user)) continue;
+      if ((connection as Connection<object> & Subscriber).deliver(frame)) delivered++;
+    }
+    return delivered;
   }
 
   /**
    * A frame another place published on `channel`, delivered here (stamped first by a
    * local history store); how many it reached. What a relay's `receive` calls.
    */
-  receive(channel: string, frame: string): number {
+  receive(channel: string, text: string): number {
+    let frame = text;
+    let except: string | undefined;
+    if (text.charCodeAt(0) === 35 /* # */) {
+      const targeted = splitTargeted(text);
+      if (!targeted) return 0;
+      if (!("except" in targeted.target)) {
+        return this.#deliverTo(channel, targeted.frame, targeted.target);
+      }
+      frame = targeted.frame;
+      except = targeted.target.except;
+    }
     const options = this.#historyOptions?.(channel);
     const store = options && this.#historyStore;
-    if (store?.shared) {
-      const delivered = this.index.deliver(channel, frame);
-      this.#echoed(channel, frame, delivered);
-      return delivered;
-    }
-    const stamped = store ? this.#stamp(store, channel, frame, options as HistoryOptions) : frame;
-    return this.index.deliver(channel, stamped);
+    const stamped =
+      store && !store.shared
+        ? this.#stamp(store, channel, frame, options as HistoryOptions)
+        : frame;
+    const delivered =
+      except === undefined
+        ? this.index.deliver(channel, stamped)
+        : this.#deliverExcept(channel, stamped, except);
+    if (store?.shared) this.#echoed(channel, stamped, delivered);
+    return delivered;
   }
 
   /**
@@ -251,17 +348,24 @@ export class Hub implements AppView<object> {
    * carries it to every instance, this one included. It resolves once this place's
    * subscribers got their copy, so that a handler that awaits it answers after them.
    */
-  #publishShared(channel: string, frame: string, options: HistoryOptions): Promise<number> {
+  #publishShared(
+    channel: string,
+    frame: string,
+    options: HistoryOptions,
+    target: { readonly except: string } | undefined,
+  ): Promise<number> {
     const store = this.#historyStore as HistoryStore & { shared: true };
     return this.start().then(
       async () => {
         let offset: number;
         try {
-          offset = await store.publish(channel, frame, options);
+          offset = await store.publish(channel, frame, options, target);
         } catch (error) {
           // Not kept, not carried: the subscribers here still get it, without an offset.
           this.#report(error, { channel, phase: "relay" });
-          return this.index.deliver(channel, frame);
+          return target
+            ? this.#deliverExcept(channel, frame, target.except)
+            : this.index.deliver(channel, frame);
         }
         if (!this.index.has(channel)) return 0;
         // Its copy may have come back before the store's answer did.
@@ -277,7 +381,9 @@ export class Hub implements AppView<object> {
       },
       (error: unknown) => {
         this.#openFailed(error);
-        return this.index.deliver(channel, frame);
+        return target
+          ? this.#deliverExcept(channel, frame, target.except)
+          : this.index.deliver(channel, frame);
       },
     );
   }

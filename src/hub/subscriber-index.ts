@@ -81,6 +81,17 @@ export class SubscriberIndex {
     return native + (entry.looped ? sendEach(entry.looped, frame) : 0);
   }
 
+  /** Sends `frame` once to every local subscriber of `channel` but `excluded`. */
+  deliverExcept(channel: string, frame: string, excluded: Subscriber): number {
+    const entry = this.#channels.get(channel);
+    if (!entry) return 0;
+    const native =
+      entry.native > 0
+        ? (this.#native as NativeDelivery).publishExcept(channel, frame, excluded)
+        : 0;
+    return native + (entry.looped ? sendEach(entry.looped, frame, excluded) : 0);
+  }
+
   /** How many subscribers `channel` has here, or how many channels have any without an argument. */
   size(channel?: string): number {
     if (channel === undefined) return this.#channels.size;
@@ -102,11 +113,12 @@ interface ChannelSubscribers {
   native: number;
 }
 
-/** Sends to each subscriber; those whose send fails are dropped after the loop. */
-function sendEach(subscribers: Iterable<Subscriber>, frame: string): number {
+/** Sends to each subscriber but `skipped`; those whose send fails are dropped after the loop. */
+function sendEach(subscribers: Iterable<Subscriber>, frame: string, skipped?: Subscriber): number {
   let delivered = 0;
   let failed: Subscriber[] | undefined;
   for (const subscriber of subscribers) {
+    if (subscriber === skipped) continue;
     if (subscriber.deliver(frame)) delivered++;
     else {
       failed ??= [];

@@ -24,4 +24,6 @@ export interface NativeDelivery {
   leave(channel: string, subscriber: Subscriber): void;
   /** Sends `frame` to everyone on the topic; returns how many it reached. */
   publish(channel: string, frame: string): number;
+  /** Sends `frame` to everyone on the topic but `excluded`; returns how many it reached. */
+  publishExcept(channel: string, frame: string, excluded: Subscriber): number;
 }

@@ -39,19 +39,32 @@ export function replyFrame(
 }
 
 /**
- * `subscribed` on a channel with history: where the stream is, and whether what the client
- * missed follows (`recovered`, only when it asked with `since`).
+ * `subscribed` with more to say (`fields`, written by {@link positionFields} and
+ * {@link membersFields}, each starting with a comma); the id last.
  */
-export function subscribedAtFrame(
-  name: string,
-  id: RequestId | undefined,
+export function subscribedFrame(name: string, id: RequestId | undefined, fields: string): string {
+  return `{"type":"subscribed","channel":${JSON.stringify(name)}${fields}${
+    id === undefined ? "" : `,"id":${encodeId(id)}`
+  }}`;
+}
+
+/**
+ * On a channel with history: where the stream is, and whether what the client missed
+ * follows (`recovered`, only when it asked with `since`).
+ */
+export function positionFields(
   offset: number,
   epoch: string,
   recovered: boolean | undefined,
 ): string {
-  return `{"type":"subscribed","channel":${JSON.stringify(name)},"offset":${offset},"epoch":${JSON.stringify(epoch)}${
+  return `,"offset":${offset},"epoch":${JSON.stringify(epoch)}${
     recovered === undefined ? "" : `,"recovered":${recovered}`
-  }${id === undefined ? "" : `,"id":${encodeId(id)}`}}`;
+  }`;
+}
+
+/** On a channel with presence, for a client that asked: the members (`[...]`) and their count. */
+export function membersFields(members: string, count: number): string {
+  return `,"members":${members},"count":${count}`;
 }
 
 /**

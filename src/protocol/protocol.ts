@@ -31,6 +31,8 @@ export interface SubscribeFrame {
   data?: unknown;
   id?: RequestId;
   since?: { offset: number; epoch: string };
+  /** On a channel with presence: list the members in `subscribed`, then tell joins and leaves. */
+  presence?: boolean;
 }
 
 /** Stops receiving channel `channel`. */
@@ -68,6 +70,10 @@ export interface SubscribedFrame {
   offset?: number;
   epoch?: string;
   recovered?: boolean;
+  /** On a channel with presence, when the subscribe asked for it: at most 1,000 members. */
+  members?: { user: string; info: unknown }[];
+  /** How many members the channel has. */
+  count?: number;
   id?: RequestId;
 }
 
@@ -89,6 +95,21 @@ export interface DataFrame {
   data: unknown;
   offset?: number;
   epoch?: string;
+}
+
+/** A member joined a channel with presence (its first connection subscribed). */
+export interface JoinFrame {
+  type: "join";
+  channel: string;
+  user: string;
+  info: unknown;
+}
+
+/** A member left a channel with presence (its last connection is gone). */
+export interface LeaveFrame {
+  type: "leave";
+  channel: string;
+  user: string;
 }
 
 /** One validation problem: what is wrong and where, from the root of `data`. */
@@ -118,6 +139,8 @@ export type ServerFrame =
   | SubscribedFrame
   | UnsubscribedFrame
   | DataFrame
+  | JoinFrame
+  | LeaveFrame
   | ErrorFrame
   | PongFrame;
 

@@ -1,7 +1,24 @@
 import type { SocketAPI } from "../app.ts";
 import { broadcast } from "../declare/channel-handle.ts";
 import { InvalidChannelParamsError } from "../errors.ts";
+import type { Target } from "../hub/target.ts";
 import { internalsOf } from "./app-internals.ts";
+
+/** The target a broadcast request names: `undefined` for none, `null` when it is malformed. */
+function targetOf(body: Record<string, unknown>): Target | undefined | null {
+  const given = (["except", "to", "toUser"] as const).filter((key) => body[key] !== undefined);
+  if (given.length === 0) return undefined;
+  const key = given[0] as "except" | "to" | "toUser";
+  const value = body[key];
+  if (given.length > 1 || typeof value !== "string" || value === "" || value.length > 256) {
+    return null;
+  }
+  return key === "except"
+    ? { except: value }
+    : key === "to"
+      ? { connection: value }
+      : { user: value };
+}
 
 /** Options of the HTTP broadcast endpoint (`POST /_broadcast`). */
 export interface BroadcastEndpointOptions {
@@ -125,7 +142,9 @@ async function readBounded(request: Request, limit: number): Promise<string | un
 
 /**
  * Serves `POST /_broadcast` with `{"channel": NAME, "data": PARAMS}`: runs the channel's
- * handle as if the server called it, so that another process can broadcast. Who calls is
+ * handle as if the server called it, so that another process can broadcast. One of
+ * `"except": CONNECTION_ID`, `"to": CONNECTION_ID` or `"toUser": USER_ID` narrows it as the
+ * handle's `except`, `to` and `toUser` do. Who calls is
  * checked before the body is read ({@link refuseBroadcastCaller}). Answers 200
  * `{"ok":true,"delivered":N}`, 403 to an untrusted caller, 404 for an unknown channel, 422
  * for invalid parameters (with `issues`), 400 for a malformed body, 405 for another method,
@@ -168,6 +187,10 @@ export async function handleBroadcastRequest(
   if (typeof channel !== "string" || channel === "") {
     return json(400, { error: "Channel is required." });
   }
+  const target = targetOf(body as Record<string, unknown>);
+  if (target === null) {
+    return json(400, { error: "Give at most one of except, to and toUser, each a string." });
+  }
   const match =
     channel.length > app.limits.maxNameLength ? undefined : internalsOf(app).findChannel(channel);
   if (!match) return json(404, { error: `Channel '${channel.slice(0, 100)}' not found.` });
@@ -178,7 +201,7 @@ export async function handleBroadcastRequest(
   try {
     const params = { ...(data as object | undefined), ...match.nameParams };
     // Not the handle: a caller's invalid parameters are answered here, not reported.
-    const delivered = await broadcast(match.declaration, params, undefined);
+    const delivered = await broadcast(match.declaration, params, undefined, target);
     return json(200, { ok: true, delivered });
   } catch (error) {
     if (error instanceof InvalidChannelParamsError) {

@@ -98,6 +98,8 @@ export class Session<State extends object = ConnectionState>
   #abort: AbortController | undefined;
   #onClosed: (() => void)[] | undefined;
   #boundChannels: Map<object, object> | undefined;
+  /** Per channel with presence this connection is in, the member it counts for. */
+  #presence: Map<string, string> | undefined;
 
   constructor(
     host: SessionHost,
@@ -113,6 +115,7 @@ export class Session<State extends object = ConnectionState>
     this.#socket = socket;
     this.request = request;
     this.#state = state;
+    if (id !== undefined) hub.named(this as Session<object>);
   }
 
   // --- The connection, as handlers see it ---
@@ -128,7 +131,15 @@ export class Session<State extends object = ConnectionState>
   }
 
   get id(): string {
-    this.#id ??= crypto.randomUUID();
+    if (this.#id === undefined) {
+      this.#id = crypto.randomUUID();
+      this.hub.named(this as Session<object>);
+    }
+    return this.#id;
+  }
+
+  /** The id, if it was read or given already (none is made). @internal */
+  get knownId(): string | undefined {
     return this.#id;
   }
 
@@ -317,6 +328,38 @@ export class Session<State extends object = ConnectionState>
     return serveFrame(this as Session<object>, frame);
   }
 
+  /**
+   * Counts this connection in the presence of `channel`, as its user (the app's `userId`)
+   * or as itself, showing `info` (JSON). @internal
+   */
+  enterPresence(channel: string, info: string): void {
+    let user: string | undefined;
+    try {
+      user = this.hub.userOf?.(this as Session<object>);
+    } catch (error) {
+      this.host.reportError(error, { connection: this, channel, phase: "subscribe" });
+    }
+    const member = user ?? this.id;
+    this.#presence ??= new Map();
+    this.#presence.set(channel, member);
+    this.hub.joinPresence(channel, member, info, this);
+  }
+
+  /** Counts this connection out of the presence of `channel`, if it was in. @internal */
+  leavePresence(channel: string): void {
+    this.hub.presenceListeners.remove(channel, this);
+    const member = this.#presence?.get(channel);
+    if (member === undefined) return;
+    this.#presence?.delete(channel);
+    this.hub.leavePresence(channel, member);
+  }
+
+  /** From now on, this connection hears joins and leaves on `channel`. @internal */
+  listenToPresence(channel: string): void {
+    this.hub.presenceListeners.remove(channel, this);
+    this.hub.presenceListeners.add(channel, this);
+  }
+
   /** @internal */
   closeForAbuse(): void {
     this.#unsubscribeAll();
@@ -345,6 +388,7 @@ export class Session<State extends object = ConnectionState>
     for (const name of held) {
       try {
         this.hub.remove(name, this);
+        this.leavePresence(name);
         this.keeper?.unsubscribed(this as Session<object>, name);
       } catch (error) {
         this.host.reportError(error, { connection: this, channel: name, phase: "subscribe" });

@@ -1,7 +1,15 @@
 import { InvalidInput } from "../declare/pipeline.ts";
 import type { HistoryOptions, HistoryStore, Recovery } from "../history/history.ts";
 import { sincePosition } from "../history/stamp.ts";
-import { dataFrame, errorText, replyFrame, subscribedAtFrame } from "../protocol/encode.ts";
+import { MAX_LISTED_MEMBERS, MAX_PRESENCE_INFO_BYTES } from "../presence/presence-registry.ts";
+import {
+  dataFrame,
+  errorText,
+  membersFields,
+  positionFields,
+  replyFrame,
+  subscribedFrame,
+} from "../protocol/encode.ts";
 import {
   ErrorCode,
   ErrorMessage,
@@ -9,6 +17,7 @@ import {
   type UnsubscribeFrame,
   type WireIssue,
 } from "../protocol/protocol.ts";
+import { utf8Length } from "../protocol/utf8.ts";
 import { whenSettled } from "./answers.ts";
 import { SubscribeHandlerContext } from "./handler-context.ts";
 import { RecoveringSubscriber } from "./recovering-subscriber.ts";
@@ -73,12 +82,16 @@ async function subscribeSteps(
   const result = await pipeline.run(given, ctx);
   // Serialized before the client is added: data that cannot be sent refuses the subscribe.
   const initial = declaration.initialData ? dataFrame(ctx.name, result) : undefined;
+  // So is what the connection shows to the others, on a channel with presence.
+  const info = declaration.presence ? await presenceInfo(declaration.presence, ctx) : undefined;
   // The client may have left, or the handler timed out, while it ran: nobody to add.
   if (ctx.ended || session.closed) return;
   const name = ctx.name;
   const held = session.subscriptionSet();
   const history = session.hub.historyOf(name);
-  if (history) return subscribeWithHistory(session, ctx, frame, match, given, initial, history);
+  if (history) {
+    return subscribeWithHistory(session, ctx, frame, match, given, initial, info, history);
+  }
   if (!held.has(name)) {
     // An adapter that keeps subscriptions (a Durable Object's attachment) may refuse one.
     session.keeper?.subscribing(session, name, given && withoutNameParams(given, match.nameParams));
@@ -91,10 +104,44 @@ async function subscribeSteps(
       return;
     }
     held.add(name);
+    if (info !== undefined) session.enterPresence(name, info);
   }
   ctx.ended = true;
-  session.answer(replyFrame("subscribed", name, ctx.id));
+  const members = presenceFields(session, name, frame, info);
+  session.answer(
+    members ? subscribedFrame(name, ctx.id, members) : replyFrame("subscribed", name, ctx.id),
+  );
   if (initial !== undefined) session.answer(initial);
+}
+
+/** What a connection shows to the others, as JSON: at most {@link MAX_PRESENCE_INFO_BYTES}. */
+async function presenceInfo(
+  presence: (ctx: never) => unknown,
+  ctx: SubscribeHandlerContext,
+): Promise<string> {
+  const info = JSON.stringify(await presence(ctx as never)) ?? "null";
+  if (utf8Length(info, MAX_PRESENCE_INFO_BYTES) > MAX_PRESENCE_INFO_BYTES) {
+    throw new Error(
+      `Channel '${ctx.name}': presence info is over ${MAX_PRESENCE_INFO_BYTES} bytes as JSON.`,
+    );
+  }
+  return info;
+}
+
+/**
+ * For a client that asked for presence (`"presence": true`) on a channel with it: it hears
+ * joins and leaves from now on, and `subscribed` lists the members (`undefined` otherwise).
+ */
+function presenceFields(
+  session: Session<object>,
+  name: string,
+  frame: SubscribeFrame,
+  info: string | undefined,
+): string | undefined {
+  if (info === undefined || frame.presence !== true) return undefined;
+  session.listenToPresence(name);
+  const { presence } = session.hub;
+  return membersFields(presence.membersJson(name, MAX_LISTED_MEMBERS), presence.count(name));
 }
 
 /**
@@ -110,6 +157,7 @@ async function subscribeWithHistory(
   match: ChannelMatch,
   given: Record<string, unknown> | undefined,
   initial: string | undefined,
+  info: string | undefined,
   history: { options: HistoryOptions; store: HistoryStore },
 ): Promise<void> {
   const name = ctx.name;
@@ -142,16 +190,19 @@ async function subscribeWithHistory(
     return;
   }
   held.add(name);
+  if (recovering && info !== undefined) session.enterPresence(name, info);
   ctx.ended = true;
+  const members = presenceFields(session, name, frame, info) ?? "";
   if (!recovery) {
-    session.answer(replyFrame("subscribed", name, ctx.id));
+    session.answer(subscribedFrame(name, ctx.id, members));
     if (initial !== undefined) session.answer(initial);
     recovering?.handOver(-1);
     return;
   }
   const { position } = recovery;
   const recovered = asked ? since !== undefined && recovery.recovered === true : undefined;
-  session.answer(subscribedAtFrame(name, ctx.id, position.offset, position.epoch, recovered));
+  const fields = positionFields(position.offset, position.epoch, recovered) + members;
+  session.answer(subscribedFrame(name, ctx.id, fields));
   if (recovered) for (const missed of recovery.frames) session.answer(missed);
   else if (initial !== undefined) session.answer(initial);
   recovering?.handOver(position.offset);
@@ -163,6 +214,7 @@ export function serveUnsubscribe(session: Session<object>, frame: UnsubscribeFra
   if (session.subscriptions.has(name)) {
     session.subscriptionSet().delete(name);
     session.hub.remove(name, session);
+    session.leavePresence(name);
     session.keeper?.unsubscribed(session, name);
   }
   session.answer(replyFrame("unsubscribed", name, id));

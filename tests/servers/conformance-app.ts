@@ -15,6 +15,7 @@ const app = new SocketAPI({
   maxBufferedBytes: 256 * 1024,
   allowedOrigins: ["http://allowed.example"],
   idleTimeout: 1,
+  userId: (connection) => String(connection.state.user),
   onConnect: (request) => {
     const url = new URL(request.url);
     const refuse = url.searchParams.get("refuse");
@@ -102,6 +103,23 @@ const app = new SocketAPI({
       for (let n = from; n < from + count; n++) await ctx.channels.journal({ n });
       return count;
     },
+  )
+  // Targeted delivery: everyone but the sender, one connection, one user's connections.
+  .action("shout", { input: v.object({ message: v.string() }) }, ({ message }, ctx) =>
+    ctx.channels.chat.except(ctx.connection)({ message }),
+  )
+  .action("whisper", { input: v.object({ to: v.string(), message: v.string() }) }, (input, ctx) =>
+    ctx.channels.chat.to(input.to)({ message: input.message }),
+  )
+  .action("notify", { input: v.object({ user: v.string(), message: v.string() }) }, (input, ctx) =>
+    ctx.channels.chat.toUser(input.user)({ message: input.message }),
+  )
+  .action("my_id", (_, ctx) => ctx.connection.id)
+  // Presence: who is in the lobby, one member per user.
+  .channel(
+    "lobby",
+    { presence: (ctx) => ({ name: String(ctx.connection.state.user) }) },
+    () => null,
   )
   .action("whoami", (_, ctx) => ({
     user: ctx.connection.state.user,

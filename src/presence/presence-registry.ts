@@ -1,0 +1,83 @@
+/**
+ * Who is here, per channel with presence: each member (a user, or a connection without
+ * one) with the info it shows and how many of its connections are subscribed. A person on
+ * three tabs is one member: it joins with its first connection and leaves with its last.
+ */
+export class PresenceRegistry {
+  readonly #channels = new Map<string, Map<string, Member>>();
+
+  /** Counts a connection of `user` in; `true` when the user was not a member before. */
+  join(channel: string, user: string, info: string): boolean {
+    let members = this.#channels.get(channel);
+    if (!members) {
+      members = new Map();
+      this.#channels.set(channel, members);
+    }
+    const member = members.get(user);
+    if (member) {
+      member.connections++;
+      // The newest connection's info is what the others see from now on.
+      member.info = info;
+      return false;
+    }
+    members.set(user, { info, connections: 1 });
+    return true;
+  }
+
+  /** Counts a connection of `user` out; `true` when it was the user's last one. */
+  leave(channel: string, user: string): boolean {
+    const members = this.#channels.get(channel);
+    const member = members?.get(user);
+    if (!members || !member) return false;
+    if (--member.connections > 0) return false;
+    members.delete(user);
+    if (members.size === 0) this.#channels.delete(channel);
+    return true;
+  }
+
+  /** How many members `channel` has. */
+  count(channel: string): number {
+    return this.#channels.get(channel)?.size ?? 0;
+  }
+
+  /** The first `limit` members as a JSON array: `[{"user":U,"info":I}, ...]`. */
+  membersJson(channel: string, limit: number): string {
+    const members = this.#channels.get(channel);
+    if (!members) return "[]";
+    const parts: string[] = [];
+    for (const [user, { info }] of members) {
+      if (parts.length >= limit) break;
+      parts.push(`{"user":${JSON.stringify(user)},"info":${info}}`);
+    }
+    return `[${parts.join(",")}]`;
+  }
+
+  /** The members of `channel`, as objects: for `app.presence(channel)`. */
+  members(channel: string): { user: string; info: unknown }[] {
+    const members = this.#channels.get(channel);
+    if (!members) return [];
+    return [...members].map(([user, { info }]) => ({ user, info: JSON.parse(info) as unknown }));
+  }
+}
+
+/** A member: the info it shows (as JSON), and how many of its connections are subscribed. */
+interface Member {
+  info: string;
+  connections: number;
+}
+
+/** The most bytes a member's info may take, as JSON. */
+export const MAX_PRESENCE_INFO_BYTES = 1024;
+
+/** The most members a `subscribed` frame lists (`count` says how many there are). */
+export const MAX_LISTED_MEMBERS = 1000;
+
+/** `{"type":"join","channel":C,"user":U,"info":I}` */
+export function joinFrame(channel: string, user: string, info: string): string {
+  return `{"type":"join","channel":${JSON.stringify(channel)},"user":${JSON.stringify(user)},"info":${info}}`;
+}
+
+/** `{"type":"leave","channel":C,"user":U}` */
+export function leaveFrame(channel: string, user: string): string {
+  return `{"type":"leave","channel":${JSON.stringify(channel)},"user":${JSON.stringify(user)}}`;
+}

@@ -1,0 +1,207 @@
+// Presence in one process over real sockets: who is here, join and leave, one member per
+// user across tabs, leave on unsubscribe, close and a dropped peer; bounded info and lists.
+import * as v from "valibot";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import WebSocket from "ws";
+import { type NodeServer, serve } from "../adapters/node.ts";
+import { createClient, type Member } from "../src/client/index.ts";
+import { SocketAPI } from "../src/index.ts";
+import { createTestClient } from "../src/testing.ts";
+import { openClient, type WsClient } from "./helpers/ws-client.ts";
+
+function presenceApp() {
+  const onError = vi.fn();
+  const app = new SocketAPI<{ user: string; name: string }>({
+    onConnect: (request) => {
+      const query = new URL(request.url).searchParams;
+      const user = query.get("user") ?? "guest";
+      return { user, name: query.get("name") ?? user.toUpperCase() };
+    },
+    userId: (connection) => connection.state.user,
+    onError,
+  })
+    .channel(
+      "room",
+      {
+        params: v.object({ text: v.optional(v.string(), "") }),
+        presence: (ctx) => ({ name: ctx.connection.state.name }),
+      },
+      ({ text }) => ({ text }),
+    )
+    .channel(
+      "big",
+      { presence: (ctx) => ({ blob: "x".repeat(ctx.connection.state.name.length * 100) }) },
+      () => null,
+    )
+    .channel("plain", () => null);
+  return { app, onError };
+}
+
+const servers: NodeServer[] = [];
+const sockets: WsClient[] = [];
+
+afterEach(async () => {
+  for (const socket of sockets.splice(0)) socket.ws.terminate();
+  await Promise.all(servers.splice(0).map((server) => server.close()));
+});
+
+async function served() {
+  const { app, onError } = presenceApp();
+  const server = await serve(app, { port: 0, host: "127.0.0.1" });
+  servers.push(server);
+  return { app, onError, url: server.url };
+}
+
+async function member(url: string, user: string, name?: string): Promise<WsClient> {
+  const client = await openClient(`${url}?user=${user}${name ? `&name=${name}` : ""}`);
+  sockets.push(client);
+  return client;
+}
+
+const join = (user: string, name: string) => ({
+  type: "join",
+  channel: "room",
+  user,
+  info: { name },
+});
+const leave = (user: string) => ({ type: "leave", channel: "room", user });
+
+describe("presence in one process", () => {
+  it("lists the members in subscribed and tells the others of a join", async () => {
+    const { url } = await served();
+    const ada = await member(url, "ada", "Ada");
+    expect(
+      await ada.request({ type: "subscribe", channel: "room", presence: true, id: 1 }),
+    ).toEqual({
+      type: "subscribed",
+      channel: "room",
+      members: [{ user: "ada", info: { name: "Ada" } }],
+      count: 1,
+      id: 1,
+    });
+    const bob = await member(url, "bob", "Bob");
+    expect(await bob.request({ type: "subscribe", channel: "room", presence: true })).toEqual({
+      type: "subscribed",
+      channel: "room",
+      members: [
+        { user: "ada", info: { name: "Ada" } },
+        { user: "bob", info: { name: "Bob" } },
+      ],
+      count: 2,
+    });
+    expect(await ada.next()).toEqual(join("bob", "Bob"));
+    await bob.expectNone();
+  });
+
+  it("counts a user on several tabs once: joins with the first, leaves with the last", async () => {
+    const { app, url } = await served();
+    const watcher = await member(url, "watcher");
+    await watcher.request({ type: "subscribe", channel: "room", presence: true });
+    const tabs = [await member(url, "ada", "Ada"), await member(url, "ada", "Ada")];
+    for (const tab of tabs) await tab.request({ type: "subscribe", channel: "room" });
+    expect(await watcher.next()).toEqual(join("ada", "Ada"));
+    await watcher.expectNone();
+    expect(app.presence("room")).toEqual([
+      { user: "watcher", info: { name: "WATCHER" } },
+      { user: "ada", info: { name: "Ada" } },
+    ]);
+    await (tabs[0] as WsClient).close();
+    await watcher.expectNone(200);
+    await (tabs[1] as WsClient).close();
+    expect(await watcher.next()).toEqual(leave("ada"));
+    expect(app.presence("room").map((m) => m.user)).toEqual(["watcher"]);
+  });
+
+  it("tells a leave on unsubscribe, and on a peer that dropped without a close", async () => {
+    const { url } = await served();
+    const watcher = await member(url, "watcher");
+    await watcher.request({ type: "subscribe", channel: "room", presence: true });
+    const bob = await member(url, "bob", "Bob");
+    await bob.request({ type: "subscribe", channel: "room" });
+    expect(await watcher.next()).toEqual(join("bob", "Bob"));
+    await bob.request({ type: "unsubscribe", channel: "room" });
+    expect(await watcher.next()).toEqual(leave("bob"));
+    const cy = await member(url, "cy", "Cy");
+    await cy.request({ type: "subscribe", channel: "room" });
+    expect(await watcher.next()).toEqual(join("cy", "Cy"));
+    cy.ws.terminate();
+    expect(await watcher.next()).toEqual(leave("cy"));
+  });
+
+  it("changes nothing for a client that did not ask: no members, no join or leave frames", async () => {
+    const { url } = await served();
+    const quiet = await member(url, "quiet");
+    expect(await quiet.request({ type: "subscribe", channel: "room", id: 3 })).toEqual({
+      type: "subscribed",
+      channel: "room",
+      id: 3,
+    });
+    const bob = await member(url, "bob");
+    await bob.request({ type: "subscribe", channel: "room" });
+    await bob.close();
+    await quiet.expectNone(200);
+    // Asking on a channel without presence changes nothing either.
+    expect(await quiet.request({ type: "subscribe", channel: "plain", presence: true })).toEqual({
+      type: "subscribed",
+      channel: "plain",
+    });
+  });
+
+  it("refuses a subscribe whose presence info is over 1 KiB, and tells onError", async () => {
+    const { url, onError } = await served();
+    const small = await member(url, "a", "abc");
+    expect(await small.request({ type: "subscribe", channel: "big" })).toMatchObject({
+      type: "subscribed",
+    });
+    const large = await member(url, "b", "abcdefghijk");
+    expect(await large.request({ type: "subscribe", channel: "big", id: 9 })).toEqual({
+      type: "error",
+      code: "INTERNAL_ERROR",
+      message: "Internal server error.",
+      channel: "big",
+      id: 9,
+    });
+    expect(String(onError.mock.calls[0]?.[0])).toContain("presence info is over 1024 bytes");
+  });
+
+  it("lists at most 1,000 members, and says how many there are", async () => {
+    const { app } = presenceApp();
+    const clients = [];
+    for (let i = 0; i < 1100; i++) {
+      const client = await createTestClient(app, { url: `http://127.0.0.1/?user=u${i}` });
+      await client.request({ type: "subscribe", channel: "room" });
+      clients.push(client);
+    }
+    const asker = await createTestClient(app, { url: "http://127.0.0.1/?user=last" });
+    const answer = await asker.request({ type: "subscribe", channel: "room", presence: true });
+    expect(answer).toMatchObject({ type: "subscribed", count: 1101 });
+    expect((answer as { members: unknown[] }).members).toHaveLength(1000);
+  });
+});
+
+describe("presence in the typed client", () => {
+  it("gives members, joins and leaves, typed from the channel's presence", async () => {
+    const { url } = await served();
+    const typed = createClient<ReturnType<typeof presenceApp>["app"]>(`${url}?user=ada&name=Ada`, {
+      WebSocket: WebSocket as never,
+    });
+    const seen: string[] = [];
+    let listed: Member<{ name: string }>[] = [];
+    const stop = typed.subscribe("room", {
+      data: () => {},
+      members: (members, count) => {
+        listed = members;
+        seen.push(`members ${count}`);
+      },
+      join: (m) => seen.push(`join ${m.user} ${m.info.name}`),
+      leave: (m) => seen.push(`leave ${m.user}`),
+    });
+    await stop.ready;
+    expect(listed).toEqual([{ user: "ada", info: { name: "Ada" } }]);
+    const bob = await member(url, "bob", "Bob");
+    await bob.request({ type: "subscribe", channel: "room" });
+    await bob.close();
+    await vi.waitFor(() => expect(seen).toEqual(["members 1", "join bob Bob", "leave bob"]));
+    typed.close();
+  });
+});

@@ -41,6 +41,8 @@ interface Attachment {
   s: object;
   /** Subscriptions: concrete channel name to the subscribe-time parameters the client sent. */
   c: Record<string, Record<string, unknown> | 0>;
+  /** The channels with presence on which it hears joins and leaves. */
+  p?: string[];
 }
 
 /** The URL a connection keeps: without fragment, and without query but for the names given. */
@@ -164,10 +166,21 @@ export class ObjectServer implements ConnectionKeeper {
     }
   }
 
+  listening(session: Session<object>, channel: string): void {
+    const attachment = this.#attachments.get(session);
+    if (!attachment || attachment.p?.includes(channel)) return;
+    // Saved with the rest once the frame is served.
+    attachment.p = [...(attachment.p ?? []), channel];
+  }
+
   unsubscribed(session: Session<object>, channel: string): void {
     const attachment = this.#attachments.get(session);
     if (!attachment || !(channel in attachment.c)) return;
     delete attachment.c[channel];
+    if (attachment.p?.includes(channel)) {
+      attachment.p = attachment.p.filter((name) => name !== channel);
+      if (attachment.p.length === 0) delete attachment.p;
+    }
     // A closing socket's attachment is gone with it; only an open one is rewritten.
     if (session.isOpen) this.#save(session, false);
   }
@@ -210,7 +223,7 @@ export class ObjectServer implements ConnectionKeeper {
       throw new Error("socketapi/cloudflare: a socket without attachment");
     }
     const session = this.#open(ws, attachment);
-    session.restoreSubscriptions(Object.keys(attachment.c));
+    session.restoreSubscriptions(Object.keys(attachment.c), attachment.p);
     return session;
   }
 

@@ -24,7 +24,7 @@ import { Intake, type IntakeOwner, type QueuedFrame } from "./intake.ts";
 import type { Limits } from "./limits.ts";
 import { closeSlowConsumer, writeFrame } from "./outbox.ts";
 import { type MessageData, OPEN, type SocketLike } from "./socket.ts";
-import { Subscriptions } from "./subscriptions.ts";
+import { restorePresence, Subscriptions } from "./subscriptions.ts";
 
 export type { ErrorInfo } from "../context.ts";
 
@@ -58,6 +58,8 @@ export interface ConnectionKeeper {
   unsubscribed(session: Session<object>, channel: string): void;
   /** Every frame taken has been served: handlers may have changed the state. */
   idle(session: Session<object>): void;
+  /** The connection asked to hear joins and leaves on a channel with presence. */
+  listening?(session: Session<object>, channel: string): void;
 }
 
 const NO_SUBSCRIPTIONS: ReadonlySet<string> = new Set();
@@ -259,12 +261,13 @@ export class Session<State extends object = ConnectionState>
    * back in its hub's index: for adapters that restore a connection (a Durable Object
    * after a wake), whose relay still has its subscriptions.
    */
-  restoreSubscriptions(names: Iterable<string>): void {
+  restoreSubscriptions(names: Iterable<string>, listening: Iterable<string> = []): void {
     const held = this.subscriptionSet();
     for (const name of names) {
       held.add(name);
       this.hub.index.add(name, this);
     }
+    restorePresence(this as Session<object>, held, listening);
   }
 
   /** Queue entries waiting their turn (a run of refusals is one), for tests and metrics. */
@@ -332,7 +335,7 @@ export class Session<State extends object = ConnectionState>
    * Counts this connection in the presence of `channel`, as its user (the app's `userId`)
    * or as itself, showing `info` (JSON). @internal
    */
-  enterPresence(channel: string, info: string): void {
+  enterPresence(channel: string, info: string, silently = false): void {
     let user: string | undefined;
     try {
       user = this.hub.userOf?.(this as Session<object>);
@@ -342,7 +345,8 @@ export class Session<State extends object = ConnectionState>
     const member = user ?? this.id;
     this.#presence ??= new Map();
     this.#presence.set(channel, member);
-    this.hub.joinPresence(channel, member, info, this);
+    if (silently) this.hub.presence.join(channel, member, info);
+    else this.hub.joinPresence(channel, member, info, this);
   }
 
   /** Counts this connection out of the presence of `channel`, if it was in. @internal */

@@ -140,6 +140,7 @@ function presenceFields(
 ): string | undefined {
   if (info === undefined || frame.presence !== true) return undefined;
   session.listenToPresence(name);
+  session.keeper?.listening?.(session, name);
   const { presence } = session.hub;
   return membersFields(presence.membersJson(name, MAX_LISTED_MEMBERS), presence.count(name));
 }
@@ -206,6 +207,36 @@ async function subscribeWithHistory(
   if (recovered) for (const missed of recovery.frames) session.answer(missed);
   else if (initial !== undefined) session.answer(initial);
   recovering?.handOver(position.offset);
+}
+
+/**
+ * Counts a restored connection (a Durable Object's, after a wake) back into the presence
+ * of the channels it held, without telling anyone (they heard its join before the
+ * object slept), and back among the listeners of those it listened to.
+ */
+export function restorePresence(
+  session: Session<object>,
+  names: Iterable<string>,
+  listening: Iterable<string>,
+): void {
+  for (const name of names) {
+    const match = session.host.findChannel(name);
+    const presence = match?.declaration.presence;
+    if (!match || !presence) continue;
+    const ctx = new SubscribeHandlerContext(session, undefined, match.declaration.channels, name);
+    presenceInfo(presence, ctx).then(
+      (info) => {
+        if (!session.closed && session.subscriptions.has(name)) {
+          session.enterPresence(name, info, true);
+        }
+      },
+      (error: unknown) =>
+        session.host.reportError(error, { connection: session, channel: name, phase: "subscribe" }),
+    );
+  }
+  for (const name of listening) {
+    if (session.subscriptions.has(name)) session.listenToPresence(name);
+  }
 }
 
 /** Serves an unsubscribe: always confirmed, also for a channel not held or unknown. */

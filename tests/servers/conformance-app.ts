@@ -15,13 +15,13 @@ const app = new SocketAPI({
   maxBufferedBytes: 256 * 1024,
   allowedOrigins: ["http://allowed.example"],
   idleTimeout: 1,
-  userId: (connection) => String(connection.state.user),
   onConnect: (request) => {
     const url = new URL(request.url);
     const refuse = url.searchParams.get("refuse");
     if (refuse) return new Response(`refused with ${refuse}`, { status: Number(refuse) });
     return { user: url.searchParams.get("user") ?? "anonymous" };
   },
+  userId: (connection) => connection.state.user,
 })
   .action(
     "add_numbers",

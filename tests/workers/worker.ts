@@ -13,6 +13,7 @@ export const app = new SocketAPI({
       return new Response("Unauthorized", { status: 401 });
     return { user: url.searchParams.get("user") ?? "anonymous", visits: 0 };
   },
+  userId: (connection) => connection.state.user,
 })
   .channel("news", { params: v.object({ text: v.optional(v.string(), "") }) }, ({ text }) => ({
     text,
@@ -40,6 +41,8 @@ export const app = new SocketAPI({
     ({ n }) => ({ n }),
   )
   .action("post", { input: v.object({ n: v.number() }) }, (input, ctx) => ctx.channels.feed(input))
+  // With presence: who is in the room's lobby.
+  .channel("lobby", { presence: (ctx) => ({ name: ctx.connection.state.user }) }, () => null)
   .action("visit", (_, ctx) => {
     ctx.connection.state.visits += 1;
     return ctx.connection.state;

@@ -27,7 +27,8 @@ import {
 } from "../src/adapter.ts";
 import type { Relay } from "../src/index.ts";
 import { loadOptional } from "./optional.ts";
-import { RedisHistory } from "./redis-history.ts";
+import { HISTORY_MARK, RedisHistory } from "./redis-history.ts";
+import { RedisPresence } from "./redis-presence.ts";
 
 /** Options of {@link redisRelay}. */
 export interface RedisRelayOptions extends BrokerRelayOptions {
@@ -40,6 +41,11 @@ export interface RedisRelayOptions extends BrokerRelayOptions {
   prefix?: string | undefined;
   /** How long the first connection may take before start-up fails. Default 5000 ms. */
   connectTimeout?: number | undefined;
+  /**
+   * How often each instance tells Redis it is alive, in ms (default 5000): the members of an
+   * instance that dies leave within four of these.
+   */
+  presenceHeartbeat?: number | undefined;
   /** More `ioredis` options (TLS, Sentinel, ...), for both of the relay's connections. */
   redis?: RedisOptions | undefined;
 }
@@ -78,11 +84,20 @@ class RedisLink implements BrokerLink {
   #up = false;
   /** Channels with history keep it in Redis Streams, shared by every instance. */
   readonly history: RedisHistory;
+  /** Channels with presence count their members in Redis, across every instance. */
+  readonly presence: RedisPresence;
 
   constructor(options: RedisRelayOptions) {
     this.#url = options.url ?? "redis://127.0.0.1:6379";
     this.#prefix = options.prefix ?? "socketapi:";
     this.history = new RedisHistory(() => this.#publisher, this.#prefix);
+    this.presence = new RedisPresence(
+      () => this.#publisher,
+      this.#prefix,
+      this.#origin,
+      HISTORY_MARK,
+      options.presenceHeartbeat,
+    );
     this.#options = options;
     this.name = `Redis at ${redactedUrl(this.#url)}`;
   }
@@ -165,6 +180,7 @@ class RedisLink implements BrokerLink {
 
   async close(): Promise<void> {
     this.#up = false;
+    this.presence.stop();
     await Promise.all(
       [this.#publisher, this.#subscriber].map((client) =>
         client?.quit().catch(() => client.disconnect()),

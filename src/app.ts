@@ -163,11 +163,12 @@ export class SocketAPI<
    *
    * @example
    * ```ts
-   * const here = app.presence("rooms/42"); // [{ user: "ada", info: { name: "Ada" } }]
+   * const here = await app.presence("rooms/42"); // [{ user: "ada", info: { name: "Ada" } }]
    * ```
    */
-  presence(channel: string): { user: string; info: unknown }[] {
-    return this.#hub.presence.members(channel);
+  async presence(channel: string): Promise<{ user: string; info: unknown }[]> {
+    const { json } = await this.#hub.members(channel, Number.MAX_SAFE_INTEGER);
+    return JSON.parse(json) as { user: string; info: unknown }[];
   }
 
   /**

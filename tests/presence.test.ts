@@ -1,12 +1,14 @@
 // Presence in one process over real sockets: who is here, join and leave, one member per
 // user across tabs, leave on unsubscribe, close and a dropped peer; bounded info and lists.
 import * as v from "valibot";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import WebSocket from "ws";
 import { type NodeServer, serve } from "../adapters/node.ts";
 import { createClient, type Member } from "../src/client/index.ts";
 import { SocketAPI } from "../src/index.ts";
 import { createTestClient } from "../src/testing.ts";
+import { type Broker, startRedis } from "./helpers/brokers.ts";
+import { type ServerProcess, startServer } from "./helpers/server-process.ts";
 import { openClient, type WsClient } from "./helpers/ws-client.ts";
 
 function presenceApp() {
@@ -101,7 +103,7 @@ describe("presence in one process", () => {
     for (const tab of tabs) await tab.request({ type: "subscribe", channel: "room" });
     expect(await watcher.next()).toEqual(join("ada", "Ada"));
     await watcher.expectNone();
-    expect(app.presence("room")).toEqual([
+    expect(await app.presence("room")).toEqual([
       { user: "watcher", info: { name: "WATCHER" } },
       { user: "ada", info: { name: "Ada" } },
     ]);
@@ -109,7 +111,7 @@ describe("presence in one process", () => {
     await watcher.expectNone(200);
     await (tabs[1] as WsClient).close();
     expect(await watcher.next()).toEqual(leave("ada"));
-    expect(app.presence("room").map((m) => m.user)).toEqual(["watcher"]);
+    expect((await app.presence("room")).map((m) => m.user)).toEqual(["watcher"]);
   });
 
   it("tells a leave on unsubscribe, and on a peer that dropped without a close", async () => {
@@ -203,5 +205,73 @@ describe("presence in the typed client", () => {
     await bob.close();
     await vi.waitFor(() => expect(seen).toEqual(["members 1", "join bob Bob", "leave bob"]));
     typed.close();
+  });
+});
+
+describe("presence across instances over Redis", () => {
+  let redis: Broker;
+  const instances: ServerProcess[] = [];
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await redis.kill();
+  });
+  afterEach(async () => {
+    await Promise.all(instances.splice(0).map((instance) => instance.stop()));
+  });
+
+  /** An instance of tests/servers/scaling-app.ts over the test's Redis, heartbeats every 200 ms. */
+  async function instance(name: string): Promise<ServerProcess> {
+    const started = await startServer(
+      ["node", "adapters/node-cli.js", "tests/servers/scaling-app.ts", "--port", "{port}"],
+      { env: { INSTANCE: name, RELAY_URL: redis.url, PRESENCE_HEARTBEAT_MS: "200" } },
+    );
+    instances.push(started);
+    return started;
+  }
+
+  const lobby = (user: string, instance: string) => ({ user, info: { instance, user } });
+
+  it("counts members across instances, one per user, and tells joins and leaves everywhere", async () => {
+    const [a, b] = [await instance("a"), await instance("b")];
+    const ada = await member(a.url, "ada");
+    await ada.request({ type: "subscribe", channel: "lobby" });
+    const watcher = await member(b.url, "watcher");
+    const answer = await watcher.request({ type: "subscribe", channel: "lobby", presence: true });
+    expect(answer).toMatchObject({ type: "subscribed", count: 2 });
+    expect(answer.members).toEqual(
+      expect.arrayContaining([lobby("ada", "a"), lobby("watcher", "b")]),
+    );
+    const bob = await member(a.url, "bob");
+    await bob.request({ type: "subscribe", channel: "lobby" });
+    expect(await watcher.next()).toEqual({
+      type: "join",
+      channel: "lobby",
+      user: "bob",
+      info: { instance: "a", user: "bob" },
+    });
+    // Ada on a second tab, on the other instance: still one member.
+    const adaAgain = await member(b.url, "ada");
+    await adaAgain.request({ type: "subscribe", channel: "lobby" });
+    await ada.close();
+    await watcher.expectNone(300);
+    await adaAgain.close();
+    expect(await watcher.next()).toEqual({ type: "leave", channel: "lobby", user: "ada" });
+  });
+
+  it("counts out the members of an instance that died, within four heartbeats", async () => {
+    const [a, b] = [await instance("a"), await instance("b")];
+    const watcher = await member(b.url, "watcher");
+    await watcher.request({ type: "subscribe", channel: "lobby", presence: true });
+    const doomed = await member(a.url, "doomed");
+    await doomed.request({ type: "subscribe", channel: "lobby" });
+    expect(await watcher.next()).toMatchObject({ type: "join", user: "doomed" });
+    const killedAt = Date.now();
+    a.child.kill("SIGKILL");
+    expect(await watcher.next(5000)).toEqual({ type: "leave", channel: "lobby", user: "doomed" });
+    // The bound: silent for three heartbeats (600 ms), found at the next sweep (800 ms),
+    // with room for a busy machine.
+    expect(Date.now() - killedAt).toBeLessThan(3000);
   });
 });

@@ -7,6 +7,7 @@
  * @module
  */
 import type { SharedHistoryStore } from "../history/history.ts";
+import type { SharedPresenceStore } from "../presence/presence-registry.ts";
 import type { Relay, RelayStats } from "./relay.ts";
 
 /** What a link tells its relay of, as it happens. */
@@ -37,6 +38,8 @@ export interface BrokerLink {
   close(): Promise<void>;
   /** A history store every instance shares, where the broker keeps one. */
   readonly history?: SharedHistoryStore | undefined;
+  /** Presence every instance shares, where the broker keeps it. */
+  readonly presence?: SharedPresenceStore | undefined;
 }
 
 /** Options every broker relay has. */
@@ -102,6 +105,10 @@ export class BrokerRelay implements Relay {
 
   get history(): SharedHistoryStore | undefined {
     return this.#link.history;
+  }
+
+  get presence(): SharedPresenceStore | undefined {
+    return this.#link.presence;
   }
 
   async open(

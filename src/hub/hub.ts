@@ -2,7 +2,12 @@ import type { AppView, Connection, ErrorInfo } from "../context.ts";
 import type { HistoryOptions, HistoryStore } from "../history/history.ts";
 import { MemoryHistory } from "../history/memory-history.ts";
 import { offsetOf } from "../history/stamp.ts";
-import { joinFrame, leaveFrame, PresenceRegistry } from "../presence/presence-registry.ts";
+import {
+  joinFrame,
+  leaveFrame,
+  PresenceRegistry,
+  type SharedPresenceStore,
+} from "../presence/presence-registry.ts";
 import { isThenable } from "../thenable.ts";
 import type { Relay } from "./relay.ts";
 import type { Subscriber } from "./subscriber.ts";
@@ -202,19 +207,53 @@ export class Hub implements AppView<object> {
     return this.#relayPublish(channel, frame, local);
   }
 
+  /** Presence every instance shares, when the relay offers it (Redis). */
+  get sharedPresence(): SharedPresenceStore | undefined {
+    return this.#relay?.presence;
+  }
+
   /**
    * A connection of `member` entered the presence of `channel`: when it is the member's
-   * first, the others listening hear `join`.
+   * first (here, or in the cluster with a shared store), the others listening hear `join`.
    */
-  joinPresence(channel: string, member: string, info: string, connection: Subscriber): void {
+  joinPresence(
+    channel: string,
+    member: string,
+    info: string,
+    connection: Subscriber & { readonly id: string },
+  ): void | Promise<void> {
+    const frame = joinFrame(channel, member, info);
+    const shared = this.sharedPresence;
+    if (shared) {
+      return this.start()
+        .then(() => shared.join(channel, member, info, frame, connection.id))
+        .catch((error: unknown) => this.#report(error, { channel, phase: "relay" }));
+    }
     if (!this.presence.join(channel, member, info)) return;
-    this.presenceListeners.deliverExcept(channel, joinFrame(channel, member, info), connection);
+    this.presenceListeners.deliverExcept(channel, frame, connection);
   }
 
   /** A connection of `member` left: when it was the member's last, the listeners hear `leave`. */
   leavePresence(channel: string, member: string): void {
+    const shared = this.sharedPresence;
+    if (shared) {
+      shared
+        .leave(channel, member, leaveFrame(channel, member))
+        .catch((error: unknown) => this.#report(error, { channel, phase: "relay" }));
+      return;
+    }
     if (!this.presence.leave(channel, member)) return;
     this.presenceListeners.deliver(channel, leaveFrame(channel, member));
+  }
+
+  /** The first `limit` members of `channel` as a JSON array, and how many there are. */
+  members(
+    channel: string,
+    limit: number,
+  ): { json: string; count: number } | Promise<{ json: string; count: number }> {
+    const shared = this.sharedPresence;
+    if (shared) return this.start().then(() => shared.members(channel, limit));
+    return { json: this.presence.membersJson(channel, limit), count: this.presence.count(channel) };
   }
 
   /** Records a connection's id (read or given), so that `to(id)` finds it. */
@@ -274,6 +313,14 @@ export class Hub implements AppView<object> {
       }
       frame = targeted.frame;
       except = targeted.target.except;
+    }
+    if (frame.charCodeAt(0) === 37 /* % */) {
+      // A join or leave, from a shared presence store: for the listeners, not the subscribers.
+      const event = frame.slice(1);
+      const excluded = except === undefined ? undefined : this.#byId.get(except);
+      return excluded
+        ? this.presenceListeners.deliverExcept(channel, event, excluded)
+        : this.presenceListeners.deliver(channel, event);
     }
     const options = this.#historyOptions?.(channel);
     const store = options && this.#historyStore;

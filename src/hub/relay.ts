@@ -1,4 +1,5 @@
 import type { SharedHistoryStore } from "../history/history.ts";
+import type { SharedPresenceStore } from "../presence/presence-registry.ts";
 
 /**
  * Carries broadcasts between the instances of an app (processes, machines, Durable
@@ -71,6 +72,11 @@ export interface Relay {
    * own history in memory.
    */
   readonly history?: SharedHistoryStore | undefined;
+  /**
+   * Presence every instance shares, where the broker can keep it (Redis): members counted
+   * across the cluster. Without it, each instance knows its own members.
+   */
+  readonly presence?: SharedPresenceStore | undefined;
   /**
    * Whether this instance hears every broadcast of `channel` even without subscribers of
    * it (`false`, or absent, for a relay that routes by interest). A place that does keeps

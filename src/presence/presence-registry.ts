@@ -81,3 +81,22 @@ export function joinFrame(channel: string, user: string, info: string): string {
 export function leaveFrame(channel: string, user: string): string {
   return `{"type":"leave","channel":${JSON.stringify(channel)},"user":${JSON.stringify(user)}}`;
 }
+
+/**
+ * Presence every instance shares, where the relay's broker keeps it (Redis): members are
+ * counted cluster-wide, and a join or leave event is published to every instance with
+ * subscribers of the channel (this one included, through its relay), as `%` and the frame,
+ * after `#{"except":ID}` and a newline when the joining connection must not hear it.
+ * An instance that dies without a word loses its members within a bounded time.
+ */
+export interface SharedPresenceStore {
+  /** Counts a connection of `member` in; publishes `frame` (its join) when it is the first. */
+  join(channel: string, member: string, info: string, frame: string, except: string): Promise<void>;
+  /** Counts a connection of `member` out; publishes `frame` (its leave) when it was the last. */
+  leave(channel: string, member: string, frame: string): Promise<void>;
+  /** The first `limit` members as a JSON array, and how many there are. */
+  members(channel: string, limit: number): Promise<{ json: string; count: number }>;
+}
+
+/** What a presence event starts with where it travels between instances. */
+export const PRESENCE_EVENT_MARK = "%";

@@ -335,7 +335,7 @@ export class Session<State extends object = ConnectionState>
    * Counts this connection in the presence of `channel`, as its user (the app's `userId`)
    * or as itself, showing `info` (JSON). @internal
    */
-  enterPresence(channel: string, info: string, silently = false): void {
+  enterPresence(channel: string, info: string, silently = false): void | Promise<void> {
     let user: string | undefined;
     try {
       user = this.hub.userOf?.(this as Session<object>);
@@ -346,7 +346,7 @@ export class Session<State extends object = ConnectionState>
     this.#presence ??= new Map();
     this.#presence.set(channel, member);
     if (silently) this.hub.presence.join(channel, member, info);
-    else this.hub.joinPresence(channel, member, info, this);
+    else return this.hub.joinPresence(channel, member, info, this);
   }
 
   /** Counts this connection out of the presence of `channel`, if it was in. @internal */

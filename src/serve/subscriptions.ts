@@ -104,10 +104,11 @@ async function subscribeSteps(
       return;
     }
     held.add(name);
-    if (info !== undefined) session.enterPresence(name, info);
+    if (info !== undefined) await session.enterPresence(name, info);
   }
+  const members = await presenceFields(session, name, frame, info);
+  if (ctx.ended || session.closed) return;
   ctx.ended = true;
-  const members = presenceFields(session, name, frame, info);
   session.answer(
     members ? subscribedFrame(name, ctx.id, members) : replyFrame("subscribed", name, ctx.id),
   );
@@ -132,17 +133,17 @@ async function presenceInfo(
  * For a client that asked for presence (`"presence": true`) on a channel with it: it hears
  * joins and leaves from now on, and `subscribed` lists the members (`undefined` otherwise).
  */
-function presenceFields(
+async function presenceFields(
   session: Session<object>,
   name: string,
   frame: SubscribeFrame,
   info: string | undefined,
-): string | undefined {
+): Promise<string | undefined> {
   if (info === undefined || frame.presence !== true) return undefined;
   session.listenToPresence(name);
   session.keeper?.listening?.(session, name);
-  const { presence } = session.hub;
-  return membersFields(presence.membersJson(name, MAX_LISTED_MEMBERS), presence.count(name));
+  const { json, count } = await session.hub.members(name, MAX_LISTED_MEMBERS);
+  return membersFields(json, count);
 }
 
 /**
@@ -191,9 +192,9 @@ async function subscribeWithHistory(
     return;
   }
   held.add(name);
-  if (recovering && info !== undefined) session.enterPresence(name, info);
+  if (recovering && info !== undefined) await session.enterPresence(name, info);
+  const members = (await presenceFields(session, name, frame, info)) ?? "";
   ctx.ended = true;
-  const members = presenceFields(session, name, frame, info) ?? "";
   if (!recovery) {
     session.answer(subscribedFrame(name, ctx.id, members));
     if (initial !== undefined) session.answer(initial);

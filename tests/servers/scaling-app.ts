@@ -14,12 +14,17 @@ const errors: string[] = [];
 /** The relay RELAY_URL names (`redis://...` or `nats://...`), if any. */
 function relayFromEnv(url = process.env.RELAY_URL): Relay | undefined {
   if (!url) return undefined;
-  return url.startsWith("nats:") ? natsRelay(url) : redisRelay(url);
+  if (url.startsWith("nats:")) return natsRelay(url);
+  // PRESENCE_HEARTBEAT_MS: short heartbeats, so that a test sees a dead instance's members leave.
+  const heartbeat = Number(process.env.PRESENCE_HEARTBEAT_MS) || undefined;
+  return redisRelay({ url, presenceHeartbeat: heartbeat });
 }
 
 // With RELAY_URL, through that relay; the socketapi command gives one with --redis/--nats.
 const app = new SocketAPI({
   relay: relayFromEnv(),
+  onConnect: (request) => ({ user: new URL(request.url).searchParams.get("user") ?? "anonymous" }),
+  userId: (connection) => connection.state.user,
   onError: (error, info) => {
     errors.push(`${info.phase}: ${error instanceof Error ? error.message : String(error)}`);
   },
@@ -46,6 +51,12 @@ const app = new SocketAPI({
       }),
     },
     ({ text, from }) => ({ text, from }),
+  )
+  // With presence: members across every instance over Redis.
+  .channel(
+    "lobby",
+    { presence: (ctx) => ({ instance, user: ctx.connection.state.user }) },
+    () => null,
   )
   .action("whoami", () => ({ instance, pid: process.pid }))
   .action("relay_stats", () => ({ stats: relayStats(), errors }))

@@ -18,7 +18,7 @@ export interface LoadSizes {
 }
 
 interface Options extends LoadSizes {
-  scenario: "actions" | "latency" | "fanout" | "memory" | "cluster" | "recovery";
+  scenario: "actions" | "latency" | "fanout" | "memory" | "cluster" | "recovery" | "presence";
   /** For `fanout` and `recovery` on SocketAPI: the channel with history. */
   history?: boolean;
   url: string;
@@ -339,6 +339,80 @@ async function recovery(): Promise<Record<string, number>> {
   return { ms: times[Math.floor(times.length / 2)] as number };
 }
 
+/**
+ * A join and leave storm on a channel with presence: `idle / 2` members listening to joins
+ * and leaves (at most 1,000), then as many more connections subscribing at once: the time
+ * until every member heard every join, then the same for the leaves when they all close;
+ * and the frames that took.
+ */
+async function presence(): Promise<Record<string, number>> {
+  const size = Math.min(1000, Math.floor(options.idle / 2));
+  const open = async () => {
+    const ws = new WebSocket(options.url);
+    await new Promise((resolve, reject) => {
+      ws.onopen = resolve;
+      ws.onerror = reject;
+    });
+    return ws;
+  };
+  const batches = async (count: number) => {
+    const sockets: WebSocket[] = [];
+    for (let i = 0; i < count; i += 100) {
+      sockets.push(...(await Promise.all(Array.from({ length: Math.min(100, count - i) }, open))));
+    }
+    return sockets;
+  };
+  let joins = 0;
+  let leaves = 0;
+  let frames = 0;
+  let settle: () => void = () => {};
+  let target = 0;
+  let phase: "members" | "join" | "leave" = "members";
+  const members = await batches(size);
+  await Promise.all(
+    members.map(
+      (ws) =>
+        new Promise<void>((subscribed) => {
+          ws.onmessage = (event) => {
+            const frame = JSON.parse(event.data as string);
+            frames++;
+            if (frame.type === "subscribed") subscribed();
+            else if (frame.type === "join") joins++;
+            else if (frame.type === "leave") leaves++;
+            const counted = phase === "join" ? joins : phase === "leave" ? leaves : 0;
+            if (counted === target) settle();
+          };
+          ws.send(JSON.stringify({ type: "subscribe", channel: "lobby", presence: true }));
+        }),
+    ),
+  );
+  // Joins of the members among themselves are done: count the storm's only.
+  await sleep(300);
+  joins = 0;
+  leaves = 0;
+  frames = 0;
+  const newcomers = await batches(size);
+  target = size * size;
+  const joined = new Promise<void>((resolve) => {
+    settle = resolve;
+  });
+  phase = "join";
+  let started = performance.now();
+  for (const ws of newcomers) ws.send('{"type":"subscribe","channel":"lobby"}');
+  await joined;
+  const joinMs = performance.now() - started;
+  const left = new Promise<void>((resolve) => {
+    settle = resolve;
+  });
+  phase = "leave";
+  started = performance.now();
+  for (const ws of newcomers) ws.close();
+  await left;
+  const leaveMs = performance.now() - started;
+  for (const ws of members) ws.close();
+  return { joinMs, leaveMs, frames, members: size };
+}
+
 async function serverMemory(): Promise<{ rss: number; heapUsed: number }> {
   await sleep(300);
   const response = await fetch(`${options.url.replace(/^ws/, "http")}__memory`);
@@ -360,7 +434,7 @@ async function memory(): Promise<Record<string, number>> {
   };
 }
 
-const scenarios = { actions, latency, fanout, memory, cluster, recovery };
+const scenarios = { actions, latency, fanout, memory, cluster, recovery, presence };
 const result = await scenarios[options.scenario]();
 console.log(JSON.stringify(result));
 process.exit(0);

@@ -205,6 +205,13 @@ const HISTORY_METRICS: { scenario: string; load: string; key: string; unit: stri
   { scenario: "recovery of 1,000 missed broadcasts", load: "recovery", key: "ms", unit: "ms" },
 ];
 
+/** The join/leave storm, for SocketAPI only: one run gives all three. */
+const PRESENCE_METRICS: { scenario: string; key: string; unit: string }[] = [
+  { scenario: "presence: all joins heard", key: "joinMs", unit: "ms" },
+  { scenario: "presence: all leaves heard", key: "leaveMs", unit: "ms" },
+  { scenario: "presence: frames sent in the storm", key: "frames", unit: "frames" },
+];
+
 /** What the cross-process scenario reports. */
 const SCALE_METRICS: { scenario: string; key: string; unit: string }[] = [
   { scenario: "fan-out across processes", key: "value", unit: "deliveries/s" },
@@ -450,6 +457,23 @@ function historyTable(results: BenchResult[]): string {
   return lines.join("\n");
 }
 
+/** The presence table: the join/leave storm on Node and Bun. */
+function presenceTable(results: BenchResult[]): string {
+  const lines = ["| scenario | runtime | median | min – max |", "| --- | --- | ---: | ---: |"];
+  for (const metric of PRESENCE_METRICS) {
+    for (const runtime of ["node", "bun"]) {
+      const row = results.find(
+        (r) => r.scenario === metric.scenario && r.runtime === runtime && r.subject === "socketapi",
+      );
+      if (!row) continue;
+      lines.push(
+        `| ${metric.scenario} (${metric.unit}) | ${runtime} | ${format(row.median, metric.unit)} | ${format(row.min, metric.unit)} – ${format(row.max, metric.unit)} |`,
+      );
+    }
+  }
+  return lines.join("\n");
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -503,6 +527,16 @@ async function main(): Promise<void> {
             const key = `${metric.scenario}|${subject.runtime}|socketapi`;
             runs.set(key, [...(runs.get(key) ?? []), result[metric.key] as number]);
           }
+          const storm = await runLoad({
+            ...sizes,
+            scenario: "presence",
+            url,
+            protocol: subject.protocol,
+          });
+          for (const metric of PRESENCE_METRICS) {
+            const key = `${metric.scenario}|${subject.runtime}|socketapi`;
+            runs.set(key, [...(runs.get(key) ?? []), storm[metric.key] as number]);
+          }
         }
       } finally {
         child.kill("SIGKILL");
@@ -537,7 +571,7 @@ async function main(): Promise<void> {
       });
     }
   }
-  for (const metric of HISTORY_METRICS) {
+  for (const metric of [...HISTORY_METRICS, ...PRESENCE_METRICS]) {
     for (const subject of subjects.filter((s) => s.subject === "socketapi")) {
       const values = runs.get(`${metric.scenario}|${subject.runtime}|socketapi`) ?? [];
       results.push({
@@ -592,6 +626,7 @@ async function main(): Promise<void> {
   console.log(rendered);
   console.log(scaleTable(results));
   console.log(historyTable(results));
+  console.log(presenceTable(results));
   if (values.json)
     await writeFile(values.json, `${JSON.stringify({ machine, results }, null, 2)}\n`);
   if (mode === "full" || values.results) {
@@ -731,6 +766,15 @@ without; and the time a client that missed 1,000 broadcasts takes to get them al
 its subscribe with \`since\` to the last missed frame (median of five, after one warm-up).
 
 ${historyTable(lastResults)}
+
+## Presence
+
+A join and leave storm on a channel with presence: half the memory scenario's connections
+(at most 1,000) are members listening to joins and leaves; as many more subscribe at once
+(the time until every member heard every join: members × newcomers frames), then close
+(the same for the leaves).
+
+${presenceTable(lastResults)}
 
 ## What the core does to stay close to raw, and what it bought
 

@@ -27,6 +27,8 @@ export const app = new SocketAPI({ rateLimit: false })
       for (let seq = 0; seq < count; seq++) await channel({ seq });
     },
   )
+  // With presence: every connection a member (no userId), for the join/leave storm.
+  .channel("lobby", { presence: (ctx) => ({ id: ctx.connection.id.slice(0, 8) }) }, () => null)
   // One broadcast with the load generator's number, for latency across processes.
   .action("broadcast_seq", { input: v.object({ seq: v.number() }) }, async ({ seq }, ctx) => {
     await ctx.channels.fanout({ seq });

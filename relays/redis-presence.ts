@@ -4,7 +4,7 @@
 // bounded time (four heartbeats: silent for three, found at the next sweep).
 import type { Redis } from "ioredis";
 import { utf8ByteLength } from "../src/adapter.ts";
-import type { SharedPresenceStore } from "../src/index.ts";
+import type { PresenceCount, SharedPresenceStore } from "../src/index.ts";
 
 /** How often an instance says it is alive, and looks for instances that are not: default. */
 export const HEARTBEAT_MS = 5000;
@@ -43,6 +43,14 @@ for i = 1, math.min(#all, limit) do out[#out + 1] = all[i] end
 return out
 `;
 
+// KEYS: counts. How many members, and the sum of their connections.
+const COUNT = `
+local counts = redis.call('HVALS', KEYS[1])
+local connections = 0
+for _, n in ipairs(counts) do connections = connections + tonumber(n) end
+return { #counts, connections }
+`;
+
 // KEYS: alive. ARGV: now, deadline, prefix, the mark, this instance.
 // Counts out the contributions of every instance silent since the deadline.
 const SWEEP = `
@@ -78,6 +86,7 @@ interface PresenceCommands {
   socketapiPresenceLeave(...args: string[]): Promise<number>;
   socketapiPresenceMembers(...args: (string | number)[]): Promise<(string | number)[]>;
   socketapiPresenceSweep(...args: (string | number)[]): Promise<number>;
+  socketapiPresenceCount(key: string): Promise<[number, number]>;
 }
 
 /**
@@ -161,6 +170,13 @@ export class RedisPresence implements SharedPresenceStore {
     return { json: `[${parts.join(",")}]`, count: Number(count) };
   }
 
+  async count(channel: string): Promise<PresenceCount> {
+    const [members, connections] = await this.#commands().socketapiPresenceCount(
+      `${this.#prefix}presence-count:${channel}`,
+    );
+    return { members: Number(members), connections: Number(connections) };
+  }
+
   /** Says this instance is alive, and counts out the members of those that are not. */
   async sweep(now = Date.now()): Promise<number> {
     const redis = this.#commands();
@@ -199,6 +215,7 @@ export class RedisPresence implements SharedPresenceStore {
       redis.defineCommand("socketapiPresenceLeave", { numberOfKeys: 4, lua: LEAVE });
       redis.defineCommand("socketapiPresenceMembers", { numberOfKeys: 1, lua: MEMBERS });
       redis.defineCommand("socketapiPresenceSweep", { numberOfKeys: 1, lua: SWEEP });
+      redis.defineCommand("socketapiPresenceCount", { numberOfKeys: 1, lua: COUNT });
       this.#defined.add(redis);
     }
     return redis as Redis & PresenceCommands;

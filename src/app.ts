@@ -8,6 +8,7 @@ import type { HistoryStore } from "./history/history.ts";
 import { Hub } from "./hub/hub.ts";
 import type { Relay } from "./hub/relay.ts";
 import type { Target } from "./hub/target.ts";
+import type { PresenceCount } from "./presence/presence-registry.ts";
 import { dataFrame } from "./protocol/encode.ts";
 import { type AdmissionRules, Admissions } from "./serve/admission.ts";
 import { type AppInternals, registerApp } from "./serve/app-internals.ts";
@@ -169,6 +170,19 @@ export class SocketAPI<
   async presence(channel: string): Promise<{ user: string; info: unknown }[]> {
     const { json } = await this.#hub.members(channel, Number.MAX_SAFE_INTEGER);
     return JSON.parse(json) as { user: string; info: unknown }[];
+  }
+
+  /**
+   * How many members a channel with presence has (a concrete name), and how many
+   * connections they subscribed: on every instance with the Redis relay, else here.
+   *
+   * @example
+   * ```ts
+   * const { members, connections } = await app.presenceCount("rooms/42");
+   * ```
+   */
+  async presenceCount(channel: string): Promise<PresenceCount> {
+    return this.#hub.presenceCount(channel);
   }
 
   /**

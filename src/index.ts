@@ -71,7 +71,7 @@ export type {
 } from "./history/history.ts";
 export { MemoryHistory } from "./history/memory-history.ts";
 export type { Relay, RelayStats } from "./hub/relay.ts";
-export type { SharedPresenceStore } from "./presence/presence-registry.ts";
+export type { PresenceCount, SharedPresenceStore } from "./presence/presence-registry.ts";
 export {
   type ActionCompletedFrame,
   type ActionFrame,

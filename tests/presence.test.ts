@@ -103,6 +103,7 @@ describe("presence in one process", () => {
     for (const tab of tabs) await tab.request({ type: "subscribe", channel: "room" });
     expect(await watcher.next()).toEqual(join("ada", "Ada"));
     await watcher.expectNone();
+    expect(await app.presenceCount("room")).toEqual({ members: 2, connections: 3 });
     expect(await app.presence("room")).toEqual([
       { user: "watcher", info: { name: "WATCHER" } },
       { user: "ada", info: { name: "Ada" } },
@@ -254,6 +255,8 @@ describe("presence across instances over Redis", () => {
     // Ada on a second tab, on the other instance: still one member.
     const adaAgain = await member(b.url, "ada");
     await adaAgain.request({ type: "subscribe", channel: "lobby" });
+    const count = await bob.request({ type: "action", channel: "lobby_count" });
+    expect(count.data).toEqual({ members: 3, connections: 4 });
     await ada.close();
     await watcher.expectNone(300);
     await adaAgain.close();

@@ -5,6 +5,7 @@ import { offsetOf } from "../history/stamp.ts";
 import {
   joinFrame,
   leaveFrame,
+  type PresenceCount,
   PresenceRegistry,
   type SharedPresenceStore,
 } from "../presence/presence-registry.ts";
@@ -244,6 +245,16 @@ export class Hub implements AppView<object> {
     }
     if (!this.presence.leave(channel, member)) return;
     this.presenceListeners.deliver(channel, leaveFrame(channel, member));
+  }
+
+  /** How many members `channel` has, and how many connections they subscribed. */
+  presenceCount(channel: string): PresenceCount | Promise<PresenceCount> {
+    const shared = this.sharedPresence;
+    if (shared) return this.start().then(() => shared.count(channel));
+    return {
+      members: this.presence.count(channel),
+      connections: this.presence.connections(channel),
+    };
   }
 
   /** The first `limit` members of `channel` as a JSON array, and how many there are. */

@@ -40,6 +40,15 @@ export class PresenceRegistry {
     return this.#channels.get(channel)?.size ?? 0;
   }
 
+  /** How many connections its members have subscribed. */
+  connections(channel: string): number {
+    let connections = 0;
+    for (const member of this.#channels.get(channel)?.values() ?? []) {
+      connections += member.connections;
+    }
+    return connections;
+  }
+
   /** The first `limit` members as a JSON array: `[{"user":U,"info":I}, ...]`. */
   membersJson(channel: string, limit: number): string {
     const members = this.#channels.get(channel);
@@ -96,6 +105,14 @@ export interface SharedPresenceStore {
   leave(channel: string, member: string, frame: string): Promise<void>;
   /** The first `limit` members as a JSON array, and how many there are. */
   members(channel: string, limit: number): Promise<{ json: string; count: number }>;
+  /** How many members, and how many connections they have subscribed, on every instance. */
+  count(channel: string): Promise<PresenceCount>;
+}
+
+/** How many members a channel with presence has, and how many connections they subscribed. */
+export interface PresenceCount {
+  readonly members: number;
+  readonly connections: number;
 }
 
 /** What a presence event starts with where it travels between instances. */

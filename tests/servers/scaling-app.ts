@@ -78,6 +78,9 @@ const app = new SocketAPI({
     ({ room, text }, ctx) => ctx.channels["rooms/{room}"]({ room, text, from: instance }),
   );
 
+// The members of the lobby and their connections, on every instance.
+app.action("lobby_count", () => app.presenceCount("lobby"));
+
 /** What the app's relay counted (it may come from the socketapi command's --redis or --nats). */
 function relayStats(): RelayStats | null {
   return hubOf(app).relay?.stats ?? null;

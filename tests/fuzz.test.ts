@@ -19,6 +19,7 @@ const NAMES = [
   "rooms/",
   "secret",
   "nothing",
+  "journal",
 ];
 const HOSTILE_KEYS = ["__proto__", "constructor", "prototype", "toString", "hasOwnProperty"];
 
@@ -49,6 +50,15 @@ const frameObject = fc.record(
       fc.record({ name: fc.string(), tags: fc.array(fc.string(), { maxLength: 5 }) }),
       anyValue,
     ),
+    // The additions of history and presence, with what a hostile client may put there.
+    since: fc.oneof(
+      fc.record({
+        offset: fc.oneof(fc.integer(), anyValue),
+        epoch: fc.oneof(fc.string(), anyValue),
+      }),
+      anyValue,
+    ),
+    presence: fc.oneof(fc.boolean(), anyValue),
   },
   { requiredKeys: [] },
 );

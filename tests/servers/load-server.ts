@@ -51,6 +51,15 @@ const app = new SocketAPI({
     ({ room }) => room,
   )
   .channel("secret", () => "for the bystander only")
+  // History and presence, for the fuzzer's since and presence keys.
+  .channel(
+    "journal",
+    {
+      history: { size: 20, ttl: 60_000 },
+      presence: (ctx) => ({ id: ctx.connection.id.slice(0, 8) }),
+    },
+    () => null,
+  )
   .channel(
     "load",
     { params: v.object({ seq: v.optional(v.number(), -1), pad: v.optional(v.string(), "") }) },

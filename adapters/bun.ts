@@ -201,7 +201,7 @@ function deliverThroughBun(app: AnyApp, server: Server<SocketData>): void {
   if (!delivery) {
     delivery = new BunDelivery();
     deliveries.set(app, delivery);
-    hubOf(app).index.useNativeDelivery(delivery);
+    hubOf(app).useNativeDelivery(delivery);
   }
   delivery.server ??= server;
 }

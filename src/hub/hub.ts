@@ -11,7 +11,7 @@ import {
 } from "../presence/presence-registry.ts";
 import { isThenable } from "../thenable.ts";
 import type { Relay } from "./relay.ts";
-import type { Subscriber } from "./subscriber.ts";
+import type { NativeDelivery, Subscriber } from "./subscriber.ts";
 import { SubscriberIndex } from "./subscriber-index.ts";
 import { isTargeted, splitTargeted, type Target, targetedFrame } from "./target.ts";
 
@@ -27,6 +27,8 @@ import { isTargeted, splitTargeted, type Target, targetedFrame } from "./target.
 export class Hub implements AppView<object> {
   /** Who is subscribed here. */
   readonly index: SubscriberIndex = new SubscriberIndex();
+  /** The runtime's pub/sub, once an adapter lent it. */
+  #native: NativeDelivery | undefined;
   /** Who is here on each channel with presence. */
   readonly presence: PresenceRegistry = new PresenceRegistry();
   /** The subscribers that asked to hear joins and leaves, per channel. */
@@ -206,6 +208,24 @@ export class Hub implements AppView<object> {
       : this.index.deliver(channel, stamped);
     // The excluded connection is here: the other instances deliver to all of theirs.
     return this.#relayPublish(channel, frame, local);
+  }
+
+  /**
+   * Delivers through the runtime's pub/sub from now on (Bun's topics): broadcasts, and the
+   * joins and leaves of presence, on topics of their own (`//presence/` and the channel: no
+   * concrete name of a declared channel starts with an empty segment).
+   */
+  useNativeDelivery(native: NativeDelivery): void {
+    if (this.#native === native) return;
+    this.index.useNativeDelivery(native);
+    this.#native = native;
+    this.presenceListeners.useNativeDelivery({
+      join: (channel, subscriber) => native.join(PRESENCE_TOPIC + channel, subscriber),
+      leave: (channel, subscriber) => native.leave(PRESENCE_TOPIC + channel, subscriber),
+      publish: (channel, frame) => native.publish(PRESENCE_TOPIC + channel, frame),
+      publishExcept: (channel, frame, excluded) =>
+        native.publishExcept(PRESENCE_TOPIC + channel, frame, excluded),
+    });
   }
 
   /** Presence every instance shares, when the relay offers it (Redis). */
@@ -525,3 +545,6 @@ interface Echo {
   readonly resolve: (delivered: number) => void;
   timer: ReturnType<typeof setTimeout> | undefined;
 }
+
+/** Where the joins and leaves of a channel's presence go on a runtime's own pub/sub. */
+const PRESENCE_TOPIC = "//presence/";

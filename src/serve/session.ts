@@ -102,6 +102,8 @@ export class Session<State extends object = ConnectionState>
   #boundChannels: Map<object, object> | undefined;
   /** Per channel with presence this connection is in, the member it counts for. */
   #presence: Map<string, string> | undefined;
+  /** The channels with presence on which it hears joins and leaves. */
+  #listening: Set<string> | undefined;
 
   constructor(
     host: SessionHost,
@@ -351,7 +353,8 @@ export class Session<State extends object = ConnectionState>
 
   /** Counts this connection out of the presence of `channel`, if it was in. @internal */
   leavePresence(channel: string): void {
-    this.hub.presenceListeners.remove(channel, this);
+    // Only a listener leaves the listeners: the index counts those of a runtime's topics.
+    if (this.#listening?.delete(channel)) this.hub.presenceListeners.remove(channel, this);
     const member = this.#presence?.get(channel);
     if (member === undefined) return;
     this.#presence?.delete(channel);
@@ -360,7 +363,9 @@ export class Session<State extends object = ConnectionState>
 
   /** From now on, this connection hears joins and leaves on `channel`. @internal */
   listenToPresence(channel: string): void {
-    this.hub.presenceListeners.remove(channel, this);
+    this.#listening ??= new Set();
+    if (this.#listening.has(channel)) return;
+    this.#listening.add(channel);
     this.hub.presenceListeners.add(channel, this);
   }
 

@@ -288,6 +288,16 @@ async function cluster(): Promise<Record<string, number>> {
   return { value: values[2] as number, p50: at(0.5), p99: at(0.99), idleReceived };
 }
 
+/** A plain WebSocket to the server, open. */
+async function openSocket(): Promise<WebSocket> {
+  const ws = new WebSocket(options.url);
+  await new Promise((resolve, reject) => {
+    ws.onopen = resolve;
+    ws.onerror = reject;
+  });
+  return ws;
+}
+
 /**
  * How long a client that missed 1,000 broadcasts on a channel with history takes to get
  * them all: from its subscribe with `since` to the last missed frame (median of five).
@@ -295,24 +305,16 @@ async function cluster(): Promise<Record<string, number>> {
 async function recovery(): Promise<Record<string, number>> {
   const MISSED = 1000;
   const [publisher] = (await connect(1)) as [Driver];
-  const open = async () => {
-    const ws = new WebSocket(options.url);
-    await new Promise((resolve, reject) => {
-      ws.onopen = resolve;
-      ws.onerror = reject;
-    });
-    return ws;
-  };
   const times: number[] = [];
   for (let round = 0; round < 6; round++) {
-    const away = await open();
+    const away = await openSocket();
     const position = await new Promise<{ offset: number; epoch: string }>((resolve) => {
       away.onmessage = (event) => resolve(JSON.parse(event.data as string));
       away.send(JSON.stringify({ type: "subscribe", channel: "fanout_history" }));
     });
     away.close();
     await publisher.broadcast(MISSED);
-    const back = await open();
+    const back = await openSocket();
     const elapsed = await new Promise<number>((resolve, reject) => {
       let received = 0;
       const started = performance.now();
@@ -347,18 +349,12 @@ async function recovery(): Promise<Record<string, number>> {
  */
 async function presence(): Promise<Record<string, number>> {
   const size = Math.min(1000, Math.floor(options.idle / 2));
-  const open = async () => {
-    const ws = new WebSocket(options.url);
-    await new Promise((resolve, reject) => {
-      ws.onopen = resolve;
-      ws.onerror = reject;
-    });
-    return ws;
-  };
   const batches = async (count: number) => {
     const sockets: WebSocket[] = [];
     for (let i = 0; i < count; i += 100) {
-      sockets.push(...(await Promise.all(Array.from({ length: Math.min(100, count - i) }, open))));
+      sockets.push(
+        ...(await Promise.all(Array.from({ length: Math.min(100, count - i) }, openSocket))),
+      );
     }
     return sockets;
   };

@@ -369,6 +369,26 @@ export interface BenchResult {
   runs: number[];
 }
 
+/** A scenario's runs for one subject, as the table shows them: median, min, max. */
+function summary(
+  metric: { scenario: string; unit: string },
+  runtime: string,
+  subject: string,
+  runs: Map<string, number[]>,
+): BenchResult {
+  const values = runs.get(`${metric.scenario}|${runtime}|${subject}`) ?? [];
+  return {
+    scenario: metric.scenario,
+    runtime,
+    subject,
+    unit: metric.unit,
+    median: median(values),
+    min: Math.min(...values),
+    max: Math.max(...values),
+    runs: values,
+  };
+}
+
 function format(value: number, unit: string): string {
   if (unit === "ms") return value.toFixed(2);
   if (unit === "bytes") return `${Math.round(value).toLocaleString("en-US")}`;
@@ -558,47 +578,17 @@ async function main(): Promise<void> {
   const results: BenchResult[] = [];
   for (const metric of SCALE_METRICS) {
     for (const subject of scaleSubjects) {
-      const values = runs.get(`${metric.scenario}|node|${subject.subject}`) ?? [];
-      results.push({
-        scenario: metric.scenario,
-        runtime: "node",
-        subject: subject.subject,
-        unit: metric.unit,
-        median: median(values),
-        min: Math.min(...values),
-        max: Math.max(...values),
-        runs: values,
-      });
+      results.push(summary(metric, "node", subject.subject, runs));
     }
   }
   for (const metric of [...HISTORY_METRICS, ...PRESENCE_METRICS]) {
     for (const subject of subjects.filter((s) => s.subject === "socketapi")) {
-      const values = runs.get(`${metric.scenario}|${subject.runtime}|socketapi`) ?? [];
-      results.push({
-        scenario: metric.scenario,
-        runtime: subject.runtime,
-        subject: "socketapi",
-        unit: metric.unit,
-        median: median(values),
-        min: Math.min(...values),
-        max: Math.max(...values),
-        runs: values,
-      });
+      results.push(summary(metric, subject.runtime, "socketapi", runs));
     }
   }
   for (const metric of METRICS) {
     for (const subject of subjects) {
-      const values = runs.get(`${metric.scenario}|${subject.runtime}|${subject.subject}`) ?? [];
-      results.push({
-        scenario: metric.scenario,
-        runtime: subject.runtime,
-        subject: subject.subject,
-        unit: metric.unit,
-        median: median(values),
-        min: Math.min(...values),
-        max: Math.max(...values),
-        runs: values,
-      });
+      results.push(summary(metric, subject.runtime, subject.subject, runs));
     }
   }
   const cpu = cpus();

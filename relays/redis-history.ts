@@ -2,6 +2,7 @@
 // concrete channel name, stamped and published in one script so that the order of
 // offsets is the order every instance receives broadcasts in.
 import type { Redis } from "ioredis";
+import { recoveryOf } from "../src/adapter.ts";
 import type { HistoryOptions, Recovery, SharedHistoryStore, StreamPosition } from "../src/index.ts";
 
 /**
@@ -118,26 +119,17 @@ export class RedisHistory implements SharedHistoryStore {
       options.size,
     );
     const position = { offset: Number(top), epoch: String(epoch) };
-    if (since === undefined) return { position, recovered: undefined, frames: [] };
-    const missed = position.offset - since.offset;
-    const notRecovered: Recovery = { position, recovered: false, frames: [] };
-    if (since.epoch !== position.epoch || missed < 0) return notRecovered;
-    if (missed === 0) return { position, recovered: true, frames: [] };
-    // Every missed broadcast must be there, the oldest first and not past its ttl.
-    if (entries.length !== missed || !entries[0]?.[0].startsWith(`${since.offset + 1}-`)) {
-      return notRecovered;
-    }
-    const frames: string[] = [];
-    let bytes = 0;
-    for (const [, fields] of entries) {
-      const frame = fieldOf(fields, "f");
-      const at = Number(fieldOf(fields, "t"));
-      if (frame === undefined || at + options.ttl <= Number(now)) return notRecovered;
-      bytes += frame.length;
-      if (bytes > maxBytes) return notRecovered;
-      frames.push(frame);
-    }
-    return { position, recovered: true, frames };
+    return recoveryOf(position, since, maxBytes, () => {
+      // Those past their ttl are not kept: Redis trims by count only.
+      const kept: { offset: number; frame: string }[] = [];
+      for (const [id, fields] of entries) {
+        const frame = fieldOf(fields, "f");
+        if (frame === undefined || Number(fieldOf(fields, "t")) + options.ttl <= Number(now))
+          continue;
+        kept.push({ offset: Number.parseInt(id, 10), frame });
+      }
+      return { first: kept[0]?.offset, frames: kept.map((entry) => entry.frame) };
+    });
   }
 
   /** The publishing connection, with the scripts defined on it. */

@@ -23,6 +23,7 @@
  */
 export type { Admission, ConnectionSlot } from "./app.ts";
 export type { UpgradeRequest } from "./context.ts";
+export { recoveryOf } from "./history/recovery.ts";
 export { newEpoch, stampedFrame } from "./history/stamp.ts";
 export {
   type BrokerLink,

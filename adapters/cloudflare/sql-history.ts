@@ -1,6 +1,6 @@
 // Channel history in a Durable Object's SQLite storage: it survives hibernation and
 // eviction, so a client that reconnects to the same object recovers what it missed.
-import { newEpoch, stampedFrame } from "../../src/adapter.ts";
+import { newEpoch, recoveryOf, stampedFrame } from "../../src/adapter.ts";
 import type {
   HistoryOptions,
   LocalHistoryStore,
@@ -65,31 +65,18 @@ export class SqlHistory implements LocalHistoryStore {
     const now = Date.now();
     this.#prepare(now);
     const { epoch, top } = this.#meta(channel, options, now);
-    const position = { offset: top, epoch };
-    if (since === undefined) return { position, recovered: undefined, frames: [] };
-    const missed = top - since.offset;
-    const notRecovered: Recovery = { position, recovered: false, frames: [] };
-    if (since.epoch !== epoch || missed < 0) return notRecovered;
-    const rows = this.#sql
-      .exec<{ seq: number; frame: string }>(
-        "SELECT seq, frame FROM socketapi_history WHERE channel = ? AND seq > ? AND at > ? ORDER BY seq LIMIT ?",
-        channel,
-        since.offset,
-        now - options.ttl,
-        options.size,
-      )
-      .toArray();
-    if (rows.length !== missed || (missed > 0 && rows[0]?.seq !== since.offset + 1)) {
-      return notRecovered;
-    }
-    const frames: string[] = [];
-    let bytes = 0;
-    for (const row of rows) {
-      bytes += row.frame.length;
-      if (bytes > maxBytes) return notRecovered;
-      frames.push(row.frame);
-    }
-    return { position, recovered: true, frames };
+    return recoveryOf({ offset: top, epoch }, since, maxBytes, () => {
+      const rows = this.#sql
+        .exec<{ seq: number; frame: string }>(
+          "SELECT seq, frame FROM socketapi_history WHERE channel = ? AND seq > ? AND at > ? ORDER BY seq LIMIT ?",
+          channel,
+          since?.offset ?? 0,
+          now - options.ttl,
+          options.size,
+        )
+        .toArray();
+      return { first: rows[0]?.seq, frames: rows.map((row) => row.frame) };
+    });
   }
 
   forget(channel: string): void {

@@ -1,4 +1,5 @@
 import type { HistoryOptions, LocalHistoryStore, Recovery, StreamPosition } from "./history.ts";
+import { recoveryOf } from "./recovery.ts";
 import { newEpoch, stampedFrame } from "./stamp.ts";
 
 /** One kept broadcast. */
@@ -78,22 +79,15 @@ export class MemoryHistory implements LocalHistoryStore {
     const stream = this.#stream(channel, options, now);
     this.#expire(stream, options, now);
     const position = { offset: stream.top, epoch: stream.epoch };
-    if (since === undefined) return { position, recovered: undefined, frames: [] };
-    const kept = stream.entries.length - stream.start;
-    const oldest = stream.top - kept + 1;
-    const missed = stream.top - since.offset;
-    if (since.epoch !== stream.epoch || missed < 0 || since.offset + 1 < oldest) {
-      return { position, recovered: false, frames: [] };
-    }
-    const frames: string[] = [];
-    let bytes = 0;
-    for (let i = stream.entries.length - missed; i < stream.entries.length; i++) {
-      const frame = (stream.entries[i] as Entry).frame;
-      bytes += frame.length;
-      if (bytes > maxBytes) return { position, recovered: false, frames: [] };
-      frames.push(frame);
-    }
-    return { position, recovered: true, frames };
+    return recoveryOf(position, since, maxBytes, () => {
+      // The kept entries after `since` (offsets are contiguous up to `top`).
+      const { entries } = stream;
+      const from = Math.max(stream.start, entries.length - (stream.top - (since?.offset ?? 0)));
+      return {
+        first: stream.top - (entries.length - from) + 1,
+        frames: entries.slice(from).map((entry) => entry.frame),
+      };
+    });
   }
 
   forget(channel: string): void {

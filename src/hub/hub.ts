@@ -13,7 +13,7 @@ import { isThenable } from "../thenable.ts";
 import type { Relay } from "./relay.ts";
 import type { NativeDelivery, Subscriber } from "./subscriber.ts";
 import { SubscriberIndex } from "./subscriber-index.ts";
-import { isTargeted, splitTargeted, type Target, targetedFrame } from "./target.ts";
+import { splitTargeted, type Target, targetedFrame } from "./target.ts";
 
 /**
  * Subscriptions and broadcasts for one place that holds connections (a process, a Durable
@@ -141,22 +141,19 @@ export class Hub implements AppView<object> {
     this.#heard.delete(channel);
     const options = this.#historyOptions?.(channel);
     const store = options && this.#historyStore;
-    if (store && !store.shared && !this.#relay.hearsEverything?.(channel)) {
-      if (options) {
-        // Not heard any more, the local stream would have holes: it is kept whole while it
-        // is heard (its ttl, where timers may run), then dropped.
-        if (!this.#lingers) {
+    // Not heard any more, a local stream would have holes: it is kept whole while it is heard
+    // (its ttl, where timers may run), then dropped.
+    if (options && store && !store.shared && !this.#relay.hearsEverything?.(channel)) {
+      if (!this.#lingers) store.forget(channel);
+      else {
+        const timer = setTimeout(() => {
+          this.#lingering.delete(channel);
           store.forget(channel);
-        } else {
-          const timer = setTimeout(() => {
-            this.#lingering.delete(channel);
-            store.forget(channel);
-            this.#leave(channel);
-          }, options.ttl);
-          (timer as { unref?: () => void }).unref?.();
-          this.#lingering.set(channel, timer);
-          return;
-        }
+          this.#leave(channel);
+        }, options.ttl);
+        (timer as { unref?: () => void }).unref?.();
+        this.#lingering.set(channel, timer);
+        return;
       }
     }
     this.#leave(channel);
@@ -306,7 +303,11 @@ export class Hub implements AppView<object> {
   }
 
   /** Delivers to the subscribers of `channel` here that `target` names (a connection, a user). */
-  #deliverTo(channel: string, frame: string, target: Target): number {
+  #deliverTo(
+    channel: string,
+    frame: string,
+    target: { readonly connection: string } | { readonly user: string },
+  ): number {
     if ("connection" in target) {
       const connection = this.#byId.get(target.connection);
       return connection?.subscriptions.has(channel) && connection.deliver(frame) ? 1 : 0;
@@ -323,7 +324,7 @@ export class Hub implements AppView<object> {
         this.#report(error, { connection, channel, phase: "broadcast" });
         continue;
       }
-      if (!isTargeted(target, connection.id, user)) continue;
+      if (user !== target.user) continue;
       if ((connection as Connection<object> & Subscriber).deliver(frame)) delivered++;
     }
     return delivered;

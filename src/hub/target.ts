@@ -29,10 +29,3 @@ export function splitTargeted(text: string): { target: Target; frame: string } |
     return undefined;
   }
 }
-
-/** Whether a connection with `id` and `user` is one `target` reaches (besides subscribing). */
-export function isTargeted(target: Target, id: string, user: string | undefined): boolean {
-  if ("except" in target) return id !== target.except;
-  if ("connection" in target) return id === target.connection;
-  return user !== undefined && user === target.user;
-}

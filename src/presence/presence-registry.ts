@@ -60,13 +60,6 @@ export class PresenceRegistry {
     }
     return `[${parts.join(",")}]`;
   }
-
-  /** The members of `channel`, as objects: for `app.presence(channel)`. */
-  members(channel: string): { user: string; info: unknown }[] {
-    const members = this.#channels.get(channel);
-    if (!members) return [];
-    return [...members].map(([user, { info }]) => ({ user, info: JSON.parse(info) as unknown }));
-  }
 }
 
 /** A member: the info it shows (as JSON), and how many of its connections are subscribed. */

@@ -31,9 +31,10 @@ import {
   routeRequest,
   setUpgradeRoute,
 } from "../src/adapter.ts";
-import { CloseCode, type SocketAPI } from "../src/index.ts";
+import { CloseCode, type PresenceCount, type SocketAPI } from "../src/index.ts";
 import { DirectoryRelay, ObjectDirectory } from "./cloudflare/directory.ts";
 import { ObjectServer } from "./cloudflare/object-server.ts";
+import type { PresenceShare, ShareUpdate } from "./cloudflare/presence-roster.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: any app can be served.
 type AnyApp = SocketAPI<any, any, any>;
@@ -89,6 +90,12 @@ export interface CloudflareOptions<Env = Cloudflare.Env> {
    * attachment's size.
    */
   keepQuery?: string[] | undefined;
+  /**
+   * With a shard function, how often (ms) each channel's presence roster asks the shards
+   * what members they hold, so that the members of a shard that lost its sockets without a
+   * close event (a deploy, a reset) leave within this bound (default 30,000).
+   */
+  presenceCheckInterval?: number | undefined;
   /** The largest attachment per socket, in bytes (default 2048, Cloudflare's documented floor). */
   maxAttachmentBytes?: number | undefined;
   /** Answers requests that are neither upgrades nor the broadcast endpoint (default 426). */
@@ -97,11 +104,19 @@ export interface CloudflareOptions<Env = Cloudflare.Env> {
     | undefined;
 }
 
-/** The RPC methods every object has: delivery, and the shard directory's two. */
+/**
+ * The RPC methods every object has: delivery, the shard directory's two, a shard's count of
+ * a channel's subscribers and its share of a channel's presence, and a presence roster's three.
+ */
 export interface ObjectRpc {
   deliver(channel: string, frame: string): Promise<number>;
   trackChannel(channel: string, shard: string, present: boolean): Promise<void>;
   shardsOf(channel: string): Promise<string[]>;
+  subscribersHere(channel: string): Promise<number>;
+  presenceHere(channel: string): Promise<PresenceShare>;
+  presenceUpdate(update: ShareUpdate): Promise<boolean>;
+  presenceMembers(channel: string, limit: number): Promise<{ json: string; count: number }>;
+  presenceCount(channel: string): Promise<PresenceCount>;
 }
 
 /** The deployment does not match what the adapter was told: said as it is, to the log and the caller. */
@@ -118,6 +133,7 @@ export interface SocketAPIDurableObject<Env> extends DurableObject<Env>, ObjectR
   webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void;
   webSocketClose(ws: WebSocket, code: number, reason: string): void;
   webSocketError(ws: WebSocket): void;
+  alarm(): Promise<void>;
 }
 
 /** What {@link cloudflare} returns: the Worker's handler and the Durable Object class. */
@@ -255,6 +271,34 @@ export function cloudflare<Env = Cloudflare.Env>(
 
     async shardsOf(channel: string): Promise<string[]> {
       return this.#server.shardsOf(channel);
+    }
+
+    async subscribersHere(channel: string): Promise<number> {
+      return this.#server.subscribersHere(channel);
+    }
+
+    async presenceHere(channel: string): Promise<PresenceShare> {
+      return this.#server.presenceHere(channel);
+    }
+
+    async presenceUpdate(update: ShareUpdate): Promise<boolean> {
+      return this.#server.roster.update(update);
+    }
+
+    async presenceMembers(
+      _channel: string,
+      limit: number,
+    ): Promise<{ json: string; count: number }> {
+      return this.#server.roster.members(limit);
+    }
+
+    async presenceCount(_channel: string): Promise<PresenceCount> {
+      return this.#server.roster.count();
+    }
+
+    /** A presence roster's check of its shards (a subclass with an alarm of its own calls `super.alarm()`). */
+    override async alarm(): Promise<void> {
+      await this.#server.roster.check();
     }
   }
 

@@ -178,6 +178,13 @@ class RedisLink implements BrokerLink {
     await this.#publisher?.publish(this.#prefix + channel, this.#origin + frame);
   }
 
+  async listeners(channel: string): Promise<number> {
+    const reply = (await this.#publisher?.pubsub("NUMSUB", this.#prefix + channel)) as
+      | [string, number]
+      | undefined;
+    return Number(reply?.[1] ?? 0);
+  }
+
   async close(): Promise<void> {
     this.#up = false;
     this.presence.stop();

@@ -158,6 +158,21 @@ export class SocketAPI<
   }
 
   /**
+   * How many connections are subscribed to a concrete channel name on every instance: the
+   * relay (Redis, NATS) asks the other processes, each answers with its own count; on
+   * Workers, every shard with subscribers of it answers. Without a relay, the same as
+   * `subscriberCount`. Instances that do not answer within a second are not counted.
+   *
+   * @example
+   * ```ts
+   * const everywhere = await app.countSubscribers("rooms/42");
+   * ```
+   */
+  countSubscribers(channel: string): Promise<number> {
+    return this.#hub.countSubscribers(channel);
+  }
+
+  /**
    * The members of a channel with presence (a concrete name): each user (or connection,
    * without `userId`) subscribed here, with the info it shows. In this process; with a
    * relay, each instance knows its own (docs/presence.md).

@@ -52,6 +52,11 @@ export interface AppView<State extends object = ConnectionState> {
   readonly connections: ReadonlySet<Connection<State>>;
   /** How many connections here are subscribed to a concrete channel name (`rooms/42`). */
   subscriberCount(channel: string): number;
+  /**
+   * How many connections are subscribed to a concrete channel name on every instance: with
+   * a relay over Redis or NATS, every process; on Workers, every shard.
+   */
+  countSubscribers(channel: string): Promise<number>;
 }
 
 /** What every handler, guard and dependency receives besides its input. */

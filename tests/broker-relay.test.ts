@@ -14,6 +14,8 @@ function fakeBroker() {
   const state = { stalled: false, silent: false };
   const broker = {
     subscribed,
+    /** What the relay subscribed to for its subscribers, without the census's two topics. */
+    channels: () => [...subscribed].filter((channel) => !channel.startsWith("//census")).sort(),
     published,
     state,
     link: {
@@ -74,7 +76,13 @@ describe("a broker relay", () => {
     await relay.join("a");
     await relay.join("b");
     await relay.leave("a");
-    expect([...broker.subscribed]).toEqual(["b"]);
+    expect(broker.channels()).toEqual(["b"]);
+    // And the topics on which instances count subscribers: asked, and answered.
+    expect([...broker.subscribed].sort()).toEqual([
+      "//census",
+      expect.stringMatching(/^\/\/census\/[0-9a-f-]{36}$/),
+      "b",
+    ]);
     broker.deliver("b", "frame");
     expect(received).toEqual(["b frame"]);
     expect(relay.stats).toEqual({ published: 0, received: 1, lost: 0, disconnects: 0 });
@@ -91,10 +99,52 @@ describe("a broker relay", () => {
     expect(broker.subscribed.size).toBe(0);
     broker.up();
     await tick();
-    expect([...broker.subscribed].sort()).toEqual(["a", "late"]);
+    expect(broker.channels()).toEqual(["a", "late"]);
+    expect(broker.subscribed.has("//census")).toBe(true);
     expect(relay.stats?.disconnects).toBe(1);
     expect(reported).toHaveLength(1);
     expect(reported[0]).toContain("Fake at fake://broker is unreachable");
+  });
+
+  it("answers another instance's count with its own, and adds up the answers to its own", async () => {
+    const broker = fakeBroker();
+    const relay = new BrokerRelay({ ...broker.link, listeners: async () => 3 });
+    await relay.open(
+      () => {},
+      () => {},
+      (channel) => (channel === "rooms/1" ? 4 : 0),
+    );
+    // Another instance asks: this one answers on the topic it gave.
+    broker.deliver("//census", '{"id":9,"channel":"rooms/1","reply":"//census/other"}');
+    expect(broker.published).toEqual(['//census/other {"id":9,"count":4}']);
+    // Requests that are not well formed are not answered.
+    for (const bad of ["nope", "[]", '{"id":"x"}', '{"id":1,"channel":"a","reply":"news"}']) {
+      broker.deliver("//census", bad);
+    }
+    expect(broker.published).toHaveLength(1);
+    // This one asks: the broker has three listeners, so two answers end the count.
+    const counted = relay.countSubscribers("rooms/1");
+    await tick();
+    const request = JSON.parse((broker.published[1] as string).split(" ").slice(1).join(" "));
+    expect(request).toMatchObject({ channel: "rooms/1" });
+    broker.deliver(request.reply, JSON.stringify({ id: request.id, count: 2 }));
+    broker.deliver(request.reply, JSON.stringify({ id: request.id + 1, count: 100 }));
+    broker.deliver(request.reply, JSON.stringify({ id: request.id, count: 5 }));
+    expect(await counted).toBe(7);
+    // Census messages are not broadcasts.
+    expect(relay.stats?.received).toBe(0);
+  });
+
+  it("gives up a count after a second without every answer, and refuses one while the broker is away", async () => {
+    const broker = fakeBroker();
+    const { relay } = await opened(broker);
+    const started = Date.now();
+    expect(await relay.countSubscribers("rooms/1")).toBe(0);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    broker.down();
+    await expect(relay.countSubscribers("rooms/1")).rejects.toThrow(
+      "Fake at fake://broker is unreachable: subscribers on other instances cannot be counted.",
+    );
   });
 
   it("loses broadcasts during an outage without waiting, counts each and reports once", async () => {
@@ -143,7 +193,7 @@ describe("a broker relay", () => {
     broker.down();
     broker.up();
     await tick();
-    expect([...broker.subscribed]).toEqual(["a"]);
+    expect(broker.channels()).toEqual(["a"]);
   });
 
   it("after close, neither publishes nor reports", async () => {

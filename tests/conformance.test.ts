@@ -273,6 +273,15 @@ describe.each(runtimes)("$name", ({ command, capabilities, hono }) => {
       user: "zoe",
       info: { name: "zoe" },
     });
+    expect(
+      (await watcher.request({ type: "action", channel: "lobby_count", id: "n" })).data,
+    ).toEqual({
+      count: { members: 2, connections: 3 },
+      members: [
+        { user: "watcher", info: { name: "watcher" } },
+        { user: "zoe", info: { name: "zoe" } },
+      ],
+    });
     (tabs[0] as WsClient).ws.close();
     await watcher.expectNone(300);
     (tabs[1] as WsClient).ws.close();

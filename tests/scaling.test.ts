@@ -170,6 +170,25 @@ describe.each(["redis", "nats"] as const)("instances over %s", (kind) => {
     expect((await relayReport(onB)).stats?.received).toBe(100);
   });
 
+  it("counts a channel's subscribers on every instance", async () => {
+    const [a, b, c] = (await Promise.all(
+      ["a", "b", "c"].map((name) => nodeInstance(name, broker)),
+    )) as [ServerProcess, ServerProcess, ServerProcess];
+    const onA = await Promise.all([client(a.url), client(a.url)]);
+    const onB = await Promise.all([client(b.url), client(b.url), client(b.url)]);
+    for (const each of [...onA, ...onB]) await subscribe(each, "rooms/7");
+    const fromC = await client(c.url);
+    const count = (channel: string, from = fromC) => call(from, "count_subscribers", { channel });
+    expect(await count("rooms/7")).toBe(5);
+    expect(await count("rooms/7", onA[0])).toBe(5);
+    expect(await count("rooms/8")).toBe(0);
+    await (onB[0] as WsClient).request({ type: "unsubscribe", channel: "rooms/7" });
+    (onA[1] as WsClient).ws.close();
+    await eventually(async () => {
+      expect(await count("rooms/7")).toBe(3);
+    });
+  });
+
   it("keeps local broadcasts while the broker is down, reports the loss once, and recovers", async () => {
     const [a, b] = await Promise.all([nodeInstance("a", broker), nodeInstance("b", broker)]);
     const [onA, onB, fromA] = await Promise.all([client(a.url), client(b.url), client(a.url)]);
@@ -377,6 +396,8 @@ describe("socketapi --workers N", () => {
     for (const c of [first, second])
       expect(await broadcasts(c, 100)).toEqual(sequence(instance, 100));
     for (const c of [first, second]) await c.expectNone(200);
+    // Counted across the workers, through the primary.
+    expect(await call(first, "count_subscribers", { channel: "news" })).toBe(2);
   });
 
   it("starts another worker when one dies, the other unaffected", async () => {

@@ -2,7 +2,7 @@
 // channel, and the relay that carries a broadcast to them over RPC.
 import { env as workerEnv } from "cloudflare:workers";
 import { type Relay, reportToApp } from "../../src/adapter.ts";
-import type { SocketAPI } from "../../src/index.ts";
+import type { SharedPresenceStore, SocketAPI } from "../../src/index.ts";
 import {
   type CloudflareOptions,
   ConfigurationError,
@@ -10,6 +10,7 @@ import {
   DIRECTORY_SHARD,
   type ObjectRpc,
 } from "../cloudflare.ts";
+import { DirectoryPresence, type PresencePlace } from "./directory-presence.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: any app can be served.
 type AnyApp = SocketAPI<any, any, any>;
@@ -71,13 +72,25 @@ export class DirectoryRelay implements Relay {
   /** The object this relay serves (`undefined` for the Worker): its shard and its context. */
   readonly #object: { shard(): string | undefined; ctx: DurableObjectState } | undefined;
   #updates: Promise<void> = Promise.resolve();
+  /**
+   * Presence across shards: a sharded object tells each channel's roster its share; the
+   * Worker asks (the roster, or the single object). A single object needs no store.
+   */
+  readonly presence: SharedPresenceStore | undefined;
 
   constructor(
     directory: ObjectDirectory,
-    object?: { shard(): string | undefined; ctx: DurableObjectState },
+    object?: { shard(): string | undefined; ctx: DurableObjectState } & Pick<
+      PresencePlace,
+      "deliverHere"
+    >,
   ) {
     this.#directory = directory;
     this.#object = object;
+    this.presence =
+      object === undefined || directory.sharded
+        ? new DirectoryPresence(directory, object)
+        : undefined;
   }
 
   // Frames from other shards arrive over RPC (`deliver`), straight into the object's index.
@@ -125,6 +138,21 @@ export class DirectoryRelay implements Relay {
       else this.#directory.report(outcome.reason, channel);
     }
     return delivered;
+  }
+
+  /** Asks every other shard with subscribers of `channel` how many it has. */
+  async countSubscribers(channel: string): Promise<number> {
+    const here = this.#object?.shard();
+    const shards = (await this.#directory.shardsOf(channel)).filter((shard) => shard !== here);
+    const outcomes = await Promise.allSettled(
+      shards.map((shard) => this.#directory.stub(shard).subscribersHere(channel)),
+    );
+    let count = 0;
+    for (const outcome of outcomes) {
+      if (outcome.status === "fulfilled") count += outcome.value;
+      else this.#directory.report(outcome.reason, channel);
+    }
+    return count;
   }
 
   async close(): Promise<void> {}

@@ -24,6 +24,7 @@ import {
   STATE_HEADER,
 } from "../cloudflare.ts";
 import { DirectoryRelay, type ObjectDirectory } from "./directory.ts";
+import { PRESENCE_CHECK_MS, PresenceRoster, type PresenceShare } from "./presence-roster.ts";
 import { SqlHistory } from "./sql-history.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: any app can be served.
@@ -68,6 +69,8 @@ export class ObjectServer implements ConnectionKeeper {
   readonly #sockets = new WeakMap<Session<object>, WebSocket>();
   readonly #attachments = new WeakMap<Session<object>, Attachment>();
   readonly #saved = new WeakMap<Session<object>, string>();
+  readonly #directory: ObjectDirectory;
+  #roster: PresenceRoster | undefined;
   shard: string | undefined;
 
   constructor(
@@ -79,7 +82,12 @@ export class ObjectServer implements ConnectionKeeper {
     this.#app = app;
     this.#options = options;
     this.#ctx = ctx;
-    this.#relay = new DirectoryRelay(directory, { shard: () => this.shard, ctx });
+    this.#directory = directory;
+    this.#relay = new DirectoryRelay(directory, {
+      shard: () => this.shard,
+      ctx,
+      deliverHere: (channel, text) => this.#hub.receive(channel, text),
+    });
     this.#hub = new Hub((error, info) => reportToApp(app, error, info), this.#relay);
     this.#hub.userOf = hubOf(app).userOf;
     // Channels with history keep it in the object's storage: it survives eviction. No timer
@@ -212,6 +220,26 @@ export class ObjectServer implements ConnectionKeeper {
 
   async shardsOf(channel: string): Promise<string[]> {
     return (await this.#ctx.storage.get<string[]>(`channel:${channel}`)) ?? [];
+  }
+
+  /** How many connections here are subscribed to `channel`. */
+  subscribersHere(channel: string): number {
+    return this.#hub.subscriberCount(channel);
+  }
+
+  /** What this shard holds of `channel`'s members, for its roster. */
+  presenceHere(channel: string): PresenceShare {
+    return this.#hub.presence.entries(channel);
+  }
+
+  /** The members of a channel across shards, when this object is the channel's roster. */
+  get roster(): PresenceRoster {
+    this.#roster ??= new PresenceRoster(
+      this.#ctx,
+      this.#directory,
+      this.#options.presenceCheckInterval ?? PRESENCE_CHECK_MS,
+    );
+    return this.#roster;
   }
 
   /** Rebuilds a connection from its socket's attachment: after a wake, or on first use. */

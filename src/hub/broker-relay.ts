@@ -8,6 +8,7 @@
  */
 import type { SharedHistoryStore } from "../history/history.ts";
 import type { SharedPresenceStore } from "../presence/presence-registry.ts";
+import { Census } from "./census.ts";
 import type { Relay, RelayStats } from "./relay.ts";
 
 /** What a link tells its relay of, as it happens. */
@@ -40,6 +41,12 @@ export interface BrokerLink {
   readonly history?: SharedHistoryStore | undefined;
   /** Presence every instance shares, where the broker keeps it. */
   readonly presence?: SharedPresenceStore | undefined;
+  /**
+   * How many connections to the broker hear `channel` (Redis: `PUBSUB NUMSUB`), so that a
+   * count of subscribers knows how many answers to wait for; without it, the count waits
+   * until the answers stop coming.
+   */
+  listeners?(channel: string): Promise<number>;
 }
 
 /** Options every broker relay has. */
@@ -92,9 +99,16 @@ export class BrokerRelay implements Relay {
   /** Whether the current outage (or stall) was reported already. */
   #lossReported = false;
   #pendingBytes = 0;
+  /** Counting subscribers on every instance: asking, and answering. */
+  readonly #census: Census;
 
   constructor(link: BrokerLink, options: BrokerRelayOptions = {}) {
     this.#link = link;
+    const listeners = link.listeners?.bind(link);
+    this.#census = new Census({
+      publish: (topic, text) => link.publish(topic, text),
+      ...(listeners && { listeners }),
+    });
     this.#maxPendingBytes = options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
     this.#joinTimeout = options.joinTimeout ?? DEFAULT_JOIN_TIMEOUT_MS;
   }
@@ -114,10 +128,12 @@ export class BrokerRelay implements Relay {
   async open(
     receive: (channel: string, frame: string) => void,
     report: (error: unknown) => void,
+    countHere: (channel: string) => number = () => 0,
   ): Promise<void> {
     this.#report = report;
     await this.#link.connect({
       message: (channel, frame) => {
+        if (Census.owns(channel)) return this.#census.receive(channel, frame, countHere);
         this.#counters.received++;
         receive(channel, frame);
       },
@@ -125,6 +141,17 @@ export class BrokerRelay implements Relay {
       up: () => this.#restore(),
     });
     this.#up = true;
+    await this.#link.subscribe(this.#census.topics);
+  }
+
+  /** How many connections are subscribed to `channel` on the other instances. */
+  async countSubscribers(channel: string): Promise<number> {
+    if (!this.#up) {
+      throw new Error(
+        `${this.#link.name} is unreachable: subscribers on other instances cannot be counted.`,
+      );
+    }
+    return this.#census.count(channel);
   }
 
   async join(channel: string): Promise<void> {
@@ -207,9 +234,8 @@ export class BrokerRelay implements Relay {
     if (this.#closed) return;
     this.#up = true;
     this.#lossReported = false;
-    if (this.#interest.size === 0) return;
     this.#link
-      .subscribe([...this.#interest])
+      .subscribe([...this.#census.topics, ...this.#interest])
       .catch((error: unknown) => this.#report(this.#failure("could not subscribe again", error)));
   }
 

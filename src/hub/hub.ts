@@ -99,6 +99,7 @@ export class Hub implements AppView<object> {
           this.receive(channel, frame);
         },
         (error) => this.#report(error, { phase: "relay" }),
+        (channel) => this.subscriberCount(channel),
       ),
     );
     return this.#opened;
@@ -241,27 +242,31 @@ export class Hub implements AppView<object> {
     connection: Subscriber & { readonly id: string },
   ): void | Promise<void> {
     const frame = joinFrame(channel, member, info);
+    // This instance's own share is counted with or without a shared store: a store that
+    // records each instance's share (Workers) is told it, and it survives a wake.
+    const first = this.presence.join(channel, member, info);
     const shared = this.sharedPresence;
     if (shared) {
+      const here = this.presence.connectionsOf(channel, member);
       return this.start()
-        .then(() => shared.join(channel, member, info, frame, connection.id))
+        .then(() => shared.join(channel, member, info, frame, connection.id, here))
         .catch((error: unknown) => this.#report(error, { channel, phase: "relay" }));
     }
-    if (!this.presence.join(channel, member, info)) return;
-    this.presenceListeners.deliverExcept(channel, frame, connection);
+    if (first) this.presenceListeners.deliverExcept(channel, frame, connection);
   }
 
   /** A connection of `member` left: when it was the member's last, the listeners hear `leave`. */
   leavePresence(channel: string, member: string): void {
+    const last = this.presence.leave(channel, member);
     const shared = this.sharedPresence;
     if (shared) {
+      const here = this.presence.connectionsOf(channel, member);
       shared
-        .leave(channel, member, leaveFrame(channel, member))
+        .leave(channel, member, leaveFrame(channel, member), here)
         .catch((error: unknown) => this.#report(error, { channel, phase: "relay" }));
       return;
     }
-    if (!this.presence.leave(channel, member)) return;
-    this.presenceListeners.deliver(channel, leaveFrame(channel, member));
+    if (last) this.presenceListeners.deliver(channel, leaveFrame(channel, member));
   }
 
   /** How many members `channel` has, and how many connections they subscribed. */
@@ -526,6 +531,18 @@ export class Hub implements AppView<object> {
   /** How many connections here are subscribed to a concrete channel name. */
   subscriberCount(channel: string): number {
     return this.index.size(channel);
+  }
+
+  /**
+   * How many connections are subscribed to a concrete channel name here and, where the
+   * relay can ask them, on every other instance.
+   */
+  async countSubscribers(channel: string): Promise<number> {
+    const here = this.subscriberCount(channel);
+    const relay = this.#relay;
+    if (!relay?.countSubscribers) return here;
+    await this.start();
+    return here + (await relay.countSubscribers(channel));
   }
 
   /** Closes the relay (and stops hearing channels kept for their history). */

@@ -48,6 +48,7 @@ export interface Relay {
   open(
     receive: (channel: string, frame: string) => void,
     report: (error: unknown) => void,
+    countHere?: (channel: string) => number,
   ): void | Promise<void>;
   /**
    * This instance has its first subscriber of `channel`: receive its broadcasts from now
@@ -64,6 +65,11 @@ export interface Relay {
   publish(channel: string, frame: string): number | undefined | Promise<number | undefined>;
   /** Stops the relay. */
   close(): Promise<void>;
+  /**
+   * How many connections are subscribed to `channel` on the other instances, where the
+   * relay can ask them (`app.countSubscribers` adds this instance's own).
+   */
+  countSubscribers?(channel: string): Promise<number>;
   /** What the relay has carried and lost so far, where it counts it. */
   readonly stats?: RelayStats | undefined;
   /**

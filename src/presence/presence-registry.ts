@@ -49,6 +49,20 @@ export class PresenceRegistry {
     return connections;
   }
 
+  /** How many of `member`'s connections here are subscribed to `channel`. */
+  connectionsOf(channel: string, member: string): number {
+    return this.#channels.get(channel)?.get(member)?.connections ?? 0;
+  }
+
+  /** Every member of `channel` here: who, the info it shows (JSON), how many connections. */
+  entries(channel: string): [member: string, info: string, connections: number][] {
+    const entries: [string, string, number][] = [];
+    for (const [user, { info, connections }] of this.#channels.get(channel) ?? []) {
+      entries.push([user, info, connections]);
+    }
+    return entries;
+  }
+
   /** The first `limit` members as a JSON array: `[{"user":U,"info":I}, ...]`. */
   membersJson(channel: string, limit: number): string {
     const members = this.#channels.get(channel);
@@ -90,12 +104,21 @@ export function leaveFrame(channel: string, user: string): string {
  * subscribers of the channel (this one included, through its relay), as `%` and the frame,
  * after `#{"except":ID}` and a newline when the joining connection must not hear it.
  * An instance that dies without a word loses its members within a bounded time.
+ * `here` is how many connections of the member this instance has after the change, for a
+ * store that records each instance's share as it is rather than counting calls.
  */
 export interface SharedPresenceStore {
   /** Counts a connection of `member` in; publishes `frame` (its join) when it is the first. */
-  join(channel: string, member: string, info: string, frame: string, except: string): Promise<void>;
+  join(
+    channel: string,
+    member: string,
+    info: string,
+    frame: string,
+    except: string,
+    here: number,
+  ): Promise<void>;
   /** Counts a connection of `member` out; publishes `frame` (its leave) when it was the last. */
-  leave(channel: string, member: string, frame: string): Promise<void>;
+  leave(channel: string, member: string, frame: string, here: number): Promise<void>;
   /** The first `limit` members as a JSON array, and how many there are. */
   members(channel: string, limit: number): Promise<{ json: string; count: number }>;
   /** How many members, and how many connections they have subscribed, on every instance. */

@@ -132,4 +132,10 @@ const app = new SocketAPI({
     firehose: ctx.app.subscriberCount("firehose"),
   }));
 
+// Who is in the lobby, as the app counts it (on Workers, the object asks over RPC).
+app.action("lobby_count", async () => ({
+  count: await app.presenceCount("lobby"),
+  members: await app.presence("lobby"),
+}));
+
 export default app;

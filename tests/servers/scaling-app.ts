@@ -80,6 +80,10 @@ const app = new SocketAPI({
 
 // The members of the lobby and their connections, on every instance.
 app.action("lobby_count", () => app.presenceCount("lobby"));
+// The subscribers of a channel on every instance.
+app.action("count_subscribers", { input: v.object({ channel: v.string() }) }, ({ channel }) =>
+  app.countSubscribers(channel),
+);
 
 /** What the app's relay counted (it may come from the socketapi command's --redis or --nats). */
 function relayStats(): RelayStats | null {

@@ -4,6 +4,7 @@ import {
   createExecutionContext,
   env,
   listDurableObjectIds,
+  runDurableObjectAlarm,
   runInDurableObject,
   SELF,
 } from "cloudflare:test";
@@ -286,6 +287,34 @@ describe("broadcasts", () => {
     expect(shards).toContain("live");
   });
 
+  it("count a channel's subscribers on every shard, from the Worker and from a handler", async () => {
+    const clients = await Promise.all(
+      ["count-1", "count-1", "count-2"].map((room) => connect(`room=${room}`)),
+    );
+    for (const client of clients) {
+      await client.request({ type: "subscribe", channel: "rooms/counted" });
+    }
+    const fromWorker = async () =>
+      (await SELF.fetch("http://example.com/count?channel=rooms/counted")).json();
+    expect(await fromWorker()).toBe(3);
+    const idle = await connect("room=count-3");
+    const answer = await idle.request({
+      type: "action",
+      channel: "everywhere",
+      data: { channel: "rooms/counted" },
+    });
+    expect(answer.data).toBe(3);
+    // From a shard with subscribers: its own, and the others'.
+    const own = await (clients[0] as Client).request({
+      type: "action",
+      channel: "everywhere",
+      data: { channel: "rooms/counted" },
+    });
+    expect(own.data).toBe(3);
+    await (clients[2] as Client).request({ type: "unsubscribe", channel: "rooms/counted" });
+    expect(await fromWorker()).toBe(2);
+  });
+
   it("stop reaching a shard once its last subscriber leaves", async () => {
     const inF = await connect("room=f");
     await inF.request({ type: "subscribe", channel: "news" });
@@ -441,6 +470,97 @@ describe("presence", () => {
     // (The instance the test replaced still sees the socket close and says leave once more:
     // two live instances of one object happen only in this test.)
     expect(await watcher.next()).toEqual({ type: "leave", channel: "lobby", user: "ada" });
+  });
+});
+
+describe("presence across shards", () => {
+  it("adds up the members of every shard: one join per user, counted from the Worker", async () => {
+    const watcher = await connect("room=hall-1&user=watcher");
+    expect(await watcher.request({ type: "subscribe", channel: "hall", presence: true })).toEqual({
+      type: "subscribed",
+      channel: "hall",
+      members: [{ user: "watcher", info: { name: "watcher" } }],
+      count: 1,
+    });
+    // Ada in another shard: the watcher hears her join.
+    const ada = await connect("room=hall-2&user=ada");
+    expect(await ada.request({ type: "subscribe", channel: "hall" })).toEqual({
+      type: "subscribed",
+      channel: "hall",
+    });
+    expect(await watcher.next()).toEqual({
+      type: "join",
+      channel: "hall",
+      user: "ada",
+      info: { name: "ada" },
+    });
+    // Ada again, on a third shard: the same member, no second join; she sees both.
+    const adaAgain = await connect("room=hall-3&user=ada");
+    const subscribed = await adaAgain.request({
+      type: "subscribe",
+      channel: "hall",
+      presence: true,
+    });
+    expect(subscribed).toMatchObject({ type: "subscribed", channel: "hall", count: 2 });
+    expect(subscribed.members).toEqual(
+      expect.arrayContaining([
+        { user: "watcher", info: { name: "watcher" } },
+        { user: "ada", info: { name: "ada" } },
+      ]),
+    );
+    await watcher.expectNone(200);
+    const counted: Frame = await (
+      await SELF.fetch("http://example.com/presence?channel=hall")
+    ).json();
+    expect(counted).toEqual({
+      members: expect.arrayContaining([
+        { user: "watcher", info: { name: "watcher" } },
+        { user: "ada", info: { name: "ada" } },
+      ]),
+      count: { members: 2, connections: 3 },
+    });
+    // Her first connection goes: she is still here. Her last: she leaves, heard in both shards.
+    ada.ws.close(1000, "bye");
+    await watcher.expectNone(200);
+    const bob = await connect("room=hall-3&user=bob");
+    await bob.request({ type: "subscribe", channel: "hall" });
+    expect(await watcher.next()).toMatchObject({ type: "join", user: "bob" });
+    expect(await adaAgain.next()).toMatchObject({ type: "join", user: "bob" });
+    watcher.ws.close(1000, "bye");
+    expect(await adaAgain.next()).toEqual({ type: "leave", channel: "hall", user: "watcher" });
+  });
+
+  it("takes the members of a shard that lost its sockets without a close off at the roster's check", async () => {
+    const watcher = await connect("room=check-1&user=watcher");
+    await watcher.request({ type: "subscribe", channel: "hall", presence: true });
+    // What a shard reset by a deploy leaves behind: its share, with no socket left there.
+    const roster = env.SOCKETAPI.get(env.SOCKETAPI.idFromName("__socketapi_presence__:hall"));
+    const rpc = roster as unknown as {
+      presenceUpdate(update: Record<string, string | number>): Promise<boolean>;
+    };
+    const joinFrame = '{"type":"join","channel":"hall","user":"casper","info":{"name":"casper"}}';
+    expect(
+      await rpc.presenceUpdate({
+        channel: "hall",
+        shard: "gone",
+        member: "casper",
+        info: '{"name":"casper"}',
+        connections: 1,
+        frame: joinFrame,
+        except: "",
+      }),
+    ).toBe(true);
+    expect(await watcher.next()).toMatchObject({ type: "join", user: "casper" });
+    // The roster's alarm asks every shard what it holds; "gone" holds nothing.
+    expect(await runDurableObjectAlarm(roster)).toBe(true);
+    expect(await watcher.next()).toEqual({ type: "leave", channel: "hall", user: "casper" });
+    const counted: Frame = await (
+      await SELF.fetch("http://example.com/presence?channel=hall")
+    ).json();
+    expect(counted.members).not.toContainEqual(expect.objectContaining({ user: "casper" }));
+    // Members are left as they are, and the check comes back while there are some.
+    expect(counted.members).toContainEqual({ user: "watcher", info: { name: "watcher" } });
+    expect(await runInDurableObject(roster, (_, state) => state.storage.getAlarm())).not.toBeNull();
   });
 });
 

@@ -43,6 +43,8 @@ export const app = new SocketAPI({
   .action("post", { input: v.object({ n: v.number() }) }, (input, ctx) => ctx.channels.feed(input))
   // With presence: who is in the room's lobby.
   .channel("lobby", { presence: (ctx) => ({ name: ctx.connection.state.user }) }, () => null)
+  // With presence across shards (rooms): who is in the hall, wherever they connected.
+  .channel("hall", { presence: (ctx) => ({ name: ctx.connection.state.user }) }, () => null)
   .action("visit", (_, ctx) => {
     ctx.connection.state.visits += 1;
     return ctx.connection.state;
@@ -61,7 +63,10 @@ export const app = new SocketAPI({
   .action("here", (_, ctx) => ({
     connections: ctx.app.connections.size,
     subscribers: ctx.app.subscriberCount("alerts"),
-  }));
+  }))
+  .action("everywhere", { input: v.object({ channel: v.string() }) }, ({ channel }, ctx) =>
+    ctx.app.countSubscribers(channel),
+  );
 
 // The same app inside a Hono app on Workers: the middleware hands upgrades to the object.
 const hono = new Hono().basePath("/hono");
@@ -83,6 +88,16 @@ const deployment = cloudflare(app, {
     if (url.pathname === "/notices") {
       const delivered = await app.channels.notices({ text: url.searchParams.get("text") ?? "" });
       return Response.json({ delivered });
+    }
+    if (url.pathname === "/count") {
+      return Response.json(await app.countSubscribers(url.searchParams.get("channel") ?? ""));
+    }
+    if (url.pathname === "/presence") {
+      const channel = url.searchParams.get("channel") ?? "";
+      return Response.json({
+        members: await app.presence(channel),
+        count: await app.presenceCount(channel),
+      });
     }
     if (url.pathname === "/rooms") {
       const room = url.searchParams.get("room") ?? "";

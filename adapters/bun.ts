@@ -20,6 +20,7 @@ import {
   type BroadcastEndpointOptions,
   type ConnectionSlot,
   closeSessions,
+  type DocsOptions,
   hubOf,
   isLoopbackAddress,
   type NativeDelivery,
@@ -58,6 +59,11 @@ export interface BunOptions {
   path?: string | undefined;
   /** The broadcast endpoint (`POST /_broadcast`); `false` turns it off. */
   broadcast?: BroadcastEndpointOptions | false | undefined;
+  /**
+   * Serve the docs page (`/docs`) and the AsyncAPI document (`/asyncapi.json`): `true`, or
+   * their paths and the document's title (docs/asyncapi.md). Off by default.
+   */
+  docs?: DocsOptions | boolean | undefined;
   /**
    * Frames above this many bytes make Bun close the socket with 1009 instead of reading
    * them; default four times the app's `maxMessageBytes`.
@@ -253,6 +259,7 @@ export function bun(app: AnyApp, options: BunOptions = {}): BunHandler {
       return routeFetch(app, request, {
         path: options.path,
         broadcast: options.broadcast,
+        docs: options.docs,
         fromLoopback: () => isLoopbackAddress(server.requestIP(request)?.address),
         stopping: () => stopping,
         upgrade: () => upgrade(app, request, server),

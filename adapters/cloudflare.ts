@@ -22,7 +22,10 @@ import {
   admitUpgrade,
   type BroadcastEndpointOptions,
   broadcastOptions,
+  type DocsOptions,
+  docsOptions,
   handleBroadcastRequest,
+  handleDocsRequest,
   hubOf,
   isLoopbackAddress,
   isWebSocketUpgrade,
@@ -78,6 +81,11 @@ export interface CloudflareOptions<Env = Cloudflare.Env> {
    * address is Cloudflare's `CF-Connecting-IP`; from outside, set a `token`.
    */
   broadcast?: BroadcastEndpointOptions | false | undefined;
+  /**
+   * Serve the docs page (`/docs`) and the AsyncAPI document (`/asyncapi.json`) from the
+   * Worker: `true`, or their paths and the document's title (docs/asyncapi.md). Off by default.
+   */
+  docs?: DocsOptions | boolean | undefined;
   /**
    * Upgrade headers kept with each connection, so that `ctx.request.headers` has them after
    * the object wakes from hibernation (default none).
@@ -231,6 +239,9 @@ export function cloudflare<Env = Cloudflare.Env>(
         fromLoopback,
         options: broadcastOptions(options) ?? {},
       });
+    }
+    if (where === "docs" || where === "asyncapi") {
+      return handleDocsRequest(app, where, request, docsOptions(options.docs) ?? {}, options.path);
     }
     if (where === "upgrade") return routeUpgrade(request, env);
     if (options.fetch) return options.fetch(request, env, ctx);

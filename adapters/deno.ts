@@ -20,6 +20,7 @@
 import {
   type BroadcastEndpointOptions,
   closeSessions,
+  type DocsOptions,
   isLoopbackAddress,
   routeFetch,
   type Session,
@@ -50,6 +51,11 @@ export interface DenoOptions {
   path?: string | undefined;
   /** The broadcast endpoint (`POST /_broadcast`); `false` turns it off. */
   broadcast?: BroadcastEndpointOptions | false | undefined;
+  /**
+   * Serve the docs page (`/docs`) and the AsyncAPI document (`/asyncapi.json`): `true`, or
+   * their paths and the document's title (docs/asyncapi.md). Off by default.
+   */
+  docs?: DocsOptions | boolean | undefined;
 }
 
 /** What {@link deno} returns. */
@@ -108,6 +114,7 @@ export function deno(app: AnyApp, options: DenoOptions = {}): DenoHandler {
       return routeFetch(app, request, {
         path: options.path,
         broadcast: options.broadcast,
+        docs: options.docs,
         fromLoopback: () =>
           isLoopbackAddress(
             info?.remoteAddr.transport === "tcp" ? info.remoteAddr.hostname : undefined,

@@ -20,12 +20,17 @@
  * const hono = new Hono().get("/health", (c) => c.text("ok")).get("/", socketapi(app));
  * ```
  *
+ * `docs(app)` serves the docs page and the AsyncAPI document on routes of your choice.
+ *
  * @module
  */
 import type { Context, Handler, MiddlewareHandler } from "hono";
 import {
+  ASYNCAPI_PATH,
   type BroadcastEndpointOptions,
+  type DocsOptions,
   handleBroadcastRequest,
+  handleDocsRequest,
   isLoopbackAddress,
   type UpgradeWebSocket,
   upgradeToWebSocket,
@@ -107,4 +112,26 @@ export function broadcast(app: AnyApp, options: BroadcastEndpointOptions = {}): 
       fromLoopback: isLoopbackAddress(remoteAddress(c)),
       options,
     });
+}
+
+// --- Docs ---
+
+/**
+ * The docs page and the AsyncAPI document as a Hono handler: mount it on both paths. It
+ * answers the document on `asyncapiPath` (default `/asyncapi.json`) and the page elsewhere;
+ * `socket` is the path the page opens its WebSocket on (where `socketapi(app)` is mounted).
+ *
+ * @example
+ * ```ts
+ * const handler = docs(app, { socket: "/ws" });
+ * hono.get("/docs", handler).get("/asyncapi.json", handler).get("/ws", socketapi(app));
+ * ```
+ */
+export function docs(app: AnyApp, options: DocsOptions & { socket?: string } = {}): Handler {
+  const { socket = "/", ...served } = options;
+  return (c) => {
+    const path = new URL(c.req.url).pathname;
+    const route = path === (served.asyncapiPath ?? ASYNCAPI_PATH) ? "asyncapi" : "docs";
+    return handleDocsRequest(app, route, c.req.raw, served, socket);
+  };
 }

@@ -3,7 +3,8 @@
 // `uvicorn main:app --reload` does for SocketAPI 0.2.
 //
 //   npx socketapi main.ts [--port 8000] [--host 127.0.0.1] [--path /ws] [--watch]
-//                         [--workers N] [--redis URL | --nats URL]
+//                         [--workers N] [--redis URL | --nats URL] [--docs]
+//   npx socketapi main.ts --asyncapi asyncapi.json
 //
 // Plain JavaScript, so that it runs on every Node. A TypeScript module is loaded through
 // tsx when it is installed (an optional peer dependency), else through Node's own type
@@ -16,7 +17,8 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 
 const usage = `Usage: socketapi MODULE [--port N] [--host HOST] [--path PATH] [--watch]
-                         [--workers N] [--redis URL | --nats URL]
+                         [--workers N] [--redis URL | --nats URL] [--docs]
+       socketapi MODULE --asyncapi FILE
 
 Serves the SocketAPI app that MODULE exports as default (or as \`app\`).
   --port     port to listen on (default: $PORT or 8000)
@@ -26,7 +28,9 @@ Serves the SocketAPI app that MODULE exports as default (or as \`app\`).
   --workers  N processes on the same port (node:cluster), or \`auto\` for one per core;
              broadcasts go between them through the primary process, or the broker below
   --redis    carry broadcasts between instances over Redis (needs ioredis installed)
-  --nats     carry broadcasts between instances over NATS (needs @nats-io/transport-node)`;
+  --nats     carry broadcasts between instances over NATS (needs @nats-io/transport-node)
+  --docs     serve the docs page at /docs and the AsyncAPI document at /asyncapi.json
+  --asyncapi write the app's AsyncAPI 3.0 document to FILE (- for stdout) and exit`;
 
 let parsed;
 try {
@@ -40,6 +44,8 @@ try {
       workers: { type: "string" },
       redis: { type: "string" },
       nats: { type: "string" },
+      docs: { type: "boolean", default: false },
+      asyncapi: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -104,7 +110,7 @@ if (values.watch) {
   const child = spawn(process.execPath, command, { stdio: "inherit" });
   for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => child.kill(signal));
   child.on("exit", (code) => process.exit(code ?? 0));
-} else if (workers > 1 && cluster.isPrimary) {
+} else if (workers > 1 && cluster.isPrimary && values.asyncapi === undefined) {
   await registerTsx();
   await runPrimary();
 } else {
@@ -119,6 +125,18 @@ if (values.watch) {
   if (!app) {
     console.error(`${positionals[0]} must export a SocketAPI app as default (or as \`app\`).`);
     process.exit(1);
+  }
+  if (values.asyncapi !== undefined) {
+    const document = `${JSON.stringify(await app.asyncapi(), null, 2)}\n`;
+    if (values.asyncapi === "-") process.stdout.write(document);
+    else {
+      const { writeFile } = await import("node:fs/promises");
+      await writeFile(values.asyncapi, document);
+      console.log(
+        `SocketAPI: wrote the AsyncAPI document of ${positionals[0]} to ${values.asyncapi}`,
+      );
+    }
+    process.exit(0);
   }
   // This package's own entry points: the built ones when installed, the sources in its
   // repository (where tsconfig.json maps `socketapi/*` to them and tsx reads that).
@@ -140,10 +158,14 @@ if (values.watch) {
       port,
       host: values.host,
       ...(values.path ? { path: values.path } : {}),
+      ...(values.docs ? { docs: true } : {}),
     });
   } catch (error) {
     console.error(error instanceof Error ? error.message : error);
     process.exit(1);
+  }
+  if (!cluster.isWorker && values.docs) {
+    console.log(`SocketAPI: docs at http://${new URL(server.url).host}/docs`);
   }
   if (!cluster.isWorker) console.log(`SocketAPI: serving ${positionals[0]} at ${server.url}`);
   let stopping = false;

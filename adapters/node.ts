@@ -22,6 +22,9 @@ import {
   BROADCAST_PATH,
   type BroadcastEndpointOptions,
   broadcastOptions,
+  type DocsOptions,
+  docsOptions,
+  handleDocsRequest,
   refusalOf,
   registerRuntimeUpgrader,
   reportToApp,
@@ -73,6 +76,11 @@ export interface ServeOptions extends AttachOptions {
   host?: string | undefined;
   /** The broadcast endpoint (`POST /_broadcast`); `false` turns it off. */
   broadcast?: BroadcastEndpointOptions | false | undefined;
+  /**
+   * Serve the docs page (`/docs`) and the AsyncAPI document (`/asyncapi.json`): `true`, or
+   * their paths and the document's title (docs/asyncapi.md). Off by default.
+   */
+  docs?: DocsOptions | boolean | undefined;
 }
 
 /** Options of a graceful shutdown. */
@@ -204,7 +212,15 @@ export async function serve(app: AnyApp, options: ServeOptions = {}): Promise<No
       const response =
         route === "broadcast"
           ? await answerBroadcast(app, req, broadcastOptions(options) ?? {})
-          : refusalOf(route === "upgrade" ? "upgrade-required" : route);
+          : route === "docs" || route === "asyncapi"
+            ? await handleDocsRequest(
+                app,
+                route,
+                { url: upgradeRequest(req).url, method: req.method ?? "GET" },
+                docsOptions(options.docs) ?? {},
+                options.path,
+              )
+            : refusalOf(route === "upgrade" ? "upgrade-required" : route);
       await sendResponse(req, res, response);
     })().catch((error: unknown) => {
       reportToApp(app, error, { phase: "broadcast" });

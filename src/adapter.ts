@@ -56,6 +56,13 @@ export {
   refuseBroadcastCaller,
   secretMatches,
 } from "./serve/broadcast-endpoint.ts";
+export {
+  ASYNCAPI_PATH,
+  DOCS_PATH,
+  type DocsOptions,
+  docsOptions,
+  handleDocsRequest,
+} from "./serve/docs-endpoint.ts";
 export { KeptRequest, keepRequest } from "./serve/kept-request.ts";
 export {
   broadcastOptions,

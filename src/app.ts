@@ -4,6 +4,7 @@ import type { BroadcastOrigin } from "./declare/channel-handle.ts";
 import { ChannelTemplate } from "./declare/channel-template.ts";
 import type { ChannelDeclaration } from "./declare/declarations.ts";
 import { Router } from "./declare/router.ts";
+import type { AsyncApiDocument, AsyncApiOptions } from "./describe/asyncapi.ts";
 import type { HistoryStore } from "./history/history.ts";
 import { Hub } from "./hub/hub.ts";
 import type { Relay } from "./hub/relay.ts";
@@ -155,6 +156,26 @@ export class SocketAPI<
   /** How many connections here are subscribed to a concrete channel name (`rooms/42`). */
   subscriberCount(channel: string): number {
     return this.#hub.subscriberCount(channel);
+  }
+
+  /**
+   * The app's AsyncAPI 3.0 document, built from its declarations: every action with its
+   * input, output and errors, every channel with its address, parameters, subscribe-time
+   * parameters and data, as JSON Schema from the valibot schemas (docs/asyncapi.md).
+   *
+   * @example
+   * ```ts
+   * const document = await app.asyncapi({ title: "Chat", version: "2.1.0" });
+   * console.log(Object.keys(document.operations as object));
+   * ```
+   */
+  async asyncapi(options?: AsyncApiOptions): Promise<AsyncApiDocument> {
+    // Loaded when asked for: an app that never describes itself never loads the converter.
+    const { buildAsyncApi } = await import("./describe/asyncapi.ts");
+    return buildAsyncApi(
+      { actions: this.actionDeclarations, channels: this.channelDeclarations },
+      options,
+    );
   }
 
   /**

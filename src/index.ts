@@ -54,6 +54,11 @@ export {
   type RouterOptions,
 } from "./declare/router.ts";
 export { type SubscribeParam, subscribeParam } from "./declare/subscribe-param.ts";
+export type {
+  AsyncApiDocument,
+  AsyncApiOptions,
+  AsyncApiServer,
+} from "./describe/asyncapi.ts";
 export {
   ForbiddenError,
   HandlerTimeoutError,
@@ -94,4 +99,5 @@ export {
   type WireIssue,
 } from "./protocol/protocol.ts";
 export { BROADCAST_PATH, type BroadcastEndpointOptions } from "./serve/broadcast-endpoint.ts";
+export type { DocsOptions } from "./serve/docs-endpoint.ts";
 export type { LimitOptions, Limits } from "./serve/limits.ts";

@@ -160,6 +160,7 @@ describe("the bundled adapters", () => {
       "Sockets",
       "Upgrades",
       "Broadcast endpoint",
+      "Docs",
       "Serving",
       "Relays",
       "Hono",

@@ -530,6 +530,31 @@ describe.each(runtimes)("$name", ({ command, capabilities, hono }) => {
     expect(now).toEqual(before);
   });
 
+  it("serves the AsyncAPI document and the docs page, with the server that answered", async () => {
+    const response = await http("/asyncapi.json");
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toContain("application/json");
+    const document = (await response.json()) as {
+      asyncapi: string;
+      servers: Record<string, { host: string; protocol: string }>;
+      channels: Record<string, { address: string }>;
+      operations: Record<string, { action: string }>;
+    };
+    expect(document.asyncapi).toBe("3.0.0");
+    expect(Object.values(document.servers)).toEqual([
+      expect.objectContaining({ host: `127.0.0.1:${server.port}`, protocol: "ws" }),
+    ]);
+    expect(document.channels.add_numbers?.address).toBe("add_numbers");
+    expect(document.channels.rooms_room?.address).toBe("rooms/{room}");
+    expect(document.operations["chat.subscribe"]?.action).toBe("receive");
+    const page = await http("/docs");
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    const html = await page.text();
+    expect(html).toContain('"asyncapi":"/asyncapi.json"');
+    expect(html).toContain("pageScript(JSON.parse(");
+  });
+
   it("broadcasts from another process through POST /_broadcast", async () => {
     const client = await open();
     await client.request({ type: "subscribe", channel: "rooms/9" });

@@ -37,6 +37,8 @@ beforeAll(async () => {
   const dependencies: Record<string, string> = { socketapi: `file:${tarball}` };
   for (const name of [
     "valibot",
+    // socketapi's one dependency: app.asyncapi()'s converter.
+    "@valibot/to-json-schema",
     "ws",
     "hono",
     "@types/node",
@@ -133,6 +135,28 @@ await server.close();
     );
     const { stdout } = await run(process.execPath, ["node-server.mjs"]);
     expect(JSON.parse(stdout)).toEqual({ sum: 8, message: { message: "hi" } });
+  });
+
+  it("describes itself: the AsyncAPI document and the docs page, from the installed package", async () => {
+    await writeFile(join(project, "app.mjs"), app);
+    await writeFile(
+      join(project, "docs-server.mjs"),
+      `import { serve } from "socketapi/node";
+import { app } from "./app.mjs";
+const server = await serve(app, { port: 0, docs: true });
+const base = "http://127.0.0.1:" + server.port;
+const document = await (await fetch(base + "/asyncapi.json")).json();
+const page = await (await fetch(base + "/docs")).text();
+console.log(JSON.stringify({ asyncapi: document.asyncapi, channels: Object.keys(document.channels), page: page.includes("pageScript(") }));
+await server.close();
+`,
+    );
+    const { stdout } = await run(process.execPath, ["docs-server.mjs"]);
+    expect(JSON.parse(stdout)).toEqual({
+      asyncapi: "3.0.0",
+      channels: ["add_numbers", "send_message", "chat", "connection"],
+      page: true,
+    });
   });
 
   it("relays over Redis with socketapi/redis, and recovers on another instance from Redis Streams", async () => {

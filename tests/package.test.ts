@@ -1,6 +1,6 @@
 // npm and JSR publish the same entry points: npm the built JavaScript and declarations,
 // JSR (and this repository, through tsconfig.json's paths) the TypeScript sources.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 
@@ -12,6 +12,15 @@ const npmExports: Record<string, { types: string; import: string } | string> =
   read("package.json").exports;
 const specifier = (subpath: string) =>
   subpath === "." ? "socketapi" : `socketapi/${subpath.slice(2)}`;
+
+/** Every TypeScript file under src/, adapters/ and relays/, relative to the root. */
+function sourceFiles(): string[] {
+  return ["src", "adapters", "relays"].flatMap((dir) =>
+    readdirSync(join(root, dir), { recursive: true, encoding: "utf8" })
+      .filter((file) => file.endsWith(".ts"))
+      .map((file) => `${dir}/${file}`),
+  );
+}
 
 describe("package entry points", () => {
   it("publishes every source entry of deno.json, built, in package.json's exports", () => {
@@ -41,9 +50,24 @@ describe("package entry points", () => {
     }
   });
 
-  it("names the peer dependencies an adapter needs as optional, and has no runtime dependency", () => {
+  it("names the peer dependencies an adapter needs as optional, and has one runtime dependency, loaded when used", () => {
     const pkg = read("package.json");
-    expect(pkg.dependencies).toBeUndefined();
+    // valibot's converter, for app.asyncapi(): a dependency, so that every bundle (Workers)
+    // resolves it, but only src/describe/ imports it, and the app loads that on demand.
+    expect(Object.keys(pkg.dependencies)).toEqual(["@valibot/to-json-schema"]);
+    expect(read("deno.json").imports["@valibot/to-json-schema"]).toBe(
+      `npm:@valibot/to-json-schema@${pkg.dependencies["@valibot/to-json-schema"]}`,
+    );
+    for (const file of sourceFiles()) {
+      const text = readFileSync(join(root, file), "utf8");
+      const statics = [...text.matchAll(/^\s*(?:import|export)\s[^;]*?from\s+"([^"]+)"/gm)]
+        .filter((match) => !/^\s*(?:import|export)\s+type\s/.test(match[0]))
+        .map((match) => match[1] as string);
+      const describes = statics.some(
+        (specifier) => specifier === "@valibot/to-json-schema" || specifier.includes("describe/"),
+      );
+      if (!file.startsWith("src/describe/")) expect(describes, file).toBe(false);
+    }
     expect(pkg.peerDependencies).toMatchObject({ valibot: expect.any(String) });
     for (const optional of ["ws", "hono", "tsx"]) {
       expect(pkg.peerDependenciesMeta[optional], optional).toEqual({ optional: true });

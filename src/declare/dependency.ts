@@ -25,6 +25,14 @@ export type DependencySchema<
 /** The schema of a dependency that takes no input from the client. */
 const noInput = v.optional(v.unknown());
 
+/** Marks, at run time, a dependency that takes nothing from the client. */
+const TAKES_NO_INPUT: unique symbol = Symbol.for("socketapi.dependency.noInput");
+
+/** Whether `schema` is a dependency that takes nothing from the client (`depends((ctx) => ...)`). */
+export function takesNoInput(schema: unknown): boolean {
+  return (schema as { [TAKES_NO_INPUT]?: true } | undefined)?.[TAKES_NO_INPUT] === true;
+}
+
 declare const CONTEXT_ONLY: unique symbol;
 
 /**
@@ -72,6 +80,7 @@ export function depends(
     return {
       ...noInput,
       [DEPENDENCY]: (_input: unknown, ctx: AnyContext) => resolveFromContext(ctx),
+      [TAKES_NO_INPUT]: true,
     };
   }
   // A copy of the schema's own properties: valibot schemas are plain objects whose `~run`

@@ -4,6 +4,7 @@ import {
   type BroadcastEndpointOptions,
   handleBroadcastRequest,
 } from "./broadcast-endpoint.ts";
+import { type DocsOptions, docsOptions, docsRouteOf, handleDocsRequest } from "./docs-endpoint.ts";
 
 /**
  * What becomes of one request to a server that serves an app: the one table every adapter
@@ -12,6 +13,8 @@ import {
  * | route              | when                                              | answer |
  * | ------------------ | ------------------------------------------------- | ------ |
  * | `broadcast`        | the broadcast endpoint's path (unless turned off) | the endpoint's |
+ * | `docs`             | not an upgrade, the docs page's path (`docs` on)  | the page |
+ * | `asyncapi`         | not an upgrade, the document's path (`docs` on)   | the AsyncAPI document |
  * | `not-found`        | a `path` is set and this is another path          | 404 |
  * | `upgrade-required` | not a WebSocket upgrade                           | 426 |
  * | `shutting-down`    | the server is shutting down                       | 503 |
@@ -19,6 +22,8 @@ import {
  */
 export type RequestRoute =
   | "broadcast"
+  | "docs"
+  | "asyncapi"
   | "not-found"
   | "upgrade-required"
   | "shutting-down"
@@ -30,6 +35,8 @@ export interface RoutingOptions {
   path?: string | undefined;
   /** The broadcast endpoint's options; `false` turns it off. */
   broadcast?: BroadcastEndpointOptions | false | undefined;
+  /** The docs page and the AsyncAPI document (`/docs`, `/asyncapi.json`); off by default. */
+  docs?: DocsOptions | boolean | undefined;
 }
 
 /** The broadcast endpoint's options, or `undefined` when it is turned off. */
@@ -51,6 +58,8 @@ export function routeRequest(
 ): RequestRoute {
   const broadcast = broadcastOptions(options);
   if (broadcast && path === (broadcast.path ?? BROADCAST_PATH)) return "broadcast";
+  const docs = upgrade ? undefined : docsRouteOf(path, docsOptions(options.docs));
+  if (docs) return docs;
   if (options.path !== undefined && path !== options.path) return "not-found";
   if (!upgrade) return "upgrade-required";
   if (stopping) return "shutting-down";
@@ -103,6 +112,9 @@ export function routeFetch<Upgraded extends Response | undefined>(
         fromLoopback: route.fromLoopback(),
         options: broadcastOptions(route) ?? {},
       });
+    case "docs":
+    case "asyncapi":
+      return handleDocsRequest(app, where, request, docsOptions(route.docs) ?? {}, route.path);
     case "upgrade":
       return route.upgrade();
     default:

@@ -6,6 +6,7 @@ import app from "./conformance-app.ts";
 const server = await serve(app, {
   port: Number(process.env.PORT),
   path: process.env.SOCKETAPI_PATH,
+  docs: true,
 });
 console.log(`listening at ${server.url}`);
 process.on("SIGTERM", async () => {

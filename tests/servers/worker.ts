@@ -7,6 +7,7 @@ import app from "./conformance-app.ts";
 // SOCKETAPI_PATH (`wrangler dev --var`): serve only that path (the suite's path checks).
 const { worker, SocketAPIObject } = cloudflare(app, {
   keepHeaders: ["x-probe"],
+  docs: true,
   path: (env as { SOCKETAPI_PATH?: string }).SOCKETAPI_PATH,
 });
 

@@ -1,0 +1,142 @@
+// The live docs page in headless Chromium: served by the app with `docs: true`, it lists the
+// seed example's actions and channels, calls add_numbers, subscribes to chat and shows the
+// broadcast send_message makes, with no console error. It writes its screenshot; with
+// SOCKETAPI_SCREENSHOT=1 into docs/, where docs/asyncapi.md shows it.
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type NodeServer, serve } from "../adapters/node.ts";
+import seed from "../examples/main.ts";
+import { CHROMIUM_ARGS, ensureChromium } from "./helpers/chromium.ts";
+import { root } from "./helpers/server-process.ts";
+
+const executablePath = ensureChromium();
+
+describe.skipIf(!executablePath)(
+  "the docs page in headless Chromium (skipped: no chromium and no root to install it)",
+  () => {
+    let server: NodeServer;
+    let browser: Browser;
+    let tab: Page;
+    const problems: string[] = [];
+
+    beforeAll(async () => {
+      server = await serve(seed, { port: 0, docs: { asyncapi: { title: "Seed example" } } });
+      browser = await chromium.launch({
+        executablePath: executablePath as string,
+        args: CHROMIUM_ARGS,
+      });
+      tab = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      tab.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+      tab.on("console", (message) => {
+        if (message.type() === "error" || message.type() === "warning") {
+          problems.push(`console ${message.type()}: ${message.text()}`);
+        }
+      });
+      await tab.goto(`http://127.0.0.1:${server.port}/docs`);
+      // Connected, and the document read: two things the page does at once.
+      await tab.waitForSelector("#status.open", { timeout: 10_000 });
+      await tab.waitForSelector("[data-channel]", { timeout: 10_000 });
+    }, 60_000);
+
+    afterAll(async () => {
+      await browser?.close();
+      await server?.close();
+    });
+
+    it("lists the actions and channels, with their schemas", async () => {
+      expect(await tab.title()).toBe("Seed example · docs");
+      const actions = await tab.$$eval("[data-action]", (cards) =>
+        cards.map((card) => card.getAttribute("data-action")),
+      );
+      const channels = await tab.$$eval("[data-channel]", (cards) =>
+        cards.map((card) => card.getAttribute("data-channel")),
+      );
+      expect(actions).toEqual(["add_numbers", "send_message"]);
+      expect(channels).toEqual(["chat"]);
+      const inputSchema = await tab.textContent('[data-action="add_numbers"] details pre');
+      expect(JSON.parse(inputSchema ?? "")).toEqual({
+        type: "object",
+        properties: { a: { type: "integer" }, b: { type: "integer" } },
+        required: ["a", "b"],
+      });
+      expect(problems).toEqual([]);
+    });
+
+    it("calls add_numbers with 5 and 3 and shows 8", async () => {
+      const card = '[data-action="add_numbers"]';
+      await tab.fill(`${card} input[name="a"]`, "5");
+      await tab.fill(`${card} input[name="b"]`, "3");
+      await tab.click(`${card} button`);
+      await tab.waitForSelector(`${card} .result.ok`);
+      expect(await tab.textContent(`${card} .result`)).toBe("8");
+      // The frames went and came with their request id.
+      const log = await tab.$$eval("#log li", (items) => items.map((item) => item.textContent));
+      expect(
+        log.some((line) =>
+          line?.includes('{"type":"action","channel":"add_numbers","data":{"a":5,"b":3},"id":'),
+        ),
+      ).toBe(true);
+      expect(log.some((line) => line?.includes('"status":"completed","data":8'))).toBe(true);
+      expect(problems).toEqual([]);
+    });
+
+    it("shows an error with its code and issues", async () => {
+      const card = '[data-action="add_numbers"]';
+      await tab.fill(`${card} input[name="a"]`, "1.5");
+      await tab.click(`${card} button`);
+      await tab.waitForSelector(`${card} .result.error`);
+      expect(await tab.textContent(`${card} .result`)).toContain("INVALID_PARAMS");
+      expect(await tab.$eval("#log li.error", (item) => item.textContent)).toContain(
+        '"code":"INVALID_PARAMS"',
+      );
+    });
+
+    it("subscribes to chat, and shows the broadcast send_message makes", async () => {
+      const chat = '[data-channel="chat"]';
+      await tab.click(`${chat} button:text("Subscribe")`);
+      await tab.waitForFunction(
+        (selector) => document.querySelector(selector)?.textContent?.includes("subscribed to chat"),
+        `${chat} .row`,
+      );
+      const send = '[data-action="send_message"]';
+      await tab.fill(`${send} input[name="message"]`, "hello from the docs page");
+      await tab.click(`${send} button`);
+      await tab.waitForFunction(
+        (selector) =>
+          document.querySelector(selector)?.textContent?.includes("hello from the docs page"),
+        `${chat} .feed`,
+      );
+      expect(JSON.parse((await tab.textContent(`${chat} .feed`)) ?? "")).toEqual({
+        message: "hello from the docs page",
+      });
+      await tab.waitForSelector(`${send} .result.ok`);
+      expect(await tab.textContent(`${send} .result`)).toBe("completed (no data)");
+      expect(problems).toEqual([]);
+    });
+
+    it("is one page with nothing to fetch but the document and the socket", async () => {
+      const requests: string[] = [];
+      const sockets: string[] = [];
+      const fresh = await browser.newPage();
+      fresh.on("request", (request) => requests.push(new URL(request.url()).pathname));
+      fresh.on("websocket", (socket) => sockets.push(socket.url()));
+      await fresh.goto(`http://127.0.0.1:${server.port}/docs`);
+      await fresh.waitForSelector("#status.open");
+      await fresh.waitForSelector("[data-action]");
+      expect(requests.sort()).toEqual(["/asyncapi.json", "/docs"]);
+      expect(sockets).toEqual([`ws://127.0.0.1:${server.port}/`]);
+      const screenshot = await tab.screenshot({ fullPage: true });
+      expect(screenshot.subarray(1, 4).toString()).toBe("PNG");
+      expect(screenshot.length).toBeGreaterThan(10_000);
+      const target =
+        process.env.SOCKETAPI_SCREENSHOT === "1"
+          ? join(root, "docs", "docs-page.png")
+          : join(mkdtempSync(join(tmpdir(), "socketapi-docs-")), "docs-page.png");
+      writeFileSync(target, screenshot);
+      await fresh.close();
+    });
+  },
+);

@@ -3,7 +3,7 @@
 // `uvicorn main:app --reload` does for SocketAPI 0.2.
 //
 //   npx socketapi main.ts [--port 8000] [--host 127.0.0.1] [--path /ws] [--watch]
-//                         [--workers N] [--redis URL | --nats URL] [--docs]
+//                         [--workers N] [--redis URL | --nats URL] [--docs] [--metrics PORT]
 //   npx socketapi main.ts --asyncapi asyncapi.json
 //
 // Plain JavaScript, so that it runs on every Node. A TypeScript module is loaded through
@@ -17,7 +17,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 
 const usage = `Usage: socketapi MODULE [--port N] [--host HOST] [--path PATH] [--watch]
-                         [--workers N] [--redis URL | --nats URL] [--docs]
+                         [--workers N] [--redis URL | --nats URL] [--docs] [--metrics PORT]
        socketapi MODULE --asyncapi FILE
 
 Serves the SocketAPI app that MODULE exports as default (or as \`app\`).
@@ -30,7 +30,10 @@ Serves the SocketAPI app that MODULE exports as default (or as \`app\`).
   --redis    carry broadcasts between instances over Redis (needs ioredis installed)
   --nats     carry broadcasts between instances over NATS (needs @nats-io/transport-node)
   --docs     serve the docs page at /docs and the AsyncAPI document at /asyncapi.json
-  --asyncapi write the app's AsyncAPI 3.0 document to FILE (- for stdout) and exit`;
+  --asyncapi write the app's AsyncAPI 3.0 document to FILE (- for stdout) and exit
+  --metrics  serve OpenTelemetry metrics as Prometheus text at http://127.0.0.1:PORT/metrics
+             (needs @opentelemetry/sdk-metrics and @opentelemetry/exporter-prometheus);
+             with --workers, worker N of them on PORT + N - 1`;
 
 let parsed;
 try {
@@ -46,6 +49,7 @@ try {
       nats: { type: "string" },
       docs: { type: "boolean", default: false },
       asyncapi: { type: "string" },
+      metrics: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -68,6 +72,14 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
 const workers = values.workers === "auto" ? availableParallelism() : Number(values.workers ?? 1);
 if (!Number.isInteger(workers) || workers < 1) {
   console.error(`Invalid --workers: ${values.workers} (a number, or auto)`);
+  process.exit(2);
+}
+const metricsPort = values.metrics === undefined ? undefined : Number(values.metrics);
+if (
+  metricsPort !== undefined &&
+  (!Number.isInteger(metricsPort) || metricsPort < 1 || metricsPort > 65535)
+) {
+  console.error(`Invalid --metrics port: ${values.metrics}`);
   process.exit(2);
 }
 if (values.redis && values.nats) {
@@ -138,6 +150,10 @@ if (values.watch) {
     }
     process.exit(0);
   }
+  // Metrics first: the app makes its instruments with its first connection, from the
+  // provider set then.
+  if (metricsPort !== undefined)
+    await serveMetrics(metricsPort + Number(process.env.SOCKETAPI_WORKER_SLOT ?? 0));
   // This package's own entry points: the built ones when installed, the sources in its
   // repository (where tsconfig.json maps `socketapi/*` to them and tsx reads that).
   const { serve, clusterRelay } = await import("socketapi/node");
@@ -209,8 +225,10 @@ async function runPrimary() {
   let listening = 0;
   let announced = false;
   const started = new Set();
-  const fork = () => {
-    const worker = cluster.fork();
+  /** Each worker has a slot, kept by the worker that replaces it (its metrics port). */
+  const fork = (slot) => {
+    const worker = cluster.fork({ SOCKETAPI_WORKER_SLOT: String(slot) });
+    worker.slot = slot;
     worker.once("listening", (address) => {
       started.add(worker);
       listening++;
@@ -236,9 +254,9 @@ async function runPrimary() {
       `SocketAPI: worker ${worker.process.pid} died (${signal ?? `exit code ${code}`}); starting another`,
     );
     listening--;
-    setTimeout(fork, 500);
+    setTimeout(() => fork(worker.slot), 500);
   });
-  for (let i = 0; i < workers; i++) fork();
+  for (let i = 0; i < workers; i++) fork(i);
   const stop = () => {
     if (stopping) return;
     stopping = true;
@@ -255,6 +273,43 @@ async function runPrimary() {
   };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
+}
+
+/**
+ * Serves the app's OpenTelemetry metrics as Prometheus text on 127.0.0.1:`port`/metrics,
+ * with the SDK and the exporter loaded only now (optional dependencies).
+ */
+async function serveMetrics(port) {
+  let sdk;
+  let prometheus;
+  try {
+    [sdk, prometheus] = await Promise.all([
+      import("@opentelemetry/sdk-metrics"),
+      import("@opentelemetry/exporter-prometheus"),
+    ]);
+  } catch {
+    console.error(
+      "--metrics needs OpenTelemetry's metrics SDK and Prometheus exporter next to socketapi:\n" +
+        "  npm install @opentelemetry/sdk-metrics @opentelemetry/exporter-prometheus",
+    );
+    process.exit(1);
+  }
+  const { metrics } = await import("@opentelemetry/api");
+  const exporter = new prometheus.PrometheusExporter({
+    host: "127.0.0.1",
+    port,
+    preventServerStart: true,
+  });
+  try {
+    await exporter.startServer();
+  } catch (error) {
+    console.error(
+      `--metrics: cannot listen on 127.0.0.1:${port}: ${error instanceof Error ? error.message : error}`,
+    );
+    process.exit(1);
+  }
+  metrics.setGlobalMeterProvider(new sdk.MeterProvider({ readers: [exporter] }));
+  console.log(`SocketAPI: metrics at http://127.0.0.1:${port}/metrics`);
 }
 
 /** Loads TypeScript through tsx, when the module is TypeScript and tsx is installed. */

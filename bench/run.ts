@@ -56,6 +56,20 @@ const subjects: Subject[] = [
   },
   {
     runtime: "node",
+    subject: "socketapi + otel metrics",
+    command: nodeServer("node-socketapi.ts"),
+    env: { BENCH_OTEL: "metrics" },
+    protocol: "socketapi",
+  },
+  {
+    runtime: "node",
+    subject: "socketapi + otel traces",
+    command: nodeServer("node-socketapi.ts"),
+    env: { BENCH_OTEL: "traces" },
+    protocol: "socketapi",
+  },
+  {
+    runtime: "node",
     subject: "socket.io",
     command: nodeServer("node-socketio.ts"),
     protocol: "socketio",

@@ -9,9 +9,10 @@ import type { HistoryStore } from "./history/history.ts";
 import { Hub } from "./hub/hub.ts";
 import type { Relay } from "./hub/relay.ts";
 import type { Target } from "./hub/target.ts";
+import { Telemetry, type TelemetryOptions } from "./observe/telemetry.ts";
 import type { PresenceCount } from "./presence/presence-registry.ts";
 import { dataFrame } from "./protocol/encode.ts";
-import { type AdmissionRules, Admissions } from "./serve/admission.ts";
+import { type Admission, type AdmissionRules, Admissions } from "./serve/admission.ts";
 import { type AppInternals, registerApp } from "./serve/app-internals.ts";
 import { type LimitOptions, type Limits, resolveLimits } from "./serve/limits.ts";
 import { type ChannelMatch, Session } from "./serve/session.ts";
@@ -71,6 +72,12 @@ export interface SocketAPIOptions<State extends object> extends LimitOptions {
    * Default: every origin.
    */
   allowedOrigins?: readonly string[] | ((origin: string) => boolean) | undefined;
+  /**
+   * Where the app's metrics and spans go (docs/observability.md): OpenTelemetry's global
+   * providers by default (a no-op until an SDK is set up, before the first connection),
+   * these providers, or `false` for none.
+   */
+  telemetry?: TelemetryOptions | false | undefined;
 }
 
 export { DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_MESSAGE_BYTES } from "./serve/limits.ts";
@@ -111,6 +118,7 @@ export class SocketAPI<
   readonly #reportedBroadcastErrors = new WeakSet<object>();
   readonly #staticChannels = new Map<string, ChannelMatch>();
   readonly #templateChannels: ChannelMatch[] = [];
+  readonly #telemetry: Telemetry;
 
   constructor(options: SocketAPIOptions<State> = {}) {
     super();
@@ -118,6 +126,10 @@ export class SocketAPI<
     this.limits = resolveLimits(options);
     const report = (error: unknown, info: ErrorInfo): void => this.#reportError(error, info);
     this.#hub = new Hub(report, options.relay);
+    const telemetry = new Telemetry(options.telemetry ?? {});
+    this.#telemetry = telemetry;
+    this.#hub.telemetry = telemetry;
+    telemetry.watchRelay(() => this.#hub.relay?.stats);
     if (options.userId) {
       this.#hub.userOf = options.userId as (connection: Connection<object>) => string | undefined;
     }
@@ -132,18 +144,25 @@ export class SocketAPI<
     const internals: AppInternals = {
       hub,
       limits: this.limits,
-      admit: (request) => this.#admissions.admit(request, hub.connections.size),
+      admit: (request) => {
+        const admission = this.#admissions.admit(request, hub.connections.size);
+        return isThenable(admission)
+          ? Promise.resolve(admission).then((settled) => this.#counted(settled))
+          : this.#counted(admission);
+      },
       open: (socket, request, state, openOptions) => {
         const place = openOptions?.hub ?? hub;
         const session = new Session(internals, place, socket, request, state, openOptions?.id);
         openOptions?.slot?.release();
         place.connections.add(session);
+        telemetry.connectionOpened();
         return session;
       },
       findAction: (name) => this.actionDeclarations.get(name),
       findChannel: (name) => this.#findChannel(name),
       reportError: report,
       sessionClosed: (session, code, reason) => this.#sessionClosed(session, code, reason),
+      telemetry,
     };
     registerApp(this, internals);
   }
@@ -233,7 +252,8 @@ export class SocketAPI<
    * ```
    */
   publish(concreteName: string, data: unknown): number | Promise<number> {
-    return this.#publishFrom(concreteName, data, undefined);
+    const template = this.#findChannel(concreteName)?.template.name ?? concreteName;
+    return this.#publishFrom(concreteName, data, undefined, undefined, template);
   }
 
   /**
@@ -274,9 +294,16 @@ export class SocketAPI<
     concreteName: string,
     data: unknown,
     origin: BroadcastOrigin | undefined,
-    target?: Target,
+    target: Target | undefined,
+    template: string,
   ): number | Promise<number> {
-    return (origin?.hub ?? this.#hub).publish(concreteName, dataFrame(concreteName, data), target);
+    const hub = origin?.hub ?? this.#hub;
+    const ended = this.#telemetry.broadcast(template, concreteName);
+    const delivered = hub.publish(concreteName, dataFrame(concreteName, data), target);
+    if (!ended) return delivered;
+    if (typeof delivered === "number") ended(delivered);
+    else delivered.then(ended, () => ended(0));
+    return delivered;
   }
 
   #findChannel(concreteName: string): ChannelMatch | undefined {
@@ -317,7 +344,18 @@ export class SocketAPI<
     if (typeof error === "object" && error !== null) this.#reportedBroadcastErrors.add(error);
   }
 
+  /** An upgrade the limits refused is counted (origin: 403, connections: 503). */
+  #counted(admission: Admission<State>): Admission<State> {
+    if (!admission.ok) {
+      const { status } = admission.response;
+      if (status === 403) this.#telemetry.refused("origin");
+      else if (status === 503) this.#telemetry.refused("connections");
+    }
+    return admission;
+  }
+
   #sessionClosed(session: Session<object>, code: number, reason: string): void {
+    this.#telemetry.connectionClosed(code);
     const typed = session as unknown as Session<State>;
     session.hub.connections.delete(session);
     const id = session.knownId;
@@ -342,7 +380,7 @@ export class SocketAPI<
       template,
       app: this.#hub,
       publish: (concrete, data, origin, target) =>
-        this.#publishFrom(concrete, data, origin, target),
+        this.#publishFrom(concrete, data, origin, target, template.name),
       reportError: (error, info) => this.#reportBroadcastError(error, info),
     });
     if (declaration.history && !this.#hub.historyOptions) {

@@ -41,6 +41,8 @@ it("runs every subject on every runtime and writes the JSON the README promises"
       "node socket.io",
       "node socket.io over redis",
       "node socketapi",
+      "node socketapi + otel metrics",
+      "node socketapi + otel traces",
       "node socketapi over nats",
       "node socketapi over redis",
     ]);

@@ -39,6 +39,8 @@ beforeAll(async () => {
     "valibot",
     // socketapi's one dependency: app.asyncapi()'s converter.
     "@valibot/to-json-schema",
+    // Its peer the core imports: OpenTelemetry's API (a no-op without an SDK).
+    "@opentelemetry/api",
     "ws",
     "hono",
     "@types/node",

@@ -39,6 +39,8 @@ export class Hub implements AppView<object> {
   readonly #byId = new Map<string, Connection<object> & Subscriber>();
   /** The user a connection belongs to (the app's `userId`), for `toUser`. */
   userOf: ((connection: Connection<object>) => string | undefined) | undefined;
+  /** Told how many subscribers each delivery reached here, for the app's metrics. */
+  telemetry: { delivered(count: number): void } | undefined;
   #relay: Relay | undefined;
   #opened: Promise<void> | undefined;
   /** Whether the relay's failure to open was told to the app (once, not per broadcast). */
@@ -184,11 +186,9 @@ export class Hub implements AppView<object> {
   publish(channel: string, frame: string, target?: Target): number | Promise<number> {
     if (target && !("except" in target)) {
       // For some connections only: not a broadcast of the channel's stream, never kept.
-      return this.#relayPublish(
-        channel,
-        targetedFrame(target, frame),
-        this.#deliverTo(channel, frame, target),
-      );
+      const reached = this.#deliverTo(channel, frame, target);
+      this.telemetry?.delivered(reached);
+      return this.#relayPublish(channel, targetedFrame(target, frame), reached);
     }
     const options = this.#historyOptions?.(channel);
     const store = options && this.#historyStore;
@@ -205,6 +205,7 @@ export class Hub implements AppView<object> {
       ? this.#deliverExcept(channel, stamped, (target as { except: string }).except)
       : this.index.deliver(channel, stamped);
     // The excluded connection is here: the other instances deliver to all of theirs.
+    this.telemetry?.delivered(local);
     return this.#relayPublish(channel, frame, local);
   }
 
@@ -252,7 +253,8 @@ export class Hub implements AppView<object> {
         .then(() => shared.join(channel, member, info, frame, connection.id, here))
         .catch((error: unknown) => this.#report(error, { channel, phase: "relay" }));
     }
-    if (first) this.presenceListeners.deliverExcept(channel, frame, connection);
+    if (first)
+      this.telemetry?.delivered(this.presenceListeners.deliverExcept(channel, frame, connection));
   }
 
   /** A connection of `member` left: when it was the member's last, the listeners hear `leave`. */
@@ -266,7 +268,10 @@ export class Hub implements AppView<object> {
         .catch((error: unknown) => this.#report(error, { channel, phase: "relay" }));
       return;
     }
-    if (last) this.presenceListeners.deliver(channel, leaveFrame(channel, member));
+    if (last)
+      this.telemetry?.delivered(
+        this.presenceListeners.deliver(channel, leaveFrame(channel, member)),
+      );
   }
 
   /** How many members `channel` has, and how many connections they subscribed. */
@@ -340,6 +345,12 @@ export class Hub implements AppView<object> {
    * local history store); how many it reached. What a relay's `receive` calls.
    */
   receive(channel: string, text: string): number {
+    const delivered = this.#receive(channel, text);
+    this.telemetry?.delivered(delivered);
+    return delivered;
+  }
+
+  #receive(channel: string, text: string): number {
     let frame = text;
     let except: string | undefined;
     if (text.charCodeAt(0) === 35 /* # */) {

@@ -31,6 +31,7 @@ export function answerCompleted(
     return;
   }
   ctx.ended = true;
+  ctx.trace?.end();
   session.answer(text);
 }
 
@@ -43,7 +44,14 @@ export function answerFailure(
 ): void {
   if (ctx.ended) return;
   ctx.ended = true;
-  session.answer(failureText(session, ctx, phase, error));
+  const text = failureText(session, ctx, phase, error);
+  ctx.trace?.end(errorCodeOf(text), error);
+  session.answer(text);
+}
+
+/** The code of an error frame as encoded (`{"type":"error","code":"...`). */
+function errorCodeOf(text: string): string {
+  return text.slice(24, text.indexOf('"', 24));
 }
 
 /**
@@ -121,6 +129,7 @@ function timedOut(
   if (ctx.ended) return;
   const error = new HandlerTimeoutError(ctx.name, timeout);
   ctx.abandon(error);
+  ctx.trace?.end(ErrorCode.HANDLER_TIMEOUT, error);
   session.host.reportError(error, { connection: session, channel: ctx.name, phase });
   session.answer(
     errorText(ErrorCode.HANDLER_TIMEOUT, ErrorMessage.handlerTimeout(timeout), ctx.id, ctx.name),

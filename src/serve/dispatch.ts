@@ -64,9 +64,13 @@ function serveAction(session: Session<object>, frame: ActionFrame): Promise<void
     return undefined;
   }
   const ctx = new HandlerContext(session, id, action.channels, name);
+  const { telemetry } = session.host;
+  ctx.trace = telemetry.startFrame("action", name, name, session.request, () => session.id);
   let result: unknown;
   try {
-    result = action.pipeline.run(frame.data, ctx);
+    result = ctx.trace
+      ? telemetry.within(ctx.trace, () => action.pipeline.run(frame.data, ctx))
+      : action.pipeline.run(frame.data, ctx);
     if (!isThenable(result)) {
       answerCompleted(session, ctx, result);
       return undefined;

@@ -6,6 +6,7 @@ import type {
   UpgradeRequest,
 } from "../context.ts";
 import type { ChannelHandles, ChannelTypes } from "../declare/channel-handle.ts";
+import type { FrameTrace } from "../observe/telemetry.ts";
 import type { RequestId } from "../protocol/protocol.ts";
 import type { Session } from "./session.ts";
 
@@ -24,6 +25,8 @@ abstract class BaseHandlerContext {
    * sent for it.
    */
   ended = false;
+  /** Its span and clock, when the app's telemetry records. */
+  trace: FrameTrace | undefined;
   readonly #handles: ChannelHandles<ChannelTypes>;
   #abort: AbortController | undefined;
   #signal: AbortSignal | undefined;

@@ -31,6 +31,8 @@ export interface IntakeOwner {
   answer(text: string): unknown;
   /** Too many refusals: the client is abusive. */
   closeForAbuse(): void;
+  /** A frame was refused: over the rate limit, or the queue was full. */
+  refused(by: "rate" | "queue"): void;
   /** Nothing is waiting or running any more. */
   settled(): void;
 }
@@ -109,13 +111,19 @@ export class Intake {
     const limits = this.#owner.limits;
     if (limits.rateLimit !== false) {
       this.#bucket ??= new TokenBucket(limits.rateLimit);
-      if (!this.#bucket.take()) return ErrorMessage.rateLimited(limits.rateLimit.messagesPerSecond);
+      if (!this.#bucket.take()) {
+        this.#owner.refused("rate");
+        return ErrorMessage.rateLimited(limits.rateLimit.messagesPerSecond);
+      }
     }
     const waiting = this.#queue?.length ?? 0;
     if (waiting === 0 && !this.#pumping && this.#inFlight < limits.concurrency) return undefined;
-    if (waiting >= limits.maxQueuedMessages)
+    if (waiting >= limits.maxQueuedMessages) {
+      this.#owner.refused("queue");
       return ErrorMessage.queueFull(limits.maxQueuedMessages);
+    }
     if (this.#queuedSize + size > limits.maxQueuedBytes) {
+      this.#owner.refused("queue");
       return ErrorMessage.queueBytesFull(limits.maxQueuedBytes);
     }
     return undefined;

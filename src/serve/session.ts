@@ -10,6 +10,7 @@ import type { ChannelTemplate } from "../declare/channel-template.ts";
 import type { ActionDeclaration, ChannelDeclaration } from "../declare/declarations.ts";
 import type { Hub } from "../hub/hub.ts";
 import type { Subscriber } from "../hub/subscriber.ts";
+import type { Telemetry } from "../observe/telemetry.ts";
 import { errorFrame } from "../protocol/parse.ts";
 import {
   CloseCode,
@@ -42,6 +43,8 @@ export interface SessionHost {
   findChannel(concreteName: string): ChannelMatch | undefined;
   reportError(error: unknown, info: ErrorInfo): void;
   sessionClosed(session: Session<object>, code: number, reason: string): void;
+  /** The app's metrics and spans (no-ops without an OpenTelemetry SDK). */
+  readonly telemetry: Telemetry;
 }
 
 /**
@@ -220,6 +223,7 @@ export class Session<State extends object = ConnectionState>
   /** Feeds a text frame that the adapter measured above the app's limit, without decoding it. */
   receiveTooLarge(): void {
     const limit = this.host.limits.maxMessageBytes;
+    this.host.telemetry.refused("size");
     this.#take(errorFrame(ErrorCode.MESSAGE_TOO_LARGE, ErrorMessage.tooLarge(limit), undefined), 0);
   }
 
@@ -272,6 +276,11 @@ export class Session<State extends object = ConnectionState>
     restorePresence(this as Session<object>, held, listening);
   }
 
+  /** @internal */
+  refused(by: "rate" | "queue"): void {
+    this.host.telemetry.refused(by);
+  }
+
   /** Queue entries waiting their turn (a run of refusals is one), for tests and metrics. */
   get queuedEntries(): number {
     return this.#intake?.queuedEntries ?? 0;
@@ -281,7 +290,8 @@ export class Session<State extends object = ConnectionState>
 
   /** Sends an already serialized frame for the hub; `false` when it cannot be sent. */
   deliver(frame: string): boolean {
-    return this.answer(frame);
+    // Counted by the hub, once per broadcast, not here once per subscriber.
+    return this.#write(frame);
   }
 
   dropAfterFailedDelivery(): void {
@@ -305,7 +315,7 @@ export class Session<State extends object = ConnectionState>
 
   /** The subscriptions, made on first use. @internal */
   subscriptionSet(): Subscriptions {
-    this.#subscriptions ??= new Subscriptions();
+    this.#subscriptions ??= new Subscriptions(this.host.telemetry.subscriptionCounter(this.host));
     return this.#subscriptions;
   }
 
@@ -314,9 +324,15 @@ export class Session<State extends object = ConnectionState>
    * send buffer passed the limit is cut off. @internal
    */
   answer(text: string): boolean {
+    this.host.telemetry.frameSent(text);
+    return this.#write(text);
+  }
+
+  #write(text: string): boolean {
     try {
       const written = writeFrame(this.#socket, text, this.host.limits.maxBufferedBytes);
       if (written === "slow" && !this.#closing) {
+        this.host.telemetry.refused("slow_consumer");
         this.#closing = true;
         this.#unsubscribeAll();
         closeSlowConsumer(this.#socket);
@@ -387,6 +403,7 @@ export class Session<State extends object = ConnectionState>
 
   #take(frame: string | ErrorFrame, size: number): void {
     if (this.#closed || this.#closing) return;
+    this.host.telemetry.frameReceived();
     this.#intake ??= new Intake(this);
     this.#intake.take(frame, size);
   }

@@ -31,6 +31,29 @@ import type { ChannelMatch, Session } from "./session.ts";
  */
 export class Subscriptions extends Set<string> {
   underWay = 0;
+  /** Told of each subscription added (+1) or removed (-1), for the app's metrics. */
+  readonly #changed: ((name: string, change: 1 | -1) => void) | undefined;
+
+  constructor(changed?: (name: string, change: 1 | -1) => void) {
+    super();
+    this.#changed = changed;
+  }
+
+  override add(name: string): this {
+    if (this.#changed && !this.has(name)) this.#changed(name, 1);
+    return super.add(name);
+  }
+
+  override delete(name: string): boolean {
+    const deleted = super.delete(name);
+    if (deleted) this.#changed?.(name, -1);
+    return deleted;
+  }
+
+  override clear(): void {
+    if (this.#changed) for (const name of this) this.#changed(name, -1);
+    super.clear();
+  }
 }
 
 /**
@@ -55,12 +78,22 @@ export function serveSubscribe(
   const reserves = !held.has(name);
   if (reserves && held.size + held.underWay >= maxSubscriptions) {
     const message = ErrorMessage.tooManySubscriptions(maxSubscriptions);
+    host.telemetry.refused("subscriptions");
     session.answer(errorText(ErrorCode.TOO_MANY_SUBSCRIPTIONS, message, id, name));
     return undefined;
   }
   if (reserves) held.underWay++;
   const ctx = new SubscribeHandlerContext(session, id, match.declaration.channels, name);
-  const done = whenSettled(session, ctx, "subscribe", subscribeSteps(session, match, frame, ctx));
+  const template = match.template.name;
+  ctx.trace = host.telemetry.startFrame(
+    "subscribe",
+    name,
+    template,
+    session.request,
+    () => session.id,
+  );
+  const steps = host.telemetry.within(ctx.trace, () => subscribeSteps(session, match, frame, ctx));
+  const done = whenSettled(session, ctx, "subscribe", steps);
   return reserves ? done.then(() => void held.underWay--) : done;
 }
 
@@ -109,6 +142,7 @@ async function subscribeSteps(
   const members = await presenceFields(session, name, frame, info);
   if (ctx.ended || session.closed) return;
   ctx.ended = true;
+  ctx.trace?.end();
   session.answer(
     members ? subscribedFrame(name, ctx.id, members) : replyFrame("subscribed", name, ctx.id),
   );
@@ -195,6 +229,7 @@ async function subscribeWithHistory(
   if (recovering && info !== undefined) await session.enterPresence(name, info);
   const members = (await presenceFields(session, name, frame, info)) ?? "";
   ctx.ended = true;
+  ctx.trace?.end();
   if (!recovery) {
     session.answer(subscribedFrame(name, ctx.id, members));
     if (initial !== undefined) session.answer(initial);

@@ -11,7 +11,7 @@ import {
 import { describe, expect, it } from "vitest";
 import { cloudflare } from "../../adapters/cloudflare.ts";
 import { SocketAPI } from "../../src/index.ts";
-import { SocketAPIObject, worker } from "./worker.ts";
+import { metricsReader, SocketAPIObject, worker } from "./worker.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: frames are checked by the tests.
 type Frame = Record<string, any>;
@@ -561,6 +561,36 @@ describe("presence across shards", () => {
     // Members are left as they are, and the check comes back while there are some.
     expect(counted.members).toContainEqual({ user: "watcher", info: { name: "watcher" } });
     expect(await runInDurableObject(roster, (_, state) => state.storage.getAlarm())).not.toBeNull();
+  });
+});
+
+describe("metrics", () => {
+  it("are recorded in the object, with OpenTelemetry's SDK inside workerd", async () => {
+    const client = await connect("room=metrics");
+    expect((await client.request({ type: "action", channel: "visit", id: 1 })).status).toBe(
+      "completed",
+    );
+    expect((await client.request({ type: "action", channel: "nope", id: 2 })).code).toBe(
+      "NOT_FOUND",
+    );
+    const { resourceMetrics } = await metricsReader.collect();
+    const names = resourceMetrics.scopeMetrics.flatMap((scope) =>
+      scope.metrics.map((metric) => metric.descriptor.name),
+    );
+    expect(names).toEqual(
+      expect.arrayContaining([
+        "socketapi.connections.opened",
+        "socketapi.frames.received",
+        "socketapi.errors",
+        "socketapi.action.duration",
+      ]),
+    );
+    const errors = resourceMetrics.scopeMetrics
+      .flatMap((scope) => scope.metrics)
+      .find((metric) => metric.descriptor.name === "socketapi.errors");
+    expect(errors?.dataPoints).toContainEqual(
+      expect.objectContaining({ attributes: { "error.type": "NOT_FOUND" } }),
+    );
   });
 });
 

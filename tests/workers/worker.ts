@@ -1,12 +1,24 @@
 // The Worker the workerd tests run: a sharded app (one object per room from the URL), a
 // channel per room, a channel across rooms, and routes that broadcast from the Worker.
+import { AggregationTemporality, MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import { Hono } from "hono";
 import * as v from "valibot";
 import { cloudflare } from "../../adapters/cloudflare.ts";
 import { socketapi } from "../../adapters/hono.ts";
 import { SocketAPI, subscribeParam } from "../../src/index.ts";
 
+/** Reads the app's metrics on demand, inside workerd. */
+class OnDemandReader extends MetricReader {
+  constructor() {
+    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
+  }
+  protected override async onForceFlush(): Promise<void> {}
+  protected override async onShutdown(): Promise<void> {}
+}
+export const metricsReader = new OnDemandReader();
+
 export const app = new SocketAPI({
+  telemetry: { meterProvider: new MeterProvider({ readers: [metricsReader] }) },
   onConnect: (request) => {
     const url = new URL(request.url);
     if (url.searchParams.get("token") === "bad")

@@ -427,6 +427,7 @@ async function memory(): Promise<Record<string, number>> {
     perConnection: (connected.rss - before.rss) / options.idle,
     perConnectionHeap: (connected.heapUsed - before.heapUsed) / options.idle,
     perSubscription: (subscribed.rss - connected.rss) / options.idle,
+    perSubscriptionHeap: (subscribed.heapUsed - connected.heapUsed) / options.idle,
   };
 }
 

@@ -18,6 +18,20 @@ import type { LoadSizes } from "./load.ts";
 
 const root = resolve(import.meta.dirname, "..");
 const bin = (name: string) => join(root, "node_modules", ".bin", name);
+
+/** The runtimes compared, each against its own raw server. */
+const RUNTIMES = ["node", "bun", "deno"] as const;
+type Runtime = (typeof RUNTIMES)[number];
+const denoServer = (file: string) => [
+  bin("deno"),
+  "run",
+  "--allow-net",
+  "--allow-env",
+  "--allow-read",
+  "--allow-sys",
+  "--v8-flags=--expose-gc",
+  `bench/servers/${file}`,
+];
 const nodeServer = (file: string) => [
   process.execPath,
   "--expose-gc",
@@ -27,7 +41,7 @@ const nodeServer = (file: string) => [
 ];
 
 interface Subject {
-  runtime: "node" | "bun";
+  runtime: Runtime;
   subject: string;
   command: string[];
   env?: Record<string, string>;
@@ -96,6 +110,18 @@ const subjects: Subject[] = [
     runtime: "bun",
     subject: "crossws",
     command: [bin("bun"), "bench/servers/bun-crossws.ts"],
+    protocol: "socketapi",
+  },
+  {
+    runtime: "deno",
+    subject: "raw",
+    command: denoServer("deno-raw.ts"),
+    protocol: "socketapi",
+  },
+  {
+    runtime: "deno",
+    subject: "socketapi",
+    command: denoServer("deno-socketapi.ts"),
     protocol: "socketapi",
   },
 ];
@@ -208,6 +234,13 @@ const METRICS: {
     scenario: "memory per subscription",
     load: "memory",
     key: "perSubscription",
+    unit: "bytes",
+    higherIsBetter: false,
+  },
+  {
+    scenario: "heap per subscription",
+    load: "memory",
+    key: "perSubscriptionHeap",
     unit: "bytes",
     higherIsBetter: false,
   },
@@ -416,7 +449,7 @@ function table(results: BenchResult[]): string {
     "| --- | --- | --- | ---: | ---: | ---: |",
   ];
   for (const metric of METRICS) {
-    for (const runtime of ["node", "bun"]) {
+    for (const runtime of RUNTIMES) {
       const rows = results.filter((r) => r.scenario === metric.scenario && r.runtime === runtime);
       const raw = rows.find((r) => r.subject === "raw");
       for (const row of rows) {
@@ -473,7 +506,7 @@ function historyTable(results: BenchResult[]): string {
     "| --- | --- | ---: | ---: | ---: |",
   ];
   for (const metric of HISTORY_METRICS) {
-    for (const runtime of ["node", "bun"]) {
+    for (const runtime of RUNTIMES) {
       const row = results.find(
         (r) => r.scenario === metric.scenario && r.runtime === runtime && r.subject === "socketapi",
       );
@@ -495,7 +528,7 @@ function historyTable(results: BenchResult[]): string {
 function presenceTable(results: BenchResult[]): string {
   const lines = ["| scenario | runtime | median | min – max |", "| --- | --- | ---: | ---: |"];
   for (const metric of PRESENCE_METRICS) {
-    for (const runtime of ["node", "bun"]) {
+    for (const runtime of RUNTIMES) {
       const row = results.find(
         (r) => r.scenario === metric.scenario && r.runtime === runtime && r.subject === "socketapi",
       );
@@ -647,7 +680,7 @@ function targets(results: BenchResult[]): string {
     results.find((r) => r.scenario === scenario && r.runtime === runtime && r.subject === subject)
       ?.median ?? Number.NaN;
   const rows: [string, number, string, boolean][] = [];
-  for (const runtime of ["node", "bun"]) {
+  for (const runtime of RUNTIMES) {
     for (const scenario of ["actions", "fan-out"]) {
       const ratio = get(scenario, runtime, "socketapi") / get(scenario, runtime, "raw");
       rows.push([
@@ -690,7 +723,7 @@ function targets(results: BenchResult[]): string {
     `${memory.toFixed(2)} of it`,
     memory <= 0.5,
   ]);
-  for (const runtime of ["node", "bun"]) {
+  for (const runtime of RUNTIMES) {
     const ratio =
       get("fan-out with history", runtime, "socketapi") / get("fan-out", runtime, "socketapi");
     rows.push([

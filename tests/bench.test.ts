@@ -35,6 +35,8 @@ it("runs every subject on every runtime and writes the JSON the README promises"
       "bun crossws",
       "bun raw",
       "bun socketapi",
+      "deno raw",
+      "deno socketapi",
       "node crossws",
       "node raw",
       "node raw-naive",
@@ -64,6 +66,7 @@ it("runs every subject on every runtime and writes the JSON the README promises"
       "memory per connection",
       "heap per connection",
       "memory per subscription",
+      "heap per subscription",
     ]);
     for (const result of results) {
       expect(result).toEqual({

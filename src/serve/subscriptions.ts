@@ -18,6 +18,7 @@ import {
   type WireIssue,
 } from "../protocol/protocol.ts";
 import { utf8Length } from "../protocol/utf8.ts";
+import { isThenable } from "../thenable.ts";
 import { whenSettled } from "./answers.ts";
 import { SubscribeHandlerContext } from "./handler-context.ts";
 import { RecoveringSubscriber } from "./recovering-subscriber.ts";
@@ -92,9 +93,80 @@ export function serveSubscribe(
     session.request,
     () => session.id,
   );
-  const steps = host.telemetry.within(ctx.trace, () => subscribeSteps(session, match, frame, ctx));
+  let steps: void | Promise<void>;
+  try {
+    steps = host.telemetry.within(ctx.trace, () => subscribeNow(session, match, frame, ctx));
+  } catch (error) {
+    steps = Promise.reject(error);
+  }
+  // Served in this turn (a sync schema and handler, no history, no presence, no relay to
+  // join): no promise, no timer, nothing left behind for the collector.
+  if (steps === undefined) {
+    if (reserves) held.underWay--;
+    return undefined;
+  }
   const done = whenSettled(session, ctx, "subscribe", steps);
   return reserves ? done.then(() => void held.underWay--) : done;
+}
+
+/**
+ * The subscribe's steps, synchronous for as long as each is: the parameters, the
+ * channel's pipeline, then (for a channel without history or presence) the hub and the
+ * answer. `undefined` when the subscribe was answered; a promise of the rest otherwise.
+ * Throws (or rejects) for the caller to answer.
+ */
+function subscribeNow(
+  session: Session<object>,
+  match: ChannelMatch,
+  frame: SubscribeFrame,
+  ctx: SubscribeHandlerContext,
+): void | Promise<void> {
+  const { declaration } = match;
+  const pipeline = declaration.subscribePipeline;
+  let given: Record<string, unknown> | undefined;
+  if (pipeline.hasSchema) {
+    const params = subscribeParams(frame.data, declaration.subscribeKeys, match.nameParams);
+    if (!params.ok) throw new InvalidInput(params.issues);
+    given = params.value;
+  }
+  const result = pipeline.run(given, ctx);
+  if (isThenable(result) || declaration.presence || session.hub.historyOf(ctx.name)) {
+    return subscribeSteps(session, match, frame, ctx, given, result);
+  }
+  // Serialized before the client is added: data that cannot be sent refuses the subscribe.
+  const initial = declaration.initialData ? dataFrame(ctx.name, result) : undefined;
+  const name = ctx.name;
+  const held = session.subscriptionSet();
+  if (!held.has(name)) {
+    // An adapter that keeps subscriptions (a Durable Object's attachment) may refuse one.
+    session.keeper?.subscribing(session, name, given && withoutNameParams(given, match.nameParams));
+    const joining = session.hub.add(name, session);
+    if (joining) return joining.then(() => addedAndAnswer(session, ctx, name, initial));
+  }
+  addedAndAnswer(session, ctx, name, initial);
+}
+
+/** The connection is in the hub: it holds the channel, and is told `subscribed`. */
+function addedAndAnswer(
+  session: Session<object>,
+  ctx: SubscribeHandlerContext,
+  name: string,
+  initial: string | undefined,
+): void {
+  const held = session.subscriptionSet();
+  if (ctx.ended || session.closed) {
+    // The client left, or the handler timed out, while the relay joined: nobody to add.
+    if (!held.has(name)) {
+      session.hub.remove(name, session);
+      session.keeper?.unsubscribed(session, name);
+    }
+    return;
+  }
+  held.add(name);
+  ctx.ended = true;
+  ctx.trace?.end();
+  session.answer(replyFrame("subscribed", name, ctx.id));
+  if (initial !== undefined) session.answer(initial);
 }
 
 async function subscribeSteps(
@@ -102,17 +174,11 @@ async function subscribeSteps(
   match: ChannelMatch,
   frame: SubscribeFrame,
   ctx: SubscribeHandlerContext,
+  given: Record<string, unknown> | undefined,
+  running: unknown,
 ): Promise<void> {
-  const { data } = frame;
   const { declaration } = match;
-  const pipeline = declaration.subscribePipeline;
-  let given: Record<string, unknown> | undefined;
-  if (pipeline.hasSchema) {
-    const params = subscribeParams(data, declaration.subscribeKeys, match.nameParams);
-    if (!params.ok) throw new InvalidInput(params.issues);
-    given = params.value;
-  }
-  const result = await pipeline.run(given, ctx);
+  const result = await running;
   // Serialized before the client is added: data that cannot be sent refuses the subscribe.
   const initial = declaration.initialData ? dataFrame(ctx.name, result) : undefined;
   // So is what the connection shows to the others, on a channel with presence.

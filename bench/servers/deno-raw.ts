@@ -1,0 +1,38 @@
+// The limit on Deno: Deno.serve and Deno.upgradeWebSocket, frames parsed, work done,
+// answers sent; broadcasts in a loop over the subscribers (Deno has no pub/sub of its own).
+import { memoryReport } from "./deno-memory.ts";
+
+const subscribers = new Set<WebSocket>();
+Deno.serve(
+  {
+    port: Number(Deno.env.get("PORT")),
+    hostname: "127.0.0.1",
+    onListen: ({ port }) => console.log(`listening at ws://127.0.0.1:${port}/`),
+  },
+  (request) => {
+    if (request.headers.get("upgrade") !== "websocket") return memoryReport();
+    const { socket, response } = Deno.upgradeWebSocket(request);
+    socket.onmessage = async (event) => {
+      const frame = JSON.parse(event.data as string);
+      if (frame.type === "action" && frame.channel === "add_numbers") {
+        socket.send(
+          `{"type":"action","channel":"add_numbers","status":"completed","data":${frame.data.a + frame.data.b},"id":${JSON.stringify(frame.id)}}`,
+        );
+      } else if (frame.type === "subscribe") {
+        subscribers.add(socket);
+        socket.send(`{"type":"subscribed","channel":"fanout","id":${JSON.stringify(frame.id)}}`);
+      } else if (frame.type === "action" && frame.channel === "broadcast") {
+        for (let seq = 0; seq < frame.data.count; seq++) {
+          const text = `{"type":"data","channel":"fanout","data":{"seq":${seq}}}`;
+          for (const subscriber of subscribers) subscriber.send(text);
+          await null;
+        }
+        socket.send(
+          `{"type":"action","channel":"broadcast","status":"completed","id":${JSON.stringify(frame.id)}}`,
+        );
+      }
+    };
+    socket.onclose = () => subscribers.delete(socket);
+    return response;
+  },
+);

@@ -87,11 +87,14 @@ export function upgrade(
   request: Request,
   sessions?: Set<Session<object>>,
 ): Promise<Response> {
-  return upgradeToWebSocket(app, request, upgradeWebSocket, (session) => {
-    if (!sessions) return;
-    sessions.add(session);
-    void session.whenClosed().then(() => sessions.delete(session));
-  });
+  if (!sessions) return upgradeToWebSocket(app, request, upgradeWebSocket);
+  return upgradeToWebSocket(
+    app,
+    request,
+    upgradeWebSocket,
+    (session) => sessions.add(session),
+    (session) => sessions.delete(session),
+  );
 }
 
 // --- Serving ---

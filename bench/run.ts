@@ -118,6 +118,7 @@ const subjects: Subject[] = [
     command: denoServer("deno-raw.ts"),
     protocol: "socketapi",
   },
+
   {
     runtime: "deno",
     subject: "socketapi",

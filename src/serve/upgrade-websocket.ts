@@ -22,6 +22,7 @@ export async function upgradeToWebSocket(
   request: Request,
   upgradeWebSocket: UpgradeWebSocket,
   onOpen?: (session: ReturnType<typeof serveWebSocket>) => void,
+  onClosed?: (session: ReturnType<typeof serveWebSocket>) => void,
 ): Promise<Response> {
   const admission = await admitUpgrade(app, { url: request.url, headers: request.headers });
   if (!admission.ok) return admission.response;
@@ -34,7 +35,14 @@ export async function upgradeToWebSocket(
     admission.slot.release();
     throw error;
   }
-  const session = serveWebSocket(app, upgraded.socket, kept, admission.state, admission.slot);
+  const session = serveWebSocket(
+    app,
+    upgraded.socket,
+    kept,
+    admission.state,
+    admission.slot,
+    onClosed,
+  );
   onOpen?.(session);
   return upgraded.response;
 }

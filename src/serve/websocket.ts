@@ -23,12 +23,14 @@ export function serveWebSocket<State extends object>(
   request: UpgradeRequest,
   state: State | undefined,
   slot?: ConnectionSlot,
+  onClosed?: (session: Session<State>) => void,
 ): Session<State> {
   const session = openConnection(app, socket, request, state, { slot }) as Session<State>;
   socket.addEventListener("message", (event: MessageEvent) => session.receive(event.data));
-  socket.addEventListener("close", (event: CloseEvent) =>
-    session.handleClose(event.code, event.reason),
-  );
+  socket.addEventListener("close", (event: CloseEvent) => {
+    session.handleClose(event.code, event.reason);
+    onClosed?.(session);
+  });
   // An error is followed by a close event, which cleans up.
   socket.addEventListener("error", () => {});
   return session;

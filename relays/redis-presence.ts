@@ -3,7 +3,7 @@
 // heartbeat per instance, so that the members of an instance that died leave within a
 // bounded time (four heartbeats: silent for three, found at the next sweep).
 import type { Redis } from "ioredis";
-import { utf8ByteLength } from "../src/adapter.ts";
+import { memberJson, utf8ByteLength } from "../src/adapter.ts";
 import type { PresenceCount, SharedPresenceStore } from "../src/index.ts";
 
 /** How often an instance says it is alive, and looks for instances that are not: default. */
@@ -165,7 +165,7 @@ export class RedisPresence implements SharedPresenceStore {
     );
     const parts: string[] = [];
     for (let i = 0; i + 1 < pairs.length; i += 2) {
-      parts.push(`{"user":${JSON.stringify(String(pairs[i]))},"info":${pairs[i + 1]}}`);
+      parts.push(memberJson(String(pairs[i]), String(pairs[i + 1])));
     }
     return { json: `[${parts.join(",")}]`, count: Number(count) };
   }

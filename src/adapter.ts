@@ -38,7 +38,12 @@ export type { Relay, RelayStats } from "./hub/relay.ts";
 export type { NativeDelivery, Subscriber } from "./hub/subscriber.ts";
 export { SubscriberIndex } from "./hub/subscriber-index.ts";
 export { targetedFrame } from "./hub/target.ts";
-export { joinFrame, leaveFrame, PRESENCE_EVENT_MARK } from "./presence/presence-registry.ts";
+export {
+  joinFrame,
+  leaveFrame,
+  memberJson,
+  PRESENCE_EVENT_MARK,
+} from "./presence/presence-registry.ts";
 export { PING_FRAME, PONG_FRAME } from "./protocol/protocol.ts";
 export { utf8ByteLength } from "./protocol/utf8.ts";
 export {

@@ -12,7 +12,7 @@ import type { Target } from "./hub/target.ts";
 import { Telemetry, type TelemetryOptions } from "./observe/telemetry.ts";
 import type { PresenceCount } from "./presence/presence-registry.ts";
 import { dataFrame } from "./protocol/encode.ts";
-import { type Admission, type AdmissionRules, Admissions } from "./serve/admission.ts";
+import { type AdmissionRules, Admissions } from "./serve/admission.ts";
 import { type AppInternals, registerApp } from "./serve/app-internals.ts";
 import { type LimitOptions, type Limits, resolveLimits } from "./serve/limits.ts";
 import { type ChannelMatch, Session } from "./serve/session.ts";
@@ -137,6 +137,7 @@ export class SocketAPI<
       options as AdmissionRules<State>,
       this.limits.maxConnections,
       report,
+      (limit) => telemetry.refused(limit),
     );
     // What adapters reach through the kit (socketapi/adapter), kept out of this type; the
     // sessions' host too.
@@ -144,12 +145,7 @@ export class SocketAPI<
     const internals: AppInternals = {
       hub,
       limits: this.limits,
-      admit: (request) => {
-        const admission = this.#admissions.admit(request, hub.connections.size);
-        return isThenable(admission)
-          ? Promise.resolve(admission).then((settled) => this.#counted(settled))
-          : this.#counted(admission);
-      },
+      admit: (request) => this.#admissions.admit(request, hub.connections.size),
       open: (socket, request, state, openOptions) => {
         const place = openOptions?.hub ?? hub;
         const session = new Session(internals, place, socket, request, state, openOptions?.id);
@@ -252,7 +248,10 @@ export class SocketAPI<
    * ```
    */
   publish(concreteName: string, data: unknown): number | Promise<number> {
-    const template = this.#findChannel(concreteName)?.template.name ?? concreteName;
+    // The channel's template names its metrics and span: looked up only when they record.
+    const template = this.#telemetry.recording
+      ? (this.#findChannel(concreteName)?.template.name ?? concreteName)
+      : concreteName;
     return this.#publishFrom(concreteName, data, undefined, undefined, template);
   }
 
@@ -342,16 +341,6 @@ export class SocketAPI<
   #reportBroadcastError(error: unknown, info: ErrorInfo): void {
     this.#reportError(error, info);
     if (typeof error === "object" && error !== null) this.#reportedBroadcastErrors.add(error);
-  }
-
-  /** An upgrade the limits refused is counted (origin: 403, connections: 503). */
-  #counted(admission: Admission<State>): Admission<State> {
-    if (!admission.ok) {
-      const { status } = admission.response;
-      if (status === 403) this.#telemetry.refused("origin");
-      else if (status === 503) this.#telemetry.refused("connections");
-    }
-    return admission;
   }
 
   #sessionClosed(session: Session<object>, code: number, reason: string): void {

@@ -1,7 +1,7 @@
 // Presence for a Worker's objects: with a shard function, each channel's members are added
 // up by an object of their own (presence-roster.ts), which each shard tells its share as it
 // changes; without one, the single object knows them all, and the Worker asks it.
-import { PRESENCE_EVENT_MARK, targetedFrame } from "../../src/adapter.ts";
+import { memberJson, PRESENCE_EVENT_MARK, targetedFrame } from "../../src/adapter.ts";
 import type { PresenceCount, SharedPresenceStore } from "../../src/index.ts";
 import { DEFAULT_SHARD } from "../cloudflare.ts";
 import type { ObjectDirectory } from "./directory.ts";
@@ -48,9 +48,7 @@ export class DirectoryPresence implements SharedPresenceStore {
       return this.#directory.stub(rosterName(channel)).presenceMembers(channel, limit);
     }
     const share = await this.#directory.stub(DEFAULT_SHARD).presenceHere(channel);
-    const parts = share
-      .slice(0, limit)
-      .map(([member, info]) => `{"user":${JSON.stringify(member)},"info":${info}}`);
+    const parts = share.slice(0, limit).map(([member, info]) => memberJson(member, info));
     return { json: `[${parts.join(",")}]`, count: share.length };
   }
 

@@ -2,7 +2,13 @@
 // of its own (`__socketapi_presence__:` and the channel) in its SQLite storage: each shard's
 // share as the shard last said it, the members it adds up to, and the joins and leaves that
 // follow, carried to the shards over RPC.
-import { joinFrame, leaveFrame, PRESENCE_EVENT_MARK, targetedFrame } from "../../src/adapter.ts";
+import {
+  joinFrame,
+  leaveFrame,
+  memberJson,
+  PRESENCE_EVENT_MARK,
+  targetedFrame,
+} from "../../src/adapter.ts";
 import type { PresenceCount } from "../../src/index.ts";
 import type { ObjectDirectory } from "./directory.ts";
 
@@ -81,7 +87,7 @@ export class PresenceRoster {
       "SELECT member, info FROM socketapi_presence_members LIMIT ?",
       limit,
     )) {
-      parts.push(`{"user":${JSON.stringify(row.member)},"info":${row.info}}`);
+      parts.push(memberJson(row.member, row.info));
     }
     return { json: `[${parts.join(",")}]`, count: this.count().members };
   }

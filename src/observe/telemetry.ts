@@ -25,6 +25,7 @@ import {
   type UpDownCounter,
 } from "@opentelemetry/api";
 import type { RelayStats } from "../hub/relay.ts";
+import { errorCodeOf } from "../protocol/encode.ts";
 
 /** Where the app's telemetry goes: the providers to use, else the global ones. */
 export interface TelemetryOptions {
@@ -128,6 +129,7 @@ export class Telemetry {
   #instruments: Instruments | undefined | null;
   #tracer: Tracer | undefined | null;
   #relays: (() => RelayStats | undefined) | undefined;
+  #subscriptionCounter: ((name: string, change: 1 | -1) => void) | undefined;
 
   constructor(options: TelemetryOptions | false = {}) {
     this.#options = options;
@@ -187,10 +189,17 @@ export class Telemetry {
   }): ((name: string, change: 1 | -1) => void) | undefined {
     const m = this.#metrics;
     if (!m) return undefined;
-    return (name, change) => {
+    // One function for every connection of the app: its channels are the same for all.
+    this.#subscriptionCounter ??= (name, change) => {
       const template = channels.findChannel(name)?.template.name ?? name;
       m.subscriptions.add(change, { "socketapi.channel": template });
     };
+    return this.#subscriptionCounter;
+  }
+
+  /** Whether anything records metrics or spans: else a caller may skip preparing them. */
+  get recording(): boolean {
+    return this.#metrics !== null || this.tracer !== null;
   }
 
   frameReceived(): void {
@@ -202,10 +211,8 @@ export class Telemetry {
     const m = this.#metrics;
     if (!m) return;
     m.sent.add(1);
-    if (text.startsWith('{"type":"error","code":"')) {
-      const code = text.slice(24, text.indexOf('"', 24));
-      m.errors.add(1, { "error.type": code });
-    }
+    const code = errorCodeOf(text);
+    if (code !== undefined) m.errors.add(1, { "error.type": code });
   }
 
   /** Broadcast frames written to `count` subscribers of `channel` here. */
@@ -229,15 +236,14 @@ export class Telemetry {
     kind: "action" | "subscribe",
     name: string,
     template: string,
-    request: { readonly headers: Headers },
-    connectionId: () => string,
+    connection: { readonly id: string; readonly request: { readonly headers: Headers } },
   ): FrameTrace | undefined {
     const tracer = this.tracer;
     if (!tracer && !(kind === "action" && this.#metrics)) return undefined;
     const attributes: Attributes =
       kind === "action" ? { "socketapi.action": name } : { "socketapi.channel": template };
     if (!tracer) return new FrameTrace(this, attributes, undefined, ROOT_CONTEXT);
-    const parent = propagation.extract(ROOT_CONTEXT, request.headers, headerGetter);
+    const parent = propagation.extract(ROOT_CONTEXT, connection.request.headers, headerGetter);
     const span = tracer.startSpan(
       `${kind} ${template}`,
       {
@@ -245,7 +251,7 @@ export class Telemetry {
         attributes: {
           ...attributes,
           ...(kind === "subscribe" ? { "socketapi.channel.name": name } : {}),
-          "socketapi.connection.id": connectionId(),
+          "socketapi.connection.id": connection.id,
           "network.protocol.name": "websocket",
         },
       },

@@ -70,7 +70,7 @@ export class PresenceRegistry {
     const parts: string[] = [];
     for (const [user, { info }] of members) {
       if (parts.length >= limit) break;
-      parts.push(`{"user":${JSON.stringify(user)},"info":${info}}`);
+      parts.push(memberJson(user, info));
     }
     return `[${parts.join(",")}]`;
   }
@@ -87,6 +87,11 @@ export const MAX_PRESENCE_INFO_BYTES = 1024;
 
 /** The most members a `subscribed` frame lists (`count` says how many there are). */
 export const MAX_LISTED_MEMBERS = 1000;
+
+/** A member as listed in `subscribed` and by `app.presence`: `{"user":U,"info":I}`. */
+export function memberJson(user: string, info: string): string {
+  return `{"user":${JSON.stringify(user)},"info":${info}}`;
+}
 
 /** `{"type":"join","channel":C,"user":U,"info":I}` */
 export function joinFrame(channel: string, user: string, info: string): string {

@@ -113,3 +113,12 @@ export function publicErrorText(
     return undefined;
   }
 }
+
+/** What an error frame as {@link errorText} writes it starts with; its code follows. */
+const ERROR_PREFIX = '{"type":"error","code":"';
+
+/** The code of an encoded error frame; `undefined` for any other frame. */
+export function errorCodeOf(text: string): string | undefined {
+  if (!text.startsWith(ERROR_PREFIX)) return undefined;
+  return text.slice(ERROR_PREFIX.length, text.indexOf('"', ERROR_PREFIX.length));
+}

@@ -55,6 +55,8 @@ export class Admissions<State> {
   readonly #rules: AdmissionRules<State>;
   readonly #maxConnections: number;
   readonly #report: (error: unknown, info: ErrorInfo) => void;
+  /** Told of each upgrade a limit refused, for the app's metrics. */
+  readonly #refused: (limit: "origin" | "connections") => void;
   /** Upgrades admitted whose sockets have not opened yet: they count as connections. */
   readonly #slots = new Set<Slot>();
   #warnedAboutCookies = false;
@@ -63,10 +65,12 @@ export class Admissions<State> {
     rules: AdmissionRules<State>,
     maxConnections: number,
     report: (error: unknown, info: ErrorInfo) => void,
+    refused: (limit: "origin" | "connections") => void = () => {},
   ) {
     this.#rules = rules;
     this.#maxConnections = maxConnections;
     this.#report = report;
+    this.#refused = refused;
   }
 
   /**
@@ -79,9 +83,11 @@ export class Admissions<State> {
       const origin =
         this.#rules.allowedOrigins === undefined ? null : request.headers.get("origin");
       if (origin !== null && !this.#originAllowed(origin)) {
+        this.#refused("origin");
         return { ok: false, response: new Response("Origin not allowed", { status: 403 }) };
       }
       if (open + this.#waiting() >= this.#maxConnections) {
+        this.#refused("connections");
         return { ok: false, response: new Response("Too many connections", { status: 503 }) };
       }
       const slot = new Slot(this.#slots);

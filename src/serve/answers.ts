@@ -2,6 +2,7 @@ import { InvalidInput } from "../declare/pipeline.ts";
 import { HandlerTimeoutError } from "../errors.ts";
 import {
   completedFrame,
+  errorCodeOf,
   errorText,
   internalErrorText,
   publicErrorText,
@@ -45,13 +46,8 @@ export function answerFailure(
   if (ctx.ended) return;
   ctx.ended = true;
   const text = failureText(session, ctx, phase, error);
-  ctx.trace?.end(errorCodeOf(text), error);
+  ctx.trace?.end(errorCodeOf(text) ?? ErrorCode.INTERNAL_ERROR, error);
   session.answer(text);
-}
-
-/** The code of an error frame as encoded (`{"type":"error","code":"...`). */
-function errorCodeOf(text: string): string {
-  return text.slice(24, text.indexOf('"', 24));
 }
 
 /**

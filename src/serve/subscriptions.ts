@@ -85,17 +85,12 @@ export function serveSubscribe(
   }
   if (reserves) held.underWay++;
   const ctx = new SubscribeHandlerContext(session, id, match.declaration.channels, name);
-  const template = match.template.name;
-  ctx.trace = host.telemetry.startFrame(
-    "subscribe",
-    name,
-    template,
-    session.request,
-    () => session.id,
-  );
+  ctx.trace = host.telemetry.startFrame("subscribe", name, match.template.name, session);
   let steps: void | Promise<void>;
   try {
-    steps = host.telemetry.within(ctx.trace, () => subscribeNow(session, match, frame, ctx));
+    steps = ctx.trace
+      ? host.telemetry.within(ctx.trace, () => subscribeNow(session, match, frame, ctx))
+      : subscribeNow(session, match, frame, ctx);
   } catch (error) {
     steps = Promise.reject(error);
   }
@@ -156,10 +151,7 @@ function addedAndAnswer(
   const held = session.subscriptionSet();
   if (ctx.ended || session.closed) {
     // The client left, or the handler timed out, while the relay joined: nobody to add.
-    if (!held.has(name)) {
-      session.hub.remove(name, session);
-      session.keeper?.unsubscribed(session, name);
-    }
+    forgetUnheld(session, name);
     return;
   }
   held.add(name);
@@ -167,6 +159,13 @@ function addedAndAnswer(
   ctx.trace?.end();
   session.answer(replyFrame("subscribed", name, ctx.id));
   if (initial !== undefined) session.answer(initial);
+}
+
+/** Takes the connection back out of a channel it was added to but does not hold. */
+function forgetUnheld(session: Session<object>, name: string): void {
+  if (session.subscriptionSet().has(name)) return;
+  session.hub.remove(name, session);
+  session.keeper?.unsubscribed(session, name);
 }
 
 async function subscribeSteps(
@@ -196,10 +195,7 @@ async function subscribeSteps(
     session.keeper?.subscribing(session, name, given && withoutNameParams(given, match.nameParams));
     await session.hub.add(name, session);
     if (ctx.ended || session.closed) {
-      if (!held.has(name)) {
-        session.hub.remove(name, session);
-        session.keeper?.unsubscribed(session, name);
-      }
+      forgetUnheld(session, name);
       return;
     }
     held.add(name);

@@ -3,7 +3,7 @@
 // here); Socket.IO subjects are driven with socket.io-client.
 //
 //   bun bench/load.ts '{"scenario":"actions","url":"ws://127.0.0.1:9000/","protocol":"socketapi",...}'
-import { io, type Socket } from "socket.io-client";
+import { connect as connectDrivers, type Driver } from "./drivers.ts";
 
 /** The sizes of the load, chosen by bench/run.ts. */
 export interface LoadSizes {
@@ -32,115 +32,8 @@ interface Options extends LoadSizes {
 const options = JSON.parse(process.argv[2] ?? "{}") as Options;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** One client connection, whatever the protocol: actions with a callback per answer. */
-interface Driver {
-  add(a: number, b: number, done: (sum: number) => void): void;
-  subscribe(onData: (seq: number) => void): Promise<void>;
-  broadcast(count: number): Promise<void>;
-  /** One broadcast carrying `seq`. */
-  broadcastSeq(seq: number): Promise<void>;
-  /** How many messages the instance's relay received. */
-  relayReceived(): Promise<number>;
-  close(): void;
-}
-
-async function socketapiDriver(url = options.url): Promise<Driver> {
-  const ws = new WebSocket(url);
-  await new Promise((resolve, reject) => {
-    ws.onopen = resolve;
-    ws.onerror = reject;
-  });
-  let nextId = 1;
-  const pending = new Map<number, (data: unknown) => void>();
-  let onData: ((seq: number) => void) | undefined;
-  ws.onmessage = (event) => {
-    const frame = JSON.parse(event.data as string);
-    if (frame.type === "data") onData?.(frame.data.seq);
-    else {
-      const resolve = pending.get(frame.id);
-      pending.delete(frame.id);
-      resolve?.(frame.data);
-    }
-  };
-  const request = (frame: Record<string, unknown>, done: (data: unknown) => void) => {
-    const id = nextId++;
-    pending.set(id, done);
-    ws.send(JSON.stringify({ ...frame, id }));
-  };
-  return {
-    add: (a, b, done) =>
-      request(
-        { type: "action", channel: "add_numbers", data: { a, b } },
-        done as (d: unknown) => void,
-      ),
-    subscribe: (listener) =>
-      new Promise((resolve) => {
-        onData = listener;
-        request({ type: "subscribe", channel: options.history ? "fanout_history" : "fanout" }, () =>
-          resolve(),
-        );
-      }),
-    broadcast: (count) =>
-      new Promise((resolve) =>
-        request(
-          { type: "action", channel: "broadcast", data: { count, history: options.history } },
-          () => resolve(),
-        ),
-      ),
-    broadcastSeq: (seq) =>
-      new Promise((resolve) =>
-        request({ type: "action", channel: "broadcast_seq", data: { seq } }, () => resolve()),
-      ),
-    relayReceived: () =>
-      new Promise((resolve) =>
-        request({ type: "action", channel: "relay_stats" }, (data) =>
-          resolve((data as { received: number }).received),
-        ),
-      ),
-    close: () => ws.close(),
-  };
-}
-
-async function socketioDriver(url = options.url): Promise<Driver> {
-  const socket: Socket = io(url.replace(/^ws/, "http"), {
-    transports: ["websocket"],
-    reconnection: false,
-  });
-  await new Promise((resolve, reject) => {
-    socket.once("connect", () => resolve(undefined));
-    socket.once("connect_error", reject);
-  });
-  return {
-    add: (a, b, done) => socket.emit("add_numbers", { a, b }, done),
-    subscribe: (listener) =>
-      new Promise((resolve) => {
-        socket.on("fanout", (data: { seq: number }) => listener(data.seq));
-        socket.emit("subscribe", () => resolve());
-      }),
-    broadcast: (count) =>
-      new Promise((resolve) => socket.emit("broadcast", { count }, () => resolve())),
-    broadcastSeq: (seq) =>
-      new Promise((resolve) => socket.emit("broadcast_seq", { seq }, () => resolve())),
-    relayReceived: () =>
-      new Promise((resolve) =>
-        socket.emit("relay_stats", (stats: { received: number }) => resolve(stats.received)),
-      ),
-    close: () => socket.disconnect(),
-  };
-}
-
-/** `count` connections, the i-th to `urls[i % urls.length]`. */
-async function connect(count: number, urls: string[] = [options.url]): Promise<Driver[]> {
-  const drivers: Driver[] = [];
-  for (let i = 0; i < count; i += 100) {
-    const batch = Array.from({ length: Math.min(100, count - i) }, (_, j) => {
-      const url = urls[(i + j) % urls.length] as string;
-      return options.protocol === "socketio" ? socketioDriver(url) : socketapiDriver(url);
-    });
-    drivers.push(...(await Promise.all(batch)));
-  }
-  return drivers;
-}
+const connect = (count: number, urls: string[] = [options.url]) =>
+  connectDrivers(count, urls, options);
 
 /** Round trips per second with `inflight` requests kept in flight on each connection. */
 async function actions(): Promise<Record<string, number>> {

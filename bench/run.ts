@@ -131,14 +131,14 @@ const subjects: Subject[] = [
  * Across processes: three instances of a subject (subscribers split between the first two,
  * broadcasts made on the first, the third with no subscriber) and the broker they share.
  */
-interface ScaleSubject {
+interface ClusterSubject {
   subject: string;
   broker: "redis" | "nats";
   command: string[];
   protocol: "socketapi" | "socketio";
 }
 
-const scaleSubjects: ScaleSubject[] = [
+const clusterSubjects: ClusterSubject[] = [
   {
     subject: "socketapi over redis",
     broker: "redis",
@@ -161,6 +161,10 @@ const scaleSubjects: ScaleSubject[] = [
 
 interface Sizes extends LoadSizes {
   repetitions: number;
+  /** The scale scenario: connections to one server, spread over SCALE_WORKERS processes. */
+  scale: number;
+  /** In how many of the repetitions the scale scenario runs (it takes about 17 s a subject). */
+  scaleRepetitions: number;
 }
 
 const SIZES: Record<"full" | "quick" | "smoke", Sizes> = {
@@ -174,6 +178,8 @@ const SIZES: Record<"full" | "quick" | "smoke", Sizes> = {
     subscribers: 500,
     broadcasts: 200,
     idle: 2000,
+    scale: 19_000,
+    scaleRepetitions: 3,
   },
   quick: {
     repetitions: 1,
@@ -185,6 +191,8 @@ const SIZES: Record<"full" | "quick" | "smoke", Sizes> = {
     subscribers: 200,
     broadcasts: 100,
     idle: 500,
+    scale: 5_000,
+    scaleRepetitions: 1,
   },
   smoke: {
     repetitions: 1,
@@ -196,6 +204,8 @@ const SIZES: Record<"full" | "quick" | "smoke", Sizes> = {
     subscribers: 10,
     broadcasts: 10,
     idle: 20,
+    scale: 200,
+    scaleRepetitions: 1,
   },
 };
 
@@ -261,7 +271,7 @@ const PRESENCE_METRICS: { scenario: string; key: string; unit: string }[] = [
 ];
 
 /** What the cross-process scenario reports. */
-const SCALE_METRICS: { scenario: string; key: string; unit: string }[] = [
+const CLUSTER_METRICS: { scenario: string; key: string; unit: string }[] = [
   { scenario: "fan-out across processes", key: "value", unit: "deliveries/s" },
   { scenario: "latency across processes p50", key: "p50", unit: "ms" },
   { scenario: "latency across processes p99", key: "p99", unit: "ms" },
@@ -366,7 +376,7 @@ async function runLoad(options: Record<string, unknown>): Promise<Record<string,
 }
 
 /** One run of a cross-process subject: its broker, three instances, the load. */
-async function runScale(subject: ScaleSubject, sizes: Sizes): Promise<Record<string, number>> {
+async function runCluster(subject: ClusterSubject, sizes: Sizes): Promise<Record<string, number>> {
   const broker = await startBroker(subject.broker);
   const instances: ChildProcess[] = [];
   try {
@@ -392,6 +402,180 @@ async function runScale(subject: ScaleSubject, sizes: Sizes): Promise<Record<str
     for (const child of [...instances, broker.child]) {
       child.kill("SIGKILL");
       if (child.exitCode === null && child.signalCode === null) await once(child, "exit");
+    }
+  }
+}
+
+/**
+ * The scale scenario: `sizes.scale` connections to one server, held by SCALE_WORKERS load
+ * generator processes (one process may not hold 19,000: the limit of open files per
+ * process is 20,000 here and cannot be raised).
+ */
+const SCALE_WORKERS = 4;
+
+/** What the scale scenario reports, for raw, SocketAPI and Socket.IO on each runtime. */
+const SCALE_METRICS: {
+  scenario: string;
+  key: string;
+  unit: string;
+  higherIsBetter: boolean;
+}[] = [
+  { scenario: "connect rate", key: "connectRate", unit: "connections/s", higherIsBetter: true },
+  {
+    scenario: "memory per connection at scale",
+    key: "perConnection",
+    unit: "bytes",
+    higherIsBetter: false,
+  },
+  {
+    scenario: "memory per subscribed connection",
+    key: "perSubscribed",
+    unit: "bytes",
+    higherIsBetter: false,
+  },
+  {
+    scenario: "heap per subscribed connection",
+    key: "perSubscribedHeap",
+    unit: "bytes",
+    higherIsBetter: false,
+  },
+  {
+    scenario: "broadcast to all, until the last delivery",
+    key: "broadcastMs",
+    unit: "ms",
+    higherIsBetter: false,
+  },
+  {
+    scenario: "actions while all are connected",
+    key: "actions",
+    unit: "round trips/s",
+    higherIsBetter: true,
+  },
+];
+
+/** The subjects of the scale scenario: raw, SocketAPI and Socket.IO, on each runtime. */
+const scaleSubjects = () =>
+  subjects.filter((s) => ["raw", "socketapi", "socket.io"].includes(s.subject));
+
+/** A load generator process of the scale scenario, and its answers awaited by key. */
+function startScaleWorker(url: string, protocol: string, share: number) {
+  const [command, ...args] = pinned(1, [
+    bin("bun"),
+    "bench/scale-worker.ts",
+    JSON.stringify({ url, protocol, share }),
+  ]) as [string, ...string[]];
+  const child = spawn(command, args, { cwd: root, stdio: ["pipe", "pipe", "inherit"] });
+  const received: Record<string, number>[] = [];
+  const waiting: {
+    key: string;
+    resolve: (message: Record<string, number>) => void;
+    reject: (error: Error) => void;
+  }[] = [];
+  let buffered = "";
+  let exited: Error | undefined;
+  // "close", not "exit": the last answers may still be in its stdout when it exits.
+  child.once("close", (code) => {
+    exited = new Error(`scale worker exited with ${code}`);
+    for (const waiter of waiting.splice(0)) waiter.reject(exited);
+  });
+  child.stdout?.on("data", (chunk: Buffer) => {
+    buffered += chunk;
+    let newline = buffered.indexOf("\n");
+    while (newline >= 0) {
+      const message = JSON.parse(buffered.slice(0, newline));
+      buffered = buffered.slice(newline + 1);
+      const waiter = waiting.findIndex((w) => w.key in message);
+      if (waiter >= 0) waiting.splice(waiter, 1)[0]?.resolve(message);
+      else received.push(message);
+      newline = buffered.indexOf("\n");
+    }
+  });
+  return {
+    child,
+    send: (line: string) => child.stdin?.write(`${line}\n`),
+    /** The next answer with `key`, within two minutes. */
+    next: (key: string) =>
+      new Promise<Record<string, number>>((resolve, reject) => {
+        const index = received.findIndex((message) => key in message);
+        if (index >= 0) return resolve(received.splice(index, 1)[0] as Record<string, number>);
+        if (exited) return reject(exited);
+        const timer = setTimeout(() => reject(new Error(`scale worker: no ${key}`)), 120_000);
+        waiting.push({
+          key,
+          resolve: (message) => {
+            clearTimeout(timer);
+            resolve(message);
+          },
+          reject: (error) => {
+            clearTimeout(timer);
+            reject(error);
+          },
+        });
+      }),
+  };
+}
+
+/** The server's memory after a full collection, from its `/__memory` endpoint. */
+async function serverMemory(url: string): Promise<{ rss: number; heapUsed: number }> {
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const response = await fetch(`${url.replace(/^ws/, "http")}__memory`);
+  return (await response.json()) as { rss: number; heapUsed: number };
+}
+
+/**
+ * One run of the scale scenario on one subject: the connect rate of `sizes.scale`
+ * connections opened at once by the workers, memory per connection and per subscribed
+ * connection, the time from a broadcast's request to its delivery to the last of them
+ * (median of five, after one warm-up), and round trips per second on `sizes.connections`
+ * of them while all are connected.
+ */
+async function runScaleScenario(subject: Subject, sizes: Sizes): Promise<Record<string, number>> {
+  const { child, url } = await startSubject(subject);
+  const share = Math.ceil(sizes.scale / SCALE_WORKERS);
+  const workers = Array.from({ length: SCALE_WORKERS }, (_, i) =>
+    startScaleWorker(url, subject.protocol, Math.min(share, sizes.scale - i * share)),
+  );
+  const publisher = workers[0] as (typeof workers)[number];
+  const all = async (line: string, key: string) => {
+    for (const worker of workers) worker.send(line);
+    return Promise.all(workers.map((worker) => worker.next(key)));
+  };
+  try {
+    const before = await serverMemory(url);
+    const connected = await all("connect", "connected");
+    const connectMs =
+      Math.max(...connected.map((m) => m.finished as number)) -
+      Math.min(...connected.map((m) => m.started as number));
+    const afterConnect = await serverMemory(url);
+    await all("subscribe", "subscribed");
+    const afterSubscribe = await serverMemory(url);
+    const broadcasts: number[] = [];
+    for (let round = 0; round < 6; round++) {
+      await all("arm", "armed");
+      const delivered = workers.map((worker) => worker.next("delivered"));
+      publisher.send("publish");
+      const { published } = (await publisher.next("published")) as { published: number };
+      const last = Math.max(...(await Promise.all(delivered)).map((m) => m.delivered as number));
+      if (round > 0) broadcasts.push(last - published);
+    }
+    const perWorker = Math.max(1, Math.round(sizes.connections / SCALE_WORKERS));
+    const answered = await all(
+      `actions ${perWorker} ${sizes.inflight} ${sizes.duration}`,
+      "answered",
+    );
+    await all("close", "closed");
+    return {
+      connectRate: sizes.scale / (connectMs / 1000),
+      perConnection: (afterConnect.rss - before.rss) / sizes.scale,
+      perSubscribed: (afterSubscribe.rss - before.rss) / sizes.scale,
+      perSubscribedHeap: (afterSubscribe.heapUsed - before.heapUsed) / sizes.scale,
+      broadcastMs: median(broadcasts),
+      actions: answered.reduce((sum, m) => sum + (m.answered as number) / (m.seconds as number), 0),
+    };
+  } finally {
+    for (const process of [...workers.map((w) => w.child), child]) {
+      process.kill("SIGKILL");
+      if (process.exitCode === null && process.signalCode === null) await once(process, "exit");
     }
   }
 }
@@ -474,7 +658,7 @@ function table(results: BenchResult[]): string {
  * The cross-process table: per scenario, each subject's median (min–max), with fan-out
  * against Socket.IO's Redis adapter and against one SocketAPI process (fan-out on Node).
  */
-function scaleTable(results: BenchResult[]): string {
+function clusterTable(results: BenchResult[]): string {
   const lines = [
     "| scenario | subject | median | min – max | vs socket.io over redis | vs one process |",
     "| --- | --- | ---: | ---: | ---: | ---: |",
@@ -482,7 +666,7 @@ function scaleTable(results: BenchResult[]): string {
   const single = results.find(
     (r) => r.scenario === "fan-out" && r.runtime === "node" && r.subject === "socketapi",
   );
-  for (const metric of SCALE_METRICS) {
+  for (const metric of CLUSTER_METRICS) {
     const rows = results.filter((r) => r.scenario === metric.scenario);
     const socketio = rows.find((r) => r.subject === "socket.io over redis");
     for (const row of rows) {
@@ -496,6 +680,67 @@ function scaleTable(results: BenchResult[]): string {
         `| ${metric.scenario} (${metric.unit}) | ${row.subject} | ${format(row.median, metric.unit)} | ${format(row.min, metric.unit)} – ${format(row.max, metric.unit)} | ${vsSocketio} | ${vsSingle} |`,
       );
     }
+  }
+  return lines.join("\n");
+}
+
+/**
+ * The scale table: per scenario and runtime, raw, SocketAPI and (on Node) Socket.IO, each
+ * against raw on the same runtime (for memory: bytes above raw).
+ */
+function scaleTable(results: BenchResult[]): string {
+  const lines = [
+    "| scenario | runtime | subject | median | min – max | vs raw |",
+    "| --- | --- | --- | ---: | ---: | ---: |",
+  ];
+  for (const metric of SCALE_METRICS) {
+    for (const runtime of RUNTIMES) {
+      const rows = results.filter((r) => r.scenario === metric.scenario && r.runtime === runtime);
+      const raw = rows.find((r) => r.subject === "raw");
+      for (const row of rows) {
+        let ratio = "";
+        if (raw && row !== raw) {
+          ratio =
+            metric.unit === "bytes"
+              ? `${format(row.median - raw.median, "bytes")} B`
+              : `${(row.median / raw.median).toFixed(2)}x`;
+        }
+        lines.push(
+          `| ${metric.scenario} (${metric.unit}) | ${runtime} | ${row.subject} | ${format(row.median, metric.unit)} | ${format(row.min, metric.unit)} – ${format(row.max, metric.unit)} | ${ratio} |`,
+        );
+      }
+    }
+  }
+  return lines.join("\n");
+}
+
+/**
+ * On paper, for a machine whose open-file limit is raised: what a million subscribed
+ * connections would take in RSS (memory per subscribed connection × 1,000,000), how many
+ * the memory of this machine would hold, and a broadcast to all of them if its time grows
+ * linearly from the measured size.
+ */
+function projectionTable(results: BenchResult[], scale: number, memoryGiB: number): string {
+  const lines = [
+    `| runtime | subject | RSS for 1,000,000 connections | connections in ${memoryGiB} GiB | broadcast to 1,000,000 |`,
+    "| --- | --- | ---: | ---: | ---: |",
+  ];
+  const get = (scenario: string, runtime: string, subject: string) =>
+    results.find((r) => r.scenario === scenario && r.runtime === runtime && r.subject === subject)
+      ?.median;
+  for (const subject of scaleSubjects()) {
+    const perConnection = get("memory per subscribed connection", subject.runtime, subject.subject);
+    const broadcastMs = get(
+      "broadcast to all, until the last delivery",
+      subject.runtime,
+      subject.subject,
+    );
+    if (perConnection === undefined || broadcastMs === undefined) continue;
+    const gib = (perConnection * 1_000_000) / 1024 ** 3;
+    const fits = Math.floor((memoryGiB * 1024 ** 3) / perConnection);
+    lines.push(
+      `| ${subject.runtime} | ${subject.subject} | ${gib.toFixed(1)} GiB | ${fits.toLocaleString("en-US")} | ${((broadcastMs * 1_000_000) / scale / 1000).toFixed(1)} s |`,
+    );
   }
   return lines.join("\n");
 }
@@ -550,6 +795,8 @@ async function main(): Promise<void> {
       json: { type: "string" },
       results: { type: "string" },
       render: { type: "string" },
+      "scale-only": { type: "boolean", default: false },
+      repetitions: { type: "string" },
     },
   });
   if (values.render) {
@@ -563,11 +810,15 @@ async function main(): Promise<void> {
     return;
   }
   const mode = values.smoke ? "smoke" : values.quick ? "quick" : "full";
-  const sizes = SIZES[mode];
+  const sizes = {
+    ...SIZES[mode],
+    ...(values.repetitions ? { repetitions: Number(values.repetitions) } : {}),
+  };
   const runs = new Map<string, number[]>();
   const started = Date.now();
+  const scaleOnly = values["scale-only"];
   for (let repetition = 0; repetition < sizes.repetitions; repetition++) {
-    for (const subject of subjects) {
+    for (const subject of scaleOnly ? [] : subjects) {
       const { child, url } = await startSubject(subject);
       try {
         for (const load of ["memory", "actions", "latency", "fanout"]) {
@@ -614,18 +865,33 @@ async function main(): Promise<void> {
         `  ${subject.runtime} ${subject.subject}: repetition ${repetition + 1} done\n`,
       );
     }
-    for (const subject of scaleSubjects) {
-      const result = await runScale(subject, sizes);
-      for (const metric of SCALE_METRICS) {
+    for (const subject of scaleOnly ? [] : clusterSubjects) {
+      const result = await runCluster(subject, sizes);
+      for (const metric of CLUSTER_METRICS) {
         const key = `${metric.scenario}|node|${subject.subject}`;
         runs.set(key, [...(runs.get(key) ?? []), result[metric.key] as number]);
       }
       process.stderr.write(`  ${subject.subject}: repetition ${repetition + 1} done\n`);
     }
+    for (const subject of repetition < sizes.scaleRepetitions ? scaleSubjects() : []) {
+      const result = await runScaleScenario(subject, sizes);
+      for (const metric of SCALE_METRICS) {
+        const key = `${metric.scenario}|${subject.runtime}|${subject.subject}`;
+        runs.set(key, [...(runs.get(key) ?? []), result[metric.key] as number]);
+      }
+      process.stderr.write(
+        `  ${subject.runtime} ${subject.subject} at ${sizes.scale}: repetition ${repetition + 1} done\n`,
+      );
+    }
   }
   const results: BenchResult[] = [];
   for (const metric of SCALE_METRICS) {
-    for (const subject of scaleSubjects) {
+    for (const subject of scaleSubjects()) {
+      results.push(summary(metric, subject.runtime, subject.subject, runs));
+    }
+  }
+  for (const metric of CLUSTER_METRICS) {
+    for (const subject of clusterSubjects) {
       results.push(summary(metric, "node", subject.subject, runs));
     }
   }
@@ -661,13 +927,18 @@ async function main(): Promise<void> {
   };
   lastResults = results;
   const rendered = table(results);
-  console.log(rendered);
+  const memoryGiB = Math.round(totalmem() / 1024 ** 3);
+  if (!scaleOnly) {
+    console.log(rendered);
+    console.log(clusterTable(results));
+    console.log(historyTable(results));
+    console.log(presenceTable(results));
+  }
   console.log(scaleTable(results));
-  console.log(historyTable(results));
-  console.log(presenceTable(results));
+  console.log(projectionTable(results, sizes.scale, memoryGiB));
   if (values.json)
     await writeFile(values.json, `${JSON.stringify({ machine, results }, null, 2)}\n`);
-  if (mode === "full" || values.results) {
+  if ((mode === "full" && !scaleOnly) || values.results) {
     await writeFile(
       values.results ?? join(root, "bench", "RESULTS.md"),
       resultsPage(machine, sizes, rendered),
@@ -794,7 +1065,26 @@ ${sizes.subscribers} subscribers split between the first two instances, ${sizes.
 the other instance (p50, p99); and the messages the third instance, which has no
 subscriber, received from the broker meanwhile.
 
+${clusterTable(lastResults)}
+
+## ${sizes.scale.toLocaleString("en-US")} connections
+
+${sizes.scale.toLocaleString("en-US")} connections to one server process, opened at once by ${SCALE_WORKERS} load generator processes
+(the limit of open files per process is 20,000 here), in ${sizes.scaleRepetitions} of the repetitions: the
+connect rate (all of them, from the first upgrade to the last open), the server's RSS per
+connection after a collection, then per connection once each has subscribed to the
+broadcast channel (and its heap), the time from a broadcast's request to its delivery to
+the last of them (median of five after one warm-up), and round trips per second on
+${sizes.connections} of them (${sizes.inflight} in flight each) while all are connected. Socket.IO on Node only.
+
 ${scaleTable(lastResults)}
+
+On paper, for a machine whose open-file limit is raised: memory per subscribed connection
+× 1,000,000, how many subscribed connections the memory of this machine would hold, and a
+broadcast to a million if its time grows linearly from ${sizes.scale.toLocaleString("en-US")} (one process sends
+it all; past that, instances behind a relay share it, see "Across processes").
+
+${projectionTable(lastResults, sizes.scale, Number.parseInt(String(machine.memory), 10))}
 
 ## History
 

@@ -50,6 +50,12 @@ it("runs every subject on every runtime and writes the JSON the README promises"
     ]);
     const scenarios = new Set(results.map((r: { scenario: string }) => r.scenario));
     expect([...scenarios]).toEqual([
+      "connect rate",
+      "memory per connection at scale",
+      "memory per subscribed connection",
+      "heap per subscribed connection",
+      "broadcast to all, until the last delivery",
+      "actions while all are connected",
       "fan-out across processes",
       "latency across processes p50",
       "latency across processes p99",
@@ -86,6 +92,9 @@ it("runs every subject on every runtime and writes the JSON the README promises"
           "fan-out across processes",
           "fan-out with history",
           "recovery of 1,000 missed broadcasts",
+          "connect rate",
+          "broadcast to all, until the last delivery",
+          "actions while all are connected",
         ].includes(result.scenario)
       )
         expect(result.median).toBeGreaterThan(0);

@@ -1,11 +1,12 @@
-// The SocketAPI subject's app, shared by Node and Bun: valibot validation on, defaults
-// except the per-connection rate limit (the load generator sends far over it, as no raw
-// subject limits anything).
+// The SocketAPI subject's app, shared by Node, Bun and Deno: valibot validation on,
+// defaults except the per-connection rate limit (the load generator sends far over it, as
+// no raw subject limits anything) and the connection limit (the scale scenario opens
+// 19,000, over the default 10,000).
 import * as v from "valibot";
 import { hubOf } from "../../src/adapter.ts";
 import { SocketAPI } from "../../src/index.ts";
 
-export const app = new SocketAPI({ rateLimit: false })
+export const app = new SocketAPI({ rateLimit: false, maxConnections: 50_000 })
   .action("add_numbers", { input: v.object({ a: v.number(), b: v.number() }) }, ({ a, b }) => a + b)
   .channel("fanout", { params: v.object({ seq: v.optional(v.number(), 0) }) }, ({ seq }) => ({
     seq,

@@ -455,7 +455,12 @@ const SCALE_METRICS: {
 
 /** The subjects of the scale scenario: raw, SocketAPI and Socket.IO, on each runtime. */
 const scaleSubjects = () =>
-  subjects.filter((s) => ["raw", "socketapi", "socket.io"].includes(s.subject));
+  chosen(subjects).filter((s) => ["raw", "socketapi", "socket.io"].includes(s.subject));
+
+/** The subjects `--only` names ("bun raw,bun socketapi"), or all of them. */
+let only: string[] | undefined;
+const chosen = <T extends { subject: string; runtime?: string }>(list: T[]): T[] =>
+  only ? list.filter((s) => only?.includes(`${s.runtime ?? "node"} ${s.subject}`)) : list;
 
 /** A load generator process of the scale scenario, and its answers awaited by key. */
 function startScaleWorker(url: string, protocol: string, share: number) {
@@ -797,6 +802,7 @@ async function main(): Promise<void> {
       render: { type: "string" },
       "scale-only": { type: "boolean", default: false },
       repetitions: { type: "string" },
+      only: { type: "string" },
     },
   });
   if (values.render) {
@@ -817,8 +823,9 @@ async function main(): Promise<void> {
   const runs = new Map<string, number[]>();
   const started = Date.now();
   const scaleOnly = values["scale-only"];
+  only = values.only?.split(",").map((name) => name.trim());
   for (let repetition = 0; repetition < sizes.repetitions; repetition++) {
-    for (const subject of scaleOnly ? [] : subjects) {
+    for (const subject of scaleOnly ? [] : chosen(subjects)) {
       const { child, url } = await startSubject(subject);
       try {
         for (const load of ["memory", "actions", "latency", "fanout"]) {
@@ -865,7 +872,7 @@ async function main(): Promise<void> {
         `  ${subject.runtime} ${subject.subject}: repetition ${repetition + 1} done\n`,
       );
     }
-    for (const subject of scaleOnly ? [] : clusterSubjects) {
+    for (const subject of scaleOnly ? [] : chosen(clusterSubjects)) {
       const result = await runCluster(subject, sizes);
       for (const metric of CLUSTER_METRICS) {
         const key = `${metric.scenario}|node|${subject.subject}`;
@@ -884,27 +891,23 @@ async function main(): Promise<void> {
       );
     }
   }
-  const results: BenchResult[] = [];
-  for (const metric of SCALE_METRICS) {
-    for (const subject of scaleSubjects()) {
-      results.push(summary(metric, subject.runtime, subject.subject, runs));
-    }
-  }
-  for (const metric of CLUSTER_METRICS) {
-    for (const subject of clusterSubjects) {
-      results.push(summary(metric, "node", subject.subject, runs));
-    }
-  }
-  for (const metric of [...HISTORY_METRICS, ...PRESENCE_METRICS]) {
-    for (const subject of subjects.filter((s) => s.subject === "socketapi")) {
-      results.push(summary(metric, subject.runtime, "socketapi", runs));
-    }
-  }
-  for (const metric of METRICS) {
-    for (const subject of subjects) {
-      results.push(summary(metric, subject.runtime, subject.subject, runs));
-    }
-  }
+  // Only what ran: every scenario's key has at least one run.
+  const results = [
+    ...SCALE_METRICS.flatMap((metric) =>
+      scaleSubjects().map((subject) => summary(metric, subject.runtime, subject.subject, runs)),
+    ),
+    ...CLUSTER_METRICS.flatMap((metric) =>
+      clusterSubjects.map((subject) => summary(metric, "node", subject.subject, runs)),
+    ),
+    ...[...HISTORY_METRICS, ...PRESENCE_METRICS].flatMap((metric) =>
+      subjects
+        .filter((s) => s.subject === "socketapi")
+        .map((subject) => summary(metric, subject.runtime, "socketapi", runs)),
+    ),
+    ...METRICS.flatMap((metric) =>
+      subjects.map((subject) => summary(metric, subject.runtime, subject.subject, runs)),
+    ),
+  ].filter((result) => result.runs.length > 0);
   const cpu = cpus();
   const machine = {
     cpus: cpu.length,

@@ -11,7 +11,7 @@ import {
 } from "../presence/presence-registry.ts";
 import { isThenable } from "../thenable.ts";
 import type { Relay } from "./relay.ts";
-import type { NativeDelivery, Subscriber } from "./subscriber.ts";
+import type { HubConnection, NativeDelivery, Subscriber } from "./subscriber.ts";
 import { SubscriberIndex } from "./subscriber-index.ts";
 import { splitTargeted, type Target, targetedFrame } from "./target.ts";
 
@@ -34,9 +34,9 @@ export class Hub implements AppView<object> {
   /** The subscribers that asked to hear joins and leaves, per channel. */
   readonly presenceListeners: SubscriberIndex = new SubscriberIndex();
   /** The connections this place holds. */
-  readonly connections: Set<Connection<object>> = new Set();
+  readonly connections: Set<HubConnection> = new Set();
   /** The connections whose id was read or given, by id: what `to(id)` looks up. */
-  readonly #byId = new Map<string, Connection<object> & Subscriber>();
+  readonly #byId = new Map<string, HubConnection>();
   /** The user a connection belongs to (the app's `userId`), for `toUser`. */
   userOf: ((connection: Connection<object>) => string | undefined) | undefined;
   /** Told how many subscribers each delivery reached here, for the app's metrics. */
@@ -295,7 +295,7 @@ export class Hub implements AppView<object> {
   }
 
   /** Records a connection's id (read or given), so that `to(id)` finds it. */
-  named(connection: Connection<object> & Subscriber): void {
+  named(connection: HubConnection): void {
     this.#byId.set(connection.id, connection);
   }
 
@@ -320,13 +320,13 @@ export class Hub implements AppView<object> {
   ): number {
     if ("connection" in target) {
       const connection = this.#byId.get(target.connection);
-      return connection?.subscriptions.has(channel) && connection.deliver(frame) ? 1 : 0;
+      return connection?.holds(channel) && connection.deliver(frame) ? 1 : 0;
     }
     let delivered = 0;
     const userOf = this.userOf;
     if (!userOf) return 0;
     for (const connection of this.connections) {
-      if (!connection.subscriptions.has(channel)) continue;
+      if (!connection.holds(channel)) continue;
       let user: string | undefined;
       try {
         user = userOf(connection);

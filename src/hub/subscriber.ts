@@ -1,4 +1,6 @@
 /** One receiver of broadcasts: a connection, as the hub sees it. */
+import type { Connection } from "../context.ts";
+
 export interface Subscriber {
   /**
    * Sends an already serialized frame. Returns `false` when the socket is gone or the send
@@ -26,4 +28,12 @@ export interface NativeDelivery {
   publish(channel: string, frame: string): number;
   /** Sends `frame` to everyone on the topic but `excluded`; returns how many it reached. */
   publishExcept(channel: string, frame: string, excluded: Subscriber): number;
+}
+
+/**
+ * A connection as the hub keeps it: a subscriber that can say whether it holds a channel
+ * (without building the set `subscriptions` returns).
+ */
+export interface HubConnection extends Connection<object>, Subscriber {
+  holds(channel: string): boolean;
 }

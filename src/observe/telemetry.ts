@@ -146,6 +146,19 @@ export class Telemetry {
     return this.#instruments;
   }
 
+  #watchesFrames: boolean | undefined;
+
+  /**
+   * Whether frames are traced or timed at all: the dispatch asks before calling
+   * {@link startFrame}. Measured on Bun (2,000 connections, one action each, nothing
+   * recording): calling it anyway, for it to return at once, left 1.0-1.9 KB more RSS per
+   * connection than this check (0.5-1.0 KB), with the same heap.
+   */
+  get watchesFrames(): boolean {
+    this.#watchesFrames ??= this.tracer !== null || this.#metrics !== null;
+    return this.#watchesFrames;
+  }
+
   /** The tracer, or `null` when nothing records spans. */
   get tracer(): Tracer | null {
     if (this.#tracer === undefined) {

@@ -66,6 +66,23 @@ export class Intake {
     return this.#queue?.length ?? 0;
   }
 
+  /**
+   * Whether it holds nothing worth keeping between frames (nothing waiting or running, no
+   * rate limit's bucket, no refusals counted, no drain): the connection may let it go and
+   * make a new one with its next frame, so that a connection that is not rate limited
+   * keeps nothing for its frames while none is being served.
+   */
+  get keepsNothing(): boolean {
+    return (
+      this.#inFlight === 0 &&
+      !this.#pumping &&
+      !this.#queue?.length &&
+      this.#bucket === undefined &&
+      this.#violations === undefined &&
+      this.#onDrained === undefined
+    );
+  }
+
   /** Takes a frame of `size` (its text's length; 0 for an error frame to send). */
   take(frame: string | ErrorFrame, size: number): void {
     if (this.#onDrained) return;

@@ -21,11 +21,19 @@ import {
 } from "../protocol/protocol.ts";
 import { utf8Length } from "../protocol/utf8.ts";
 import { serveFrame } from "./dispatch.ts";
+import {
+  type HeldChannels,
+  heldCount,
+  heldNames,
+  holdsChannel,
+  withChannel,
+  withoutChannel,
+} from "./held-channels.ts";
 import { Intake, type IntakeOwner, type QueuedFrame } from "./intake.ts";
 import type { Limits } from "./limits.ts";
 import { closeSlowConsumer, writeFrame } from "./outbox.ts";
 import { type MessageData, OPEN, type SocketLike } from "./socket.ts";
-import { restorePresence, Subscriptions } from "./subscriptions.ts";
+import { restorePresence } from "./subscriptions.ts";
 
 export type { ErrorInfo } from "../context.ts";
 
@@ -90,12 +98,20 @@ export class Session<State extends object = ConnectionState>
   /** Set by adapters that persist connections. */
   keeper: ConnectionKeeper | undefined;
   readonly #socket: SocketLike;
-  /** The channels subscribed to; created with the first subscription (idle connections have none). */
-  #subscriptions: Subscriptions | undefined;
+  /** The channels subscribed to: none, one name, or a set of two or more. */
+  #held: HeldChannels;
+  /**
+   * Subscribes under way to channels not held yet: each holds a place under
+   * `maxSubscriptions`, so that concurrent subscribes cannot overshoot it. @internal
+   */
+  subscribesUnderWay = 0;
   /** Made when first read: an idle connection never pays for it. */
   #id: string | undefined;
   #state: State | undefined;
-  /** Made with the first frame. */
+  /**
+   * Made with a frame; let go when nothing is left to serve, unless it keeps the rate
+   * limit's bucket or counts refusals.
+   */
   #intake: Intake | undefined;
   #closed = false;
   /** The server started closing this connection: frames that still arrive are ignored. */
@@ -150,8 +166,36 @@ export class Session<State extends object = ConnectionState>
     return this.#id;
   }
 
+  /** The channels subscribed to (a copy when there is one: one name is kept as a string). */
   get subscriptions(): ReadonlySet<string> {
-    return this.#subscriptions ?? NO_SUBSCRIPTIONS;
+    const held = this.#held;
+    if (held === undefined) return NO_SUBSCRIPTIONS;
+    return typeof held === "string" ? new Set([held]) : held;
+  }
+
+  /** Whether this connection is subscribed to `channel`. @internal */
+  holds(channel: string): boolean {
+    return holdsChannel(this.#held, channel);
+  }
+
+  /** How many channels it is subscribed to. @internal */
+  get subscriptionCount(): number {
+    return heldCount(this.#held);
+  }
+
+  /** Marks `channel` as subscribed to (the hub is told by the caller). @internal */
+  hold(channel: string): void {
+    if (holdsChannel(this.#held, channel)) return;
+    this.#held = withChannel(this.#held, channel);
+    this.host.telemetry.subscriptionCounter(this.host)?.(channel, 1);
+  }
+
+  /** Marks `channel` as no longer subscribed to; `false` when it was not. @internal */
+  release(channel: string): boolean {
+    if (!holdsChannel(this.#held, channel)) return false;
+    this.#held = withoutChannel(this.#held, channel);
+    this.host.telemetry.subscriptionCounter(this.host)?.(channel, -1);
+    return true;
   }
 
   get isOpen(): boolean {
@@ -268,17 +312,21 @@ export class Session<State extends object = ConnectionState>
    * after a wake), whose relay still has its subscriptions.
    */
   restoreSubscriptions(names: Iterable<string>, listening: Iterable<string> = []): void {
-    const held = this.subscriptionSet();
     for (const name of names) {
-      held.add(name);
+      this.hold(name);
       this.hub.index.add(name, this);
     }
-    restorePresence(this as Session<object>, held, listening);
+    restorePresence(this as Session<object>, heldNames(this.#held), listening);
   }
 
   /** @internal */
   refused(by: "rate" | "queue"): void {
     this.host.telemetry.refused(by);
+  }
+
+  /** Whether it keeps an intake while no frame is being served (a rate limit's bucket). @internal */
+  get keepsIntake(): boolean {
+    return this.#intake !== undefined;
   }
 
   /** Queue entries waiting their turn (a run of refusals is one), for tests and metrics. */
@@ -311,12 +359,6 @@ export class Session<State extends object = ConnectionState>
   /** The app's limits, resolved once. @internal */
   get limits(): Limits {
     return this.host.limits;
-  }
-
-  /** The subscriptions, made on first use. @internal */
-  subscriptionSet(): Subscriptions {
-    this.#subscriptions ??= new Subscriptions(this.host.telemetry.subscriptionCounter(this.host));
-    return this.#subscriptions;
   }
 
   /**
@@ -393,6 +435,7 @@ export class Session<State extends object = ConnectionState>
 
   /** @internal */
   settled(): void {
+    if (this.#intake?.keepsNothing) this.#intake = undefined;
     if (!this.keeper || this.#closed) return;
     try {
       this.keeper.idle(this as Session<object>);
@@ -409,9 +452,11 @@ export class Session<State extends object = ConnectionState>
   }
 
   #unsubscribeAll(): void {
-    const held = this.#subscriptions;
-    if (!held) return;
-    for (const name of held) {
+    const held = this.#held;
+    if (held === undefined) return;
+    const counter = this.host.telemetry.subscriptionCounter(this.host);
+    for (const name of heldNames(held)) {
+      counter?.(name, -1);
       try {
         this.hub.remove(name, this);
         this.leavePresence(name);
@@ -420,6 +465,6 @@ export class Session<State extends object = ConnectionState>
         this.host.reportError(error, { connection: this, channel: name, phase: "subscribe" });
       }
     }
-    held.clear();
+    this.#held = undefined;
   }
 }

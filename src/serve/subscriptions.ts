@@ -25,39 +25,6 @@ import { RecoveringSubscriber } from "./recovering-subscriber.ts";
 import type { ChannelMatch, Session } from "./session.ts";
 
 /**
- * The concrete channel names a connection is subscribed to, and how many subscribes to
- * channels it does not hold yet are under way: each of those holds a place under
- * `maxSubscriptions`, so that concurrent subscribes cannot overshoot it. A set itself, not
- * a wrapper around one: a connection's first subscription costs no more than the set.
- */
-export class Subscriptions extends Set<string> {
-  underWay = 0;
-  /** Told of each subscription added (+1) or removed (-1), for the app's metrics. */
-  readonly #changed: ((name: string, change: 1 | -1) => void) | undefined;
-
-  constructor(changed?: (name: string, change: 1 | -1) => void) {
-    super();
-    this.#changed = changed;
-  }
-
-  override add(name: string): this {
-    if (this.#changed && !this.has(name)) this.#changed(name, 1);
-    return super.add(name);
-  }
-
-  override delete(name: string): boolean {
-    const deleted = super.delete(name);
-    if (deleted) this.#changed?.(name, -1);
-    return deleted;
-  }
-
-  override clear(): void {
-    if (this.#changed) for (const name of this) this.#changed(name, -1);
-    super.clear();
-  }
-}
-
-/**
  * Serves a subscribe: the channel's pipeline (validate, dependencies, guard, handler,
  * data schema), then the hub, then `subscribed` and the initial data. Returns a promise
  * while it has to wait (it never rejects).
@@ -74,18 +41,19 @@ export function serveSubscribe(
     return undefined;
   }
   const { maxSubscriptions } = host.limits;
-  const held = session.subscriptionSet();
   // A place held for a channel not yet subscribed to; subscribing again is always fine.
-  const reserves = !held.has(name);
-  if (reserves && held.size + held.underWay >= maxSubscriptions) {
+  const reserves = !session.holds(name);
+  if (reserves && session.subscriptionCount + session.subscribesUnderWay >= maxSubscriptions) {
     const message = ErrorMessage.tooManySubscriptions(maxSubscriptions);
     host.telemetry.refused("subscriptions");
     session.answer(errorText(ErrorCode.TOO_MANY_SUBSCRIPTIONS, message, id, name));
     return undefined;
   }
-  if (reserves) held.underWay++;
+  if (reserves) session.subscribesUnderWay++;
   const ctx = new SubscribeHandlerContext(session, id, match.declaration.channels, name);
-  ctx.trace = host.telemetry.startFrame("subscribe", name, match.template.name, session);
+  if (host.telemetry.watchesFrames) {
+    ctx.trace = host.telemetry.startFrame("subscribe", name, match.template.name, session);
+  }
   let steps: void | Promise<void>;
   try {
     steps = ctx.trace
@@ -97,11 +65,11 @@ export function serveSubscribe(
   // Served in this turn (a sync schema and handler, no history, no presence, no relay to
   // join): no promise, no timer, nothing left behind for the collector.
   if (steps === undefined) {
-    if (reserves) held.underWay--;
+    if (reserves) session.subscribesUnderWay--;
     return undefined;
   }
   const done = whenSettled(session, ctx, "subscribe", steps);
-  return reserves ? done.then(() => void held.underWay--) : done;
+  return reserves ? done.then(() => void session.subscribesUnderWay--) : done;
 }
 
 /**
@@ -131,8 +99,7 @@ function subscribeNow(
   // Serialized before the client is added: data that cannot be sent refuses the subscribe.
   const initial = declaration.initialData ? dataFrame(ctx.name, result) : undefined;
   const name = ctx.name;
-  const held = session.subscriptionSet();
-  if (!held.has(name)) {
+  if (!session.holds(name)) {
     // An adapter that keeps subscriptions (a Durable Object's attachment) may refuse one.
     session.keeper?.subscribing(session, name, given && withoutNameParams(given, match.nameParams));
     const joining = session.hub.add(name, session);
@@ -148,13 +115,12 @@ function addedAndAnswer(
   name: string,
   initial: string | undefined,
 ): void {
-  const held = session.subscriptionSet();
   if (ctx.ended || session.closed) {
     // The client left, or the handler timed out, while the relay joined: nobody to add.
     forgetUnheld(session, name);
     return;
   }
-  held.add(name);
+  session.hold(name);
   ctx.ended = true;
   ctx.trace?.end();
   session.answer(replyFrame("subscribed", name, ctx.id));
@@ -163,7 +129,7 @@ function addedAndAnswer(
 
 /** Takes the connection back out of a channel it was added to but does not hold. */
 function forgetUnheld(session: Session<object>, name: string): void {
-  if (session.subscriptionSet().has(name)) return;
+  if (session.holds(name)) return;
   session.hub.remove(name, session);
   session.keeper?.unsubscribed(session, name);
 }
@@ -185,12 +151,11 @@ async function subscribeSteps(
   // The client may have left, or the handler timed out, while it ran: nobody to add.
   if (ctx.ended || session.closed) return;
   const name = ctx.name;
-  const held = session.subscriptionSet();
   const history = session.hub.historyOf(name);
   if (history) {
     return subscribeWithHistory(session, ctx, frame, match, given, initial, info, history);
   }
-  if (!held.has(name)) {
+  if (!session.holds(name)) {
     // An adapter that keeps subscriptions (a Durable Object's attachment) may refuse one.
     session.keeper?.subscribing(session, name, given && withoutNameParams(given, match.nameParams));
     await session.hub.add(name, session);
@@ -198,7 +163,7 @@ async function subscribeSteps(
       forgetUnheld(session, name);
       return;
     }
-    held.add(name);
+    session.hold(name);
     if (info !== undefined) await session.enterPresence(name, info);
   }
   const members = await presenceFields(session, name, frame, info);
@@ -259,12 +224,11 @@ async function subscribeWithHistory(
   history: { options: HistoryOptions; store: HistoryStore },
 ): Promise<void> {
   const name = ctx.name;
-  const held = session.subscriptionSet();
   const asked = frame.since !== undefined;
   const since = sincePosition(frame.since);
   const { maxBufferedBytes } = session.limits;
   let recovering: RecoveringSubscriber | undefined;
-  if (!held.has(name)) {
+  if (!session.holds(name)) {
     session.keeper?.subscribing(session, name, given && withoutNameParams(given, match.nameParams));
     recovering = new RecoveringSubscriber(session, name, maxBufferedBytes);
     await session.hub.add(name, recovering);
@@ -287,7 +251,7 @@ async function subscribeWithHistory(
     }
     return;
   }
-  held.add(name);
+  session.hold(name);
   if (recovering && info !== undefined) await session.enterPresence(name, info);
   const members = (await presenceFields(session, name, frame, info)) ?? "";
   ctx.ended = true;
@@ -324,7 +288,7 @@ export function restorePresence(
     const ctx = new SubscribeHandlerContext(session, undefined, match.declaration.channels, name);
     presenceInfo(presence, ctx).then(
       (info) => {
-        if (!session.closed && session.subscriptions.has(name)) {
+        if (!session.closed && session.holds(name)) {
           session.enterPresence(name, info, true);
         }
       },
@@ -333,15 +297,14 @@ export function restorePresence(
     );
   }
   for (const name of listening) {
-    if (session.subscriptions.has(name)) session.listenToPresence(name);
+    if (session.holds(name)) session.listenToPresence(name);
   }
 }
 
 /** Serves an unsubscribe: always confirmed, also for a channel not held or unknown. */
 export function serveUnsubscribe(session: Session<object>, frame: UnsubscribeFrame): void {
   const { channel: name, id } = frame;
-  if (session.subscriptions.has(name)) {
-    session.subscriptionSet().delete(name);
+  if (session.release(name)) {
     session.hub.remove(name, session);
     session.leavePresence(name);
     session.keeper?.unsubscribed(session, name);

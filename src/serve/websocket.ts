@@ -32,6 +32,9 @@ export function serveWebSocket<State extends object>(
     onClosed?.(session);
   });
   // An error is followed by a close event, which cleans up.
-  socket.addEventListener("error", () => {});
+  socket.addEventListener("error", ignoreError);
   return session;
 }
+
+/** One listener for every socket's error events (no closure per connection). */
+function ignoreError(): void {}

@@ -65,7 +65,7 @@ function serveAction(session: Session<object>, frame: ActionFrame): Promise<void
   }
   const ctx = new HandlerContext(session, id, action.channels, name);
   const { telemetry } = session.host;
-  if (telemetry.watchesFrames) ctx.trace = telemetry.startFrame("action", name, name, session);
+  if (telemetry.recording) ctx.trace = telemetry.startFrame("action", name, name, session);
   let result: unknown;
   try {
     result = ctx.trace

@@ -187,14 +187,14 @@ export class Session<State extends object = ConnectionState>
   hold(channel: string): void {
     if (holdsChannel(this.#held, channel)) return;
     this.#held = withChannel(this.#held, channel);
-    this.host.telemetry.subscriptionCounter(this.host)?.(channel, 1);
+    this.#countSubscription(channel, 1);
   }
 
   /** Marks `channel` as no longer subscribed to; `false` when it was not. @internal */
   release(channel: string): boolean {
     if (!holdsChannel(this.#held, channel)) return false;
     this.#held = withoutChannel(this.#held, channel);
-    this.host.telemetry.subscriptionCounter(this.host)?.(channel, -1);
+    this.#countSubscription(channel, -1);
     return true;
   }
 
@@ -451,12 +451,17 @@ export class Session<State extends object = ConnectionState>
     this.#intake.take(frame, size);
   }
 
+  /** Tells the app's metrics, when it records any, of a subscription added or removed. */
+  #countSubscription(channel: string, change: 1 | -1): void {
+    const { telemetry } = this.host;
+    if (telemetry.recording) telemetry.subscriptionCounter(this.host)?.(channel, change);
+  }
+
   #unsubscribeAll(): void {
     const held = this.#held;
     if (held === undefined) return;
-    const counter = this.host.telemetry.subscriptionCounter(this.host);
     for (const name of heldNames(held)) {
-      counter?.(name, -1);
+      this.#countSubscription(name, -1);
       try {
         this.hub.remove(name, this);
         this.leavePresence(name);

@@ -51,7 +51,7 @@ export function serveSubscribe(
   }
   if (reserves) session.subscribesUnderWay++;
   const ctx = new SubscribeHandlerContext(session, id, match.declaration.channels, name);
-  if (host.telemetry.watchesFrames) {
+  if (host.telemetry.recording) {
     ctx.trace = host.telemetry.startFrame("subscribe", name, match.template.name, session);
   }
   let steps: void | Promise<void>;

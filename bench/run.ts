@@ -1202,9 +1202,14 @@ unknown type) adds no RSS; its first frame served by a handler (an action that r
 more rounds: −20 to +240 B per connection); forcing collections
 (\`BUN_GARBAGE_COLLECTOR_LEVEL=2\`) or waiting 6 s changes nothing; the total over 500,
 2,000 and 4,000 connections is 1.0, 3.7 and 4.5 MB, so it is neither a fixed cost nor
-linear. It is native memory of Bun's (bmalloc, its JIT), not an object the framework keeps;
-what the probes narrowed it to (one call more on the path of a handled frame) is the
-\`startFrame\` check above. On Node the RSS per subscription is bimodal for raw too (2 to
+linear. It is native memory of Bun's, not an object the framework keeps; what the probes
+narrowed it to is a call into the telemetry from the path of a handled frame, even one that
+returns at once: \`startFrame\` (the check above), and counting the subscription for the
+metrics. Asking \`telemetry.recording\` before counting it, a change made after this run,
+measured in a run of the Bun subjects alone (5 repetitions, same sizes): memory per
+subscription 1,399 B against raw's 694 B (+705 B; +2,023 B in the table above), heap +227 B,
+memory per connection +2,189 B, actions 1.00x, fan-out 0.91x, p99 1.23x (SocketAPI's five
+p99 runs between 1.6 and 3.3 ms, raw's between 1.2 and 3.6 ms). On Node the RSS per subscription is bimodal for raw too (2 to
 2,032 B over five runs: the young generation grows or does not; SocketAPI minus raw in
 the five repetitions of this run: +328, −1,245, +2,454, +328, −1,442 B), so the median
 misses the target by 72 B, far less than raw's own swing between runs.

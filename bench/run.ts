@@ -632,13 +632,19 @@ function format(value: number, unit: string): string {
   return Math.round(value).toLocaleString("en-US");
 }
 
-/** The table: per scenario and runtime, each subject's median (min–max) and its ratio to raw. */
-function table(results: BenchResult[]): string {
+/**
+ * The table: per scenario of `metrics` and runtime, each subject's median (min–max) and its
+ * ratio to raw (for memory: bytes above raw).
+ */
+function table(
+  results: BenchResult[],
+  metrics: readonly { scenario: string; unit: string }[] = METRICS,
+): string {
   const lines = [
     "| scenario | runtime | subject | median | min – max | vs raw |",
     "| --- | --- | --- | ---: | ---: | ---: |",
   ];
-  for (const metric of METRICS) {
+  for (const metric of metrics) {
     for (const runtime of RUNTIMES) {
       const rows = results.filter((r) => r.scenario === metric.scenario && r.runtime === runtime);
       const raw = rows.find((r) => r.subject === "raw");
@@ -689,35 +695,8 @@ function clusterTable(results: BenchResult[]): string {
   return lines.join("\n");
 }
 
-/**
- * The scale table: per scenario and runtime, raw, SocketAPI and (on Node) Socket.IO, each
- * against raw on the same runtime (for memory: bytes above raw).
- */
-function scaleTable(results: BenchResult[]): string {
-  const lines = [
-    "| scenario | runtime | subject | median | min – max | vs raw |",
-    "| --- | --- | --- | ---: | ---: | ---: |",
-  ];
-  for (const metric of SCALE_METRICS) {
-    for (const runtime of RUNTIMES) {
-      const rows = results.filter((r) => r.scenario === metric.scenario && r.runtime === runtime);
-      const raw = rows.find((r) => r.subject === "raw");
-      for (const row of rows) {
-        let ratio = "";
-        if (raw && row !== raw) {
-          ratio =
-            metric.unit === "bytes"
-              ? `${format(row.median - raw.median, "bytes")} B`
-              : `${(row.median / raw.median).toFixed(2)}x`;
-        }
-        lines.push(
-          `| ${metric.scenario} (${metric.unit}) | ${runtime} | ${row.subject} | ${format(row.median, metric.unit)} | ${format(row.min, metric.unit)} – ${format(row.max, metric.unit)} | ${ratio} |`,
-        );
-      }
-    }
-  }
-  return lines.join("\n");
-}
+/** The scale table: raw, SocketAPI and (on Node) Socket.IO at `sizes.scale` connections. */
+const scaleTable = (results: BenchResult[]) => table(results, SCALE_METRICS);
 
 /**
  * On paper, for a machine whose open-file limit is raised: what a million subscribed

@@ -26,6 +26,7 @@ import {
   redactedUrl,
 } from "../src/adapter.ts";
 import type { Relay } from "../src/index.ts";
+import { subjectToken } from "./nats-subject.ts";
 import { loadOptional } from "./optional.ts";
 
 /** Options of {@link natsRelay}. */
@@ -62,14 +63,6 @@ export interface NatsRelayOptions extends BrokerRelayOptions {
 export function natsRelay(options: string | NatsRelayOptions = {}): Relay {
   const resolved = typeof options === "string" ? { url: options } : options;
   return new BrokerRelay(new NatsLink(resolved), resolved);
-}
-
-/**
- * A channel's name as one subject token: NATS gives `.`, `*`, `>` and whitespace a meaning
- * in subjects; percent-encoding leaves none of them.
- */
-function subjectToken(channel: string): string {
-  return encodeURIComponent(channel).replaceAll(".", "%2E").replaceAll("*", "%2A");
 }
 
 class NatsLink implements BrokerLink {
@@ -131,21 +124,40 @@ class NatsLink implements BrokerLink {
   async subscribe(channels: readonly string[]): Promise<void> {
     const connection = this.#connection;
     if (!connection) return;
+    const failed: string[] = [];
+    let cause: unknown;
     for (const channel of channels) {
       if (this.#subscriptions.has(channel)) continue;
       const subject = `${this.#prefix}.${subjectToken(channel)}`;
       const events = this.#events as LinkEvents;
-      this.#subscriptions.set(
-        channel,
-        connection.subscribe(subject, {
-          callback: (error, message) => {
-            if (!error) events.message(channel, message.string());
-          },
-        }),
-      );
+      // One channel that cannot be subscribed stops none of the others (a restore after an
+      // outage subscribes them all in one loop).
+      try {
+        this.#subscriptions.set(
+          channel,
+          connection.subscribe(subject, {
+            callback: (error, message) => {
+              if (!error) events.message(channel, message.string());
+            },
+          }),
+        );
+      } catch (error) {
+        failed.push(channel);
+        cause ??= error;
+      }
     }
     // The server has the subscriptions once it answered a ping sent after them.
     await connection.flush();
+    if (failed.length > 0) {
+      throw new Error(
+        `${this.name} refused the subscription to ${failed.length} channel(s), ` +
+          `${failed
+            .slice(0, 3)
+            .map((name) => JSON.stringify(name))
+            .join(", ")}: ${errorMessage(cause)}`,
+        { cause },
+      );
+    }
   }
 
   async unsubscribe(channel: string): Promise<void> {

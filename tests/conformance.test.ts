@@ -102,6 +102,7 @@ const runtimes = [
 ];
 
 const LIMIT = 64 * 1024;
+const NOT_UNICODE = "Channel must be well-formed Unicode (it holds a lone surrogate).";
 
 describe.each(runtimes)("$name", ({ command, capabilities, hono }) => {
   let server: ServerProcess;
@@ -314,6 +315,15 @@ describe.each(runtimes)("$name", ({ command, capabilities, hono }) => {
       [
         '{"type":"unknown","channel":"chat"}',
         { code: "UNKNOWN_TYPE", message: "Unknown message type: unknown." },
+      ],
+      // A lone surrogate, sent as a JSON escape: no UTF-8 can carry it, so no name holds one.
+      [
+        '{"type":"subscribe","channel":"rooms/a\\ud800","id":"s"}',
+        { code: "INVALID_MESSAGE", message: NOT_UNICODE, id: "s" },
+      ],
+      [
+        '{"type":"action","channel":"\\udc00add_numbers"}',
+        { code: "INVALID_MESSAGE", message: NOT_UNICODE },
       ],
     ];
     for (const [raw] of cases) client.sendRaw(raw);

@@ -177,6 +177,20 @@ describe("check 8 and 9: channel", () => {
       });
     },
   );
+
+  it.each(["\ud800", "chat\udfff", "\udc00\ud83d"])(
+    "refuses a channel holding a lone surrogate (%s), before the id and the type",
+    async (escaped) => {
+      const client = await createTestClient(protocolApp().app);
+      client.sendRaw(`{"type":"nope","channel":"${escaped}","id":3}`);
+      expect(await client.next()).toEqual({
+        type: "error",
+        code: "INVALID_MESSAGE",
+        message: "Channel must be well-formed Unicode (it holds a lone surrogate).",
+        id: 3,
+      });
+    },
+  );
 });
 
 describe("check 10: id", () => {

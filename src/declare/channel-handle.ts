@@ -3,6 +3,7 @@ import { InvalidChannelParamsError } from "../errors.ts";
 import type { Hub } from "../hub/hub.ts";
 import type { Target } from "../hub/target.ts";
 import type { WireIssue } from "../protocol/protocol.ts";
+import { isWellFormed } from "../protocol/utf8.ts";
 import { isThenable } from "../thenable.ts";
 import type { ChannelType, ChannelTypes, Empty } from "./api-types.ts";
 import type { ChannelTemplate } from "./channel-template.ts";
@@ -102,7 +103,7 @@ export type ChannelHandles<TChannels extends ChannelTypes> = {
 
 /** The issue for a value that cannot fill a segment of a channel name. */
 const SEGMENT_ISSUE =
-  "A parameter in a channel name must be one segment: a non-empty string or number without '/'.";
+  "A parameter in a channel name must be one segment: a non-empty string or number without '/', in well-formed Unicode.";
 
 /**
  * The parameter values a concrete name is built from: those given, else the validated
@@ -134,7 +135,7 @@ export function nameValues(
 function isSegment(value: unknown): boolean {
   if (typeof value === "number") return Number.isFinite(value);
   if (typeof value === "bigint") return true;
-  return typeof value === "string" && value !== "" && !value.includes("/");
+  return typeof value === "string" && value !== "" && !value.includes("/") && isWellFormed(value);
 }
 
 /**

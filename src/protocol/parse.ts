@@ -6,6 +6,7 @@ import {
   MAX_REQUEST_ID_LENGTH,
   type RequestId,
 } from "./protocol.ts";
+import { isWellFormed } from "./utf8.ts";
 
 /** Whether `id` is a request id a client may send: a short string or a finite number. */
 export function isValidRequestId(id: unknown): id is RequestId {
@@ -36,7 +37,8 @@ function isMissing(value: unknown): boolean {
  * Parses one untrusted text frame, running checks 3 to 11 of protocol.md's table in order.
  * Returns the frame when it is well formed, else the error frame that answers it; only the
  * type's spelling and the envelope are checked here, names and parameters come later.
- * A name longer than `maxNameLength` characters is refused here, before anything keeps it.
+ * A name longer than `maxNameLength` characters, or one that is not well-formed Unicode (a
+ * lone surrogate), is refused here, before anything keeps it.
  */
 export function parseFrame(text: string, maxNameLength = Infinity): ClientFrame | ErrorFrame {
   let value: unknown;
@@ -65,6 +67,9 @@ export function parseFrame(text: string, maxNameLength = Infinity): ClientFrame 
   }
   if (channel.length > maxNameLength) {
     return errorFrame(ErrorCode.INVALID_MESSAGE, ErrorMessage.nameTooLong(maxNameLength), id);
+  }
+  if (!isWellFormed(channel)) {
+    return errorFrame(ErrorCode.INVALID_MESSAGE, ErrorMessage.nameNotUnicode, id);
   }
   if (id !== undefined && !isValidRequestId(id)) {
     return errorFrame(ErrorCode.INVALID_MESSAGE, ErrorMessage.invalidId, undefined);

@@ -177,6 +177,7 @@ export const ErrorMessage = {
   channelRequired: "Channel is required.",
   channelNotString: "Channel must be a string.",
   nameTooLong: (limit: number): string => `Channel exceeds ${limit} characters.`,
+  nameNotUnicode: "Channel must be well-formed Unicode (it holds a lone surrogate).",
   invalidId: "Message id must be a string or a number.",
   unknownType: (type: string): string => `Unknown message type: ${type}.`,
   actionNotFound: (name: string): string => `Action '${name}' not found.`,

@@ -25,3 +25,15 @@ export function utf8Length(text: string, limit: number): number {
   if (text.length > limit || text.length * 3 <= limit) return text.length;
   return utf8ByteLength(text);
 }
+
+/** A UTF-16 unit of a surrogate pair standing alone: `\p{Surrogate}` matches only those under `u`. */
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+/**
+ * Whether `text` is well-formed Unicode: no lone surrogate (`"\uD800"` sent as a JSON
+ * escape). Such a text has no UTF-8 form: a broker writes it as U+FFFD, so two names would
+ * meet as one, and `encodeURIComponent` throws on it.
+ */
+export function isWellFormed(text: string): boolean {
+  return !LONE_SURROGATE.test(text);
+}

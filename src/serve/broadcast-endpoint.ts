@@ -2,6 +2,8 @@ import type { SocketAPI } from "../app.ts";
 import { broadcast } from "../declare/channel-handle.ts";
 import { InvalidChannelParamsError } from "../errors.ts";
 import type { Target } from "../hub/target.ts";
+import { ErrorMessage } from "../protocol/protocol.ts";
+import { isWellFormed } from "../protocol/utf8.ts";
 import { internalsOf } from "./app-internals.ts";
 
 /** The target a broadcast request names: `undefined` for none, `null` when it is malformed. */
@@ -187,6 +189,7 @@ export async function handleBroadcastRequest(
   if (typeof channel !== "string" || channel === "") {
     return json(400, { error: "Channel is required." });
   }
+  if (!isWellFormed(channel)) return json(400, { error: ErrorMessage.nameNotUnicode });
   const target = targetOf(body as Record<string, unknown>);
   if (target === null) {
     return json(400, { error: "Give at most one of except, to and toUser, each a string." });

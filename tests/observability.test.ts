@@ -308,6 +308,45 @@ describe("metrics", () => {
   });
 });
 
+describe("attributes a client chooses", () => {
+  it("make one series for every close code outside the registry's 1000-1015", async () => {
+    const ownReader = new TestReader();
+    const ownApp = new SocketAPI({
+      telemetry: { meterProvider: new MeterProvider({ readers: [ownReader] }) },
+      onError: () => {},
+    }).action("noop", () => 1);
+    const ownServer = await serve(ownApp, { port: 0 });
+    try {
+      // 300 clients, each closing with a code of its own; and two of the registry.
+      const codes = [...Array.from({ length: 300 }, (_, i) => 3000 + i * 6), 1000, 1001];
+      for (let i = 0; i < codes.length; i += 50) {
+        const batch = await Promise.all(
+          codes.slice(i, i + 50).map(async (code) => {
+            const client = await openClient(ownServer.url);
+            client.ws.close(code, "bye");
+            return client.closed;
+          }),
+        );
+        expect(batch).toHaveLength(Math.min(50, codes.length - i));
+      }
+      await sleep(100);
+      const { resourceMetrics } = await ownReader.collect();
+      const closed = resourceMetrics.scopeMetrics
+        .flatMap((scope) => scope.metrics)
+        .find((metric) => metric.descriptor.name === "socketapi.connections.closed");
+      const series = Object.fromEntries(
+        (closed?.dataPoints ?? []).map((p) => [
+          String(p.attributes["socketapi.close_code"]),
+          p.value,
+        ]),
+      );
+      expect(series).toEqual({ other: 300, "1000": 1, "1001": 1 });
+    } finally {
+      await ownServer.close();
+    }
+  });
+});
+
 describe("spans", () => {
   const finished = () => spans.getFinishedSpans();
   const named = (name: string): ReadableSpan[] => finished().filter((span) => span.name === name);

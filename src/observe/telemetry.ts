@@ -187,7 +187,7 @@ export class Telemetry {
     const m = this.#metrics;
     if (!m) return;
     m.connections.add(-1);
-    m.closed.add(1, { "socketapi.close_code": code });
+    m.closed.add(1, { "socketapi.close_code": closeCodeLabel(code) });
   }
 
   subscribed(template: string, count: 1 | -1): void {
@@ -205,7 +205,9 @@ export class Telemetry {
     if (!m) return undefined;
     // One function for every connection of the app: its channels are the same for all.
     this.#subscriptionCounter ??= (name, change) => {
-      const template = channels.findChannel(name)?.template.name ?? name;
+      // A name no declaration matches (a restored subscription after a deploy removed its
+      // channel) is one series, never the concrete name.
+      const template = channels.findChannel(name)?.template.name ?? UNKNOWN_CHANNEL;
       m.subscriptions.add(change, { "socketapi.channel": template });
     };
     return this.#subscriptionCounter;
@@ -407,3 +409,15 @@ function isNoopMeter(meter: Meter): boolean {
 }
 
 const NOOP_METER_CLASS = createNoopMeter().constructor;
+
+/** The series of subscriptions to a name that no declaration matches any more. */
+const UNKNOWN_CHANNEL = "(unknown)";
+
+/**
+ * A close code as a metric attribute: the codes RFC 6455 and IANA's registry define
+ * (1000-1015) as they are, every other one (a client may send any of 3000-4999, about 2,000)
+ * as `"other"`, so that clients cannot make a series per code.
+ */
+function closeCodeLabel(code: number): number | "other" {
+  return Number.isInteger(code) && code >= 1000 && code <= 1015 ? code : "other";
+}

@@ -368,6 +368,12 @@ describe("the client against servers that are not SocketAPI for TypeScript", () 
   let wss: WebSocketServer;
   let url: string;
   const connections: WebSocket[] = [];
+  const accepted: { path: string; at: number }[] = [];
+  /** The waits between the upgrades of one path, in ms. */
+  const gaps = (path: string) => {
+    const times = accepted.filter((a) => a.path === path).map((a) => a.at);
+    return times.slice(1).map((at, i) => at - (times[i] as number));
+  };
 
   beforeAll(async () => {
     wss = new WebSocketServer({ port: 0, host: "127.0.0.1" });
@@ -376,6 +382,11 @@ describe("the client against servers that are not SocketAPI for TypeScript", () 
     // Like SocketAPI 0.2 in Python: no ids in answers, no codes on errors; answers in order.
     wss.on("connection", (ws, request) => {
       connections.push(ws);
+      accepted.push({ path: request.url ?? "", at: performance.now() });
+      // A crash loop: accepted, then closed at once.
+      if (request.url?.includes("crashing")) return ws.close(1011, "crashed");
+      // Healthy for a while, then closed.
+      if (request.url?.includes("brief")) return void setTimeout(() => ws.close(1001), 150);
       if (request.url?.includes("silent")) return; // a dead peer: never answers, not even pings
       ws.on("message", (raw) => {
         const frame = JSON.parse(raw.toString());
@@ -418,6 +429,28 @@ describe("the client against servers that are not SocketAPI for TypeScript", () 
     });
     expect(third).toEqual({ status: "fulfilled", value: 300 });
     await expect(client.subscribe("chat", () => {}).ready).resolves.toBeUndefined();
+  });
+
+  it("retries a server that accepts and closes at once ever more slowly, not at full speed", async () => {
+    // Before: every open started the waits again, about 40 upgrades a second here.
+    connect<App>(`${url}crashing`, { reconnect: { initialDelay: 40, maxDelay: 320 } });
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const waits = gaps("/crashing");
+    // 20-40, 40-80, 80-160, 160-320, then 160-320 ms: at most 12 in 2 s.
+    expect(waits.length).toBeGreaterThanOrEqual(4);
+    expect(waits.length).toBeLessThanOrEqual(12);
+    expect(waits.slice(-3).every((wait) => wait >= 150)).toBe(true);
+  });
+
+  it("starts the waits again once a connection stayed open for resetAfter", async () => {
+    connect<App>(`${url}brief`, {
+      reconnect: { initialDelay: 40, maxDelay: 2000, resetAfter: 100 },
+      heartbeat: false,
+    });
+    await until(() => gaps("/brief").length >= 5, 5000);
+    // Each connection lived 150 ms, past resetAfter: every wait is the first one again
+    // (20-40 ms). Without the reset the fifth would be 320-640 ms, after the 150.
+    for (const wait of gaps("/brief")) expect(wait).toBeLessThan(400);
   });
 
   it("drops a connection whose peer stopped answering, by its heartbeat, and reconnects", async () => {

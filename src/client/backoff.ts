@@ -1,6 +1,6 @@
 /** How the client waits between reconnection attempts. */
 export interface ReconnectOptions {
-  /** The first wait, in ms (default 250). */
+  /** The first wait, in ms (default 500). */
   initialDelay?: number | undefined;
   /** The longest wait, in ms (default 10,000). */
   maxDelay?: number | undefined;
@@ -8,7 +8,17 @@ export interface ReconnectOptions {
   factor?: number | undefined;
   /** How many attempts in a row before giving up (default: never give up). */
   maxAttempts?: number | undefined;
+  /**
+   * How long a connection must stay open, in ms, before the waits start again from
+   * `initialDelay` (default 5,000). A server that accepts and closes at once (a crash loop,
+   * an overload) is retried ever more slowly, never more than once per `maxDelay / 2` in
+   * the end.
+   */
+  resetAfter?: number | undefined;
 }
+
+/** How long a connection must stay open before the waits start again: default. */
+export const RESET_AFTER_MS = 5000;
 
 /**
  * The wait before reconnection attempt `attempt` (0 for the first): exponential, capped,
@@ -20,7 +30,7 @@ export function reconnectDelay(
   options: ReconnectOptions = {},
   random: () => number = Math.random,
 ): number {
-  const { initialDelay = 250, maxDelay = 10_000, factor = 2 } = options;
+  const { initialDelay = 500, maxDelay = 10_000, factor = 2 } = options;
   const ceiling = Math.min(maxDelay, initialDelay * factor ** attempt);
   return Math.round(ceiling * (0.5 + random() / 2));
 }

@@ -1,5 +1,5 @@
 import type { RequestId, WireIssue } from "../protocol/protocol.ts";
-import { type ReconnectOptions, reconnectDelay } from "./backoff.ts";
+import { RESET_AFTER_MS, type ReconnectOptions, reconnectDelay } from "./backoff.ts";
 import { ClientErrorCode, SocketAPIClientError } from "./client-error.ts";
 import type {
   ActionsOf,
@@ -187,6 +187,8 @@ export class SocketAPIClient<App = unknown> {
   #socketOpened = false;
   #handshakeFailure: HandshakeFailure | undefined;
   #attempt = 0;
+  /** Starts the waits again from the first once a connection stayed open long enough. */
+  #stableTimer: ReturnType<typeof setTimeout> | undefined;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   #heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   #silenceTimer: ReturnType<typeof setTimeout> | undefined;
@@ -332,6 +334,7 @@ export class SocketAPIClient<App = unknown> {
   close(): void {
     this.#closedByUser = true;
     clearTimeout(this.#reconnectTimer);
+    clearTimeout(this.#stableTimer);
     this.#stopHeartbeat();
     this.#failPending(() => true, ClientErrorCode.CLOSED, "The client was closed.");
     const socket = this.#socket;
@@ -386,7 +389,14 @@ export class SocketAPIClient<App = unknown> {
 
   #opened(): void {
     this.#socketOpened = true;
-    this.#attempt = 0;
+    // Not at once: a server that accepts and closes at once would be retried at full speed.
+    const reconnect = this.#options.reconnect;
+    this.#stableTimer = setTimeout(
+      () => {
+        this.#attempt = 0;
+      },
+      (reconnect && reconnect.resetAfter) ?? RESET_AFTER_MS,
+    );
     this.#setStatus("open");
     this.#startHeartbeat();
     for (const pending of this.#pending) {
@@ -401,6 +411,7 @@ export class SocketAPIClient<App = unknown> {
     if (socket !== this.#socket) return;
     this.#detach(socket);
     this.#socket = undefined;
+    clearTimeout(this.#stableTimer);
     this.#stopHeartbeat();
     // Requests already sent may or may not have been served: fail them, never resend.
     this.#failPending(

@@ -395,7 +395,7 @@ export class SocketAPIClient<App = unknown> {
       () => {
         this.#attempt = 0;
       },
-      (reconnect && reconnect.resetAfter) ?? RESET_AFTER_MS,
+      (reconnect || undefined)?.resetAfter ?? RESET_AFTER_MS,
     );
     this.#setStatus("open");
     this.#startHeartbeat();

@@ -2,7 +2,7 @@
 // concrete channel name, stamped and published in one script so that the order of
 // offsets is the order every instance receives broadcasts in.
 import type { Redis } from "ioredis";
-import { recoveryOf } from "../src/adapter.ts";
+import { DEFAULT_HISTORY_BYTES, emptySince, recoveryOf, recoveryOfStream } from "../src/adapter.ts";
 import type { HistoryOptions, Recovery, SharedHistoryStore, StreamPosition } from "../src/index.ts";
 
 /**
@@ -12,56 +12,103 @@ import type { HistoryOptions, Recovery, SharedHistoryStore, StreamPosition } fro
 export const HISTORY_MARK = "~".repeat(16);
 
 // KEYS: stream, meta, Redis channel. ARGV: frame, size, ttl (ms), a new epoch, what the
-// published message starts with (the mark, and a target for everyone but one connection).
-// A stream whose meta expired starts again under a new epoch.
+// published message starts with (the mark, and a target for everyone but one connection),
+// the most bytes kept. A stream whose meta expired starts again under a new epoch; the
+// meta says when the stream was made, and how many bytes (UTF-8) its entries hold.
 const PUBLISH = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local epoch = redis.call('HGET', KEYS[2], 'epoch')
 if not epoch then
   epoch = ARGV[4]
   redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[2], 'epoch', epoch, 'top', 0)
+  redis.call('HSET', KEYS[2], 'epoch', epoch, 'top', 0, 'created', now, 'bytes', 0)
 end
 local top = redis.call('HINCRBY', KEYS[2], 'top', 1)
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local stamped = string.sub(ARGV[1], 1, -2) .. ',"offset":' .. top .. ',"epoch":"' .. epoch .. '"}'
-redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], top .. '-1', 'f', stamped, 't', now)
+local length = redis.call('XLEN', KEYS[1]) + 1
+local bytes = tonumber(redis.call('HGET', KEYS[2], 'bytes') or '0') + string.len(stamped)
+redis.call('XADD', KEYS[1], top .. '-1', 'f', stamped, 't', now)
+local size = tonumber(ARGV[2])
+local maxBytes = tonumber(ARGV[6])
+while length > size or (bytes > maxBytes and length > 0) do
+  local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+  if not oldest then break end
+  redis.call('XDEL', KEYS[1], oldest[1])
+  length = length - 1
+  bytes = bytes - string.len(oldest[2][2])
+end
+if bytes < 0 then bytes = 0 end
+redis.call('HSET', KEYS[2], 'bytes', bytes)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('PUBLISH', KEYS[3], ARGV[5] .. stamped)
 return top
 `;
 
-// KEYS: stream, meta. ARGV: since offset (-1: none), since epoch, a new epoch, ttl, size.
-// Returns epoch, top, the server's time (ms), and the entries after since when the epoch
-// is the same (at most size).
+// KEYS: stream, meta. ARGV: since offset (-1: none), since epoch, when the empty position
+// given as since was given (-1: it is not one), ttl, size, the most UTF-16 units that may
+// be sent. Writes nothing: a stream nothing was broadcast on has no keys. Reads entries
+// only when they may all be sent: contiguous from since, none expired, at most size of
+// them, at most three bytes per unit that may be sent (UTF-8 takes one to three per unit).
+// Returns epoch ('' without a stream), top, the server's time (ms), 'none', 'refused' or
+// 'read', the entries read, and the epoch since is taken in.
 const RECOVER = `
-local epoch = redis.call('HGET', KEYS[2], 'epoch')
-local top = 0
-if not epoch then
-  epoch = ARGV[3]
-  redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[2], 'epoch', epoch, 'top', 0)
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
-else
-  top = tonumber(redis.call('HGET', KEYS[2], 'top'))
-end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local meta = redis.call('HMGET', KEYS[2], 'epoch', 'top', 'created')
+if not meta[1] then return {'', 0, now, 'none', {}, ''} end
+local epoch = meta[1]
+local top = tonumber(meta[2])
+local created = tonumber(meta[3] or '0')
 local since = tonumber(ARGV[1])
-local entries = {}
-if since >= 0 and since < top and epoch == ARGV[2] then
-  entries = redis.call('XRANGE', KEYS[1], (since + 1) .. '-1', '+', 'COUNT', ARGV[5])
+local sinceEpoch = ARGV[2]
+local given = tonumber(ARGV[3])
+local ttl = tonumber(ARGV[4])
+if given >= 0 and since == 0 and created >= given and created < given + ttl then
+  sinceEpoch = epoch
 end
-return {epoch, top, now, entries}
+if since < 0 or sinceEpoch ~= epoch or since >= top then
+  return {epoch, top, now, 'none', {}, sinceEpoch}
+end
+local missed = top - since
+local cap = tonumber(ARGV[6]) * 3
+if missed > tonumber(ARGV[5]) or cap <= 0 then
+  return {epoch, top, now, 'refused', {}, sinceEpoch}
+end
+local entries = {}
+local bytes = 0
+local from = (since + 1) .. '-1'
+while #entries < missed do
+  local page = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', 100)
+  if #page == 0 then break end
+  if #entries == 0 then
+    local first = page[1]
+    if first[1] ~= (since + 1) .. '-1' or tonumber(first[2][4]) + ttl <= now then
+      return {epoch, top, now, 'refused', {}, sinceEpoch}
+    end
+  end
+  for _, entry in ipairs(page) do
+    bytes = bytes + string.len(entry[2][2])
+    if bytes > cap then return {epoch, top, now, 'refused', {}, sinceEpoch} end
+    entries[#entries + 1] = entry
+  end
+  from = '(' .. page[#page][1]
+end
+return {epoch, top, now, 'read', entries, sinceEpoch}
 `;
+
+/** What the empty positions of a Redis history carry: one stream for every instance. */
+const EMPTY_TAG = "r";
+
+const nothingKept = () => ({ first: undefined, frames: [] });
 
 /** The two scripts, as ioredis commands on the relay's publishing connection. */
 interface HistoryCommands {
   socketapiHistoryPublish(...args: (string | number)[]): Promise<number>;
   socketapiHistoryRecover(
     ...args: (string | number)[]
-  ): Promise<[string, number, number, [string, string[]][]]>;
+  ): Promise<[string, number, number, "none" | "refused" | "read", [string, string[]][], string]>;
 }
 
 /**
@@ -98,6 +145,7 @@ export class RedisHistory implements SharedHistoryStore {
         crypto.randomUUID().slice(0, 13),
         // For everyone but one connection: the stamped frame goes out targeted.
         except ? `${HISTORY_MARK}#${JSON.stringify(except)}\n` : HISTORY_MARK,
+        options.maxBytes ?? DEFAULT_HISTORY_BYTES,
       ),
     );
   }
@@ -109,27 +157,39 @@ export class RedisHistory implements SharedHistoryStore {
     maxBytes: number,
   ): Promise<Recovery> {
     const redis = this.#commands();
-    const [epoch, top, now, entries] = await redis.socketapiHistoryRecover(
+    const { size, ttl } = options;
+    const [epoch, top, now, status, entries, sinceEpoch] = await redis.socketapiHistoryRecover(
       `${this.#prefix}history:${channel}`,
       `${this.#prefix}history-meta:${channel}`,
       since?.offset ?? -1,
       since?.epoch ?? "",
-      crypto.randomUUID().slice(0, 13),
-      Math.ceil(options.ttl),
-      options.size,
+      emptySince(since, EMPTY_TAG) ?? -1,
+      Math.ceil(ttl),
+      size,
+      Math.max(0, maxBytes),
     );
+    const recovery = { tag: EMPTY_TAG, now: Number(now), ttl, size, maxBytes };
+    // Nothing was broadcast on it within its ttl: Redis keeps nothing for it.
+    if (epoch === "") return recoveryOfStream(undefined, since, recovery, nothingKept);
     const position = { offset: Number(top), epoch: String(epoch) };
-    return recoveryOf(position, since, maxBytes, () => {
-      // Those past their ttl are not kept: Redis trims by count only.
-      const kept: { offset: number; frame: string }[] = [];
-      for (const [id, fields] of entries) {
-        const frame = fieldOf(fields, "f");
-        if (frame === undefined || Number(fieldOf(fields, "t")) + options.ttl <= Number(now))
-          continue;
-        kept.push({ offset: Number.parseInt(id, 10), frame });
-      }
-      return { first: kept[0]?.offset, frames: kept.map((entry) => entry.frame) };
-    });
+    if (status === "refused") return { position, recovered: false, frames: [] };
+    const from = since && { offset: since.offset, epoch: String(sinceEpoch) };
+    return recoveryOf(
+      position,
+      from,
+      maxBytes,
+      () => {
+        // Those past their ttl are not kept: Redis trims by count and bytes only.
+        const kept: { offset: number; frame: string }[] = [];
+        for (const [id, fields] of entries) {
+          const frame = fieldOf(fields, "f");
+          if (frame === undefined || Number(fieldOf(fields, "t")) + ttl <= Number(now)) continue;
+          kept.push({ offset: Number.parseInt(id, 10), frame });
+        }
+        return { first: kept[0]?.offset, frames: kept.map((entry) => entry.frame) };
+      },
+      size,
+    );
   }
 
   /** The publishing connection, with the scripts defined on it. */

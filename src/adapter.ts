@@ -23,7 +23,9 @@
  */
 export type { Admission, ConnectionSlot } from "./app.ts";
 export type { UpgradeRequest } from "./context.ts";
-export { recoveryOf } from "./history/recovery.ts";
+export { bucketOf, emptyEpoch, emptySince } from "./history/empty-stream.ts";
+export { DEFAULT_HISTORY_BYTES } from "./history/history.ts";
+export { type KeptStream, recoveryOf, recoveryOfStream } from "./history/recovery.ts";
 export { newEpoch, stampedFrame } from "./history/stamp.ts";
 export {
   type BrokerLink,

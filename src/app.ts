@@ -126,6 +126,10 @@ export class SocketAPI<
     this.limits = resolveLimits(options);
     const report = (error: unknown, info: ErrorInfo): void => this.#reportError(error, info);
     this.#hub = new Hub(report, options.relay);
+    this.#hub.lingerLimits = {
+      perPlace: this.limits.maxLingeringChannels,
+      perConnection: this.limits.maxSubscriptions,
+    };
     const telemetry = new Telemetry(options.telemetry ?? {});
     this.#telemetry = telemetry;
     this.#hub.telemetry = telemetry;

@@ -74,7 +74,7 @@ export type {
   SharedHistoryStore,
   StreamPosition,
 } from "./history/history.ts";
-export { MemoryHistory } from "./history/memory-history.ts";
+export { MemoryHistory, type MemoryHistoryOptions } from "./history/memory-history.ts";
 export type { Relay, RelayStats } from "./hub/relay.ts";
 export type { PresenceCount, SharedPresenceStore } from "./presence/presence-registry.ts";
 export {

@@ -6,8 +6,15 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest
 import WebSocket from "ws";
 import { type NodeServer, serve } from "../adapters/node.ts";
 import { redisRelay } from "../relays/redis.ts";
+import { recoveryOf, stampedFrame } from "../src/adapter.ts";
 import { createClient, type DataInfo } from "../src/client/index.ts";
-import { type HistoryStore, MemoryHistory, type Relay, SocketAPI } from "../src/index.ts";
+import {
+  type HistoryStore,
+  MemoryHistory,
+  type Relay,
+  type SharedHistoryStore,
+  SocketAPI,
+} from "../src/index.ts";
 import { type Broker, startRedis } from "./helpers/brokers.ts";
 import { openClient, type WsClient } from "./helpers/ws-client.ts";
 
@@ -130,18 +137,22 @@ describe("a channel with history, in one process", () => {
     await broadcast(app, "feed", 10, 100);
 
     const again = await client(server.url);
+    // A position is the offset and epoch of the last broadcast received (the stream was
+    // made by its first broadcast: before it, subscribed gave an empty stream's position).
     const last = seen.at(-1) as Frame;
+    expect(epoch).toMatch(/^e-/);
+    expect(last.epoch).not.toBe(epoch);
     expect(
       await again.request({
         type: "subscribe",
         channel: "feed",
-        since: { offset: last.offset, epoch },
+        since: { offset: last.offset, epoch: last.epoch },
       }),
     ).toEqual({
       type: "subscribed",
       channel: "feed",
       offset: 110,
-      epoch,
+      epoch: last.epoch,
       recovered: true,
     });
     const missed = await dataFrames(again, 100);
@@ -192,20 +203,28 @@ describe("a channel with history, in one process", () => {
     c.ws.terminate();
     await broadcast(app, "small", 0, 6);
     const again = await client(server.url);
-    expect(
-      await again.request({ type: "subscribe", channel: "small", since: { offset: 0, epoch } }),
-    ).toEqual({
+    // The empty stream's position, from before the first broadcast: it missed all six.
+    const answer = await again.request({
+      type: "subscribe",
+      channel: "small",
+      since: { offset: 0, epoch },
+    });
+    expect(answer).toEqual({
       type: "subscribed",
       channel: "small",
       offset: 6,
-      epoch,
+      epoch: expect.stringMatching(/^[0-9a-f]{12}$/),
       recovered: false,
     });
     await again.expectNone();
     // Five back is still within the history.
     const third = await client(server.url);
     expect(
-      await third.request({ type: "subscribe", channel: "small", since: { offset: 1, epoch } }),
+      await third.request({
+        type: "subscribe",
+        channel: "small",
+        since: { offset: 1, epoch: answer.epoch },
+      }),
     ).toMatchObject({
       recovered: true,
     });
@@ -370,16 +389,23 @@ describe("a channel with history, in one process", () => {
     c.ws.terminate();
     for (let i = 0; i < 20; i++) await app.channels.big({ pad: "x".repeat(1000) });
     const again = await client(server.url);
-    expect(
-      await again.request({ type: "subscribe", channel: "big", since: { offset: 0, epoch } }),
-    ).toMatchObject({
+    const answer = await again.request({
+      type: "subscribe",
+      channel: "big",
+      since: { offset: 0, epoch },
+    });
+    expect(answer).toMatchObject({
       recovered: false,
       offset: 20,
     });
     await again.expectNone();
     const closer = await client(server.url);
     expect(
-      await closer.request({ type: "subscribe", channel: "big", since: { offset: 15, epoch } }),
+      await closer.request({
+        type: "subscribe",
+        channel: "big",
+        since: { offset: 15, epoch: answer.epoch },
+      }),
     ).toMatchObject({
       recovered: true,
     });
@@ -395,6 +421,93 @@ describe("a channel with history, in one process", () => {
     const frames = [await c.next(), await c.next(), await c.next(), await c.next()];
     expect(frames.map((frame) => frame.type)).toEqual(["data", "data", "data", "action"]);
     expect(offsets(frames.slice(0, 3))).toEqual([1, 2, 3]);
+  });
+});
+
+/**
+ * A relay with a shared history store whose live copies arrive when the test says: what
+ * Redis does when the read's answer (on the command connection) overtakes the live copy
+ * (on the subscriber connection).
+ */
+function lateCopiesRelay() {
+  const epoch = "sharedepoch1";
+  const kept: string[] = [];
+  const late: [string, string][] = [];
+  let receive: ((channel: string, frame: string) => void) | undefined;
+  const history: SharedHistoryStore = {
+    shared: true,
+    async publish(channel, frame) {
+      kept.push(stampedFrame(frame, kept.length + 1, epoch));
+      late.push([channel, kept.at(-1) as string]);
+      return kept.length;
+    },
+    async recover(_channel, since, _options, maxBytes) {
+      return recoveryOf({ offset: kept.length, epoch }, since, maxBytes, () => ({
+        first: (since?.offset ?? 0) + 1,
+        frames: kept.slice(since?.offset ?? 0),
+      }));
+    },
+  };
+  const relay: Relay = {
+    history,
+    open(given) {
+      receive = given;
+    },
+    join() {},
+    leave() {},
+    publish: () => undefined,
+    async close() {},
+  };
+  /** The live copies come, in order. */
+  const arrive = () => {
+    for (const [channel, frame] of late.splice(0)) receive?.(channel, frame);
+  };
+  return { relay, arrive, epoch };
+}
+
+describe("a shared store whose live copies come after the read", () => {
+  /** Broadcasts without waiting for their copies to come back. */
+  const fire = (app: RecoveryApp, from: number, count: number) => {
+    for (let i = 0; i < count; i++) void app.channels.feed({ seq: from + i });
+  };
+
+  it("drops the live copies at or below the recovered position: none sent twice", async () => {
+    const { relay, arrive, epoch } = lateCopiesRelay();
+    const { app } = recoveryApp({ relay });
+    const server = await served(app);
+    const stayed = await client(server.url);
+    await stayed.request({ type: "subscribe", channel: "feed" });
+    fire(app, 0, 3);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    arrive();
+    expect(offsets(await dataFrames(stayed, 3))).toEqual([1, 2, 3]);
+    // 4 and 5 are kept, their live copies not here yet when a client recovers from 1.
+    fire(app, 3, 2);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const back = await client(server.url);
+    expect(
+      await back.request({ type: "subscribe", channel: "feed", since: { offset: 1, epoch } }),
+    ).toMatchObject({ offset: 5, recovered: true });
+    expect(offsets(await dataFrames(back, 4))).toEqual([2, 3, 4, 5]);
+    // Now they come: the one that stayed gets them, the one that recovered does not again.
+    arrive();
+    expect(offsets(await dataFrames(stayed, 2))).toEqual([4, 5]);
+    fire(app, 5, 1);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    arrive();
+    expect(offsets(await dataFrames(back, 1))).toEqual([6]);
+    await back.expectNone();
+    // It leaves like any subscriber, also while the live copies are behind.
+    fire(app, 6, 1);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const leaving = await client(server.url);
+    await leaving.request({ type: "subscribe", channel: "feed", since: { offset: 6, epoch } });
+    expect(offsets(await dataFrames(leaving, 1))).toEqual([7]);
+    expect(app.subscriberCount("feed")).toBe(3);
+    await leaving.request({ type: "unsubscribe", channel: "feed" });
+    expect(app.subscriberCount("feed")).toBe(2);
+    arrive();
+    await leaving.expectNone();
   });
 });
 
@@ -421,11 +534,17 @@ describe("the memory store", () => {
     // 3, 4 and 5 expired; 6 is still there.
     expect(store.recover("c", { offset: 4, epoch }, options, Infinity).recovered).toBe(false);
     expect(store.recover("c", { offset: 5, epoch }, options, Infinity).frames).toHaveLength(1);
-    store.recover("d", undefined, options, Infinity);
+    // A subscribe to a channel nothing was broadcast on keeps nothing.
+    expect(store.recover("d", undefined, options, Infinity).position).toEqual({
+      offset: 0,
+      epoch: expect.stringMatching(/^e-/),
+    });
+    expect(store.streams).toBe(1);
+    store.append("d", frame(1), options);
     expect(store.streams).toBe(2);
     now = 3000;
     store.recover("e", undefined, options, Infinity);
-    expect(store.streams).toBe(1);
+    expect(store.streams).toBe(0);
     // The stream was dropped: its name starts again, under another epoch.
     const fresh = store.recover("c", { offset: 6, epoch }, options, Infinity);
     expect(fresh).toMatchObject({ recovered: false, position: { offset: 0 } });
@@ -526,10 +645,14 @@ describe("history shared by instances over Redis Streams", () => {
     const [a, b] = await pair();
     const onA = await client(a.server.url);
     const onB = await client(b.server.url);
-    const { epoch } = await onA.request({ type: "subscribe", channel: "feed" });
+    // Nothing broadcast yet: Redis keeps nothing, each is given an empty stream's position.
+    expect(await onA.request({ type: "subscribe", channel: "feed" })).toMatchObject({
+      offset: 0,
+      epoch: expect.stringMatching(/^e-r-/),
+    });
     expect(await onB.request({ type: "subscribe", channel: "feed" })).toMatchObject({
       offset: 0,
-      epoch,
+      epoch: expect.stringMatching(/^e-r-/),
     });
     // Both instances broadcast at once.
     await Promise.all([broadcast(a.app, "feed", 0, 50), broadcast(b.app, "feed", 1000, 50)]);
@@ -550,12 +673,13 @@ describe("history shared by instances over Redis Streams", () => {
     await broadcast(a.app, "feed", 5, 100);
 
     const onB = await client(b.server.url);
-    const since = { offset: seen.at(-1)?.offset, epoch };
+    const since = { offset: seen.at(-1)?.offset, epoch: seen.at(-1)?.epoch };
+    expect(since.epoch).not.toBe(epoch);
     expect(await onB.request({ type: "subscribe", channel: "feed", since })).toEqual({
       type: "subscribed",
       channel: "feed",
       offset: 105,
-      epoch,
+      epoch: since.epoch,
       recovered: true,
     });
     const missed = await dataFrames(onB, 100);
@@ -599,6 +723,41 @@ describe("history shared by instances over Redis Streams", () => {
     await again.expectNone(300);
   });
 
+  it("sends no broadcast twice in ten recoveries racing live broadcasts across instances", async () => {
+    const [a, b] = await pair();
+    const watcher = await client(b.server.url);
+    await watcher.request({ type: "subscribe", channel: "feed" });
+    let next = 0;
+    let flowing = true;
+    const flow = (async () => {
+      while (flowing) {
+        await a.app.channels.feed({ seq: next++ });
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+    })();
+    const last = async (c: WsClient) => (await c.take((frame) => frame.type === "data")) as Frame;
+    let since = await last(watcher);
+    for (let round = 0; round < 10; round++) {
+      const back = await client(b.server.url);
+      const answer = await back.request(
+        { type: "subscribe", channel: "feed", since: { offset: since.offset, epoch: since.epoch } },
+        5000,
+      );
+      expect(answer).toMatchObject({ recovered: true });
+      // Every frame after the position, each once, recovered or live, for a while.
+      const seen: number[] = [];
+      const until = Date.now() + 100;
+      while (Date.now() < until) seen.push((await last(back)).offset as number);
+      expect(seen).toEqual(
+        range((since.offset as number) + 1, (since.offset as number) + seen.length),
+      );
+      since = { offset: seen.at(-1), epoch: since.epoch };
+      back.ws.terminate();
+    }
+    flowing = false;
+    await flow;
+  });
+
   it("trims by size and by ttl in Redis too", async () => {
     const { app, server } = await instance();
     const c = await client(server.url);
@@ -608,13 +767,12 @@ describe("history shared by instances over Redis Streams", () => {
     await broadcast(app, "small", 0, 6);
     await broadcast(app, "brief", 0, 2);
     const again = await client(server.url);
-    expect(
-      await again.request({
-        type: "subscribe",
-        channel: "small",
-        since: { offset: 0, epoch: small.epoch },
-      }),
-    ).toMatchObject({
+    const answer = await again.request({
+      type: "subscribe",
+      channel: "small",
+      since: { offset: 0, epoch: small.epoch },
+    });
+    expect(answer).toMatchObject({
       recovered: false,
       offset: 6,
     });
@@ -623,7 +781,7 @@ describe("history shared by instances over Redis Streams", () => {
       await closer.request({
         type: "subscribe",
         channel: "small",
-        since: { offset: 1, epoch: small.epoch },
+        since: { offset: 1, epoch: answer.epoch },
       }),
     ).toMatchObject({
       recovered: true,

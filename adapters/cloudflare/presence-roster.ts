@@ -67,13 +67,14 @@ export class PresenceRoster {
     const { channel, shard, member, info, connections, frame, except } = update;
     this.#prepare(channel);
     const event = this.#set(shard, member, info, connections);
+    const others = this.#shards().filter((other) => other !== shard);
     await this.#keepChecking();
     if (!event) return false;
     const text = PRESENCE_EVENT_MARK + frame;
     await this.#fanOut(
       channel,
       event === "join" && except ? targetedFrame({ except }, text) : text,
-      shard,
+      others,
     );
     return true;
   }
@@ -146,8 +147,10 @@ export class PresenceRoster {
         }
       }
     });
-    for (const event of events) await this.#fanOut(channel, event, undefined);
+    // The shards with members after the check (read before an empty roster deletes itself).
+    const listening = this.#shards();
     await this.#keepChecking();
+    for (const event of events) await this.#fanOut(channel, event, listening);
   }
 
   /** Sets `shard`'s share of `member`; says whether the member joined or left. */
@@ -213,9 +216,8 @@ export class PresenceRoster {
     return total === 0 ? "join" : undefined;
   }
 
-  /** Carries a presence event to every shard with members, but `skip` (which delivers its own). */
-  async #fanOut(channel: string, text: string, skip: string | undefined): Promise<void> {
-    const shards = this.#shards().filter((shard) => shard !== skip);
+  /** Carries a presence event to these shards. */
+  async #fanOut(channel: string, text: string, shards: readonly string[]): Promise<void> {
     const outcomes = await Promise.allSettled(
       shards.map((shard) => this.#directory.stub(shard).deliver(channel, text)),
     );
@@ -231,11 +233,20 @@ export class PresenceRoster {
       .map((row) => row.shard);
   }
 
-  /** While the roster has members, an alarm is set to check its shards. */
+  /**
+   * While the roster has members, an alarm is set to check its shards; with none left, it
+   * keeps nothing: its storage and its alarm are deleted, so that a channel joined once
+   * leaves no object behind.
+   */
   async #keepChecking(): Promise<void> {
     const storage = this.#ctx.storage;
-    const empty = this.#shards().length === 0;
-    if (empty) return;
+    if (this.#shards().length === 0) {
+      // Storage calls close the object's input gate: no update comes in between.
+      this.#ready = false;
+      await storage.deleteAll();
+      await storage.deleteAlarm();
+      return;
+    }
     if ((await storage.getAlarm()) === null)
       await storage.setAlarm(Date.now() + this.#checkInterval);
   }

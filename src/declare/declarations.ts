@@ -1,5 +1,5 @@
 import type { ActionContext, ChannelContext, SubscribeContext } from "../context.ts";
-import type { HistoryOptions } from "../history/history.ts";
+import { DEFAULT_HISTORY_BYTES, type HistoryOptions } from "../history/history.ts";
 import type { ChannelTypes } from "./api-types.ts";
 import {
   type ChannelHandle,
@@ -174,14 +174,20 @@ export class ChannelDeclaration {
   }
 }
 
-/** The history options, when they make sense: a whole `size` and a `ttl` above zero. */
+/**
+ * The history options, when they make sense: a whole `size` and a `ttl` above zero, and
+ * `maxBytes` (default 1 MiB) a whole number above zero.
+ */
 function checkedHistory(name: string, history: HistoryOptions): HistoryOptions {
-  const { size, ttl } = history;
+  const { size, ttl, maxBytes = DEFAULT_HISTORY_BYTES } = history;
   if (!Number.isSafeInteger(size) || size < 1) {
     throw new TypeError(`Channel '${name}': history.size must be a whole number above 0.`);
   }
   if (typeof ttl !== "number" || !(ttl > 0) || !Number.isFinite(ttl)) {
     throw new TypeError(`Channel '${name}': history.ttl must be a number of milliseconds above 0.`);
   }
-  return { size, ttl };
+  if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
+    throw new TypeError(`Channel '${name}': history.maxBytes must be a whole number above 0.`);
+  }
+  return { size, ttl, maxBytes };
 }

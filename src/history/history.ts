@@ -14,7 +14,15 @@ export interface HistoryOptions {
   readonly size: number;
   /** How long a broadcast is kept, in milliseconds. */
   readonly ttl: number;
+  /**
+   * The most bytes of broadcasts kept (their text's length): older ones are dropped past
+   * it. Default 1 MiB.
+   */
+  readonly maxBytes?: number | undefined;
 }
+
+/** How many bytes of broadcasts a channel keeps without `history.maxBytes`. */
+export const DEFAULT_HISTORY_BYTES = 1024 * 1024;
 
 /**
  * A place in a channel's stream: the offset of its last broadcast there, and the stream's
@@ -62,6 +70,11 @@ export interface LocalHistoryStore {
   ): Recovery;
   /** Drops a channel's stream: this place stopped hearing all of its broadcasts. */
   forget(channel: string): void;
+  /**
+   * Whether the store keeps a stream for `channel` (something was broadcast on it within
+   * its ttl). A channel whose stream is empty is not kept heard when it is left.
+   */
+  holds?(channel: string): boolean;
 }
 
 /** One stream for every instance: stamps once, and carries each broadcast to all of them. */

@@ -56,8 +56,23 @@ export class Hub implements AppView<object> {
   #memoryHistory: MemoryHistory | undefined;
   /** Whether a channel left on the relay keeps being heard for its history's ttl. */
   #lingers = true;
-  /** History channels that lost their last subscriber here, still heard until the timer. */
-  readonly #lingering = new Map<string, ReturnType<typeof setTimeout>>();
+  /**
+   * History channels that lost their last subscriber here, still heard until the timer
+   * (the oldest first), each with the count of its connection that left it last.
+   */
+  readonly #lingering = new Map<string, Lingering>();
+  /** Subscribers that a stand-in replaces in the index, per channel, for a while. */
+  readonly #standIns = new Map<Subscriber, Map<string, Subscriber>>();
+  /** How many lingering channels each connection left last. */
+  readonly #lingeringBy = new WeakMap<Subscriber, { count: number }>();
+  /**
+   * The most channels kept heard for their history after their last subscriber left: in
+   * all (past it, the oldest stops being heard), and those one connection left last.
+   */
+  lingerLimits: { readonly perPlace: number; readonly perConnection: number } = {
+    perPlace: 10_000,
+    perConnection: 100,
+  };
   /** Broadcasts of a shared history store waiting for their own copy to come back. */
   readonly #echoes = new Map<string, Echo[]>();
   /** The last offset received here per channel of a shared history store with subscribers. */
@@ -114,11 +129,8 @@ export class Hub implements AppView<object> {
    */
   add(channel: string, subscriber: Subscriber): void | Promise<void> {
     if (!this.index.add(channel, subscriber) || !this.#relay) return;
-    const lingering = this.#lingering.get(channel);
-    if (lingering !== undefined) {
+    if (this.#endLingering(channel)) {
       // Still heard: its last subscriber left less than a ttl ago.
-      clearTimeout(lingering);
-      this.#lingering.delete(channel);
       return;
     }
     const relay = this.#relay;
@@ -138,27 +150,95 @@ export class Hub implements AppView<object> {
     this.#report(error, { phase: "relay" });
   }
 
-  /** Removes `subscriber` from `channel`; the last local subscriber leaves it on the relay. */
+  /**
+   * Removes `subscriber` (or the stand-in it has there) from `channel`; the last local
+   * subscriber leaves it on the relay.
+   */
   remove(channel: string, subscriber: Subscriber): void {
-    if (!this.index.remove(channel, subscriber) || !this.#relay) return;
+    const standIn = this.#standIns.get(subscriber)?.get(channel);
+    if (standIn) this.standDown(channel, subscriber);
+    if (!this.index.remove(channel, standIn ?? subscriber) || !this.#relay) return;
     this.#heard.delete(channel);
     const options = this.#historyOptions?.(channel);
     const store = options && this.#historyStore;
     // Not heard any more, a local stream would have holes: it is kept whole while it is heard
-    // (its ttl, where timers may run), then dropped.
+    // (its ttl, where timers may run, within the limits), then dropped. A stream that keeps
+    // nothing is dropped at once: hearing it longer would keep only the interest.
     if (options && store && !store.shared && !this.#relay.hearsEverything?.(channel)) {
-      if (!this.#lingers) store.forget(channel);
-      else {
-        const timer = setTimeout(() => {
-          this.#lingering.delete(channel);
-          store.forget(channel);
-          this.#leave(channel);
-        }, options.ttl);
-        (timer as { unref?: () => void }).unref?.();
-        this.#lingering.set(channel, timer);
+      if (!this.#lingers || store.holds?.(channel) === false || !this.#mayLinger(subscriber)) {
+        store.forget(channel);
+      } else {
+        this.#linger(channel, options.ttl, store, subscriber);
         return;
       }
     }
+    this.#leave(channel);
+  }
+
+  /**
+   * `standIn` takes the place of `subscriber` on `channel` in the index for a while (it
+   * filters what a recovery already sent): removing `subscriber` removes it.
+   */
+  standIn(channel: string, subscriber: Subscriber, standIn: Subscriber): void {
+    let channels = this.#standIns.get(subscriber);
+    if (!channels) {
+      channels = new Map();
+      this.#standIns.set(subscriber, channels);
+    }
+    channels.set(channel, standIn);
+  }
+
+  /** The stand-in of `subscriber` on `channel` is gone (it handed over, or was removed). */
+  standDown(channel: string, subscriber: Subscriber): void {
+    const channels = this.#standIns.get(subscriber);
+    if (!channels?.delete(channel)) return;
+    if (channels.size === 0) this.#standIns.delete(subscriber);
+  }
+
+  /** How many channels are kept heard for their history after their last subscriber left. */
+  get lingeringCount(): number {
+    return this.#lingering.size;
+  }
+
+  /** Whether `subscriber` may leave one more channel heard; makes room in all if need be. */
+  #mayLinger(subscriber: Subscriber): boolean {
+    const { perPlace, perConnection } = this.lingerLimits;
+    if ((this.#lingeringBy.get(subscriber)?.count ?? 0) >= perConnection) return false;
+    if (perPlace <= 0) return false;
+    for (const channel of this.#lingering.keys()) {
+      if (this.#lingering.size < perPlace) break;
+      this.#stopHearing(channel);
+    }
+    return true;
+  }
+
+  #linger(channel: string, ttl: number, store: HistoryStore & { shared: false }, by: Subscriber) {
+    let count = this.#lingeringBy.get(by);
+    if (!count) {
+      count = { count: 0 };
+      this.#lingeringBy.set(by, count);
+    }
+    count.count++;
+    const timer = setTimeout(() => this.#stopHearing(channel), ttl);
+    (timer as { unref?: () => void }).unref?.();
+    this.#lingering.set(channel, { timer, store, by: count });
+  }
+
+  /** Ends a channel's lingering, if it lingers; says whether it did. */
+  #endLingering(channel: string): Lingering | undefined {
+    const lingering = this.#lingering.get(channel);
+    if (!lingering) return undefined;
+    clearTimeout(lingering.timer);
+    this.#lingering.delete(channel);
+    lingering.by.count--;
+    return lingering;
+  }
+
+  /** A lingering channel is heard no more: its stream is dropped, the relay left. */
+  #stopHearing(channel: string): void {
+    const lingering = this.#endLingering(channel);
+    if (!lingering) return;
+    lingering.store.forget(channel);
     this.#leave(channel);
   }
 
@@ -534,6 +614,14 @@ export class Hub implements AppView<object> {
     return (this.#opened ?? this.start()).then(remote, unopened);
   }
 
+  /**
+   * The offset of the last broadcast of a shared history store heard here on `channel`,
+   * while it has subscribers here.
+   */
+  heardOffset(channel: string): number | undefined {
+    return this.#heard.get(channel);
+  }
+
   /** How many subscribers `channel` has here, or how many channels have any without an argument. */
   size(channel?: string): number {
     return this.index.size(channel);
@@ -558,11 +646,19 @@ export class Hub implements AppView<object> {
 
   /** Closes the relay (and stops hearing channels kept for their history). */
   async close(): Promise<void> {
-    for (const timer of this.#lingering.values()) clearTimeout(timer);
+    for (const { timer } of this.#lingering.values()) clearTimeout(timer);
     this.#lingering.clear();
     if (this.#opened) await this.#opened.catch(() => {});
     await this.#relay?.close();
   }
+}
+
+/** A channel kept heard for its history after its last subscriber here left. */
+interface Lingering {
+  readonly timer: ReturnType<typeof setTimeout>;
+  readonly store: HistoryStore & { shared: false };
+  /** How many lingering channels the connection that left it last left. */
+  readonly by: { count: number };
 }
 
 /** How long a broadcast through a shared history store waits for its own copy. */

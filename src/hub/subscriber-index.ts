@@ -118,7 +118,9 @@ function sendEach(subscribers: Iterable<Subscriber>, frame: string, skipped?: Su
   let delivered = 0;
   let failed: Subscriber[] | undefined;
   for (const subscriber of subscribers) {
-    if (subscriber === skipped) continue;
+    if (skipped !== undefined && (subscriber === skipped || subscriber.standsFor === skipped)) {
+      continue;
+    }
     if (subscriber.deliver(frame)) delivered++;
     else {
       failed ??= [];

@@ -9,6 +9,11 @@ export interface Subscriber {
   deliver(frame: string): boolean;
   /** Called after a failed delivery: forget every subscription, close if open. */
   dropAfterFailedDelivery(): void;
+  /**
+   * The connection this one stands in for (while a subscribe with history reads the
+   * stream): a broadcast for everyone but that connection skips it too.
+   */
+  readonly standsFor?: Subscriber | undefined;
 }
 
 /**

@@ -50,6 +50,14 @@ export interface LimitOptions {
    */
   idleTimeout?: number | undefined;
   /**
+   * How many channels with history an instance keeps hearing after their last subscriber
+   * there left, so that their memory stream stays whole for a client coming back (for the
+   * history's ttl; with a relay and a store of this instance, not Redis). Default 10,000;
+   * past it the oldest stops being heard. Each connection leaves at most
+   * `maxSubscriptions` of them. A channel whose stream keeps nothing is never kept heard.
+   */
+  maxLingeringChannels?: number | undefined;
+  /**
    * How many frames of one connection may be served at once (default 1: in arrival order,
    * each answered before the next starts). Above 1, answers may overtake each other and
    * clients match them by `id`.
@@ -72,6 +80,7 @@ export interface Limits {
   readonly handlerTimeout: number | false;
   readonly idleTimeout: number;
   readonly concurrency: number;
+  readonly maxLingeringChannels: number;
 }
 
 /** The default largest frame: 1 MiB. */
@@ -100,5 +109,6 @@ export function resolveLimits(options: LimitOptions): Limits {
     handlerTimeout: options.handlerTimeout ?? DEFAULT_HANDLER_TIMEOUT,
     idleTimeout: options.idleTimeout ?? 60,
     concurrency: Math.max(1, options.concurrency ?? 1),
+    maxLingeringChannels: options.maxLingeringChannels ?? 10_000,
   };
 }

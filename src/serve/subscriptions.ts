@@ -259,7 +259,7 @@ async function subscribeWithHistory(
   if (!recovery) {
     session.answer(subscribedFrame(name, ctx.id, members));
     if (initial !== undefined) session.answer(initial);
-    recovering?.handOver(-1);
+    recovering?.handOver(undefined);
     return;
   }
   const { position } = recovery;
@@ -268,7 +268,7 @@ async function subscribeWithHistory(
   session.answer(subscribedFrame(name, ctx.id, fields));
   if (recovered) for (const missed of recovery.frames) session.answer(missed);
   else if (initial !== undefined) session.answer(initial);
-  recovering?.handOver(position.offset);
+  recovering?.handOver(position, history.store.shared);
 }
 
 /**

@@ -132,19 +132,30 @@ export async function startRedis({ password }: { password?: string } = {}): Prom
   return broker("redis", port, url, args);
 }
 
-/** A `nats-server` of its own; with `user` and `password`, clients must give them. */
+/**
+ * A `nats-server` of its own; with `user` and `password`, clients must give them; with
+ * `monitor`, its HTTP monitoring endpoint on a free port (`monitorUrl`: `/subsz`, `/connz`).
+ */
 export async function startNats({
   user,
   password,
+  monitor = false,
 }: {
   user?: string;
   password?: string;
-} = {}): Promise<Broker> {
+  monitor?: boolean;
+} = {}): Promise<Broker & { readonly monitorUrl: string | undefined }> {
   const port = await freePort();
   const args = ["-a", "127.0.0.1", "-p", String(port)];
   if (user && password) args.push("--user", user, "--pass", password);
+  let monitorUrl: string | undefined;
+  if (monitor) {
+    const monitorPort = await freePort();
+    args.push("-m", String(monitorPort));
+    monitorUrl = `http://127.0.0.1:${monitorPort}`;
+  }
   const url = `nats://${user && password ? `${user}:${password}@` : ""}127.0.0.1:${port}`;
-  return broker("nats", port, url, args);
+  return Object.assign(await broker("nats", port, url, args), { monitorUrl });
 }
 
 /** Stops every broker given, whatever state it is in. */

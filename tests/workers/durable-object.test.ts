@@ -367,12 +367,14 @@ describe("history", () => {
     ]);
     const frames = answers.filter((frame) => frame.type === "data");
     expect(frames.map((frame) => frame.offset)).toEqual([1, 2, 3]);
+    // The stream was made by its first broadcast; subscribed gave an empty stream's position.
+    expect(subscribed.epoch).toMatch(/^e-/);
     expect(frames[0]).toEqual({
       type: "data",
       channel: "feed",
       data: { n: expect.any(Number) },
       offset: 1,
-      epoch: subscribed.epoch,
+      epoch: expect.stringMatching(/^[0-9a-f]{12}$/),
     });
 
     // A fresh instance of the object, as after an eviction: nothing in memory, the storage kept.
@@ -391,7 +393,7 @@ describe("history", () => {
       type: "subscribed",
       channel: "feed",
       offset: 3,
-      epoch: subscribed.epoch,
+      epoch: frames[0]?.epoch,
       recovered: true,
       id: 2,
     });
@@ -399,6 +401,45 @@ describe("history", () => {
     // The same broadcasts, in the same order, as the subscriber that stayed saw them.
     expect(missed).toEqual(frames);
     await away.expectNone();
+  });
+
+  it("writes nothing to the object's storage for 50 names subscribed to and left without a broadcast", async () => {
+    const c = await connect("room=history-churn&user=churn");
+    for (let i = 0; i < 50; i++) {
+      const channel = `logs/${i}`;
+      expect(await c.request({ type: "subscribe", channel })).toMatchObject({ offset: 0 });
+      expect(await c.request({ type: "unsubscribe", channel })).toMatchObject({
+        type: "unsubscribed",
+      });
+    }
+    const streams = await runInDurableObject(stubFor("history-churn"), (_, state) =>
+      state.storage.sql.exec("SELECT COUNT(*) AS n FROM socketapi_streams").one(),
+    );
+    // Before: a row per name (each with its epoch), never deleted but by the sweep.
+    expect(streams).toEqual({ n: 0 });
+  });
+
+  it("starts a stream idle past its ttl again under a new epoch, whether or not the sweep ran", async () => {
+    const keeper = await connect("room=history-brief&user=keeper");
+    await keeper.request({ type: "subscribe", channel: "brief" });
+    keeper.send({ type: "action", channel: "post_brief", data: { n: 1 } });
+    const first = await keeper.next();
+    expect(first).toMatchObject({ type: "data", offset: 1 });
+    expect(await keeper.next()).toMatchObject({ type: "action" });
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    // Before: the object's sweep runs once a minute, and the read kept the old epoch.
+    const back = await connect("room=history-brief&user=back");
+    const again = await back.request({
+      type: "subscribe",
+      channel: "brief",
+      since: { offset: 1, epoch: first.epoch },
+    });
+    expect(again).toMatchObject({ type: "subscribed", offset: 0, recovered: false });
+    expect(again.epoch).not.toBe(first.epoch);
+    keeper.send({ type: "action", channel: "post_brief", data: { n: 2 } });
+    const next = await keeper.next();
+    expect(next).toMatchObject({ type: "data", offset: 1 });
+    expect(next.epoch).not.toBe(first.epoch);
   });
 
   it("drops a stream the object stops hearing (its last subscriber left, the directory routes): recovered: false", async () => {
@@ -561,6 +602,41 @@ describe("presence across shards", () => {
     // Members are left as they are, and the check comes back while there are some.
     expect(counted.members).toContainEqual({ user: "watcher", info: { name: "watcher" } });
     expect(await runInDurableObject(roster, (_, state) => state.storage.getAlarm())).not.toBeNull();
+  });
+
+  it("leaves no roster behind: one with no members deletes its storage and its alarm", async () => {
+    const c = await connect("room=halls-churn&user=passer");
+    for (let i = 0; i < 20; i++) {
+      const channel = `halls/${i}`;
+      expect(await c.request({ type: "subscribe", channel })).toMatchObject({ type: "subscribed" });
+      expect(await c.request({ type: "unsubscribe", channel })).toMatchObject({
+        type: "unsubscribed",
+      });
+    }
+    // Updates reach the roster after the answer: wait until the last one has.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    for (const i of [0, 7, 19]) {
+      const roster = env.SOCKETAPI.get(
+        env.SOCKETAPI.idFromName(`__socketapi_presence__:halls/${i}`),
+      );
+      const kept = await runInDurableObject(roster, async (_, state) => ({
+        tables: state.storage.sql
+          .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE name LIKE 'socketapi%'")
+          .toArray(),
+        alarm: await state.storage.getAlarm(),
+      }));
+      // Before: three tables and a check every 30 s, for every name ever joined.
+      expect(kept).toEqual({ tables: [], alarm: null });
+    }
+    // A member again: the roster comes back as it was.
+    const back = await connect("room=halls-churn&user=watcher");
+    expect(
+      await back.request({ type: "subscribe", channel: "halls/7", presence: true }),
+    ).toMatchObject({
+      type: "subscribed",
+      members: [{ user: "watcher", info: "watcher" }],
+      count: 1,
+    });
   });
 });
 

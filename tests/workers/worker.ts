@@ -53,6 +53,26 @@ export const app = new SocketAPI({
     ({ n }) => ({ n }),
   )
   .action("post", { input: v.object({ n: v.number() }) }, (input, ctx) => ctx.channels.feed(input))
+  // With history that expires fast, and one per topic.
+  .channel(
+    "brief",
+    { params: v.object({ n: v.optional(v.number(), 0) }), history: { size: 10, ttl: 300 } },
+    ({ n }) => ({ n }),
+  )
+  .action("post_brief", { input: v.object({ n: v.number() }) }, (input, ctx) =>
+    ctx.channels.brief(input),
+  )
+  .channel(
+    "logs/{topic}",
+    { params: v.object({ topic: v.string() }), history: { size: 10, ttl: 60_000 } },
+    () => null,
+  )
+  // With presence, one roster per name.
+  .channel(
+    "halls/{hall}",
+    { params: v.object({ hall: v.string() }), presence: (ctx) => ctx.connection.state.user },
+    () => null,
+  )
   // With presence: who is in the room's lobby.
   .channel("lobby", { presence: (ctx) => ({ name: ctx.connection.state.user }) }, () => null)
   // With presence across shards (rooms): who is in the hall, wherever they connected.

@@ -183,7 +183,9 @@ describe("the bundled adapters", () => {
       const specifiers = [
         ...text.matchAll(/(?:^(?:import|export)[^"']*?from\s+|import\()["']([^"']+)["']/gm),
       ].map((match) => match[1] as string);
-      expect(specifiers.length, file).toBeGreaterThan(0);
+      // The entries import the kit (a leaf of their own may import nothing).
+      if (file === "redis.ts" || file === "nats.ts")
+        expect(specifiers.length, file).toBeGreaterThan(0);
       for (const specifier of specifiers) {
         const allowed = specifier.startsWith(".")
           ? ["../src/adapter.ts", "../src/index.ts"].includes(specifier) ||

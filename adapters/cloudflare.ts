@@ -123,7 +123,11 @@ export interface ObjectRpc {
   subscribersHere(channel: string): Promise<number>;
   presenceHere(channel: string): Promise<PresenceShare>;
   presenceUpdate(update: ShareUpdate): Promise<boolean>;
-  presenceMembers(channel: string, limit: number): Promise<{ json: string; count: number }>;
+  presenceMembers(
+    channel: string,
+    limit: number,
+    maxBytes?: number,
+  ): Promise<{ json: string; count: number }>;
   presenceCount(channel: string): Promise<PresenceCount>;
 }
 
@@ -299,8 +303,9 @@ export function cloudflare<Env = Cloudflare.Env>(
     async presenceMembers(
       _channel: string,
       limit: number,
+      maxBytes?: number,
     ): Promise<{ json: string; count: number }> {
-      return this.#server.roster.members(limit);
+      return this.#server.roster.members(limit, maxBytes);
     }
 
     async presenceCount(_channel: string): Promise<PresenceCount> {

@@ -3,7 +3,7 @@
 // heartbeat per instance, so that the members of an instance that died leave within a
 // bounded time (four heartbeats: silent for three, found at the next sweep).
 import type { Redis } from "ioredis";
-import { memberJson, utf8ByteLength } from "../src/adapter.ts";
+import { MemberListing, utf8ByteLength } from "../src/adapter.ts";
 import type { PresenceCount, SharedPresenceStore } from "../src/index.ts";
 
 /** How often an instance says it is alive, and looks for instances that are not: default. */
@@ -34,12 +34,28 @@ end
 return n
 `;
 
-// KEYS: members. ARGV: limit. The count, then member, info, member, info, ...
+// KEYS: members. ARGV: limit, the most bytes of members and info (UTF-8; the listing's JSON
+// is checked again where it is written). The count, then member, info, member, info, ...:
+// read a page at a time, never the whole hash.
 const MEMBERS = `
-local all = redis.call('HGETALL', KEYS[1])
-local out = { #all / 2 }
-local limit = tonumber(ARGV[1]) * 2
-for i = 1, math.min(#all, limit) do out[#out + 1] = all[i] end
+local out = { redis.call('HLEN', KEYS[1]) }
+local limit = tonumber(ARGV[1])
+local budget = tonumber(ARGV[2])
+local cursor = '0'
+local listed = 0
+repeat
+  local page = redis.call('HSCAN', KEYS[1], cursor, 'COUNT', 100)
+  cursor = page[1]
+  local pairs = page[2]
+  for i = 1, #pairs, 2 do
+    if listed >= limit then return out end
+    budget = budget - string.len(pairs[i]) - string.len(pairs[i + 1])
+    if budget < 0 then return out end
+    out[#out + 1] = pairs[i]
+    out[#out + 1] = pairs[i + 1]
+    listed = listed + 1
+  end
+until cursor == '0'
 return out
 `;
 
@@ -157,17 +173,23 @@ export class RedisPresence implements SharedPresenceStore {
     );
   }
 
-  async members(channel: string, limit: number): Promise<{ json: string; count: number }> {
+  async members(
+    channel: string,
+    limit: number,
+    maxBytes = Number.MAX_SAFE_INTEGER,
+  ): Promise<{ json: string; count: number }> {
     const redis = this.#commands();
     const [count, ...pairs] = await redis.socketapiPresenceMembers(
       `${this.#prefix}presence:${channel}`,
       limit,
+      // UTF-8 takes at most three bytes per UTF-16 unit of the JSON written from it.
+      Math.min(Number.MAX_SAFE_INTEGER, maxBytes * 3),
     );
-    const parts: string[] = [];
+    const listing = new MemberListing(limit, maxBytes);
     for (let i = 0; i + 1 < pairs.length; i += 2) {
-      parts.push(memberJson(String(pairs[i]), String(pairs[i + 1])));
+      if (!listing.add(String(pairs[i]), String(pairs[i + 1]))) break;
     }
-    return { json: `[${parts.join(",")}]`, count: Number(count) };
+    return { json: listing.json, count: Number(count) };
   }
 
   async count(channel: string): Promise<PresenceCount> {

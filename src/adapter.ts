@@ -43,6 +43,7 @@ export { targetedFrame } from "./hub/target.ts";
 export {
   joinFrame,
   leaveFrame,
+  MemberListing,
   memberJson,
   PRESENCE_EVENT_MARK,
 } from "./presence/presence-registry.ts";

@@ -130,6 +130,7 @@ export class SocketAPI<
       perPlace: this.limits.maxLingeringChannels,
       perConnection: this.limits.maxSubscriptions,
     };
+    this.#hub.presenceLeaveDelay = this.limits.presenceLeaveDelay;
     const telemetry = new Telemetry(options.telemetry ?? {});
     this.#telemetry = telemetry;
     this.#hub.telemetry = telemetry;

@@ -4,6 +4,8 @@ import * as v from "valibot";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import WebSocket from "ws";
 import { type NodeServer, serve } from "../adapters/node.ts";
+import { redisRelay } from "../relays/redis.ts";
+import { hubOf } from "../src/adapter.ts";
 import { createClient, type Member } from "../src/client/index.ts";
 import { SocketAPI } from "../src/index.ts";
 import { createTestClient } from "../src/testing.ts";
@@ -182,6 +184,123 @@ describe("presence in one process", () => {
   });
 });
 
+describe("what a member can make presence send and keep", () => {
+  it("refuses a subscribe whose user id is over 256 characters, and tells onError", async () => {
+    const { url, onError, app } = await served();
+    const long = await member(url, "u".repeat(257));
+    expect(await long.request({ type: "subscribe", channel: "room", id: 1 })).toEqual({
+      type: "error",
+      code: "INTERNAL_ERROR",
+      message: "Internal server error.",
+      channel: "room",
+      id: 1,
+    });
+    expect(String(onError.mock.calls[0]?.[0])).toContain("over 256 characters");
+    // Not subscribed, not a member; 256 is fine.
+    expect(app.subscriberCount("room")).toBe(0);
+    const fine = await member(url, "u".repeat(256));
+    expect(await fine.request({ type: "subscribe", channel: "room" })).toMatchObject({
+      type: "subscribed",
+    });
+  });
+
+  it("lists at most 64 KiB of members, whatever their info, and says how many there are", async () => {
+    const { app } = presenceApp();
+    // Info of about 1 KiB each ("big": 100 bytes per character of the name).
+    for (let i = 0; i < 200; i++) {
+      const client = await createTestClient(app, {
+        url: `http://127.0.0.1/?user=u${i}&name=abcdefghi${i % 10}`,
+      });
+      await client.request({ type: "subscribe", channel: "big" });
+    }
+    const asker = await createTestClient(app, { url: "http://127.0.0.1/?user=asker&name=a" });
+    const answer = await asker.request({ type: "subscribe", channel: "big", presence: true });
+    expect(answer).toMatchObject({ type: "subscribed", count: 201 });
+    const listed = JSON.stringify(answer.members);
+    expect(listed.length).toBeLessThanOrEqual(64 * 1024);
+    expect((answer.members as unknown[]).length).toBeGreaterThan(50);
+  });
+
+  it("writes a listing once for the subscribes that ask for it, until a join or a leave", async () => {
+    const { app } = presenceApp();
+    for (let i = 0; i < 50; i++) {
+      const client = await createTestClient(app, { url: `http://127.0.0.1/?user=u${i}` });
+      await client.request({ type: "subscribe", channel: "room" });
+    }
+    const written = vi.spyOn(hubOf(app).presence, "membersJson");
+    const asker = await createTestClient(app, { url: "http://127.0.0.1/?user=asker" });
+    for (let i = 0; i < 100; i++) {
+      const answer = await asker.request({ type: "subscribe", channel: "room", presence: true });
+      expect(answer).toMatchObject({ count: 51 });
+    }
+    // Before: the listing was written again for each of the 100.
+    expect(written).toHaveBeenCalledTimes(1);
+    const newcomer = await createTestClient(app, { url: "http://127.0.0.1/?user=newcomer" });
+    await newcomer.request({ type: "subscribe", channel: "room" });
+    expect(await asker.next()).toMatchObject({ type: "join", user: "newcomer" });
+    expect(
+      await asker.request({ type: "subscribe", channel: "room", presence: true }),
+    ).toMatchObject({ count: 52 });
+    expect(written).toHaveBeenCalledTimes(2);
+  });
+
+  it("tells a member toggling its presence once: one join, then one leave after the delay", async () => {
+    const { url } = await served();
+    const watchers = [await member(url, "w1"), await member(url, "w2")];
+    for (const watcher of watchers) {
+      await watcher.request({ type: "subscribe", channel: "room", presence: true });
+    }
+    await (watchers[0] as WsClient).next();
+    const toggler = await member(url, "toggler", "T");
+    for (let i = 0; i < 100; i++) {
+      await toggler.request({ type: "subscribe", channel: "room" });
+      await toggler.request({ type: "unsubscribe", channel: "room" });
+    }
+    // Before: 100 joins and 100 leaves for each watcher.
+    for (const watcher of watchers) {
+      expect(await watcher.next()).toEqual(join("toggler", "T"));
+      expect(await watcher.next(3000)).toEqual(leave("toggler"));
+      await watcher.expectNone(300);
+    }
+  });
+
+  it("lets a member come back within the leave delay unheard (a reload), and tells its leave after it", async () => {
+    const { app, url } = await served();
+    const watcher = await member(url, "watcher");
+    await watcher.request({ type: "subscribe", channel: "room", presence: true });
+    const tab = await member(url, "ada", "Ada");
+    await tab.request({ type: "subscribe", channel: "room" });
+    expect(await watcher.next()).toEqual(join("ada", "Ada"));
+    await tab.close();
+    // Still listed while leaving.
+    expect((await app.presence("room")).map((m) => m.user)).toEqual(["watcher", "ada"]);
+    const reloaded = await member(url, "ada", "Ada");
+    await reloaded.request({ type: "subscribe", channel: "room" });
+    await watcher.expectNone(1300);
+    expect(await app.presenceCount("room")).toEqual({ members: 2, connections: 2 });
+    const left = Date.now();
+    await reloaded.close();
+    expect(await watcher.next(3000)).toEqual(leave("ada"));
+    expect(Date.now() - left).toBeGreaterThanOrEqual(900);
+    expect(await app.presenceCount("room")).toEqual({ members: 1, connections: 1 });
+  });
+
+  it("tells each leave at once with presenceLeaveDelay: 0", async () => {
+    const app = new SocketAPI({ presenceLeaveDelay: 0 }).channel(
+      "room",
+      { presence: (ctx) => ctx.connection.id },
+      () => null,
+    );
+    const watcher = await createTestClient(app);
+    await watcher.request({ type: "subscribe", channel: "room", presence: true });
+    const other = await createTestClient(app);
+    await other.request({ type: "subscribe", channel: "room" });
+    expect(await watcher.next()).toMatchObject({ type: "join" });
+    await other.request({ type: "unsubscribe", channel: "room" });
+    expect(await watcher.next(100)).toMatchObject({ type: "leave" });
+  });
+});
+
 describe("presence in the typed client", () => {
   it("gives members, joins and leaves, typed from the channel's presence", async () => {
     const { url } = await served();
@@ -204,7 +323,10 @@ describe("presence in the typed client", () => {
     const bob = await member(url, "bob", "Bob");
     await bob.request({ type: "subscribe", channel: "room" });
     await bob.close();
-    await vi.waitFor(() => expect(seen).toEqual(["members 1", "join bob Bob", "leave bob"]));
+    // The leave comes after the leave delay (1 s by default).
+    await vi.waitFor(() => expect(seen).toEqual(["members 1", "join bob Bob", "leave bob"]), {
+      timeout: 3000,
+    });
     typed.close();
   });
 });
@@ -261,6 +383,44 @@ describe("presence across instances over Redis", () => {
     await watcher.expectNone(300);
     await adaAgain.close();
     expect(await watcher.next()).toEqual({ type: "leave", channel: "lobby", user: "ada" });
+  });
+
+  it("lists at most 64 KiB from Redis, and tells a member toggling on another instance once", async () => {
+    const prefix = `bounded${Date.now()}:`;
+    const make = async () => {
+      const { app } = presenceApp();
+      const relayed = new SocketAPI<{ user: string; name: string }>({
+        relay: redisRelay({ url: redis.url, prefix }),
+        onConnect: (request) => {
+          const query = new URL(request.url).searchParams;
+          return { user: query.get("user") ?? "guest", name: query.get("name") ?? "x" };
+        },
+        userId: (connection) => connection.state.user,
+        onError: () => {},
+      }).include(app);
+      const server = await serve(relayed, { port: 0, host: "127.0.0.1" });
+      servers.push(server);
+      return server.url;
+    };
+    const [a, b] = [await make(), await make()];
+    for (let i = 0; i < 120; i++) {
+      const big = await member(a, `u${i}`, `abcdefghi${i % 10}`);
+      await big.request({ type: "subscribe", channel: "big" });
+    }
+    const watcher = await member(b, "watcher", "w");
+    const answer = await watcher.request({ type: "subscribe", channel: "big", presence: true });
+    expect(answer).toMatchObject({ type: "subscribed", count: 121 });
+    expect(JSON.stringify(answer.members).length).toBeLessThanOrEqual(64 * 1024);
+    expect((answer.members as unknown[]).length).toBeGreaterThan(50);
+    await watcher.request({ type: "subscribe", channel: "room", presence: true });
+    const toggler = await member(a, "toggler", "T");
+    for (let i = 0; i < 50; i++) {
+      await toggler.request({ type: "subscribe", channel: "room" });
+      await toggler.request({ type: "unsubscribe", channel: "room" });
+    }
+    expect(await watcher.next()).toEqual(join("toggler", "T"));
+    expect(await watcher.next(3000)).toEqual(leave("toggler"));
+    await watcher.expectNone(300);
   });
 
   it("counts out the members of an instance that died, within four heartbeats", async () => {

@@ -1,7 +1,7 @@
 // Presence for a Worker's objects: with a shard function, each channel's members are added
 // up by an object of their own (presence-roster.ts), which each shard tells its share as it
 // changes; without one, the single object knows them all, and the Worker asks it.
-import { memberJson, PRESENCE_EVENT_MARK, targetedFrame } from "../../src/adapter.ts";
+import { MemberListing, PRESENCE_EVENT_MARK, targetedFrame } from "../../src/adapter.ts";
 import type { PresenceCount, SharedPresenceStore } from "../../src/index.ts";
 import { DEFAULT_SHARD } from "../cloudflare.ts";
 import type { ObjectDirectory } from "./directory.ts";
@@ -43,13 +43,18 @@ export class DirectoryPresence implements SharedPresenceStore {
     return this.#update(channel, member, "", here, frame, "");
   }
 
-  async members(channel: string, limit: number): Promise<{ json: string; count: number }> {
+  async members(
+    channel: string,
+    limit: number,
+    maxBytes = Number.POSITIVE_INFINITY,
+  ): Promise<{ json: string; count: number }> {
     if (this.#directory.sharded) {
-      return this.#directory.stub(rosterName(channel)).presenceMembers(channel, limit);
+      return this.#directory.stub(rosterName(channel)).presenceMembers(channel, limit, maxBytes);
     }
     const share = await this.#directory.stub(DEFAULT_SHARD).presenceHere(channel);
-    const parts = share.slice(0, limit).map(([member, info]) => memberJson(member, info));
-    return { json: `[${parts.join(",")}]`, count: share.length };
+    const listing = new MemberListing(limit, maxBytes);
+    for (const [member, info] of share) if (!listing.add(member, info)) break;
+    return { json: listing.json, count: share.length };
   }
 
   async count(channel: string): Promise<PresenceCount> {

@@ -91,6 +91,7 @@ export class ObjectServer implements ConnectionKeeper {
     this.#hub = new Hub((error, info) => reportToApp(app, error, info), this.#relay);
     this.#hub.userOf = hubOf(app).userOf;
     this.#hub.telemetry = hubOf(app).telemetry;
+    this.#hub.presenceLeaveDelay = app.limits.presenceLeaveDelay;
     // Channels with history keep it in the object's storage: it survives eviction. No timer
     // may keep the object awake: a channel it stops hearing loses its history at once.
     const historyOptions = hubOf(app).historyOptions;

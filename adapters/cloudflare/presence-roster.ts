@@ -5,7 +5,7 @@
 import {
   joinFrame,
   leaveFrame,
-  memberJson,
+  MemberListing,
   PRESENCE_EVENT_MARK,
   targetedFrame,
 } from "../../src/adapter.ts";
@@ -79,18 +79,21 @@ export class PresenceRoster {
     return true;
   }
 
-  /** The first `limit` members as a JSON array, and how many there are. */
-  members(limit: number): { json: string; count: number } {
+  /**
+   * The first members as a JSON array (at most `limit` of them, at most `maxBytes` of
+   * JSON), and how many there are.
+   */
+  members(limit: number, maxBytes = Number.POSITIVE_INFINITY): { json: string; count: number } {
     if (!this.#exists()) return { json: "[]", count: 0 };
     const sql = this.#ctx.storage.sql;
-    const parts: string[] = [];
+    const listing = new MemberListing(limit, maxBytes);
     for (const row of sql.exec<{ member: string; info: string }>(
       "SELECT member, info FROM socketapi_presence_members LIMIT ?",
       limit,
     )) {
-      parts.push(memberJson(row.member, row.info));
+      if (!listing.add(row.member, row.info)) break;
     }
-    return { json: `[${parts.join(",")}]`, count: this.count().members };
+    return { json: listing.json, count: this.count().members };
   }
 
   /** How many members, and how many connections they have subscribed, on every shard. */

@@ -3,8 +3,11 @@ import type { HistoryOptions, HistoryStore } from "../history/history.ts";
 import { MemoryHistory } from "../history/memory-history.ts";
 import { offsetOf } from "../history/stamp.ts";
 import {
+  DEFAULT_PRESENCE_LEAVE_DELAY_MS,
   joinFrame,
   leaveFrame,
+  MAX_LISTED_BYTES,
+  MAX_LISTED_MEMBERS,
   type PresenceCount,
   PresenceRegistry,
   type SharedPresenceStore,
@@ -61,6 +64,12 @@ export class Hub implements AppView<object> {
    * (the oldest first), each with the count of its connection that left it last.
    */
   readonly #lingering = new Map<string, Lingering>();
+  /** Members whose last connection left, until their leave delay is over. */
+  readonly #leaving = new Map<string, ReturnType<typeof setTimeout>>();
+  /** How long a member whose last connection left stays before its leave (ms; 0: none). */
+  presenceLeaveDelay = DEFAULT_PRESENCE_LEAVE_DELAY_MS;
+  /** The members listings subscribes were given lately, per channel (the oldest first). */
+  readonly #listings = new Map<string, { json: string; count: number; at: number }>();
   /** Subscribers that a stand-in replaces in the index, per channel, for a while. */
   readonly #standIns = new Map<Subscriber, Map<string, Subscriber>>();
   /** How many lingering channels each connection left last. */
@@ -315,6 +324,8 @@ export class Hub implements AppView<object> {
   /**
    * A connection of `member` entered the presence of `channel`: when it is the member's
    * first (here, or in the cluster with a shared store), the others listening hear `join`.
+   * A member whose last connection left less than the leave delay ago is back: nobody
+   * hears anything (neither the leave nor a join).
    */
   joinPresence(
     channel: string,
@@ -322,6 +333,15 @@ export class Hub implements AppView<object> {
     info: string,
     connection: Subscriber & { readonly id: string },
   ): void | Promise<void> {
+    this.#listings.delete(channel);
+    const key = leavingKey(channel, member);
+    const leaving = this.#leaving.get(key);
+    if (leaving !== undefined) {
+      clearTimeout(leaving);
+      this.#leaving.delete(key);
+      this.presence.join(channel, member, info);
+      return;
+    }
     const frame = joinFrame(channel, member, info);
     // This instance's own share is counted with or without a shared store: a store that
     // records each instance's share (Workers) is told it, and it survives a wake.
@@ -337,21 +357,52 @@ export class Hub implements AppView<object> {
       this.telemetry?.delivered(this.presenceListeners.deliverExcept(channel, frame, connection));
   }
 
-  /** A connection of `member` left: when it was the member's last, the listeners hear `leave`. */
+  /**
+   * A connection of `member` left: when it was the member's last, the listeners hear
+   * `leave`, after the leave delay (unless it comes back meanwhile): a member that toggles
+   * its presence makes at most a join and a leave per delay, whatever it sends.
+   */
   leavePresence(channel: string, member: string): void {
-    const last = this.presence.leave(channel, member);
-    const shared = this.sharedPresence;
-    if (shared) {
-      const here = this.presence.connectionsOf(channel, member);
-      shared
-        .leave(channel, member, leaveFrame(channel, member), here)
-        .catch((error: unknown) => this.#report(error, { channel, phase: "relay" }));
+    this.#listings.delete(channel);
+    const delay = this.presenceLeaveDelay;
+    if (delay > 0 && this.presence.leave(channel, member, true)) {
+      const key = leavingKey(channel, member);
+      const timer = setTimeout(() => this.#leftFor(key, channel, member), delay);
+      (timer as { unref?: () => void }).unref?.();
+      this.#leaving.set(key, timer);
       return;
     }
-    if (last)
-      this.telemetry?.delivered(
-        this.presenceListeners.deliver(channel, leaveFrame(channel, member)),
-      );
+    if (delay > 0) {
+      // Not its last connection here: a shared store counts it out now.
+      this.#leftShared(channel, member);
+      return;
+    }
+    const last = this.presence.leave(channel, member);
+    if (this.sharedPresence) this.#leftShared(channel, member);
+    else if (last) this.#announceLeave(channel, member);
+  }
+
+  /** The leave delay of a member's last connection is over: it leaves, if it is still leaving. */
+  #leftFor(key: string, channel: string, member: string): void {
+    this.#leaving.delete(key);
+    if (!this.presence.expire(channel, member)) return;
+    this.#listings.delete(channel);
+    if (this.sharedPresence) this.#leftShared(channel, member);
+    else this.#announceLeave(channel, member);
+  }
+
+  /** Tells a shared store this instance's share of `member` after one of its connections left. */
+  #leftShared(channel: string, member: string): void {
+    const shared = this.sharedPresence;
+    if (!shared) return;
+    const here = this.presence.connectionsOf(channel, member);
+    shared
+      .leave(channel, member, leaveFrame(channel, member), here)
+      .catch((error: unknown) => this.#report(error, { channel, phase: "relay" }));
+  }
+
+  #announceLeave(channel: string, member: string): void {
+    this.telemetry?.delivered(this.presenceListeners.deliver(channel, leaveFrame(channel, member)));
   }
 
   /** How many members `channel` has, and how many connections they subscribed. */
@@ -364,14 +415,45 @@ export class Hub implements AppView<object> {
     };
   }
 
-  /** The first `limit` members of `channel` as a JSON array, and how many there are. */
+  /**
+   * The first members of `channel` as a JSON array (at most `limit` of them, at most
+   * `maxBytes` of JSON), and how many there are.
+   */
   members(
     channel: string,
     limit: number,
+    maxBytes = Number.POSITIVE_INFINITY,
   ): { json: string; count: number } | Promise<{ json: string; count: number }> {
     const shared = this.sharedPresence;
-    if (shared) return this.start().then(() => shared.members(channel, limit));
-    return { json: this.presence.membersJson(channel, limit), count: this.presence.count(channel) };
+    if (shared) return this.start().then(() => shared.members(channel, limit, maxBytes));
+    return {
+      json: this.presence.membersJson(channel, limit, maxBytes),
+      count: this.presence.count(channel),
+    };
+  }
+
+  /**
+   * The listing a `subscribed` frame carries ({@link members} within its bounds), written
+   * once for the subscribes that ask for it until a join or leave changes it, and at
+   * most a second old (a shared store's changes may come by another way).
+   */
+  listing(
+    channel: string,
+  ): { json: string; count: number } | Promise<{ json: string; count: number }> {
+    const cached = this.#listings.get(channel);
+    const now = Date.now();
+    if (cached && now - cached.at < LISTING_MS) return cached;
+    const made = this.members(channel, MAX_LISTED_MEMBERS, MAX_LISTED_BYTES);
+    const keep = (listing: { json: string; count: number }) => {
+      this.#listings.delete(channel);
+      for (const oldest of this.#listings.keys()) {
+        if (this.#listings.size < MAX_LISTINGS) break;
+        this.#listings.delete(oldest);
+      }
+      this.#listings.set(channel, { ...listing, at: now });
+      return listing;
+    };
+    return isThenable(made) ? Promise.resolve(made).then(keep) : keep(made);
   }
 
   /** Records a connection's id (read or given), so that `to(id)` finds it. */
@@ -444,6 +526,7 @@ export class Hub implements AppView<object> {
     }
     if (frame.charCodeAt(0) === 37 /* % */) {
       // A join or leave, from a shared presence store: for the listeners, not the subscribers.
+      this.#listings.delete(channel);
       const event = frame.slice(1);
       const excluded = except === undefined ? undefined : this.#byId.get(except);
       return excluded
@@ -648,6 +731,12 @@ export class Hub implements AppView<object> {
   async close(): Promise<void> {
     for (const { timer } of this.#lingering.values()) clearTimeout(timer);
     this.#lingering.clear();
+    // Members leaving leave now: the other instances need not wait for their heartbeat.
+    for (const [key, timer] of [...this.#leaving]) {
+      clearTimeout(timer);
+      const [channel, member] = splitLeavingKey(key);
+      this.#leftFor(key, channel, member);
+    }
     if (this.#opened) await this.#opened.catch(() => {});
     await this.#relay?.close();
   }
@@ -669,6 +758,23 @@ interface Echo {
   readonly offset: number;
   readonly resolve: (delivered: number) => void;
   timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/** How long a members listing given to a subscribe is given again, at most. */
+const LISTING_MS = 1000;
+
+/** How many channels' listings are kept at once. */
+const MAX_LISTINGS = 64;
+
+/** A member of a channel as one key: the channel's length, `:`, the channel, the member. */
+function leavingKey(channel: string, member: string): string {
+  return `${channel.length}:${channel}${member}`;
+}
+
+function splitLeavingKey(key: string): [channel: string, member: string] {
+  const colon = key.indexOf(":");
+  const length = Number(key.slice(0, colon));
+  return [key.slice(colon + 1, colon + 1 + length), key.slice(colon + 1 + length)];
 }
 
 /** Where the joins and leaves of a channel's presence go on a runtime's own pub/sub. */

@@ -6,7 +6,11 @@
 export class PresenceRegistry {
   readonly #channels = new Map<string, Map<string, Member>>();
 
-  /** Counts a connection of `user` in; `true` when the user was not a member before. */
+  /**
+   * Counts a connection of `user` in; `true` when the user was not a member before. A
+   * member leaving (its last connection gone less than the leave delay ago) is back, as it
+   * was: its new connection takes the place of the one that left.
+   */
   join(channel: string, user: string, info: string): boolean {
     let members = this.#channels.get(channel);
     if (!members) {
@@ -15,24 +19,45 @@ export class PresenceRegistry {
     }
     const member = members.get(user);
     if (member) {
-      member.connections++;
+      if (member.leaving) member.leaving = false;
+      else member.connections++;
       // The newest connection's info is what the others see from now on.
       member.info = info;
       return false;
     }
-    members.set(user, { info, connections: 1 });
+    members.set(user, { info, connections: 1, leaving: false });
     return true;
   }
 
-  /** Counts a connection of `user` out; `true` when it was the user's last one. */
-  leave(channel: string, user: string): boolean {
+  /**
+   * Counts a connection of `user` out; `true` when it was the user's last one. With
+   * `hold`, a last connection leaves the member in place, leaving, until {@link expire}:
+   * it is still listed and counted, with that connection.
+   */
+  leave(channel: string, user: string, hold = false): boolean {
     const members = this.#channels.get(channel);
     const member = members?.get(user);
-    if (!members || !member) return false;
-    if (--member.connections > 0) return false;
+    if (!members || !member || member.leaving) return false;
+    if (member.connections > 1) {
+      member.connections--;
+      return false;
+    }
+    if (hold) member.leaving = true;
+    else this.#remove(members, channel, user);
+    return true;
+  }
+
+  /** A member held by `leave` goes, unless it came back meanwhile; `true` when it went. */
+  expire(channel: string, user: string): boolean {
+    const members = this.#channels.get(channel);
+    if (!members?.get(user)?.leaving) return false;
+    this.#remove(members, channel, user);
+    return true;
+  }
+
+  #remove(members: Map<string, Member>, channel: string, user: string): void {
     members.delete(user);
     if (members.size === 0) this.#channels.delete(channel);
-    return true;
   }
 
   /** How many members `channel` has. */
@@ -63,16 +88,47 @@ export class PresenceRegistry {
     return entries;
   }
 
-  /** The first `limit` members as a JSON array: `[{"user":U,"info":I}, ...]`. */
-  membersJson(channel: string, limit: number): string {
+  /**
+   * The first members as a JSON array, `[{"user":U,"info":I}, ...]`: at most `limit` of
+   * them, and at most `maxBytes` of JSON (UTF-16 units).
+   */
+  membersJson(channel: string, limit: number, maxBytes = Number.POSITIVE_INFINITY): string {
     const members = this.#channels.get(channel);
     if (!members) return "[]";
-    const parts: string[] = [];
-    for (const [user, { info }] of members) {
-      if (parts.length >= limit) break;
-      parts.push(memberJson(user, info));
-    }
-    return `[${parts.join(",")}]`;
+    const listing = new MemberListing(limit, maxBytes);
+    for (const [user, { info }] of members) if (!listing.add(user, info)) break;
+    return listing.json;
+  }
+}
+
+/**
+ * A listing of members being written, within a count and a size: what `subscribed`
+ * carries, however many members there are and whatever their ids and info.
+ */
+export class MemberListing {
+  readonly #parts: string[] = [];
+  readonly #limit: number;
+  readonly #maxBytes: number;
+  #bytes = 2;
+
+  constructor(limit: number, maxBytes: number) {
+    this.#limit = limit;
+    this.#maxBytes = maxBytes;
+  }
+
+  /** Adds a member if it fits; `false` once the listing is full (nothing more fits). */
+  add(user: string, info: string): boolean {
+    if (this.#parts.length >= this.#limit) return false;
+    const part = memberJson(user, info);
+    const bytes = this.#bytes + part.length + (this.#parts.length > 0 ? 1 : 0);
+    if (bytes > this.#maxBytes) return false;
+    this.#bytes = bytes;
+    this.#parts.push(part);
+    return true;
+  }
+
+  get json(): string {
+    return `[${this.#parts.join(",")}]`;
   }
 }
 
@@ -80,13 +136,24 @@ export class PresenceRegistry {
 interface Member {
   info: string;
   connections: number;
+  /** Its last connection left: it goes when the leave delay is over, unless it comes back. */
+  leaving: boolean;
 }
 
 /** The most bytes a member's info may take, as JSON. */
 export const MAX_PRESENCE_INFO_BYTES = 1024;
 
+/** The longest user id (or connection id) a member may have, in characters. */
+export const MAX_PRESENCE_USER_LENGTH = 256;
+
 /** The most members a `subscribed` frame lists (`count` says how many there are). */
 export const MAX_LISTED_MEMBERS = 1000;
+
+/** The most bytes of members a `subscribed` frame lists, as JSON. */
+export const MAX_LISTED_BYTES = 64 * 1024;
+
+/** How long a member whose last connection left stays, by default, before its leave. */
+export const DEFAULT_PRESENCE_LEAVE_DELAY_MS = 1000;
 
 /** A member as listed in `subscribed` and by `app.presence`: `{"user":U,"info":I}`. */
 export function memberJson(user: string, info: string): string {
@@ -124,8 +191,15 @@ export interface SharedPresenceStore {
   ): Promise<void>;
   /** Counts a connection of `member` out; publishes `frame` (its leave) when it was the last. */
   leave(channel: string, member: string, frame: string, here: number): Promise<void>;
-  /** The first `limit` members as a JSON array, and how many there are. */
-  members(channel: string, limit: number): Promise<{ json: string; count: number }>;
+  /**
+   * The first members as a JSON array (at most `limit` of them, at most `maxBytes` of
+   * JSON), and how many there are.
+   */
+  members(
+    channel: string,
+    limit: number,
+    maxBytes?: number,
+  ): Promise<{ json: string; count: number }>;
   /** How many members, and how many connections they have subscribed, on every instance. */
   count(channel: string): Promise<PresenceCount>;
 }

@@ -58,6 +58,13 @@ export interface LimitOptions {
    */
   maxLingeringChannels?: number | undefined;
   /**
+   * How long a member of a channel with presence stays after its last connection left, in
+   * ms (default 1,000), before the others hear its leave: back within it (a reload, a
+   * resubscribe), nobody hears anything. A member that toggles its presence makes at most a
+   * join and a leave per delay, however fast it sends. `0` sends each leave at once.
+   */
+  presenceLeaveDelay?: number | undefined;
+  /**
    * How many frames of one connection may be served at once (default 1: in arrival order,
    * each answered before the next starts). Above 1, answers may overtake each other and
    * clients match them by `id`.
@@ -81,6 +88,7 @@ export interface Limits {
   readonly idleTimeout: number;
   readonly concurrency: number;
   readonly maxLingeringChannels: number;
+  readonly presenceLeaveDelay: number;
 }
 
 /** The default largest frame: 1 MiB. */
@@ -110,5 +118,6 @@ export function resolveLimits(options: LimitOptions): Limits {
     idleTimeout: options.idleTimeout ?? 60,
     concurrency: Math.max(1, options.concurrency ?? 1),
     maxLingeringChannels: options.maxLingeringChannels ?? 10_000,
+    presenceLeaveDelay: Math.max(0, options.presenceLeaveDelay ?? 1000),
   };
 }

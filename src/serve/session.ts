@@ -11,6 +11,7 @@ import type { ActionDeclaration, ChannelDeclaration } from "../declare/declarati
 import type { Hub } from "../hub/hub.ts";
 import type { Subscriber } from "../hub/subscriber.ts";
 import type { Telemetry } from "../observe/telemetry.ts";
+import { MAX_PRESENCE_USER_LENGTH } from "../presence/presence-registry.ts";
 import { errorFrame } from "../protocol/parse.ts";
 import {
   CloseCode,
@@ -396,17 +397,39 @@ export class Session<State extends object = ConnectionState>
    * or as itself, showing `info` (JSON). @internal
    */
   enterPresence(channel: string, info: string, silently = false): void | Promise<void> {
+    let member: string;
+    try {
+      member = this.presenceMember(channel);
+    } catch (error) {
+      // Checked before the subscribe added the connection; a restored one is not counted.
+      this.host.reportError(error, { connection: this, channel, phase: "subscribe" });
+      return;
+    }
+    this.#presence ??= new Map();
+    this.#presence.set(channel, member);
+    if (silently) this.hub.presence.join(channel, member, info);
+    else return this.hub.joinPresence(channel, member, info, this);
+  }
+
+  /**
+   * The member this connection counts for in the presence of `channel`: its user (the
+   * app's `userId`), or itself. Throws for a user id longer than
+   * {@link MAX_PRESENCE_USER_LENGTH} characters, which would be listed to every member. @internal
+   */
+  presenceMember(channel: string): string {
     let user: string | undefined;
     try {
       user = this.hub.userOf?.(this as Session<object>);
     } catch (error) {
       this.host.reportError(error, { connection: this, channel, phase: "subscribe" });
     }
-    const member = user ?? this.id;
-    this.#presence ??= new Map();
-    this.#presence.set(channel, member);
-    if (silently) this.hub.presence.join(channel, member, info);
-    else return this.hub.joinPresence(channel, member, info, this);
+    if (user !== undefined && user.length > MAX_PRESENCE_USER_LENGTH) {
+      throw new Error(
+        `Channel '${channel}': the user id (userId) is over ${MAX_PRESENCE_USER_LENGTH} characters: ` +
+          `${user.length}. Presence lists it to every member.`,
+      );
+    }
+    return user ?? this.id;
   }
 
   /** Counts this connection out of the presence of `channel`, if it was in. @internal */

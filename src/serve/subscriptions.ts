@@ -1,7 +1,7 @@
 import { InvalidInput } from "../declare/pipeline.ts";
 import type { HistoryOptions, HistoryStore, Recovery } from "../history/history.ts";
 import { sincePosition } from "../history/stamp.ts";
-import { MAX_LISTED_MEMBERS, MAX_PRESENCE_INFO_BYTES } from "../presence/presence-registry.ts";
+import { MAX_PRESENCE_INFO_BYTES } from "../presence/presence-registry.ts";
 import {
   dataFrame,
   errorText,
@@ -146,8 +146,9 @@ async function subscribeSteps(
   const result = await running;
   // Serialized before the client is added: data that cannot be sent refuses the subscribe.
   const initial = declaration.initialData ? dataFrame(ctx.name, result) : undefined;
-  // So is what the connection shows to the others, on a channel with presence.
+  // So is what the connection shows to the others, on a channel with presence, and as whom.
   const info = declaration.presence ? await presenceInfo(declaration.presence, ctx) : undefined;
+  if (info !== undefined) session.presenceMember(ctx.name);
   // The client may have left, or the handler timed out, while it ran: nobody to add.
   if (ctx.ended || session.closed) return;
   const name = ctx.name;
@@ -203,7 +204,7 @@ async function presenceFields(
   if (info === undefined || frame.presence !== true) return undefined;
   session.listenToPresence(name);
   session.keeper?.listening?.(session, name);
-  const { json, count } = await session.hub.members(name, MAX_LISTED_MEMBERS);
+  const { json, count } = await session.hub.listing(name);
   return membersFields(json, count);
 }
 

@@ -613,8 +613,8 @@ describe("presence across shards", () => {
         type: "unsubscribed",
       });
     }
-    // Updates reach the roster after the answer: wait until the last one has.
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Each leave is told after the leave delay (1 s): wait until the last one has been.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
     for (const i of [0, 7, 19]) {
       const roster = env.SOCKETAPI.get(
         env.SOCKETAPI.idFromName(`__socketapi_presence__:halls/${i}`),

@@ -85,7 +85,13 @@ describe("a broker relay", () => {
     ]);
     broker.deliver("b", "frame");
     expect(received).toEqual(["b frame"]);
-    expect(relay.stats).toEqual({ published: 0, received: 1, lost: 0, disconnects: 0 });
+    expect(relay.stats).toEqual({
+      published: 0,
+      received: 1,
+      lost: 0,
+      disconnects: 0,
+      pendingBytes: 0,
+    });
   });
 
   it("keeps its interest through an outage and subscribes again to all of it, also what was joined meanwhile", async () => {

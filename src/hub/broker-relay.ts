@@ -10,6 +10,7 @@ import type { SharedHistoryStore } from "../history/history.ts";
 import type { SharedPresenceStore } from "../presence/presence-registry.ts";
 import { Census } from "./census.ts";
 import type { Relay, RelayStats } from "./relay.ts";
+import { markReported, wasReported } from "./reported.ts";
 
 /** What a link tells its relay of, as it happens. */
 export interface LinkEvents {
@@ -62,10 +63,21 @@ export interface BrokerRelayOptions {
    * restored). Default 5000 ms.
    */
   joinTimeout?: number | undefined;
+  /**
+   * How long any other command to the broker (a broadcast with history, a history read,
+   * presence) may take before whoever waits for it goes on without it. Default 5000 ms. A
+   * command that timed out still counts against `maxPendingBytes` until the broker answers
+   * it: a stalled broker's connection keeps what was written to it.
+   */
+  commandTimeout?: number | undefined;
 }
 
 const DEFAULT_MAX_PENDING_BYTES = 8 * 1024 * 1024;
 const DEFAULT_JOIN_TIMEOUT_MS = 5000;
+const DEFAULT_COMMAND_TIMEOUT_MS = 5000;
+
+/** What a command to the broker is, for its accounting: a broadcast is lost when it fails. */
+type CommandKind = "broadcast" | "read";
 
 /** Counters of a relay, mutable inside it. */
 interface Counters {
@@ -90,6 +102,9 @@ export class BrokerRelay implements Relay {
   readonly #link: BrokerLink;
   readonly #maxPendingBytes: number;
   readonly #joinTimeout: number;
+  readonly #commandTimeout: number;
+  #history: SharedHistoryStore | undefined;
+  #presence: SharedPresenceStore | undefined;
   /** The channels this instance has subscribers of. */
   readonly #interest = new Set<string>();
   readonly #counters: Counters = { published: 0, received: 0, lost: 0, disconnects: 0 };
@@ -111,18 +126,57 @@ export class BrokerRelay implements Relay {
     });
     this.#maxPendingBytes = options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
     this.#joinTimeout = options.joinTimeout ?? DEFAULT_JOIN_TIMEOUT_MS;
+    this.#commandTimeout = options.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT_MS;
   }
 
   get stats(): RelayStats {
-    return { ...this.#counters };
+    return { ...this.#counters, pendingBytes: this.#pendingBytes };
   }
 
+  /**
+   * The link's history store, its commands under the relay's bounds: counted against
+   * `maxPendingBytes` until the broker answers, waited for at most `commandTimeout`.
+   */
   get history(): SharedHistoryStore | undefined {
-    return this.#link.history;
+    const store = this.#link.history;
+    if (!store) return undefined;
+    this.#history ??= {
+      shared: true,
+      publish: (channel, frame, options, except) =>
+        this.#command(channel.length + frame.length, "broadcast", () =>
+          store.publish(channel, frame, options, except),
+        ),
+      recover: (channel, since, options, maxBytes) =>
+        this.#command(channel.length + COMMAND_BYTES, "read", () =>
+          store.recover(channel, since, options, maxBytes),
+        ),
+    };
+    return this.#history;
   }
 
+  /** The link's presence store, its commands under the relay's bounds (as {@link history}). */
   get presence(): SharedPresenceStore | undefined {
-    return this.#link.presence;
+    const store = this.#link.presence;
+    if (!store) return undefined;
+    this.#presence ??= {
+      join: (channel, member, info, frame, except, here) =>
+        this.#command(
+          channel.length + member.length + info.length + frame.length + COMMAND_BYTES,
+          "broadcast",
+          () => store.join(channel, member, info, frame, except, here),
+        ),
+      leave: (channel, member, frame, here) =>
+        this.#command(channel.length + member.length + frame.length, "broadcast", () =>
+          store.leave(channel, member, frame, here),
+        ),
+      members: (channel, limit, maxBytes) =>
+        this.#command(channel.length + COMMAND_BYTES, "read", () =>
+          store.members(channel, limit, maxBytes),
+        ),
+      count: (channel) =>
+        this.#command(channel.length + COMMAND_BYTES, "read", () => store.count(channel)),
+    };
+    return this.#presence;
   }
 
   async open(
@@ -184,36 +238,99 @@ export class BrokerRelay implements Relay {
   }
 
   publish(channel: string, frame: string): undefined {
-    if (this.#closed) return undefined;
-    if (!this.#up) {
-      this.#lose(undefined);
-      return undefined;
-    }
-    const size = frame.length;
-    if (this.#pendingBytes + size > this.#maxPendingBytes) {
-      this.#lose(
-        new Error(
-          `${this.#link.name} is not taking broadcasts as fast as they come ` +
-            `(${this.#pendingBytes} bytes waiting): broadcasts to other instances are being lost.`,
-        ),
-      );
-      return undefined;
-    }
-    this.#pendingBytes += size;
+    if (this.#closed || this.#refusal(frame.length, "broadcast")) return undefined;
     this.#counters.published++;
-    this.#link.publish(channel, frame).then(
-      () => {
-        this.#pendingBytes -= size;
-        // Taken again: a later stall or outage is reported again.
-        if (this.#up) this.#lossReported = false;
+    this.#send(frame.length, "broadcast", () => this.#link.publish(channel, frame)).catch(() => {
+      this.#counters.published--;
+    });
+    return undefined;
+  }
+
+  /**
+   * Hands the broker a command that carries `bytes`. It counts against `maxPendingBytes`
+   * until the broker answers it, and is waited for at most `commandTimeout`. While the
+   * broker is away, or when it would pass the bound, it is refused at once. A broadcast
+   * that fails is counted in `lost`; a refusal, a time-out and a broadcast's failure are
+   * told to the app once per outage (the error is marked so that nobody tells it again).
+   */
+  #command<T>(bytes: number, kind: CommandKind, run: () => Promise<T>): Promise<T> {
+    if (this.#closed) {
+      return Promise.reject(markReported(new Error(`${this.#link.name}: the relay is closed.`)));
+    }
+    const refused = this.#refusal(bytes, kind);
+    return refused ? Promise.reject(refused) : this.#send(bytes, kind, run);
+  }
+
+  /** Why a command cannot be sent now (counted, told once), or `undefined` when it can. */
+  #refusal(bytes: number, kind: CommandKind): Error | undefined {
+    if (!this.#up) return this.#failed(kind, this.#unreachable());
+    if (this.#pendingBytes + bytes <= this.#maxPendingBytes) return undefined;
+    return this.#failed(
+      kind,
+      new Error(
+        `${this.#link.name} is not taking broadcasts as fast as they come ` +
+          `(${this.#pendingBytes} bytes waiting): broadcasts to other instances are being lost.`,
+      ),
+    );
+  }
+
+  /** Sends a command {@link #refusal} let through. */
+  #send<T>(bytes: number, kind: CommandKind, run: () => Promise<T>): Promise<T> {
+    this.#pendingBytes += bytes;
+    let sent: Promise<T>;
+    try {
+      sent = run();
+    } catch (error) {
+      sent = Promise.reject(error);
+    }
+    const release = () => {
+      this.#pendingBytes -= bytes;
+    };
+    sent.then(() => {
+      release();
+      // Taken again: a later stall or outage is reported again.
+      if (this.#up) this.#lossReported = false;
+    }, release);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let late: Error | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        late = new Error(
+          `${this.#link.name} did not answer within ${this.#commandTimeout} ms ` +
+            "(stalled?): whoever waited goes on without it.",
+        );
+        reject(late);
+      }, this.#commandTimeout);
+      (timer as { unref?: () => void }).unref?.();
+    });
+    return Promise.race([sent, timedOut]).then(
+      (value) => {
+        clearTimeout(timer);
+        return value;
       },
       (error: unknown) => {
-        this.#pendingBytes -= size;
-        this.#counters.published--;
-        this.#lose(error);
+        clearTimeout(timer);
+        // The broker's own answer to a read is the caller's to tell.
+        if (kind === "read" && error !== late) throw error;
+        // Each broadcast counts (the publishes of one turn may share one failure), and
+        // the outage is told once.
+        throw this.#failed(kind, error);
       },
     );
-    return undefined;
+  }
+
+  /** A command that did not reach the broker: counted if a broadcast, told once, marked. */
+  #failed(kind: CommandKind, error: unknown): Error {
+    if (kind === "broadcast") this.#counters.lost++;
+    const told = this.#reportOutage(error);
+    return markReported(error instanceof Error ? error : told);
+  }
+
+  #unreachable(): Error {
+    return new Error(
+      `${this.#link.name} is unreachable: broadcasts to and from other instances are lost ` +
+        "until it is back (local subscribers still get theirs)",
+    );
   }
 
   async close(): Promise<void> {
@@ -239,25 +356,23 @@ export class BrokerRelay implements Relay {
       .catch((error: unknown) => this.#report(this.#failure("could not subscribe again", error)));
   }
 
-  /** A broadcast the other instances will not get: counted, and reported once per outage. */
-  #lose(error: unknown): void {
-    this.#counters.lost++;
-    this.#reportOutage(error);
-  }
-
-  /** Tells the app that broadcasts are being lost, once until the broker takes them again. */
-  #reportOutage(error: unknown): void {
-    if (this.#lossReported) return;
-    this.#lossReported = true;
-    this.#report(
+  /**
+   * Tells the app that broadcasts are being lost, once until the broker takes them again;
+   * returns what it tells (or would have).
+   */
+  #reportOutage(error: unknown): Error {
+    const told =
       error instanceof Error && error.message.startsWith(this.#link.name)
         ? error
         : this.#failure(
             "is unreachable: broadcasts to and from other instances are lost until it is back " +
               "(local subscribers still get theirs)",
             error,
-          ),
-    );
+          );
+    if (this.#lossReported) return told;
+    this.#lossReported = true;
+    this.#report(told);
+    return told;
   }
 
   #failure(what: string, cause: unknown): Error {
@@ -265,6 +380,9 @@ export class BrokerRelay implements Relay {
     return new Error(`${this.#link.name} ${what}${reason}`, { cause });
   }
 }
+
+/** What a command takes besides its channel and frame, counted against the bound. */
+const COMMAND_BYTES = 64;
 
 /** A broker's URL without its password, for messages and logs. */
 export function redactedUrl(url: string): string {

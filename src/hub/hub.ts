@@ -14,6 +14,7 @@ import {
 } from "../presence/presence-registry.ts";
 import { isThenable } from "../thenable.ts";
 import type { Relay } from "./relay.ts";
+import { wasReported } from "./reported.ts";
 import type { HubConnection, NativeDelivery, Subscriber } from "./subscriber.ts";
 import { SubscriberIndex } from "./subscriber-index.ts";
 import { splitTargeted, type Target, targetedFrame } from "./target.ts";
@@ -88,7 +89,10 @@ export class Hub implements AppView<object> {
   readonly #heard = new Map<string, number>();
 
   constructor(report: (error: unknown, info: ErrorInfo) => void, relay?: Relay) {
-    this.#report = report;
+    // What a relay told the app already (an outage, once) is not told again per broadcast.
+    this.#report = (error, info) => {
+      if (!wasReported(error)) report(error, info);
+    };
     this.#relay = relay;
   }
 
@@ -424,12 +428,19 @@ export class Hub implements AppView<object> {
     limit: number,
     maxBytes = Number.POSITIVE_INFINITY,
   ): { json: string; count: number } | Promise<{ json: string; count: number }> {
-    const shared = this.sharedPresence;
-    if (shared) return this.start().then(() => shared.members(channel, limit, maxBytes));
-    return {
+    const here = () => ({
       json: this.presence.membersJson(channel, limit, maxBytes),
       count: this.presence.count(channel),
-    };
+    });
+    const shared = this.sharedPresence;
+    if (!shared) return here();
+    // The broker cannot answer: this instance's own members, rather than none.
+    return this.start()
+      .then(() => shared.members(channel, limit, maxBytes))
+      .catch((error: unknown) => {
+        this.#report(error, { channel, phase: "relay" });
+        return here();
+      });
   }
 
   /**

@@ -104,4 +104,9 @@ export interface RelayStats {
   readonly lost: number;
   /** Times the connection to the broker was lost. */
   readonly disconnects: number;
+  /**
+   * Bytes handed to the broker that it has not taken yet (broadcasts, history, presence):
+   * at most the relay's `maxPendingBytes`.
+   */
+  readonly pendingBytes?: number;
 }

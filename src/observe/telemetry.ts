@@ -396,7 +396,7 @@ const INSTRUMENTS: [
 ];
 
 /** The relay's counters, read when metrics are collected: stat, unit, description. */
-const RELAY_COUNTERS: [keyof RelayStats, string, string][] = [
+const RELAY_COUNTERS: [Exclude<keyof RelayStats, "pendingBytes">, string, string][] = [
   ["published", "{message}", "Broadcasts handed to the relay for the other instances."],
   ["received", "{message}", "Broadcasts received from other instances."],
   ["lost", "{message}", "Broadcasts that did not reach the other instances."],

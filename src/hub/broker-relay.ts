@@ -10,7 +10,7 @@ import type { SharedHistoryStore } from "../history/history.ts";
 import type { SharedPresenceStore } from "../presence/presence-registry.ts";
 import { Census } from "./census.ts";
 import type { Relay, RelayStats } from "./relay.ts";
-import { markReported, wasReported } from "./reported.ts";
+import { markReported } from "./reported.ts";
 
 /** What a link tells its relay of, as it happens. */
 export interface LinkEvents {

@@ -161,6 +161,7 @@ export class SocketAPI<
       },
       findAction: (name) => this.actionDeclarations.get(name),
       findChannel: (name) => this.#findChannel(name),
+      declarations: () => this.actionDeclarations.size + this.channelDeclarations.size,
       reportError: report,
       sessionClosed: (session, code, reason) => this.#sessionClosed(session, code, reason),
       telemetry,

@@ -4,12 +4,13 @@
 // asked, and written by the socketapi command.
 import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
+import { get } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Parser } from "@asyncapi/parser";
 import * as v from "valibot";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { type NodeServer, serve } from "../adapters/node.ts";
 import seed from "../examples/main.ts";
 import { depends, ForbiddenError, SocketAPI, subscribeParam } from "../src/index.ts";
@@ -298,6 +299,36 @@ describe("served", () => {
     expect(post.status).toBe(405);
     expect(post.headers.get("allow")).toBe("GET, HEAD");
     expect((await fetch(`${base}/docs`)).status).toBe(404);
+  });
+
+  it("builds the document once, not per request, until a declaration is added", async () => {
+    const app = new SocketAPI().action("ping_me", () => "pong");
+    const built = vi.spyOn(app, "asyncapi");
+    const docs = await serve(app, { port: 0, docs: true });
+    try {
+      const url = `http://127.0.0.1:${docs.port}/asyncapi.json`;
+      const first = await (await fetch(url)).text();
+      for (let i = 0; i < 50; i++) expect(await (await fetch(url)).text()).toBe(first);
+      // Before: built again for each of the 51.
+      expect(built).toHaveBeenCalledTimes(1);
+      // Hosts are the client's to say: a few documents are kept, not one per host.
+      for (let i = 0; i < 20; i++) {
+        await new Promise((resolve, reject) => {
+          const asked = get(url, { headers: { host: `h${i}.example:80` } }, (response) => {
+            response.resume();
+            response.on("end", resolve);
+          });
+          asked.on("error", reject);
+        });
+      }
+      expect(built).toHaveBeenCalledTimes(21);
+      app.action("added_later", () => 1);
+      const again: Json = await (await fetch(url)).json();
+      expect(Object.keys(again.operations)).toContain("added_later");
+      expect(built).toHaveBeenCalledTimes(22);
+    } finally {
+      await docs.close();
+    }
   });
 });
 

@@ -29,6 +29,8 @@ export interface AppInternals extends SessionHost {
     state: object | undefined,
     options?: OpenOptions,
   ): Session<object>;
+  /** How many actions and channels the app declares: they are only ever added. */
+  declarations(): number;
 }
 
 /**

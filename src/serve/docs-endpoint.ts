@@ -2,7 +2,8 @@
 // `/docs` a page that lists its actions and channels and calls them over a WebSocket to the
 // same server. Off unless asked for (`docs: true`, or `socketapi main.ts --docs`).
 import type { SocketAPI } from "../app.ts";
-import type { AsyncApiOptions } from "../describe/asyncapi.ts";
+import type { AsyncApiOptions, AsyncApiServer } from "../describe/asyncapi.ts";
+import { internalsOf } from "./app-internals.ts";
 
 /** Where the documentation is served, and what the document says of the API. */
 export interface DocsOptions {
@@ -52,17 +53,12 @@ export async function handleDocsRequest(
   const url = new URL(request.url);
   const head = request.method === "HEAD";
   if (route === "asyncapi") {
-    const document = await app.asyncapi({
-      ...docs.asyncapi,
-      servers: {
-        default: {
-          host: url.host,
-          protocol: url.protocol === "https:" ? "wss" : "ws",
-          pathname: socketPath ?? "/",
-        },
-      },
+    const text = await asyncapiText(app, docs, {
+      host: url.host,
+      protocol: url.protocol === "https:" ? "wss" : "ws",
+      pathname: socketPath ?? "/",
     });
-    return new Response(head ? null : JSON.stringify(document, null, 2), {
+    return new Response(head ? null : text, {
       headers: {
         "content-type": "application/json; charset=utf-8",
         "cache-control": "no-store",
@@ -88,4 +84,39 @@ export async function handleDocsRequest(
       "referrer-policy": "no-referrer",
     },
   });
+}
+
+/** The documents served lately, per app: written once per server, until a declaration is added. */
+const served = new WeakMap<object, { declarations: number; texts: Map<string, string> }>();
+
+/** How many servers' documents an app keeps (the host comes from the request: bounded). */
+const MAX_SERVED_DOCUMENTS = 8;
+
+/**
+ * The document as text, with the server that answers: built from the declarations once, not
+ * per request, while no declaration is added.
+ */
+async function asyncapiText(
+  // biome-ignore lint/suspicious/noExplicitAny: any app can be documented.
+  app: SocketAPI<any, any, any>,
+  docs: DocsOptions,
+  server: AsyncApiServer,
+): Promise<string> {
+  const declarations = internalsOf(app).declarations();
+  let kept = served.get(app);
+  if (!kept || kept.declarations !== declarations) {
+    kept = { declarations, texts: new Map() };
+    served.set(app, kept);
+  }
+  const key = JSON.stringify([docs.asyncapi ?? null, server]);
+  const text = kept.texts.get(key);
+  if (text !== undefined) return text;
+  const document = await app.asyncapi({ ...docs.asyncapi, servers: { default: server } });
+  const written = JSON.stringify(document, null, 2);
+  for (const oldest of kept.texts.keys()) {
+    if (kept.texts.size < MAX_SERVED_DOCUMENTS) break;
+    kept.texts.delete(oldest);
+  }
+  kept.texts.set(key, written);
+  return written;
 }

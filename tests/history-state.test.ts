@@ -227,6 +227,12 @@ describe("a channel with history over Redis", () => {
     const server = await served(app);
     // 100 broadcasts of 8 KiB kept (the last 64 KiB of them).
     for (let i = 0; i < 100; i++) await app.channels.big({ pad: "x".repeat(8192) });
+    // Redis keeps the stream within its maxBytes (64 KiB): the oldest entries dropped.
+    const kept = await inspect.xrange(`${prefix}history:big`, "-", "+");
+    const bytes = kept.reduce((sum, [, fields]) => sum + Buffer.byteLength(fields[1] ?? ""), 0);
+    expect(bytes).toBeLessThanOrEqual(64 * 1024);
+    expect(kept.length).toBe(7);
+    expect(Number(await inspect.hget(`${prefix}history-meta:big`, "bytes"))).toBe(bytes);
     const c = await client(server.url);
     const first = await c.request({ type: "subscribe", channel: "big" });
     expect(first).toMatchObject({ offset: 100 });

@@ -419,6 +419,25 @@ describe("history", () => {
     expect(streams).toEqual({ n: 0 });
   });
 
+  it("keeps a stream within its history.maxBytes, dropping the oldest", async () => {
+    const c = await connect("room=history-bytes&user=logger");
+    await c.request({ type: "subscribe", channel: "logs/big" });
+    for (let i = 0; i < 20; i++) {
+      c.send({ type: "action", channel: "log", data: { topic: "big", line: "x".repeat(1000) } });
+      expect(await c.next()).toMatchObject({ type: "data", offset: i + 1 });
+      expect(await c.next()).toMatchObject({ type: "action" });
+    }
+    const kept = await runInDurableObject(stubFor("history-bytes"), (_, state) =>
+      state.storage.sql
+        .exec<{ rows: number; bytes: number }>(
+          "SELECT COUNT(*) AS rows, SUM(length(CAST(frame AS BLOB))) AS bytes FROM socketapi_history WHERE channel = 'logs/big'",
+        )
+        .one(),
+    );
+    expect(kept.bytes).toBeLessThanOrEqual(4096);
+    expect(kept.rows).toBe(3);
+  });
+
   it("starts a stream idle past its ttl again under a new epoch, whether or not the sweep ran", async () => {
     const keeper = await connect("room=history-brief&user=keeper");
     await keeper.request({ type: "subscribe", channel: "brief" });

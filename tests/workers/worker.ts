@@ -64,8 +64,14 @@ export const app = new SocketAPI({
   )
   .channel(
     "logs/{topic}",
-    { params: v.object({ topic: v.string() }), history: { size: 10, ttl: 60_000 } },
-    () => null,
+    {
+      params: v.object({ topic: v.string(), line: v.optional(v.string(), "") }),
+      history: { size: 100, ttl: 60_000, maxBytes: 4096 },
+    },
+    ({ line }) => ({ line }),
+  )
+  .action("log", { input: v.object({ topic: v.string(), line: v.string() }) }, (input, ctx) =>
+    ctx.channels["logs/{topic}"](input),
   )
   // With presence, one roster per name.
   .channel(

@@ -35,6 +35,7 @@ import {
   setUpgradeRoute,
 } from "../src/adapter.ts";
 import { CloseCode, type PresenceCount, type SocketAPI } from "../src/index.ts";
+import { warnOfCompression } from "./cloudflare/compression.ts";
 import { DirectoryRelay, ObjectDirectory } from "./cloudflare/directory.ts";
 import { ObjectServer } from "./cloudflare/object-server.ts";
 import type { PresenceShare, ShareUpdate } from "./cloudflare/presence-roster.ts";
@@ -197,6 +198,7 @@ export function cloudflare<Env = Cloudflare.Env>(
   }
 
   const routeUpgrade = async (request: Request, env: Env): Promise<Response> => {
+    warnOfCompression(app);
     const admission = await admitUpgrade(app, { url: request.url, headers: request.headers });
     if (!admission.ok) return admission.response;
     // The Worker holds no connections: the object counts its own against the limit.
@@ -206,15 +208,12 @@ export function cloudflare<Env = Cloudflare.Env>(
     headers.set(SHARD_HEADER, shard);
     headers.set(STATE_HEADER, JSON.stringify(admission.state ?? {}));
     const stub = directory.stub(shard) as unknown as Fetcher;
-    // The hop to the object negotiates no compression either.
+    // The hop to the object negotiates no compression. What the client gets is up to the
+    // Worker's `no_web_socket_compression` flag (cloudflare/compression.ts).
     headers.delete("sec-websocket-extensions");
     const response = await stub.fetch(new Request(request.url, { method: "GET", headers }));
     if (!response.webSocket) return response;
-    return new Response(null, {
-      status: 101,
-      webSocket: response.webSocket,
-      headers: { "sec-websocket-extensions": "" },
-    });
+    return new Response(null, { status: 101, webSocket: response.webSocket });
   };
   setUpgradeRoute(app, (request, env) => routeUpgrade(request, env as Env));
 

@@ -453,6 +453,31 @@ describe("the client against servers that are not SocketAPI for TypeScript", () 
     for (const wait of gaps("/brief")) expect(wait).toBeLessThan(400);
   });
 
+  it("spreads the reconnects of 100 clients dropped at once over the first wait", async () => {
+    const many = Array.from({ length: 100 }, () =>
+      connect<App>(`${url}storm`, {
+        reconnect: { initialDelay: 400, maxDelay: 400, resetAfter: 50 },
+        heartbeat: false,
+      }),
+    );
+    await Promise.all(many.map((client) => client.opened()));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const dropped = performance.now();
+    for (const ws of connections) if (ws.readyState === 1) ws.terminate();
+    await until(() => accepted.filter((a) => a.path === "/storm").length >= 200, 5000);
+    const back = accepted
+      .filter((a) => a.path === "/storm")
+      .slice(100)
+      .map((a) => a.at - dropped);
+    // Each wait is between half and all of 400 ms: spread over about 200 ms, not at once.
+    expect(Math.min(...back)).toBeGreaterThanOrEqual(190);
+    expect(Math.max(...back) - Math.min(...back)).toBeGreaterThan(120);
+    // No 20 ms holds more than a quarter of them.
+    for (let from = 200; from < 400; from += 20) {
+      expect(back.filter((at) => at >= from && at < from + 20).length).toBeLessThan(25);
+    }
+  });
+
   it("drops a connection whose peer stopped answering, by its heartbeat, and reconnects", async () => {
     const before = connections.length;
     const client = connect<App>(`${url}silent`, { heartbeat: { interval: 40, timeout: 40 } });

@@ -43,7 +43,13 @@ const frameObject = fc.record(
       fc.constantFrom("action", "subscribe", "unsubscribe", "ping", "", "data", "ACTION"),
       anyValue,
     ),
-    channel: fc.oneof(fc.constantFrom(...NAMES), fc.string({ maxLength: 300 }), anyValue),
+    channel: fc.oneof(
+      fc.constantFrom(...NAMES),
+      fc.string({ maxLength: 300 }),
+      anyValue,
+      // Lone surrogates, which no UTF-8 carries.
+      fc.constantFrom("rooms/a\ud800", "\udc00chat", "journal\ud83d", "\ud800\udc00ok"),
+    ),
     id: fc.oneof(fc.integer(), fc.double(), fc.string({ maxLength: 140 }), anyValue),
     data: fc.oneof(
       fc.record({ a: fc.oneof(fc.integer(), anyValue), b: fc.oneof(fc.integer(), anyValue) }),
@@ -54,7 +60,12 @@ const frameObject = fc.record(
     since: fc.oneof(
       fc.record({
         offset: fc.oneof(fc.integer(), anyValue),
-        epoch: fc.oneof(fc.string(), anyValue),
+        // Empty streams' positions among them, well formed or not.
+        epoch: fc.oneof(
+          fc.string(),
+          anyValue,
+          fc.constantFrom("e-r-0", "e-r-zzzzzzzzzzzz", "e-abcdef120-mx7co8ub", "e--", "e-r-"),
+        ),
       }),
       anyValue,
     ),

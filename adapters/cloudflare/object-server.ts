@@ -23,6 +23,7 @@ import {
   SHARD_KEY,
   STATE_HEADER,
 } from "../cloudflare.ts";
+import { warnOfCompression } from "./compression.ts";
 import { DirectoryRelay, type ObjectDirectory } from "./directory.ts";
 import { PRESENCE_CHECK_MS, PresenceRoster, type PresenceShare } from "./presence-roster.ts";
 import { SqlHistory } from "./sql-history.ts";
@@ -134,14 +135,10 @@ export class ObjectServer implements ConnectionKeeper {
     };
     server.serializeAttachment(attachment);
     this.#open(server, attachment);
-    // An empty Sec-WebSocket-Extensions refuses permessage-deflate: a 30 KB compressed frame
-    // can inflate to 30 MiB inside the object's 128 MB. workerd documents the empty value as
-    // "no compression" (compatibility-date.capnp, `webSocketCompression`).
-    return new Response(null, {
-      status: 101,
-      webSocket: client,
-      headers: { "sec-websocket-extensions": "" },
-    });
+    // Whether the client may compress is the Worker's compatibility flag: an empty
+    // Sec-WebSocket-Extensions here refuses nothing (cloudflare/compression.ts).
+    warnOfCompression(this.#app);
+    return new Response(null, { status: 101, webSocket: client });
   }
 
   message(ws: WebSocket, message: string | ArrayBuffer): void {

@@ -303,13 +303,16 @@ export class BrokerRelay implements Relay {
       }, this.#commandTimeout);
       (timer as { unref?: () => void }).unref?.();
     });
+    const stop = () => {
+      if (timer !== undefined) clearTimeout(timer);
+    };
     return Promise.race([sent, timedOut]).then(
       (value) => {
-        clearTimeout(timer);
+        stop();
         return value;
       },
       (error: unknown) => {
-        clearTimeout(timer);
+        stop();
         // The broker's own answer to a read is the caller's to tell.
         if (kind === "read" && error !== late) throw error;
         // Each broadcast counts (the publishes of one turn may share one failure), and

@@ -113,6 +113,7 @@ async function runWorkerSnippet(dir: string, snippet: Snippet): Promise<Run> {
       `name = "${base.toLowerCase().replaceAll("_", "-")}"`,
       `main = "${snippet.file}"`,
       'compatibility_date = "2026-04-20"',
+      'compatibility_flags = ["no_web_socket_compression"]',
       "[[durable_objects.bindings]]",
       'name = "SOCKETAPI"',
       'class_name = "SocketAPIObject"',
@@ -140,6 +141,8 @@ async function runWorkerSnippet(dir: string, snippet: Snippet): Promise<Run> {
     // wrangler names the bundle after the entry file.
     scriptPath: join(outdir, `${base}.js`),
     compatibilityDate: "2026-04-20",
+    // As docs/cloudflare.md's wrangler.toml says.
+    compatibilityFlags: ["no_web_socket_compression"],
     durableObjects: { SOCKETAPI: "SocketAPIObject" },
   });
   try {

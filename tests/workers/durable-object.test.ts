@@ -9,6 +9,7 @@ import {
   SELF,
 } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { compressesWebSockets } from "../../adapters/cloudflare/compression.ts";
 import { cloudflare } from "../../adapters/cloudflare.ts";
 import { SocketAPI } from "../../src/index.ts";
 import { metricsReader, SocketAPIObject, worker } from "./worker.ts";
@@ -85,10 +86,11 @@ describe("the Worker", () => {
     expect(ids.some((id) => id.equals(env.SOCKETAPI.idFromName("refused")))).toBe(false);
   });
 
-  it("refuses permessage-deflate: the Worker's 101 names no extension, however the client asks", async () => {
-    // The Worker's own answer, as the edge receives it: an empty Sec-WebSocket-Extensions is
-    // workerd's documented "no compression". (Local dev puts a proxy of its own in front,
-    // which negotiates compression with the client whatever the Worker says.)
+  it("runs without WebSocket compression: the no_web_socket_compression flag of its wrangler.toml", async () => {
+    // Whatever the Worker answers, workerd negotiates permessage-deflate without the flag
+    // (tests/workerd-alone.test.ts shows it against workerd alone; local dev puts a proxy of
+    // its own in front, which negotiates compression with the client on its own).
+    expect(compressesWebSockets()).toBe(false);
     const request = new Request("http://example.com/?room=deflate", {
       headers: {
         upgrade: "websocket",
@@ -97,7 +99,7 @@ describe("the Worker", () => {
     });
     const response = await worker.fetch(request, env, createExecutionContext());
     expect(response.status).toBe(101);
-    expect(response.headers.get("sec-websocket-extensions")).toBe("");
+    expect(response.headers.get("sec-websocket-extensions")).toBeNull();
     response.webSocket?.accept();
     response.webSocket?.close(1000);
   });

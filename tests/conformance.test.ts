@@ -611,13 +611,18 @@ describe.each(runtimes)("$name", ({ command, capabilities, hono }) => {
 
   it("answers RATE_LIMITED over the rate limit, naming the limit", async () => {
     const client = await open();
-    // Frames answered at once (no channel), so that none waits in the queue.
-    for (let i = 0; i < 400; i++) client.sendRaw('{"type":"action"}');
-    const frames: Frame[] = [];
-    for (let i = 0; i < 400; i++) frames.push(await client.next());
-    // The bucket holds 300 and refills while the frames arrive.
-    expect(frames.filter((f) => f.message === "Channel is required.").length).toBeLessThan(400);
-    expect(frames.find((f) => f.code === "RATE_LIMITED")).toEqual({
+    // Frames answered at once (no channel), so that none waits in the queue. The bucket
+    // holds 300 and refills at 300 a second while they arrive: where they reach the app
+    // slowly (a busy machine, wrangler's proxy in front of workerd), another round of 400
+    // comes before the refill.
+    let limited: Frame | undefined;
+    for (let round = 0; round < 5 && !limited; round++) {
+      for (let i = 0; i < 400; i++) client.sendRaw('{"type":"action"}');
+      const frames: Frame[] = [];
+      for (let i = 0; i < 400; i++) frames.push(await client.next());
+      limited = frames.find((f) => f.code === "RATE_LIMITED");
+    }
+    expect(limited).toEqual({
       type: "error",
       code: "RATE_LIMITED",
       message: "Rate limit exceeded: at most 300 messages per second.",

@@ -1,12 +1,18 @@
 // The SocketAPI subject's app, shared by Node, Bun and Deno: valibot validation on,
 // defaults except the per-connection rate limit (the load generator sends far over it, as
-// no raw subject limits anything) and the connection limit (the scale scenario opens
-// 19,000, over the default 10,000).
+// no raw subject limits anything), the connection limit (the scale scenario opens
+// 19,000, over the default 10,000) and the presence leave delay.
 import * as v from "valibot";
 import { hubOf } from "../../src/adapter.ts";
 import { SocketAPI } from "../../src/index.ts";
 
-export const app = new SocketAPI({ rateLimit: false, maxConnections: 50_000 })
+// presenceLeaveDelay 0: the join/leave storm measures the frames' cost; the default delay
+// (1 s) would add a constant second to the time until every leave is heard.
+export const app = new SocketAPI({
+  rateLimit: false,
+  maxConnections: 50_000,
+  presenceLeaveDelay: 0,
+})
   .action("add_numbers", { input: v.object({ a: v.number(), b: v.number() }) }, ({ a, b }) => a + b)
   .channel("fanout", { params: v.object({ seq: v.optional(v.number(), 0) }) }, ({ seq }) => ({
     seq,

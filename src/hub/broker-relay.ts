@@ -240,9 +240,12 @@ export class BrokerRelay implements Relay {
   publish(channel: string, frame: string): undefined {
     if (this.#closed || this.#refusal(frame.length, "broadcast")) return undefined;
     this.#counters.published++;
-    this.#send(frame.length, "broadcast", () => this.#link.publish(channel, frame)).catch(() => {
-      this.#counters.published--;
-    });
+    // Nobody waits for a plain broadcast: no timer, only the bound (it counts until taken).
+    this.#send(frame.length, "broadcast", () => this.#link.publish(channel, frame), false).catch(
+      () => {
+        this.#counters.published--;
+      },
+    );
     return undefined;
   }
 
@@ -274,8 +277,11 @@ export class BrokerRelay implements Relay {
     );
   }
 
-  /** Sends a command {@link #refusal} let through. */
-  #send<T>(bytes: number, kind: CommandKind, run: () => Promise<T>): Promise<T> {
+  /**
+   * Sends a command {@link #refusal} let through; with `waited`, whoever waits for it goes
+   * on after `commandTimeout`.
+   */
+  #send<T>(bytes: number, kind: CommandKind, run: () => Promise<T>, waited = true): Promise<T> {
     this.#pendingBytes += bytes;
     let sent: Promise<T>;
     try {
@@ -291,6 +297,12 @@ export class BrokerRelay implements Relay {
       // Taken again: a later stall or outage is reported again.
       if (this.#up) this.#lossReported = false;
     }, release);
+    if (!waited) {
+      return sent.catch((error: unknown) => {
+        // Each counts, even when the publishes of one turn share one failure.
+        throw this.#failed(kind, error);
+      });
+    }
     let timer: ReturnType<typeof setTimeout> | undefined;
     let late: Error | undefined;
     const timedOut = new Promise<never>((_, reject) => {

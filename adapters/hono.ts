@@ -127,7 +127,7 @@ export function broadcast(app: AnyApp, options: BroadcastEndpointOptions = {}): 
  * hono.get("/docs", handler).get("/asyncapi.json", handler).get("/ws", socketapi(app));
  * ```
  */
-export function docs(app: AnyApp, options: DocsOptions & { socket?: string } = {}): Handler {
+export function docs(app: AnyApp, options: DocsOptions = {}): Handler {
   const { socket = "/", ...served } = options;
   return (c) => {
     const path = new URL(c.req.url).pathname;

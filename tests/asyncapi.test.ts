@@ -301,6 +301,19 @@ describe("served", () => {
     expect((await fetch(`${base}/docs`)).status).toBe(404);
   });
 
+  it("points the page at the socket docs.socket names, and lets it connect there only", async () => {
+    const elsewhere = await serve(seed, { port: 0, docs: { socket: "wss://ws.example.com/live" } });
+    try {
+      const page = await fetch(`http://127.0.0.1:${elsewhere.port}/docs`);
+      expect(page.headers.get("content-security-policy")).toContain(
+        `connect-src 'self' ws://127.0.0.1:${elsewhere.port} wss://127.0.0.1:${elsewhere.port} wss://ws.example.com;`,
+      );
+      expect(await page.text()).toContain('"socket":"wss://ws.example.com/live"');
+    } finally {
+      await elsewhere.close();
+    }
+  });
+
   it("builds the document once, not per request, until a declaration is added", async () => {
     const app = new SocketAPI().action("ping_me", () => "pong");
     const built = vi.spyOn(app, "asyncapi");

@@ -9,6 +9,7 @@ import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NodeServer, serve } from "../adapters/node.ts";
 import seed from "../examples/main.ts";
+import { SocketAPI } from "../src/index.ts";
 import { CHROMIUM_ARGS, ensureChromium } from "./helpers/chromium.ts";
 import { root } from "./helpers/server-process.ts";
 
@@ -137,6 +138,55 @@ describe.skipIf(!executablePath)(
           : join(mkdtempSync(join(tmpdir(), "socketapi-docs-")), "docs-page.png");
       writeFileSync(target, screenshot);
       await fresh.close();
+    });
+
+    it("connects to an app that wants a token in the query: the page's own, or one typed in", async () => {
+      // As docs/security.md recommends for browsers: the token in the socket's query.
+      const guarded = new SocketAPI({
+        onConnect: (request) =>
+          new URL(request.url).searchParams.get("token") === "s3cret"
+            ? { user: "ada" }
+            : new Response("Unauthorized", { status: 401 }),
+      })
+        .action("whoami", (_, ctx) => ctx.connection.state)
+        .action("ping_me", () => "pong");
+      const served = await serve(guarded, { port: 0, docs: true });
+      const page = await browser.newPage();
+      const seen: string[] = [];
+      page.on("pageerror", (error) => seen.push(`page error: ${error.message}`));
+      page.on("websocket", (socket) => seen.push(socket.url()));
+      try {
+        const base = `http://127.0.0.1:${served.port}`;
+        // Without it: refused, and the page says what to do.
+        await page.goto(`${base}/docs`);
+        await page.waitForSelector("#status.closed", { timeout: 10_000 });
+        expect(await page.textContent("#status")).toContain("give the query the server needs");
+        // Typed in the page's query field, then Reconnect.
+        await page.fill("#query", "token=s3cret");
+        await page.click("#reconnect");
+        await page.waitForSelector("#status.open", { timeout: 10_000 });
+        // The status names the socket, never the token.
+        expect(await page.textContent("#status")).not.toContain("s3cret");
+        const card = '[data-action="whoami"]';
+        await page.click(`${card} button`);
+        await page.waitForSelector(`${card} .result.ok`);
+        expect(JSON.parse((await page.textContent(`${card} .result`)) ?? "")).toEqual({
+          user: "ada",
+        });
+        // An action without input has no editor, and is called without data.
+        expect(await page.textContent('[data-action="ping_me"] p.muted')).toBe("takes no input");
+        expect(await page.$('[data-action="ping_me"] textarea')).toBeNull();
+        await page.click('[data-action="ping_me"] button');
+        await page.waitForSelector('[data-action="ping_me"] .result.ok');
+        // The page's own query goes to the socket: /docs?token=... connects at once.
+        await page.goto(`${base}/docs?token=s3cret`);
+        await page.waitForSelector("#status.open", { timeout: 10_000 });
+        expect(seen.filter((entry) => entry.startsWith("page error"))).toEqual([]);
+        expect(seen.at(-1)).toBe(`ws://127.0.0.1:${served.port}/?token=s3cret`);
+      } finally {
+        await page.close();
+        await served.close();
+      }
     });
   },
 );

@@ -34,6 +34,10 @@ export function pageScript(config: DocsPageConfig): void {
   const api = document.getElementById("api") as HTMLElement;
   const log = document.getElementById("log") as HTMLOListElement;
   const status = document.getElementById("status") as HTMLElement;
+  // The socket's query (a token an app's onConnect reads): the page's own, or typed here.
+  // It stays in this page: never stored, never shown in the status.
+  const query = document.getElementById("query") as HTMLInputElement;
+  query.value = location.search.replace(/^\?/, "");
   let socket: WebSocket | undefined;
   let nextId = 1;
   /** Per request id, what shows its answer. */
@@ -65,7 +69,12 @@ export function pageScript(config: DocsPageConfig): void {
   function connect(): void {
     socket?.close();
     const url = new URL(config.socket, location.href);
-    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+    if (url.protocol === "http:" || url.protocol === "https:") {
+      url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+    }
+    for (const [key, value] of new URLSearchParams(query.value.trim().replace(/^\?/, ""))) {
+      url.searchParams.set(key, value);
+    }
     const ws = new WebSocket(url.href);
     socket = ws;
     status.textContent = "connecting…";
@@ -74,9 +83,15 @@ export function pageScript(config: DocsPageConfig): void {
       status.textContent = `connected to ${url.host}${url.pathname}`;
       status.className = "status open";
     };
+    let opened = false;
+    ws.addEventListener("open", () => {
+      opened = true;
+    });
     ws.onclose = (event) => {
       if (socket !== ws) return;
-      status.textContent = `closed (${event.code}${event.reason ? `: ${event.reason}` : ""})`;
+      // Refused before it opened: a browser is not told why (a token, an origin?).
+      const hint = opened ? "" : " · refused? give the query the server needs and Reconnect";
+      status.textContent = `closed (${event.code}${event.reason ? `: ${event.reason}` : ""})${hint}`;
       status.className = "status closed";
     };
     ws.onmessage = (event) => {
@@ -199,10 +214,16 @@ export function pageScript(config: DocsPageConfig): void {
     return el("details", {}, el("summary", {}, label), el("pre", {}, show(schema)));
   }
 
+  /** Whether a `data` schema says nothing of a value: the action declares no input. */
+  const saysNothing = (schema: Schema | undefined) =>
+    !schema || Object.keys(schema).every((key) => key === "description");
+
   function actionCard(name: string, channel: Channel): HTMLElement {
     const call = channel.messages?.call?.payload?.properties?.data;
     const completed = channel.messages?.completed?.payload?.properties?.data;
-    const input = inputFor(call);
+    const input = saysNothing(call)
+      ? { node: el("p", { class: "muted" }, "takes no input"), read: () => undefined }
+      : inputFor(call);
     const result = el("div", { class: "result" });
     const button = el("button", { type: "button" }, "Call");
     button.onclick = () => {

@@ -26,7 +26,7 @@ export function docsPage(config: DocsPageConfig): string {
 <style>${STYLE}</style>
 </head>
 <body>
-<header><h1>${title}</h1><span id="status" class="status">connecting…</span><button id="reconnect" type="button">Reconnect</button></header>
+<header><h1>${title}</h1><span id="status" class="status">connecting…</span><label class="query"><span>query</span><input id="query" type="text" placeholder="token=…" autocomplete="off" spellcheck="false" aria-label="The socket's query"></label><button id="reconnect" type="button">Reconnect</button></header>
 <main><section id="api" aria-label="Actions and channels"><p class="muted">Loading the API…</p></section>
 <aside aria-label="Frames"><div class="log-head"><h2>Frames</h2><button id="clear" type="button">Clear</button></div><ol id="log"></ol></aside></main>
 <script type="application/json" id="config">${json}</script>
@@ -50,6 +50,7 @@ main{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:16px;pad
 .card header{padding:0;border:0;margin-bottom:6px}.kind{font-size:11px;text-transform:uppercase;letter-spacing:.05em;color:var(--muted)}
 .muted{color:var(--muted)}.desc{margin:4px 0 8px}
 label{display:flex;gap:8px;align-items:center;margin:4px 0}label span{min-width:90px;font-family:ui-monospace,monospace}
+label.query span{min-width:0;color:var(--muted)}label.query input{width:14em}
 input,select,textarea{font:inherit;color:inherit;background:var(--bg);border:1px solid var(--line);border-radius:4px;padding:3px 6px}
 textarea{width:100%;min-height:64px;font-family:ui-monospace,monospace}
 button{font:inherit;padding:3px 12px;border-radius:4px;border:1px solid var(--accent);background:var(--accent);color:#fff;cursor:pointer}

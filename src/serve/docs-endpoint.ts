@@ -13,6 +13,12 @@ export interface DocsOptions {
   asyncapiPath?: string | undefined;
   /** The document's title, version and description (its server is the one that answers). */
   asyncapi?: Omit<AsyncApiOptions, "servers"> | undefined;
+  /**
+   * Where the page opens its WebSocket: a path on this server (default: where the app is
+   * served), or a `ws://` / `wss://` URL. The page adds its own query to it (`/docs?token=…`
+   * connects with `?token=…`), and what is typed in its query field.
+   */
+  socket?: string | undefined;
 }
 
 /** The documentation's options, or `undefined` when it is not served. */
@@ -67,11 +73,14 @@ export async function handleDocsRequest(
     });
   }
   const { docsPage } = await import("../describe/docs-page.ts");
+  const socket = docs.socket ?? socketPath ?? "/";
   const page = docsPage({
     title: docs.asyncapi?.title ?? "SocketAPI",
     asyncapi: docs.asyncapiPath ?? ASYNCAPI_PATH,
-    socket: socketPath ?? "/",
+    socket,
   });
+  // A socket on another origin is one the page may connect to, and only that one.
+  const elsewhere = /^wss?:\/\//i.test(socket) ? ` ${new URL(socket).origin}` : "";
   return new Response(head ? null : page, {
     headers: {
       "content-type": "text/html; charset=utf-8",
@@ -79,7 +88,7 @@ export async function handleDocsRequest(
       // Everything the page needs is in it; it talks to this server only.
       "content-security-policy":
         `default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; ` +
-        `connect-src 'self' ws://${url.host} wss://${url.host}; img-src data:; base-uri 'none'; form-action 'none'`,
+        `connect-src 'self' ws://${url.host} wss://${url.host}${elsewhere}; img-src data:; base-uri 'none'; form-action 'none'`,
       "x-content-type-options": "nosniff",
       "referrer-policy": "no-referrer",
     },

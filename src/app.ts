@@ -6,6 +6,7 @@ import type { ChannelDeclaration } from "./declare/declarations.ts";
 import { Router } from "./declare/router.ts";
 import type { AsyncApiDocument, AsyncApiOptions } from "./describe/asyncapi.ts";
 import type { HistoryStore } from "./history/history.ts";
+import { presenceOf } from "./hub/app-view.ts";
 import { Hub } from "./hub/hub.ts";
 import type { Relay } from "./hub/relay.ts";
 import type { Target } from "./hub/target.ts";
@@ -216,17 +217,16 @@ export class SocketAPI<
 
   /**
    * The members of a channel with presence (a concrete name): each user (or connection,
-   * without `userId`) subscribed here, with the info it shows. In this process; with a
-   * relay, each instance knows its own (docs/presence.md).
+   * without `userId`) subscribed, with the info it shows: on every instance with the Redis
+   * relay or on Workers, else here (docs/presence.md). Handlers ask `ctx.app.presence`.
    *
    * @example
    * ```ts
    * const here = await app.presence("rooms/42"); // [{ user: "ada", info: { name: "Ada" } }]
    * ```
    */
-  async presence(channel: string): Promise<{ user: string; info: unknown }[]> {
-    const { json } = await this.#hub.members(channel, Number.MAX_SAFE_INTEGER);
-    return JSON.parse(json) as { user: string; info: unknown }[];
+  presence(channel: string): Promise<{ user: string; info: unknown }[]> {
+    return presenceOf(this.#hub, channel);
   }
 
   /**
@@ -373,7 +373,7 @@ export class SocketAPI<
       name === declaration.template.name ? declaration.template : new ChannelTemplate(name);
     declaration.mounts.push({
       template,
-      app: this.#hub,
+      app: this.#hub.view,
       publish: (concrete, data, origin, target) =>
         this.#publishFrom(concrete, data, origin, target, template.name),
       reportError: (error, info) => this.#reportBroadcastError(error, info),

@@ -1,4 +1,5 @@
 import type { ChannelHandles, ChannelTypes } from "./declare/channel-handle.ts";
+import type { PresenceCount } from "./presence/presence-registry.ts";
 import type { RequestId, ServerFrame } from "./protocol/protocol.ts";
 
 /** The state kept per connection: whatever `onConnect` returned, changeable by handlers. */
@@ -57,13 +58,25 @@ export interface AppView<State extends object = ConnectionState> {
    * a relay over Redis or NATS, every process; on Workers, every shard.
    */
   countSubscribers(channel: string): Promise<number>;
+  /**
+   * The members of a channel with presence (a concrete name), with the info each shows:
+   * on every instance with the Redis relay or on Workers, else here (docs/presence.md).
+   *
+   * @example
+   * ```ts
+   * const here = await ctx.app.presence("rooms/42"); // [{ user: "ada", info: { name: "Ada" } }]
+   * ```
+   */
+  presence(channel: string): Promise<{ user: string; info: unknown }[]>;
+  /** How many members a channel with presence has, and how many connections they subscribed. */
+  presenceCount(channel: string): Promise<PresenceCount>;
 }
 
 /** What every handler, guard and dependency receives besides its input. */
 interface BaseContext<State extends object, Channels extends ChannelTypes> {
   /** The app's channels, by name: calling one broadcasts to its subscribers. */
   readonly channels: ChannelHandles<Channels>;
-  /** The app that serves the handler: its connections and subscriber counts. */
+  /** The app that serves the handler: its connections, subscriber counts and presence. */
   readonly app: AppView<State>;
 }
 

@@ -301,6 +301,27 @@ describe("what a member can make presence send and keep", () => {
   });
 });
 
+describe("presence from a handler", () => {
+  it("is ctx.app.presence and ctx.app.presenceCount, in one declaration step", async () => {
+    const app = new SocketAPI<{ user: string }>({
+      onConnect: (request) => ({ user: new URL(request.url).searchParams.get("user") ?? "x" }),
+      userId: (connection) => connection.state.user,
+    })
+      .channel("lobby", { presence: (ctx) => ({ name: ctx.connection.state.user }) }, () => null)
+      .action("who", async (_, ctx) => ({
+        members: await ctx.app.presence("lobby"),
+        count: await ctx.app.presenceCount("lobby"),
+      }));
+    const ada = await createTestClient(app, { url: "http://127.0.0.1/?user=ada" });
+    await ada.request({ type: "subscribe", channel: "lobby" });
+    const bob = await createTestClient(app, { url: "http://127.0.0.1/?user=bob" });
+    expect((await bob.request({ type: "action", channel: "who" })).data).toEqual({
+      members: [{ user: "ada", info: { name: "ada" } }],
+      count: { members: 1, connections: 1 },
+    });
+  });
+});
+
 describe("presence in the typed client", () => {
   it("gives members, joins and leaves, typed from the channel's presence", async () => {
     const { url } = await served();

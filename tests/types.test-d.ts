@@ -7,6 +7,7 @@ import {
   type ChannelContext,
   type ChannelHandle,
   depends,
+  type PresenceCount,
   Router,
   SocketAPI,
   subscribeParam,
@@ -53,6 +54,10 @@ describe("handler types", () => {
         expectTypeOf(input).toEqualTypeOf<{ n: number; flag: boolean }>();
         expectTypeOf(ctx).toMatchTypeOf<ActionContext>();
         expectTypeOf(ctx.signal).toEqualTypeOf<AbortSignal>();
+        expectTypeOf(ctx.app.presence).returns.resolves.toEqualTypeOf<
+          { user: string; info: unknown }[]
+        >();
+        expectTypeOf(ctx.app.presenceCount).returns.resolves.toEqualTypeOf<PresenceCount>();
       },
     );
   });

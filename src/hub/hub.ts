@@ -13,6 +13,7 @@ import {
   type SharedPresenceStore,
 } from "../presence/presence-registry.ts";
 import { isThenable } from "../thenable.ts";
+import { appViewOf } from "./app-view.ts";
 import type { Relay } from "./relay.ts";
 import { wasReported } from "./reported.ts";
 import type { HubConnection, NativeDelivery, Subscriber } from "./subscriber.ts";
@@ -28,7 +29,7 @@ import { splitTargeted, type Target, targetedFrame } from "./target.ts";
  * A relay's failures never fail a local broadcast or a subscribe: they go to the app's
  * error hook, and local delivery goes on.
  */
-export class Hub implements AppView<object> {
+export class Hub {
   /** Who is subscribed here. */
   readonly index: SubscriberIndex = new SubscriberIndex();
   /** The runtime's pub/sub, once an adapter lent it. */
@@ -94,6 +95,11 @@ export class Hub implements AppView<object> {
       if (!wasReported(error)) report(error, info);
     };
     this.#relay = relay;
+  }
+
+  /** The app as this place's handlers see it (`ctx.app`). */
+  get view(): AppView<object> {
+    return appViewOf(this);
   }
 
   /** The relay to other places, if any. */

@@ -212,7 +212,7 @@ export class Session<State extends object = ConnectionState>
 
   /** The place that holds this connection, as handlers see it (`ctx.app`). */
   get app(): AppView<State> {
-    return this.hub as unknown as AppView<State>;
+    return this.hub.view as AppView<State>;
   }
 
   send(frame: ServerFrame): void {

@@ -1,0 +1,36 @@
+import type { AppView, Connection } from "../context.ts";
+import type { PresenceCount } from "../presence/presence-registry.ts";
+import type { Hub } from "./hub.ts";
+
+/**
+ * The app as a handler sees it (`ctx.app`): the connections and subscribers of the place
+ * that runs it (a process, a Durable Object), counts across instances, and presence. One
+ * per hub, made when a handler first asks.
+ */
+export function appViewOf(hub: Hub): AppView<object> {
+  let view = views.get(hub);
+  if (!view) {
+    view = {
+      get connections(): ReadonlySet<Connection<object>> {
+        return hub.connections;
+      },
+      subscriberCount: (channel) => hub.subscriberCount(channel),
+      countSubscribers: (channel) => hub.countSubscribers(channel),
+      presence: (channel) => presenceOf(hub, channel),
+      presenceCount: async (channel): Promise<PresenceCount> => hub.presenceCount(channel),
+    };
+    views.set(hub, view);
+  }
+  return view;
+}
+
+const views = new WeakMap<Hub, AppView<object>>();
+
+/** The members of a channel with presence: here, or on every instance with a shared store. */
+export async function presenceOf(
+  hub: Hub,
+  channel: string,
+): Promise<{ user: string; info: unknown }[]> {
+  const { json } = await hub.members(channel, Number.MAX_SAFE_INTEGER);
+  return JSON.parse(json) as { user: string; info: unknown }[];
+}

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Broker, startRedis } from "./helpers/brokers.ts";
+import { collectSnippets } from "./helpers/doc-snippets.ts";
 import { root } from "./helpers/server-process.ts";
 
 const exec = promisify(execFile);
@@ -69,6 +70,34 @@ afterAll(async () => {
   if (project) await rm(project, { recursive: true, force: true });
 });
 
+/**
+ * The declarations of the packages `codes` import that the project does not have (neither
+ * socketapi nor its installed dependencies), from this repository's node_modules: `paths`
+ * for a tsconfig.json.
+ */
+async function typesOf3rdParty(codes: string[]): Promise<Record<string, [string]>> {
+  const installed = (name: string) => readFile(join(project, "node_modules", name, "package.json"));
+  const paths: Record<string, [string]> = {};
+  for (const code of codes) {
+    for (const [, name] of code.matchAll(/from "((?:@[\w.-]+\/)?[\w.-]+)"/g)) {
+      if (!name || name.startsWith("socketapi") || name in paths) continue;
+      if (
+        await installed(name).then(
+          () => true,
+          () => false,
+        )
+      )
+        continue;
+      const manifest = JSON.parse(
+        await readFile(join(root, "node_modules", name, "package.json"), "utf8"),
+      ) as { types?: string; typings?: string; exports?: { ".": { import?: { types?: string } } } };
+      const types = manifest.exports?.["."]?.import?.types ?? manifest.types ?? manifest.typings;
+      if (types) paths[name] = [join(root, "node_modules", name, types)];
+    }
+  }
+  return paths;
+}
+
 /** A package and every package it depends on, as installed in this repository. */
 async function dependencyClosure(name: string, seen = new Set<string>()): Promise<string[]> {
   if (seen.has(name)) return [];
@@ -121,6 +150,55 @@ describe("the packed package, installed in a project outside the repository", {
     await expect(
       readFile(join(project, "node_modules", "socketapi", "LICENSE"), "utf8"),
     ).resolves.toMatch(/MIT License/);
+  });
+
+  it("type-checks every TypeScript block of README.md and docs/ under the README's tsconfig.json", async () => {
+    // The tsconfig.json the README recommends, as it is written there.
+    const readme = await readFile(join(root, "README.md"), "utf8");
+    const block = /\*\*tsconfig\.json\*\*[\s\S]*?```json\n([\s\S]*?)\n\s*```/.exec(readme)?.[1];
+    const recommended = JSON.parse(block ?? "null") as { compilerOptions: Record<string, unknown> };
+    expect(recommended.compilerOptions).toMatchObject({ module: "NodeNext", strict: true });
+    // The blocks import the seed example as ./main.ts: the README's own block of it.
+    const snippets = await collectSnippets();
+    const seedBlock = snippets.find(
+      (s) => s.name.startsWith("README.md") && s.code.includes('.action(\n    "add_numbers"'),
+    );
+    expect(seedBlock?.code).toContain("export default app;");
+    const dir = join(project, "snippets");
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, "main.ts"), seedBlock?.code ?? "");
+    // Deno's blocks are checked by deno itself, the test files' by the docs test.
+    const checked = snippets.filter(
+      (s) => s.lang === "ts" && ["node", "bun", "workers"].includes(s.runtime),
+    );
+    for (const snippet of checked) await writeFile(join(dir, snippet.file), snippet.code);
+    const typesOf = { node: ["node"], bun: ["bun"], workers: ["@cloudflare/workers-types"] };
+    const failures: string[] = [];
+    for (const runtime of ["node", "bun", "workers"] as const) {
+      const files = checked.filter((s) => s.runtime === runtime).map((s) => s.file);
+      expect(files.length, runtime).toBeGreaterThan(0);
+      const config = join(dir, `tsconfig.${runtime}.json`);
+      await writeFile(
+        config,
+        JSON.stringify({
+          compilerOptions: {
+            ...recommended.compilerOptions,
+            types: typesOf[runtime],
+            ...(runtime === "workers" ? { lib: ["ES2023"] } : {}),
+            // Other packages the blocks import, as this repository has them (not installed
+            // here: the machine may have no registry); socketapi is the installed tarball.
+            paths: await typesOf3rdParty(checked.map((snippet) => snippet.code)),
+          },
+          files: ["main.ts", ...files],
+        }),
+      );
+      const tsc = join(root, "node_modules", "typescript", "bin", "tsc");
+      const result = await run(process.execPath, [tsc, "-p", config]).catch(
+        (error: { stdout: string }) => ({ stdout: error.stdout }),
+      );
+      if (result.stdout) failures.push(`${runtime}:\n${result.stdout}`);
+    }
+    expect(failures).toEqual([]);
   });
 
   it("serves with plain Node (no tsx, no flags) from a .mjs app, and its typed client calls it", async () => {

@@ -1,7 +1,7 @@
 // Every TypeScript and JavaScript block of README.md and docs/ runs, on its runtime, and
 // type-checks, with that runtime's own types.
 import { execFile } from "node:child_process";
-import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -28,7 +28,8 @@ beforeAll(async () => {
   const [redis, nats] = brokers as [Broker, Broker];
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
-  await copyFile(join(root, "examples", "main.ts"), join(dir, "main.ts"));
+  // The blocks import the seed example as ./main.ts: the README's own block of it.
+  await writeFile(join(dir, "main.ts"), seedBlock(snippets).code);
   for (const snippet of snippets) {
     // Clients talk to the seed example started here; servers get a free port of their own
     // on loopback, so that the tests never take port 8000 or listen on the network.
@@ -80,7 +81,27 @@ afterAll(async () => {
   await Promise.all(brokers.map((broker) => broker.kill()));
 });
 
+/** The README's block of the seed example, which the other blocks import as ./main.ts. */
+function seedBlock(all: Snippet[]): Snippet {
+  const block = all.find(
+    (s) => s.name.startsWith("README.md") && s.code.includes('.action(\n    "add_numbers"'),
+  );
+  if (!block) throw new Error("README.md has no block of the seed example");
+  return block;
+}
+
 describe("documentation", () => {
+  it("shows the seed example as examples/main.ts has it (but for its comment)", async () => {
+    const lines = (text: string) =>
+      text
+        .replace(/^\/\*\*[\s\S]*?\*\/\n/, "")
+        .split("\n")
+        .filter((line) => line.trim() !== "")
+        .sort();
+    const example = await readFile(join(root, "examples", "main.ts"), "utf8");
+    expect(lines(seedBlock(snippets).code)).toEqual(lines(example));
+  });
+
   it("has code blocks to check, for every runtime", () => {
     expect(snippets.length).toBeGreaterThan(20);
     for (const runtime of ["node", "bun", "deno", "workers", "vitest"] as const) {

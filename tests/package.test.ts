@@ -50,11 +50,17 @@ describe("package entry points", () => {
     }
   });
 
-  it("names the peer dependencies an adapter needs as optional, and has one runtime dependency, loaded when used", () => {
+  it("names the peer dependencies an adapter needs as optional, and has two runtime dependencies, each loaded only where used", () => {
     const pkg = read("package.json");
     // valibot's converter, for app.asyncapi(): a dependency, so that every bundle (Workers)
     // resolves it, but only src/describe/ imports it, and the app loads that on demand.
-    expect(Object.keys(pkg.dependencies)).toEqual(["@valibot/to-json-schema"]);
+    // ws: only socketapi/node imports it.
+    expect(Object.keys(pkg.dependencies).sort()).toEqual(["@valibot/to-json-schema", "ws"]);
+    for (const file of sourceFiles()) {
+      if (file.startsWith("adapters/node") || file.startsWith("bench/")) continue;
+      const text = readFileSync(join(root, file), "utf8");
+      expect(/^import[^;]*?from\s+"ws"/m.test(text), `${file} imports ws`).toBe(false);
+    }
     expect(read("deno.json").imports["@valibot/to-json-schema"]).toBe(
       `npm:@valibot/to-json-schema@${pkg.dependencies["@valibot/to-json-schema"]}`,
     );
@@ -69,8 +75,11 @@ describe("package entry points", () => {
       if (!file.startsWith("src/describe/")) expect(describes, file).toBe(false);
     }
     expect(pkg.peerDependencies).toMatchObject({ valibot: expect.any(String) });
-    for (const optional of ["ws", "hono", "tsx"]) {
+    for (const optional of ["hono", "tsx", "ioredis", "@nats-io/transport-node"]) {
       expect(pkg.peerDependenciesMeta[optional], optional).toEqual({ optional: true });
     }
+    // socketapi/node's WebSocket server comes with the package: `npm install socketapi`
+    // serves on Node with nothing else (its types are not in any entry's declarations).
+    expect(pkg.dependencies.ws).toMatch(/^\^8\./);
   });
 });

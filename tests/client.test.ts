@@ -157,9 +157,11 @@ describe.each(runtimes)("the client against a real $name server", ({ command }) 
     await sender.action("send_message", { message: "after restart" });
     await until(() => messages.length === 1);
     expect(messages).toEqual(["after restart"]);
-    // Open, then closed and connecting (as often as the restart took), then open again.
+    // Open, then reconnecting and connecting (as often as the restart took), then open
+    // again: never closed, which is for good.
     expect(statuses[0]).toBe("open");
-    expect(statuses.slice(1, 3)).toEqual(["closed", "connecting"]);
+    expect(statuses.slice(1, 3)).toEqual(["reconnecting", "connecting"]);
+    expect(statuses).not.toContain("closed");
     expect(statuses.at(-1)).toBe("open");
   });
 });
@@ -208,7 +210,7 @@ describe("the client's faults, against an in-process Node server", () => {
     const ticks: unknown[] = [];
     await client.subscribe("ticks", (data) => ticks.push(data)).ready;
     for (const connection of app.connections) connection.close(4001, "kicked");
-    await until(() => client.status === "closed");
+    await until(() => client.status === "reconnecting");
     await until(() => client.status === "open" && hubOf(app).size("ticks") === 1);
     expect(await app.channels.ticks()).toBe(1);
     await until(() => ticks.length === 1);
@@ -236,6 +238,34 @@ describe("the client's faults, against an in-process Node server", () => {
     const client = connect<typeof app>(node.url);
     expect(client.status).toBe("connecting");
     expect(await client.action("echo", { n: 3 })).toBe(3);
+  });
+
+  it("tells onError only what no promise awaits, each a SocketAPIClientError with a code", async () => {
+    const client = connect<typeof app>(node.url);
+    const errors: SocketAPIClientError[] = [];
+    client.onError((error) => {
+      // Typed as the client's error: its code is there without a cast.
+      errors.push(error);
+      expect(error.code).toEqual(expect.any(String));
+    });
+    // A refusal whose `ready` is awaited goes there, and only there.
+    const awaited = client.subscribe("nowhere" as "ticks", () => {});
+    await expect(awaited.ready).rejects.toMatchObject({ code: "NOT_FOUND" });
+    // One nobody awaits goes to onError.
+    client.subscribe("nowhere_either" as "ticks", () => {});
+    // A listener that throws: its error is the cause.
+    const boom = new Error("listener bug");
+    await client.subscribe("ticks", () => {
+      throw boom;
+    }).ready;
+    await app.channels.ticks();
+    await until(() => errors.length === 2);
+    expect(errors.map((error) => [error.code, error.channel])).toEqual([
+      ["NOT_FOUND", "nowhere_either"],
+      ["LISTENER_FAILED", undefined],
+    ]);
+    expect(errors.every((error) => error instanceof SocketAPIClientError)).toBe(true);
+    expect(errors[1]?.cause).toBe(boom);
   });
 });
 
@@ -305,7 +335,7 @@ describe("the client when the connection cannot open", () => {
     const before = upgrades;
     const client = connect<typeof app>(`${node.url}?token=busy`);
     const errors: SocketAPIClientError[] = [];
-    client.onError((error) => errors.push(error as SocketAPIClientError));
+    client.onError((error) => errors.push(error));
     await until(() => upgrades - before >= 3);
     expect(errors.length).toBeGreaterThanOrEqual(2);
     expect(errors[0]).toMatchObject({
@@ -353,10 +383,10 @@ describe("the client when the connection cannot open", () => {
       const client = connect<typeof app>(
         `ws://127.0.0.1:${(wss.address() as { port: number }).port}/`,
       );
-      const errors: unknown[] = [];
+      const errors: SocketAPIClientError[] = [];
       client.onError((error) => errors.push(error));
       expect(await client.action("hello")).toBe("hi");
-      expect(errors).toHaveLength(2);
+      expect(errors.map((error) => error.code)).toEqual(["INVALID_FRAME", "INVALID_FRAME"]);
     } finally {
       for (const ws of wss.clients) ws.terminate();
       await new Promise((resolve) => wss.close(resolve));
@@ -431,6 +461,31 @@ describe("the client against servers that are not SocketAPI for TypeScript", () 
     await expect(client.subscribe("chat", () => {}).ready).resolves.toBeUndefined();
   });
 
+  it("says reconnecting, and when the next attempt starts, between attempts; closed only when it gives up", async () => {
+    const client = connect<App>(`${url}crashing`, {
+      reconnect: { initialDelay: 200, maxDelay: 200, maxAttempts: 2 },
+    });
+    const seen: [string, number | undefined][] = [];
+    client.onStatus((status) => seen.push([status, client.nextAttempt]));
+    await until(() => client.status === "closed", 5000);
+    expect(seen.map(([status]) => status)).toEqual([
+      "open",
+      "reconnecting",
+      "connecting",
+      "open",
+      "reconnecting",
+      "connecting",
+      "open",
+      "closed",
+    ]);
+    const now = Date.now();
+    for (const [status, next] of seen) {
+      if (status === "reconnecting") {
+        expect(next).toBeGreaterThan(now - 2000);
+      } else expect(next).toBeUndefined();
+    }
+  });
+
   it("retries a server that accepts and closes at once ever more slowly, not at full speed", async () => {
     // Before: every open started the waits again, about 40 upgrades a second here.
     connect<App>(`${url}crashing`, { reconnect: { initialDelay: 40, maxDelay: 320 } });
@@ -483,7 +538,7 @@ describe("the client against servers that are not SocketAPI for TypeScript", () 
     const client = connect<App>(`${url}silent`, { heartbeat: { interval: 40, timeout: 40 } });
     const statuses: ConnectionStatus[] = [];
     client.onStatus((status) => statuses.push(status));
-    await until(() => statuses.includes("closed") && connections.length >= before + 2, 3000);
-    expect(statuses.slice(0, 3)).toEqual(["open", "closed", "connecting"]);
+    await until(() => statuses.includes("reconnecting") && connections.length >= before + 2, 3000);
+    expect(statuses.slice(0, 3)).toEqual(["open", "reconnecting", "connecting"]);
   });
 });

@@ -19,6 +19,12 @@ export const ClientErrorCode = {
    * the runtime tells it (`ws`, Bun, Deno; not browsers or Node 22's global WebSocket).
    */
   REFUSED: "REFUSED",
+  /** The server sent a frame that is not a SocketAPI frame (not JSON, not an object). Only `onError` hears it. */
+  INVALID_FRAME: "INVALID_FRAME",
+  /** A listener or handler the app gave the client threw (its error is the `cause`). Only `onError` hears it. */
+  LISTENER_FAILED: "LISTENER_FAILED",
+  /** The runtime's socket threw when the client sent a frame or opened one (the `cause`). Only `onError` hears it. */
+  SOCKET_FAILED: "SOCKET_FAILED",
 } as const;
 
 /**
@@ -51,9 +57,10 @@ export class SocketAPIClientError extends Error {
       issues?: WireIssue[] | undefined;
       channel?: string | undefined;
       status?: number | undefined;
+      cause?: unknown;
     } = {},
   ) {
-    super(message);
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = "SocketAPIClientError";
     this.code = code;
     this.issues = details.issues;

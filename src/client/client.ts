@@ -46,7 +46,13 @@ export interface ClientSocket {
 export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => ClientSocket;
 
 /** Where the connection is. */
-export type ConnectionStatus = "connecting" | "open" | "closed";
+/**
+ * Where the connection is: `connecting` (an attempt is under way), `open`, `reconnecting`
+ * (it dropped or an attempt failed; the next attempt is at `nextAttempt`) or `closed`
+ * (for good: `close()`, a refusal that will not change, `maxAttempts` spent, or
+ * `reconnect: false`).
+ */
+export type ConnectionStatus = "connecting" | "open" | "reconnecting" | "closed";
 
 /** Options of {@link createClient}. */
 export interface ClientOptions {
@@ -116,6 +122,10 @@ interface SubscriptionRecord {
   inFlight: boolean;
   /** Settles with the first confirmation, or the server's refusal. */
   readonly ready: Promise<void>;
+  /** The app read `ready`: a refusal is its to handle, not `onError`'s. */
+  readyTaken: boolean;
+  /** `ready` settled already. */
+  readySettled: boolean;
   confirm(): void;
   refuse(error: unknown): void;
 }
@@ -124,12 +134,18 @@ function subscriptionRecord(params: Record<string, unknown> | undefined): Subscr
   let confirm = (): void => {};
   let refuse = (_error: unknown): void => {};
   const ready = new Promise<void>((resolve, reject) => {
-    confirm = resolve;
-    refuse = reject;
+    confirm = () => {
+      record.readySettled = true;
+      resolve();
+    };
+    refuse = (error) => {
+      record.readySettled = true;
+      reject(error);
+    };
   });
   // Awaiting `ready` is optional: a refusal nobody awaits goes to `onError`, not unhandled.
   ready.catch(() => {});
-  return {
+  const record: SubscriptionRecord = {
     params,
     listeners: new Set(),
     resets: new Set(),
@@ -141,9 +157,17 @@ function subscriptionRecord(params: Record<string, unknown> | undefined): Subscr
     confirmed: false,
     inFlight: false,
     ready,
+    readyTaken: false,
+    readySettled: false,
     confirm,
     refuse,
   };
+  return record;
+}
+
+/** An error's message, or the thrown value as text. */
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 /** The parts of a `subscribed` answer the client reads. */
@@ -175,7 +199,7 @@ export class SocketAPIClient<App = unknown> {
   #socket: ClientSocket | undefined;
   #status: ConnectionStatus = "connecting";
   readonly #statusListeners = new Set<(status: ConnectionStatus) => void>();
-  readonly #errorListeners = new Set<(error: unknown) => void>();
+  readonly #errorListeners = new Set<(error: SocketAPIClientError) => void>();
   #nextId = 1;
   /** Requests in the order they were made: answers without ids are matched in this order. */
   #pending: Pending[] = [];
@@ -187,6 +211,8 @@ export class SocketAPIClient<App = unknown> {
   #socketOpened = false;
   #handshakeFailure: HandshakeFailure | undefined;
   #attempt = 0;
+  /** When the scheduled attempt starts, while reconnecting. */
+  #nextAttempt: number | undefined;
   /** Starts the waits again from the first once a connection stayed open long enough. */
   #stableTimer: ReturnType<typeof setTimeout> | undefined;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
@@ -209,9 +235,27 @@ export class SocketAPIClient<App = unknown> {
     this.#watch(this.#socket);
   }
 
-  /** Where the connection is: `connecting`, `open` or `closed`. */
+  /** Where the connection is: `connecting`, `open`, `reconnecting` or `closed` (for good). */
   get status(): ConnectionStatus {
     return this.#status;
+  }
+
+  /**
+   * While `reconnecting`, when the next attempt starts (ms since the epoch, as `Date.now()`);
+   * otherwise `undefined`.
+   *
+   * @example
+   * ```ts
+   * client.onStatus((status) => {
+   *   if (status === "reconnecting") {
+   *     const seconds = Math.ceil(((client.nextAttempt ?? Date.now()) - Date.now()) / 1000);
+   *     console.log(`offline: retrying in ${seconds} s`);
+   *   }
+   * });
+   * ```
+   */
+  get nextAttempt(): number | undefined {
+    return this.#status === "reconnecting" ? this.#nextAttempt : undefined;
   }
 
   /** Calls `listener` whenever the connection's status changes; returns a way to stop. */
@@ -221,7 +265,7 @@ export class SocketAPIClient<App = unknown> {
   }
 
   /** Calls `listener` with errors no request awaits: a resubscribe the server refused, a bad frame. */
-  onError(listener: (error: unknown) => void): () => void {
+  onError(listener: (error: SocketAPIClientError) => void): () => void {
     this.#errorListeners.add(listener);
     return () => this.#errorListeners.delete(listener);
   }
@@ -324,7 +368,14 @@ export class SocketAPIClient<App = unknown> {
         await this.#request("unsubscribe", name, undefined);
       }
     };
-    return Object.assign(unsubscribe, { ready: record.ready });
+    const taken = record;
+    return Object.defineProperty(unsubscribe, "ready", {
+      enumerable: true,
+      get: () => {
+        taken.readyTaken = true;
+        return taken.ready;
+      },
+    }) as Unsubscribe;
   }
 
   /**
@@ -362,7 +413,13 @@ export class SocketAPIClient<App = unknown> {
       socket = new this.#WebSocket(this.url, this.#options.protocols);
     } catch (error) {
       // Refused by the runtime when it worked before (a blocked port): a failed attempt.
-      this.#emitError(error);
+      this.#emitError(
+        new SocketAPIClientError(
+          ClientErrorCode.SOCKET_FAILED,
+          `The runtime could not open a WebSocket: ${messageOf(error)}`,
+          { cause: error },
+        ),
+      );
       this.#retry();
       return;
     }
@@ -468,17 +525,19 @@ export class SocketAPIClient<App = unknown> {
 
   /** Schedules the next connection attempt, or gives up after `maxAttempts`. */
   #retry(): void {
-    this.#setStatus("closed");
     const options = this.#options.reconnect;
-    if (options === false) {
-      this.#failPending(() => true, ClientErrorCode.DISCONNECTED, "The connection is closed.");
-      return;
-    }
-    if (options?.maxAttempts !== undefined && this.#attempt >= options.maxAttempts) {
+    if (
+      options === false ||
+      (options?.maxAttempts !== undefined && this.#attempt >= options.maxAttempts)
+    ) {
+      // For good: nothing will try again.
+      this.#setStatus("closed");
       this.#failPending(() => true, ClientErrorCode.DISCONNECTED, "The connection is closed.");
       return;
     }
     const delay = reconnectDelay(this.#attempt++, options);
+    this.#nextAttempt = Date.now() + delay;
+    this.#setStatus("reconnecting");
     this.#reconnectTimer = setTimeout(() => this.#connect(), delay);
   }
 
@@ -506,11 +565,22 @@ export class SocketAPIClient<App = unknown> {
     try {
       frame = JSON.parse(data);
     } catch (error) {
-      this.#emitError(error);
+      this.#emitError(
+        new SocketAPIClientError(
+          ClientErrorCode.INVALID_FRAME,
+          `Not a SocketAPI frame (not JSON): ${data.slice(0, 100)}`,
+          { cause: error },
+        ),
+      );
       return;
     }
     if (frame === null || typeof frame !== "object") {
-      this.#emitError(new TypeError(`Not a SocketAPI frame: ${data.slice(0, 100)}`));
+      this.#emitError(
+        new SocketAPIClientError(
+          ClientErrorCode.INVALID_FRAME,
+          `Not a SocketAPI frame: ${data.slice(0, 100)}`,
+        ),
+      );
       return;
     }
     if (frame.type === "data" && typeof frame.channel === "string") {
@@ -643,7 +713,13 @@ export class SocketAPIClient<App = unknown> {
     try {
       this.#socket?.send(text);
     } catch (error) {
-      this.#emitError(error);
+      this.#emitError(
+        new SocketAPIClientError(
+          ClientErrorCode.SOCKET_FAILED,
+          `The socket refused a frame: ${messageOf(error)}`,
+          { cause: error },
+        ),
+      );
     }
   }
 
@@ -665,8 +741,11 @@ export class SocketAPIClient<App = unknown> {
           return;
         }
         if (this.#subscriptions.get(name) === record) this.#subscriptions.delete(name);
+        // Told where it is awaited: `ready` if the app took it, else onError (a resubscribe
+        // after a reconnect, whose `ready` settled long ago, always goes there).
+        const awaited = record.readyTaken && !record.readySettled;
         record.refuse(error);
-        this.#emitError(error);
+        if (!awaited) this.#emitError(error as SocketAPIClientError);
       },
     );
   }
@@ -754,11 +833,17 @@ export class SocketAPIClient<App = unknown> {
       if (extra === undefined) (listener as (value: T) => void)(value);
       else listener(value, extra);
     } catch (error) {
-      this.#emitError(error);
+      this.#emitError(
+        new SocketAPIClientError(
+          ClientErrorCode.LISTENER_FAILED,
+          `A listener threw: ${messageOf(error)}`,
+          { cause: error },
+        ),
+      );
     }
   }
 
-  #emitError(error: unknown): void {
+  #emitError(error: SocketAPIClientError): void {
     if (this.#errorListeners.size === 0) return;
     for (const listener of [...this.#errorListeners]) {
       try {

@@ -2,8 +2,20 @@
 // concrete channel name, stamped and published in one script so that the order of
 // offsets is the order every instance receives broadcasts in.
 import type { Redis } from "ioredis";
-import { DEFAULT_HISTORY_BYTES, emptySince, recoveryOf, recoveryOfStream } from "../src/adapter.ts";
-import type { HistoryOptions, Recovery, SharedHistoryStore, StreamPosition } from "../src/index.ts";
+import {
+  DEFAULT_HISTORY_BYTES,
+  emptyEpoch,
+  emptySince,
+  recoveryOf,
+  recoveryOfStream,
+} from "../src/adapter.ts";
+import type {
+  HistoryOptions,
+  Latest,
+  Recovery,
+  SharedHistoryStore,
+  StreamPosition,
+} from "../src/index.ts";
 
 /**
  * What a history broadcast starts with on the relay's Redis channel, where other messages
@@ -103,12 +115,29 @@ const EMPTY_TAG = "r";
 
 const nothingKept = () => ({ first: undefined, frames: [] });
 
-/** The two scripts, as ioredis commands on the relay's publishing connection. */
+// KEYS: stream, meta. ARGV: how many. Epoch ('' without a stream), top, the server's time,
+// and the last entries, newest first.
+const LATEST = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local meta = redis.call('HMGET', KEYS[2], 'epoch', 'top')
+if not meta[1] then return {'', 0, now, {}} end
+local entries = {}
+if tonumber(ARGV[1]) > 0 then
+  entries = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[1])
+end
+return {meta[1], tonumber(meta[2]), now, entries}
+`;
+
+/** The scripts, as ioredis commands on the relay's publishing connection. */
 interface HistoryCommands {
   socketapiHistoryPublish(...args: (string | number)[]): Promise<number>;
   socketapiHistoryRecover(
     ...args: (string | number)[]
   ): Promise<[string, number, number, "none" | "refused" | "read", [string, string[]][], string]>;
+  socketapiHistoryLatest(
+    ...args: (string | number)[]
+  ): Promise<[string, number, number, [string, string[]][]]>;
 }
 
 /**
@@ -192,6 +221,26 @@ export class RedisHistory implements SharedHistoryStore {
     );
   }
 
+  async latest(channel: string, count: number, options: HistoryOptions): Promise<Latest> {
+    const redis = this.#commands();
+    const [epoch, top, now, entries] = await redis.socketapiHistoryLatest(
+      `${this.#prefix}history:${channel}`,
+      `${this.#prefix}history-meta:${channel}`,
+      Math.max(0, count),
+    );
+    if (epoch === "") {
+      return { position: { offset: 0, epoch: emptyEpoch(EMPTY_TAG, Number(now)) }, frames: [] };
+    }
+    const frames: string[] = [];
+    for (const [, fields] of [...entries].reverse()) {
+      const frame = fieldOf(fields, "f");
+      if (frame !== undefined && Number(fieldOf(fields, "t")) + options.ttl > Number(now)) {
+        frames.push(frame);
+      }
+    }
+    return { position: { offset: Number(top), epoch: String(epoch) }, frames };
+  }
+
   /** The publishing connection, with the scripts defined on it. */
   #commands(): Redis & HistoryCommands {
     const redis = this.#connection();
@@ -199,6 +248,7 @@ export class RedisHistory implements SharedHistoryStore {
     if (!this.#defined.has(redis)) {
       redis.defineCommand("socketapiHistoryPublish", { numberOfKeys: 3, lua: PUBLISH });
       redis.defineCommand("socketapiHistoryRecover", { numberOfKeys: 2, lua: RECOVER });
+      redis.defineCommand("socketapiHistoryLatest", { numberOfKeys: 2, lua: LATEST });
       this.#defined.add(redis);
     }
     return redis as Redis & HistoryCommands;

@@ -6,7 +6,7 @@ import type { ChannelDeclaration } from "./declare/declarations.ts";
 import { Router } from "./declare/router.ts";
 import type { AsyncApiDocument, AsyncApiOptions } from "./describe/asyncapi.ts";
 import type { HistoryStore } from "./history/history.ts";
-import { presenceOf } from "./hub/app-view.ts";
+import { historyOf, presenceOf } from "./hub/app-view.ts";
 import { Hub } from "./hub/hub.ts";
 import type { Relay } from "./hub/relay.ts";
 import type { Target } from "./hub/target.ts";
@@ -227,6 +227,23 @@ export class SocketAPI<
    */
   presence(channel: string): Promise<{ user: string; info: unknown }[]> {
     return presenceOf(this.#hub, channel);
+  }
+
+  /**
+   * The last broadcasts a channel with history keeps (a concrete name), oldest first:
+   * `last` of them, at most its history's `size` (docs/recovery.md). Handlers ask
+   * `ctx.app.history`.
+   *
+   * @example
+   * ```ts
+   * const recent = await app.history("rooms/42", { last: 50 }); // [{ data, offset, epoch }]
+   * ```
+   */
+  history(
+    channel: string,
+    options?: { readonly last?: number | undefined },
+  ): Promise<{ data: unknown; offset: number; epoch: string }[]> {
+    return historyOf(this.#hub, channel, options?.last);
   }
 
   /**

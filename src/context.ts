@@ -70,6 +70,21 @@ export interface AppView<State extends object = ConnectionState> {
   presence(channel: string): Promise<{ user: string; info: unknown }[]>;
   /** How many members a channel with presence has, and how many connections they subscribed. */
   presenceCount(channel: string): Promise<PresenceCount>;
+  /**
+   * The last broadcasts a channel with history keeps (a concrete name), oldest first:
+   * `last` of them, at most its history's `size` (default all it keeps). What a client
+   * told `reset` (it missed more than can be sent again) reloads from; empty for a channel
+   * without history.
+   *
+   * @example
+   * ```ts
+   * const recent = await ctx.app.history("rooms/42", { last: 50 }); // [{ data, offset, epoch }]
+   * ```
+   */
+  history(
+    channel: string,
+    options?: { readonly last?: number | undefined },
+  ): Promise<{ data: unknown; offset: number; epoch: string }[]>;
 }
 
 /** What every handler, guard and dependency receives besides its input. */

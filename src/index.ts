@@ -69,6 +69,7 @@ export {
 export type {
   HistoryOptions,
   HistoryStore,
+  Latest,
   LocalHistoryStore,
   Recovery,
   SharedHistoryStore,

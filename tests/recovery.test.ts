@@ -465,6 +465,52 @@ function lateCopiesRelay() {
   return { relay, arrive, epoch };
 }
 
+describe("reading a channel's history from a handler", () => {
+  it("gives the last broadcasts kept, oldest first, and reloads a client told reset after a restart", async () => {
+    const made = () => {
+      const { app } = recoveryApp();
+      return app.action("recent", { input: v.object({ last: v.number() }) }, ({ last }, ctx) =>
+        ctx.app.history("feed", { last }),
+      );
+    };
+    const first = made();
+    const server = await serve(first, { port: 0, host: "127.0.0.1" });
+    const port = server.port;
+    expect(await first.history("feed")).toEqual([]);
+    const typed = createClient<ReturnType<typeof made>>(server.url, {
+      WebSocket,
+      reconnect: { initialDelay: 50, maxDelay: 100 },
+    });
+    const resets: string[] = [];
+    let shown: unknown[] = [];
+    const stop = typed.subscribe("feed", {
+      data: () => {},
+      reset: async () => {
+        resets.push("reset");
+        shown = (await typed.action("recent", { last: 3 })).map((entry) => entry.data);
+      },
+    });
+    await stop.ready;
+    await broadcast(first, "feed", 0, 5);
+    const kept = await first.history("feed", { last: 2 });
+    expect(kept.map((entry) => [entry.data, entry.offset])).toEqual([
+      [{ seq: 3 }, 4],
+      [{ seq: 4 }, 5],
+    ]);
+    // At most size, whatever last says; all it keeps without last.
+    expect(await first.history("feed", { last: 10_000 })).toHaveLength(5);
+    // The server restarts (its memory history gone); a broadcast comes before the client.
+    await server.close();
+    const second = made();
+    const again = await serve(second, { port, host: "127.0.0.1" });
+    servers.push(again);
+    await broadcast(second, "feed", 100, 2);
+    await vi.waitFor(() => expect(shown).toEqual([{ seq: 100 }, { seq: 101 }]), { timeout: 5000 });
+    expect(resets).toEqual(["reset"]);
+    typed.close();
+  });
+});
+
 describe("a shared store whose live copies come after the read", () => {
   /** Broadcasts without waiting for their copies to come back. */
   const fire = (app: RecoveryApp, from: number, count: number) => {
@@ -756,6 +802,34 @@ describe("history shared by instances over Redis Streams", () => {
     }
     flowing = false;
     await flow;
+  });
+
+  it("resolves a broadcast made as its last subscriber here leaves at once, not after waiting for its copy", async () => {
+    const { app, server } = await instance();
+    for (let round = 0; round < 5; round++) {
+      const c = await client(server.url);
+      await c.request({ type: "subscribe", channel: "feed" });
+      await broadcast(app, "feed", 0, 1);
+      await c.next();
+      c.ws.terminate();
+      const started = Date.now();
+      // Before: the copy came back after the subscriber left, and was waited for 5 s.
+      await broadcast(app, "feed", 1, 3);
+      expect(Date.now() - started).toBeLessThan(1000);
+    }
+  });
+
+  it("gives a channel's kept broadcasts to ctx.app.history from Redis, on any instance", async () => {
+    const [a, b] = await pair();
+    expect(await b.app.history("feed")).toEqual([]);
+    await broadcast(a.app, "feed", 0, 4);
+    const kept = await b.app.history("feed", { last: 3 });
+    expect(kept.map((entry) => [entry.data, entry.offset])).toEqual([
+      [{ seq: 1 }, 2],
+      [{ seq: 2 }, 3],
+      [{ seq: 3 }, 4],
+    ]);
+    expect(new Set(kept.map((entry) => entry.epoch)).size).toBe(1);
   });
 
   it("trims by size and by ttl in Redis too", async () => {

@@ -3,6 +3,7 @@
 import {
   bucketOf,
   DEFAULT_HISTORY_BYTES,
+  emptyEpoch,
   newEpoch,
   recoveryOfStream,
   stampedFrame,
@@ -10,6 +11,7 @@ import {
 } from "../../src/adapter.ts";
 import type {
   HistoryOptions,
+  Latest,
   LocalHistoryStore,
   Recovery,
   StreamPosition,
@@ -147,6 +149,27 @@ export class SqlHistory implements LocalHistoryStore {
         return { first: rows[0]?.seq, frames: rows.map((row) => row.frame) };
       },
     );
+  }
+
+  latest(channel: string, count: number, options: HistoryOptions): Latest {
+    const now = Date.now();
+    this.#prepare(now);
+    const stream = this.#live(channel, now);
+    if (!stream) {
+      return { position: { offset: 0, epoch: emptyEpoch(this.#tag(channel), now) }, frames: [] };
+    }
+    const rows = this.#sql
+      .exec<{ frame: string }>(
+        "SELECT frame FROM socketapi_history WHERE channel = ? AND at > ? ORDER BY seq DESC LIMIT ?",
+        channel,
+        now - options.ttl,
+        Math.max(0, count),
+      )
+      .toArray();
+    return {
+      position: { offset: stream.top, epoch: stream.epoch },
+      frames: rows.reverse().map((row) => row.frame),
+    };
   }
 
   forget(channel: string): void {

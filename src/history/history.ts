@@ -75,6 +75,15 @@ export interface LocalHistoryStore {
    * its ttl). A channel whose stream is empty is not kept heard when it is left.
    */
   holds?(channel: string): boolean;
+  /** The stream's position and its last `count` kept broadcasts, stamped, oldest first. */
+  latest?(channel: string, count: number, options: HistoryOptions): Latest;
+}
+
+/** What a store keeps of a stream's end: where it is, and its last broadcasts. */
+export interface Latest {
+  readonly position: StreamPosition;
+  /** Stamped `data` frames, oldest first. */
+  readonly frames: readonly string[];
 }
 
 /** One stream for every instance: stamps once, and carries each broadcast to all of them. */
@@ -99,4 +108,6 @@ export interface SharedHistoryStore {
     options: HistoryOptions,
     maxBytes: number,
   ): Promise<Recovery>;
+  /** As {@link LocalHistoryStore.latest}. */
+  latest?(channel: string, count: number, options: HistoryOptions): Promise<Latest>;
 }

@@ -1,7 +1,8 @@
-import { bucketOf, GENERATION_BUCKETS } from "./empty-stream.ts";
+import { bucketOf, emptyEpoch, GENERATION_BUCKETS } from "./empty-stream.ts";
 import {
   DEFAULT_HISTORY_BYTES,
   type HistoryOptions,
+  type Latest,
   type LocalHistoryStore,
   type Recovery,
   type StreamPosition,
@@ -153,6 +154,20 @@ export class MemoryHistory implements LocalHistoryStore {
         };
       },
     );
+  }
+
+  latest(channel: string, count: number, options: HistoryOptions): Latest {
+    const now = this.#now();
+    const stream = this.#live(channel, now);
+    if (!stream) {
+      return { position: { offset: 0, epoch: emptyEpoch(this.#tag(channel), now) }, frames: [] };
+    }
+    this.#expire(stream, options, now);
+    const from = Math.max(stream.start, stream.entries.length - Math.max(0, count));
+    return {
+      position: { offset: stream.top, epoch: stream.epoch },
+      frames: stream.entries.slice(from).map((entry) => entry.frame),
+    };
   }
 
   forget(channel: string): void {

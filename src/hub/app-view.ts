@@ -18,6 +18,7 @@ export function appViewOf(hub: Hub): AppView<object> {
       countSubscribers: (channel) => hub.countSubscribers(channel),
       presence: (channel) => presenceOf(hub, channel),
       presenceCount: async (channel): Promise<PresenceCount> => hub.presenceCount(channel),
+      history: (channel, options) => historyOf(hub, channel, options?.last),
     };
     views.set(hub, view);
   }
@@ -33,4 +34,29 @@ export async function presenceOf(
 ): Promise<{ user: string; info: unknown }[]> {
   const { json } = await hub.members(channel, Number.MAX_SAFE_INTEGER);
   return JSON.parse(json) as { user: string; info: unknown }[];
+}
+
+/** A broadcast kept in a channel's history, as `ctx.app.history` gives it. */
+export interface KeptBroadcast {
+  readonly data: unknown;
+  readonly offset: number;
+  readonly epoch: string;
+}
+
+/**
+ * The last broadcasts kept of a channel with history (`last`, default and at most its
+ * history's `size`), oldest first; empty for a channel without history, and where this
+ * place keeps none (the Worker in front of Durable Objects, whose objects keep it).
+ */
+export async function historyOf(
+  hub: Hub,
+  channel: string,
+  last = Number.MAX_SAFE_INTEGER,
+): Promise<KeptBroadcast[]> {
+  const latest = await hub.latest(channel, Math.max(0, Math.floor(last)));
+  if (!latest) return [];
+  return latest.frames.map((frame) => {
+    const { data, offset, epoch } = JSON.parse(frame) as KeptBroadcast;
+    return { data, offset, epoch };
+  });
 }

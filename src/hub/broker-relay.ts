@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { SharedHistoryStore } from "../history/history.ts";
+import type { HistoryOptions, SharedHistoryStore } from "../history/history.ts";
 import type { SharedPresenceStore } from "../presence/presence-registry.ts";
 import { Census } from "./census.ts";
 import type { Relay, RelayStats } from "./relay.ts";
@@ -150,6 +150,12 @@ export class BrokerRelay implements Relay {
         this.#command(channel.length + COMMAND_BYTES, "read", () =>
           store.recover(channel, since, options, maxBytes),
         ),
+      ...(store.latest && {
+        latest: (channel: string, count: number, options: HistoryOptions) =>
+          this.#command(channel.length + COMMAND_BYTES, "read", () =>
+            (store.latest as NonNullable<SharedHistoryStore["latest"]>)(channel, count, options),
+          ),
+      }),
     };
     return this.#history;
   }

@@ -1,5 +1,5 @@
 import type { AppView, Connection, ErrorInfo } from "../context.ts";
-import type { HistoryOptions, HistoryStore } from "../history/history.ts";
+import type { HistoryOptions, HistoryStore, Latest } from "../history/history.ts";
 import { MemoryHistory } from "../history/memory-history.ts";
 import { offsetOf } from "../history/stamp.ts";
 import {
@@ -178,6 +178,8 @@ export class Hub {
     if (standIn) this.standDown(channel, subscriber);
     if (!this.index.remove(channel, standIn ?? subscriber) || !this.#relay) return;
     this.#heard.delete(channel);
+    // Nobody here to deliver to: broadcasts waiting for their copy need wait no more.
+    for (const echo of [...(this.#echoes.get(channel) ?? [])]) this.#settleEcho(channel, echo, 0);
     const options = this.#historyOptions?.(channel);
     const store = options && this.#historyStore;
     // Not heard any more, a local stream would have holes: it is kept whole while it is heard
@@ -598,6 +600,19 @@ export class Hub {
     return options && store ? { options, store } : undefined;
   }
 
+  /**
+   * The last `count` broadcasts kept of `channel` (at most its history's `size`), stamped,
+   * oldest first, and where its stream is; `undefined` for a channel without history, or
+   * a store that cannot say.
+   */
+  async latest(channel: string, count: number): Promise<Latest | undefined> {
+    const history = this.historyOf(channel);
+    const latest = history?.store.latest?.bind(history.store);
+    if (!history || !latest) return undefined;
+    if (history.store.shared) await this.start();
+    return latest(channel, Math.min(count, history.options.size), history.options);
+  }
+
   /** The history options of a channel, as this hub's app declared them. */
   get historyOptions(): ((channel: string) => HistoryOptions | undefined) | undefined {
     return this.#historyOptions;
@@ -666,8 +681,8 @@ export class Hub {
   /** A stamped frame came back: the broadcasts waiting for it (or an earlier one) resolve. */
   #echoed(channel: string, frame: string, delivered: number): void {
     const offset = offsetOf(frame);
-    if (offset === undefined || !this.index.has(channel)) return;
-    this.#heard.set(channel, offset);
+    if (offset === undefined) return;
+    if (this.index.has(channel)) this.#heard.set(channel, offset);
     const waiting = this.#echoes.get(channel);
     if (!waiting) return;
     for (const echo of [...waiting]) {

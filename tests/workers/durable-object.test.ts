@@ -421,6 +421,22 @@ describe("history", () => {
     expect(streams).toEqual({ n: 0 });
   });
 
+  it("gives a handler the channel's kept broadcasts from the object's storage (ctx.app.history)", async () => {
+    const c = await connect("room=history-read&user=reader");
+    expect((await c.request({ type: "action", channel: "recent" })).data).toEqual([]);
+    await c.request({ type: "subscribe", channel: "feed" });
+    for (let n = 1; n <= 3; n++) {
+      c.send({ type: "action", channel: "post", data: { n } });
+      await c.next();
+      await c.next();
+    }
+    const recent = (await c.request({ type: "action", channel: "recent" })).data;
+    expect(recent.map((entry: Frame) => [entry.data, entry.offset])).toEqual([
+      [{ n: 2 }, 2],
+      [{ n: 3 }, 3],
+    ]);
+  });
+
   it("keeps a stream within its history.maxBytes, dropping the oldest", async () => {
     const c = await connect("room=history-bytes&user=logger");
     await c.request({ type: "subscribe", channel: "logs/big" });

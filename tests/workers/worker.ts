@@ -53,6 +53,7 @@ export const app = new SocketAPI({
     ({ n }) => ({ n }),
   )
   .action("post", { input: v.object({ n: v.number() }) }, (input, ctx) => ctx.channels.feed(input))
+  .action("recent", (_, ctx) => ctx.app.history("feed", { last: 2 }))
   // With history that expires fast, and one per topic.
   .channel(
     "brief",

@@ -114,7 +114,8 @@ describe("targeted delivery across instances", () => {
       await subscribed(urls[1] as string, "ada"),
     ];
     const bob = await subscribed(urls[1] as string, "bob");
-    await apps[1].channels.chat.toUser("ada")({ text: "all your tabs" });
+    // The count is this instance's, as docs/channels.md says: one tab here, one elsewhere.
+    expect(await apps[1].channels.chat.toUser("ada")({ text: "all your tabs" })).toBe(1);
     for (const tab of tabs) {
       expect(await tab.next()).toEqual({
         type: "data",
@@ -123,6 +124,9 @@ describe("targeted delivery across instances", () => {
       });
     }
     await bob.expectNone(200);
+    // A user connected only to the other instance: reached there, counted 0 here.
+    expect(await apps[0].channels.chat.toUser("bob")({ text: "elsewhere" })).toBe(0);
+    expect(await bob.next()).toMatchObject({ data: { text: "elsewhere" } });
   });
 
   it("takes a target over /_broadcast", async () => {

@@ -48,7 +48,8 @@ type Arguments<TParams> = undefined extends TParams
  * Calling a channel handle validates the parameters, runs the channel's handler and
  * broadcasts its result to every subscriber, serialized once. It works inside handlers
  * (`ctx.channels.chat(...)`) and outside them (`app.channels.chat(...)` from a timer or an
- * HTTP route). It resolves with the number of subscribers the frame was sent to.
+ * HTTP route). It resolves with the number of subscribers the frame was sent to on this
+ * instance (with a relay, the other instances deliver too, without telling back).
  *
  * @example
  * ```ts
@@ -82,6 +83,8 @@ export interface ChannelHandle<T extends ChannelType = ChannelType> extends Targ
   /**
    * Sends to every connection of one user (the app's `userId` option) subscribed to the
    * channel, on every instance: all of a person's tabs and devices. Not kept in history.
+   * Resolves with how many it reached on this instance: the others deliver without telling
+   * back (a user connected elsewhere is reached, and counts 0 here).
    *
    * @example
    * ```ts

@@ -93,6 +93,16 @@ describe("channels", () => {
     // @ts-expect-error limit is not a subscribe-time parameter
     typed.subscribe("feed", { limit: 5 }, () => {});
   });
+
+  it("takes presence handlers alone, without a data listener", () => {
+    full.subscribe("lobby", {
+      members: (members, count) => {
+        expectTypeOf(members[0]?.info).toEqualTypeOf<{ name: string } | undefined>();
+        expectTypeOf(count).toEqualTypeOf<number>();
+      },
+      join: (member) => expectTypeOf(member.user).toEqualTypeOf<string>(),
+    });
+  });
 });
 
 describe("construction", () => {

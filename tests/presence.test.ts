@@ -301,6 +301,29 @@ describe("what a member can make presence send and keep", () => {
   });
 });
 
+describe("a presence-only subscription in the typed client", () => {
+  it("hears members, joins and leaves with no data listener, and unsubscribes", async () => {
+    const { app, url } = await served();
+    const typed = createClient<ReturnType<typeof presenceApp>["app"]>(`${url}?user=ada&name=Ada`, {
+      WebSocket: WebSocket as never,
+    });
+    const seen: string[] = [];
+    const stop = typed.subscribe("room", {
+      members: (members) => seen.push(`members ${members.map((m) => m.user).join(",")}`),
+      join: (m) => seen.push(`join ${m.user}`),
+    });
+    await stop.ready;
+    const bob = await member(url, "bob", "Bob");
+    await bob.request({ type: "subscribe", channel: "room" });
+    // A broadcast finds no data listener, and nothing breaks.
+    await app.channels.room({ text: "hi" });
+    await vi.waitFor(() => expect(seen).toEqual(["members ada", "join bob"]));
+    await stop();
+    expect(app.subscriberCount("room")).toBe(1);
+    typed.close();
+  });
+});
+
 describe("presence from a handler", () => {
   it("is ctx.app.presence and ctx.app.presenceCount, in one declaration step", async () => {
     const app = new SocketAPI<{ user: string }>({

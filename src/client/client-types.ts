@@ -95,7 +95,8 @@ export type Listener<TData> = (data: TData, info: DataInfo) => void;
  * its stream was lost): `reset` runs, so that the app reloads its state.
  */
 export interface SubscriptionHandlers<TData, TPresence = unknown> {
-  data: Listener<TData>;
+  /** Every data frame (initial data included); may be left out to hear only presence. */
+  data?: Listener<TData> | undefined;
   /** The missed broadcasts could not be recovered: reload what the channel describes. */
   reset?: ((info: { readonly channel: string }) => void) | undefined;
   /**

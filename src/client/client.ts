@@ -338,7 +338,9 @@ export class SocketAPIClient<App = unknown> {
     ...args: SubscribeArgs<ChannelFor<ChannelsOf<App>, TName>>
   ): Unsubscribe {
     const given = (args.length === 1 ? args[0] : args[1]) as SubscriptionListener<unknown>;
-    const listener = typeof given === "function" ? given : given.data;
+    // One listener per call, so that its unsubscribe takes its own away (a presence-only
+    // subscription has no data listener: a stand-in that ignores the data counts for it).
+    const listener = typeof given === "function" ? given : (given.data ?? (() => {}));
     const handlers = typeof given === "function" ? undefined : given;
     const reset = handlers?.reset;
     const presence = handlers && (handlers.members || handlers.join || handlers.leave);

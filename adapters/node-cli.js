@@ -3,7 +3,8 @@
 // `uvicorn main:app --reload` does for SocketAPI 0.2.
 //
 //   npx socketapi main.ts [--port 8000] [--host 127.0.0.1] [--path /ws] [--watch]
-//                         [--workers N] [--redis URL | --nats URL] [--docs] [--metrics PORT]
+//                         [--workers N] [--redis URL | --nats URL] [--prefix PREFIX]
+//                         [--docs] [--metrics PORT]
 //   npx socketapi main.ts --asyncapi asyncapi.json
 //
 // Plain JavaScript, so that it runs on every Node. A TypeScript module is loaded through
@@ -17,7 +18,8 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 
 const usage = `Usage: socketapi MODULE [--port N] [--host HOST] [--path PATH] [--watch]
-                         [--workers N] [--redis URL | --nats URL] [--docs] [--metrics PORT]
+                         [--workers N] [--redis URL | --nats URL] [--prefix PREFIX]
+                         [--docs] [--metrics PORT]
        socketapi MODULE --asyncapi FILE
 
 Serves the SocketAPI app that MODULE exports as default (or as \`app\`).
@@ -29,6 +31,8 @@ Serves the SocketAPI app that MODULE exports as default (or as \`app\`).
              broadcasts go between them through the primary process, or the broker below
   --redis    carry broadcasts between instances over Redis (needs ioredis installed)
   --nats     carry broadcasts between instances over NATS (needs @nats-io/transport-node)
+  --prefix   the relay's prefix, so that several apps share one broker (default:
+             socketapi: for Redis, socketapi for NATS); instances meet only under one prefix
   --docs     serve the docs page at /docs and the AsyncAPI document at /asyncapi.json
   --asyncapi write the app's AsyncAPI 3.0 document to FILE (- for stdout) and exit
   --metrics  serve OpenTelemetry metrics as Prometheus text at http://127.0.0.1:PORT/metrics
@@ -47,6 +51,7 @@ try {
       workers: { type: "string" },
       redis: { type: "string" },
       nats: { type: "string" },
+      prefix: { type: "string" },
       docs: { type: "boolean", default: false },
       asyncapi: { type: "string" },
       metrics: { type: "string" },
@@ -80,6 +85,10 @@ if (
   (!Number.isInteger(metricsPort) || metricsPort < 1 || metricsPort > 65535)
 ) {
   console.error(`Invalid --metrics port: ${values.metrics}`);
+  process.exit(2);
+}
+if (values.prefix !== undefined && !values.redis && !values.nats) {
+  console.error("--prefix is the relay's: give it with --redis or --nats.");
   process.exit(2);
 }
 if (values.redis && values.nats) {
@@ -159,10 +168,8 @@ if (values.watch) {
   const { serve, clusterRelay } = await import("socketapi/node");
   const { hubOf } = await import("socketapi/adapter");
   const hub = hubOf(app);
-  let relay;
-  if (values.redis) relay = (await import("socketapi/redis")).redisRelay(values.redis);
-  else if (values.nats) relay = (await import("socketapi/nats")).natsRelay(values.nats);
-  else if (cluster.isWorker && !hub.relay) relay = clusterRelay();
+  let relay = await brokerRelay();
+  if (!relay && cluster.isWorker && !hub.relay) relay = clusterRelay();
   if (relay && hub.relay) {
     console.error(`${positionals[0]}'s app has a relay already (its \`relay\` option).`);
     process.exit(1);
@@ -183,7 +190,13 @@ if (values.watch) {
   if (!cluster.isWorker && values.docs) {
     console.log(`SocketAPI: docs at http://${new URL(server.url).host}/docs`);
   }
-  if (!cluster.isWorker) console.log(`SocketAPI: serving ${positionals[0]} at ${server.url}`);
+  if (!cluster.isWorker) {
+    const relayed = values.redis ?? values.nats;
+    const over = relayed
+      ? ` (relay: ${values.redis ? "Redis" : "NATS"}, prefix ${JSON.stringify(values.prefix ?? (values.redis ? "socketapi:" : "socketapi"))})`
+      : "";
+    console.log(`SocketAPI: serving ${positionals[0]} at ${server.url}${over}`);
+  }
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
@@ -193,6 +206,18 @@ if (values.watch) {
   };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
+}
+
+/** The relay --redis or --nats names (with --prefix), or undefined. */
+async function brokerRelay() {
+  const prefix = values.prefix === undefined ? {} : { prefix: values.prefix };
+  if (values.redis) {
+    return (await import("socketapi/redis")).redisRelay({ url: values.redis, ...prefix });
+  }
+  if (values.nats) {
+    return (await import("socketapi/nats")).natsRelay({ url: values.nats, ...prefix });
+  }
+  return undefined;
 }
 
 /**
@@ -206,9 +231,7 @@ async function runPrimary() {
     routeClusterBroadcasts();
   } else {
     // The broker is tried once here, so that a bad URL is said once, not by every worker.
-    const relay = values.redis
-      ? (await import("socketapi/redis")).redisRelay(values.redis)
-      : (await import("socketapi/nats")).natsRelay(values.nats);
+    const relay = await brokerRelay();
     try {
       await relay.open(
         () => {},

@@ -21,6 +21,7 @@ import {
   type BrokerLink,
   BrokerRelay,
   type BrokerRelayOptions,
+  CENSUS_TOPIC,
   errorMessage,
   type LinkEvents,
   redactedUrl,
@@ -176,6 +177,19 @@ class RedisLink implements BrokerLink {
 
   async publish(channel: string, frame: string): Promise<void> {
     await this.#publisher?.publish(this.#prefix + channel, this.#origin + frame);
+  }
+
+  async otherPrefixes(): Promise<{ prefix: string; instances: number }[]> {
+    const publisher = this.#publisher;
+    if (!publisher) return [];
+    const topics = (await publisher.pubsub("CHANNELS", `*${CENSUS_TOPIC}`)) as string[];
+    const others = topics.filter((topic) => topic !== this.#prefix + CENSUS_TOPIC);
+    if (others.length === 0) return [];
+    const counts = (await publisher.pubsub("NUMSUB", ...others)) as (string | number)[];
+    return others.map((topic, i) => ({
+      prefix: topic.slice(0, -CENSUS_TOPIC.length),
+      instances: Number(counts[i * 2 + 1] ?? 0),
+    }));
   }
 
   async listeners(channel: string): Promise<number> {

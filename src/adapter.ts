@@ -35,6 +35,7 @@ export {
   type LinkEvents,
   redactedUrl,
 } from "./hub/broker-relay.ts";
+export { CENSUS_TOPIC } from "./hub/census.ts";
 export { Hub } from "./hub/hub.ts";
 export type { Relay, RelayStats } from "./hub/relay.ts";
 export type { NativeDelivery, Subscriber } from "./hub/subscriber.ts";

@@ -444,6 +444,39 @@ describe("socketapi --workers N", () => {
       await redis.kill();
     }
   }, 60_000);
+  it("takes the relay's prefix with --prefix, and says when the broker has instances under another", async () => {
+    const redis = await startRedis();
+    try {
+      const start = async (name: string, ...prefix: string[]) => {
+        const server = await startServer([...CLI, "--redis", redis.url, ...prefix], {
+          env: { INSTANCE: name },
+        });
+        running.push(server);
+        return server;
+      };
+      const [a, b] = [await start("a", "--prefix", "chat:"), await start("b", "--prefix", "chat:")];
+      // Started without --prefix (the default socketapi:): it meets neither, and says why.
+      const lone = await start("lone");
+      const [onB, onLone] = [await client(b.url), await client(lone.url)];
+      await subscribe(onB, "news");
+      await subscribe(onLone, "news");
+      await call(await client(a.url), "burst", { count: 3 });
+      expect(await broadcasts(onB, 3)).toEqual(sequence("a", 3));
+      await onLone.expectNone(300);
+      expect(a.output()).toContain('(relay: Redis, prefix "chat:")');
+      const report = await relayReport(onLone);
+      expect(report.errors.join("\n")).toContain(
+        'also has instances under other prefixes: "chat:" (2). Instances meet only under the same prefix',
+      );
+      // With no --redis or --nats, --prefix is refused.
+      const refused = runToExit([...CLI.slice(0, 3), "--port", "0", "--prefix", "x:"]);
+      expect(refused.status).toBe(2);
+      expect(refused.text).toContain("--prefix is the relay's: give it with --redis or --nats.");
+    } finally {
+      await redis.kill();
+    }
+  }, 60_000);
+
   it("says once, not once per worker, that the broker cannot be reached, and exits 1", async () => {
     const url = `redis://127.0.0.1:${await freePort()}`;
     const output = runToExit([...CLI.slice(0, 3), "--workers", "2", "--port", "0", "--redis", url]);

@@ -48,6 +48,11 @@ export interface BrokerLink {
    * until the answers stop coming.
    */
   listeners?(channel: string): Promise<number>;
+  /**
+   * The instances on the same broker under other prefixes, where the broker can tell
+   * (Redis): they never hear this app's broadcasts, nor it theirs. Told once at start.
+   */
+  otherPrefixes?(): Promise<{ readonly prefix: string; readonly instances: number }[]>;
 }
 
 /** Options every broker relay has. */
@@ -202,6 +207,19 @@ export class BrokerRelay implements Relay {
     });
     this.#up = true;
     await this.#link.subscribe(this.#census.topics);
+    // Two instances of one app started with different prefixes never meet: say so.
+    const others = await this.#link.otherPrefixes?.().catch(() => []);
+    if (others && others.length > 0) {
+      const listed = others
+        .map(({ prefix, instances }) => `${JSON.stringify(prefix)} (${instances})`)
+        .join(", ");
+      report(
+        new Error(
+          `${this.#link.name} also has instances under other prefixes: ${listed}. ` +
+            "Instances meet only under the same prefix (the relay's `prefix`, --prefix).",
+        ),
+      );
+    }
   }
 
   /** How many connections are subscribed to `channel` on the other instances. */

@@ -14,7 +14,6 @@
  * @module
  */
 
-import type { EventEmitter } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import {
@@ -22,25 +21,22 @@ import {
   BROADCAST_PATH,
   type BroadcastEndpointOptions,
   broadcastOptions,
-  type DocsOptions,
   docsOptions,
   handleDocsRequest,
   refusalOf,
-  registerRuntimeUpgrader,
   reportToApp,
   routeRequest,
-  type UpgradeRequest,
 } from "../src/adapter.ts";
 import type { SocketAPI } from "../src/index.ts";
-import {
-  answerBroadcast,
-  pathOf,
-  requestUrl,
-  sendResponse,
-  toHeaders,
-  upgradeRequest,
-} from "./node/http.ts";
-import { decision, handleUpgrades, type UpgradeDecision } from "./node/upgrades.ts";
+import { answerBroadcast, pathOf, sendResponse, upgradeRequest } from "./node/http.ts";
+import type {
+  Attachment,
+  AttachOptions,
+  CloseOptions,
+  NodeServer,
+  ServeOptions,
+} from "./node/options.ts";
+import { decision, handleUpgrades } from "./node/upgrades.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: any app can be served.
 type AnyApp = SocketAPI<any, any, any>;
@@ -50,64 +46,13 @@ export { nodeCapabilities as capabilities } from "./capabilities.ts";
 
 // --- Options ---
 
-/** Options of {@link attach}. */
-export interface AttachOptions {
-  /** Only upgrades to this path are served (e.g. `/ws`); default: every path. */
-  path?: string | undefined;
-  /**
-   * Frames above this many bytes make `ws` close the socket with 1009 instead of reading
-   * them; default four times the app's `maxMessageBytes`. Frames between the two get the
-   * `MESSAGE_TOO_LARGE` error frame and the connection stays open.
-   */
-  maxPayload?: number | undefined;
-  /**
-   * With `path`: how long an upgrade to another path waits for another `upgrade` listener
-   * of the server to take it before it is answered 404, in ms (default 10,000). When the
-   * app is the server's only upgrade listener, such upgrades are answered 404 at once.
-   */
-  unclaimedTimeout?: number | undefined;
-}
-
-/** Options of {@link serve}. */
-export interface ServeOptions extends AttachOptions {
-  /** The port; default 8000. `0` picks a free one (read it from `server.port`). */
-  port?: number | undefined;
-  /** The interface to listen on; default `127.0.0.1`. Use `0.0.0.0` to accept from the network. */
-  host?: string | undefined;
-  /** The broadcast endpoint (`POST /_broadcast`); `false` turns it off. */
-  broadcast?: BroadcastEndpointOptions | false | undefined;
-  /**
-   * Serve the docs page (`/docs`) and the AsyncAPI document (`/asyncapi.json`): `true`, or
-   * their paths and the document's title (docs/asyncapi.md). Off by default.
-   */
-  docs?: DocsOptions | boolean | undefined;
-}
-
-/** Options of a graceful shutdown. */
-export interface CloseOptions {
-  /**
-   * How long frames already taken get to be answered before sockets are closed with 1001,
-   * in ms (default 5000). Sockets that then do not finish the close handshake within two
-   * seconds are cut off.
-   */
-  timeout?: number | undefined;
-}
-
-/** A running attachment of an app to an `http.Server`. */
-export interface Attachment {
-  /** Refuses new upgrades, closes open sockets with 1001 and resolves when they are closed. */
-  close(options?: CloseOptions): Promise<void>;
-}
-
-/** A running server made by {@link serve}. */
-export interface NodeServer extends Attachment {
-  /** The underlying HTTP server. */
-  readonly server: Server;
-  /** The port it listens on. */
-  readonly port: number;
-  /** The WebSocket URL of the app, e.g. `ws://127.0.0.1:8000/`. */
-  readonly url: string;
-}
+export type {
+  Attachment,
+  AttachOptions,
+  CloseOptions,
+  NodeServer,
+  ServeOptions,
+} from "./node/options.ts";
 
 // --- Upgrades ---
 // Sockets are in node/socket.ts, the upgrade handshake in node/upgrades.ts.
@@ -259,77 +204,14 @@ export async function serve(app: AnyApp, options: ServeOptions = {}): Promise<No
 
 // --- Relays ---
 
+// node:cluster's workers as a relay, like the brokers' (relays/cluster.ts).
 export {
   type ClusterRoutingOptions,
   clusterRelay,
   routeClusterBroadcasts,
-} from "./node/cluster.ts";
+} from "../relays/cluster.ts";
 
 // --- Hono ---
 
-/** Where `injectWebSocket` puts its upgrade callback in Hono's `env`, for the middleware. */
-const NODE_UPGRADE: unique symbol = Symbol.for("socketapi.node-upgrade");
-
-/** Accepts an upgrade on Node for `app`: returns the refusal, or a marker response. */
-type NodeUpgrade = (app: AnyApp, request: UpgradeRequest) => Promise<Response>;
-
-// Hono's middleware accepts an upgrade on Node through the callback in its `env`.
-registerRuntimeUpgrader((app, request, env) => {
-  const upgrade = (env as { [NODE_UPGRADE]?: NodeUpgrade } | undefined)?.[NODE_UPGRADE];
-  return upgrade?.(app, { url: request.url, headers: request.headers });
-});
-
-/** A Hono app, as far as {@link injectWebSocket} needs it. */
-export interface FetchApp {
-  fetch(request: Request, env?: unknown): Response | Promise<Response>;
-}
-
-/**
- * Routes the upgrade requests of a Node server made by `@hono/node-server` through a Hono
- * app, so that `hono.get(path, socketapi(app))` can accept them: Hono's routing and
- * middleware (auth, logger, CORS) run for the upgrade as for any request, and whatever
- * Hono answers instead of an upgrade (401, 404) is sent to the client.
- *
- * @example
- * ```ts
- * import { serve } from "@hono/node-server";
- * import { Hono } from "hono";
- * import { socketapi } from "socketapi/hono";
- * import { injectWebSocket } from "socketapi/node";
- *
- * const hono = new Hono().get("/", socketapi(app));
- * const server = serve({ fetch: hono.fetch, port: 8000 });
- * injectWebSocket(server, hono);
- * ```
- */
-export function injectWebSocket(
-  server: EventEmitter,
-  hono: FetchApp,
-  options: Pick<AttachOptions, "maxPayload"> = {},
-): Attachment {
-  return handleUpgrades(
-    server,
-    async (req) => {
-      let accepted: UpgradeDecision | undefined;
-      const upgrade: NodeUpgrade = async (app, request) => {
-        const admission = await admitUpgrade(app, request);
-        if (!admission.ok) return admission.response;
-        accepted = {
-          kind: "accept",
-          app,
-          request,
-          state: admission.state,
-          slot: admission.slot,
-        };
-        return new Response(null, { status: 200, headers: { "x-socketapi-upgrade": "accepted" } });
-      };
-      const request = new Request(requestUrl(req.url ?? "/", req.headers.host), {
-        headers: toHeaders(req.headers),
-      });
-      const env = { incoming: req, outgoing: undefined, [NODE_UPGRADE]: upgrade };
-      const response = await hono.fetch(request, env);
-      return accepted ?? { kind: "refuse", response };
-    },
-    (app) => options.maxPayload ?? app.limits.maxMessageBytes * 4,
-  );
-}
+// Hono's middleware reaches Node through injectWebSocket's callback (node/hono-bridge.ts).
+export { type FetchApp, injectWebSocket } from "./node/hono-bridge.ts";

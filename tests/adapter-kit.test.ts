@@ -147,9 +147,45 @@ describe("the bundled adapters", () => {
             target === "src/index.ts" ||
             target === "adapters/capabilities.ts" ||
             target === `adapters/${adapter}.ts` ||
-            target.startsWith(`adapters/${adapter}/`);
+            target.startsWith(`adapters/${adapter}/`) ||
+            // The node:cluster relay is a relay like the brokers', re-exported by Node's entry.
+            (file === "node.ts" && target === "relays/cluster.ts");
         }
         expect(allowed, `${file} imports ${specifier}`).toBe(true);
+      }
+    }
+  });
+
+  it("and no module imports its own entry: what an entry and its modules share is in a leaf", async () => {
+    for (const dir of ["adapters", "relays"]) {
+      const files = (await readdir(join(root, dir), { recursive: true })).filter(
+        (file) => file.endsWith(".ts") && file.includes("/"),
+      );
+      for (const file of files) {
+        const text = await readFile(join(root, dir, file), "utf8");
+        const entry = `${file.split("/")[0]}.ts`;
+        const specifiers = [
+          ...text.matchAll(/^(?:import|export)[^"']*?from\s+["']([^"']+)["']/gm),
+        ].map((match) => match[1] as string);
+        for (const specifier of specifiers) {
+          const target = join(root, dir, file, "..", specifier).slice(root.length + 1);
+          expect(target, `${dir}/${file} imports its entry ${entry}`).not.toBe(`${dir}/${entry}`);
+        }
+      }
+    }
+    // Nor does src/: no module of it imports an entry point.
+    const sources = (await readdir(join(root, "src"), { recursive: true })).filter((file) =>
+      file.endsWith(".ts"),
+    );
+    for (const file of sources) {
+      const text = await readFile(join(root, "src", file), "utf8");
+      for (const [, specifier] of text.matchAll(
+        /^(?:import|export)[^"']*?from\s+["']([^"']+)["']/gm,
+      )) {
+        const target = join(root, "src", file, "..", specifier as string).slice(root.length + 1);
+        const entries = ["src/index.ts", "src/adapter.ts", "src/testing.ts", "src/client/index.ts"];
+        if (entries.includes(`src/${file}`)) continue;
+        expect(entries.includes(target), `src/${file} imports ${target}`).toBe(false);
       }
     }
   });
@@ -177,7 +213,7 @@ describe("the bundled adapters", () => {
     const dir = join(root, "relays");
     const files = (await readdir(dir)).filter((file) => file.endsWith(".ts"));
     expect(files).toEqual(expect.arrayContaining(["redis.ts", "nats.ts"]));
-    const clients = /^(ioredis|@nats-io\/transport-node)$/;
+    const clients = /^(ioredis|@nats-io\/transport-node|node:cluster)$/;
     for (const file of files) {
       const text = await readFile(join(dir, file), "utf8");
       const specifiers = [

@@ -3,8 +3,8 @@
 // changes; without one, the single object knows them all, and the Worker asks it.
 import { MemberListing, PRESENCE_EVENT_MARK, targetedFrame } from "../../src/adapter.ts";
 import type { PresenceCount, SharedPresenceStore } from "../../src/index.ts";
-import { DEFAULT_SHARD } from "../cloudflare.ts";
 import type { ObjectDirectory } from "./directory.ts";
+import { DEFAULT_SHARD } from "./options.ts";
 import { type PresenceShare, rosterName } from "./presence-roster.ts";
 
 /** The object a store serves: its shard, and how a presence event reaches its listeners. */

@@ -3,14 +3,14 @@
 import { env as workerEnv } from "cloudflare:workers";
 import { type Relay, reportToApp } from "../../src/adapter.ts";
 import type { SharedPresenceStore, SocketAPI } from "../../src/index.ts";
+import { DirectoryPresence, type PresencePlace } from "./directory-presence.ts";
 import {
   type CloudflareOptions,
   ConfigurationError,
   DEFAULT_SHARD,
   DIRECTORY_SHARD,
   type ObjectRpc,
-} from "../cloudflare.ts";
-import { DirectoryPresence, type PresencePlace } from "./directory-presence.ts";
+} from "./options.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: any app can be served.
 type AnyApp = SocketAPI<any, any, any>;

@@ -16,15 +16,15 @@ import {
   utf8ByteLength,
 } from "../../src/adapter.ts";
 import { CloseCode, ErrorCode, type SocketAPI, SocketAPIError } from "../../src/index.ts";
+import { warnOfCompression } from "./compression.ts";
+import { DirectoryRelay, type ObjectDirectory } from "./directory.ts";
 import {
   type CloudflareOptions,
   DEFAULT_SHARD,
   SHARD_HEADER,
   SHARD_KEY,
   STATE_HEADER,
-} from "../cloudflare.ts";
-import { warnOfCompression } from "./compression.ts";
-import { DirectoryRelay, type ObjectDirectory } from "./directory.ts";
+} from "./options.ts";
 import { PRESENCE_CHECK_MS, PresenceRoster, type PresenceShare } from "./presence-roster.ts";
 import { SqlHistory } from "./sql-history.ts";
 

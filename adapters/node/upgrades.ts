@@ -12,8 +12,8 @@ import {
   type UpgradeRequest,
 } from "../../src/adapter.ts";
 import type { SocketAPI } from "../../src/index.ts";
-import type { Attachment, CloseOptions } from "../node.ts";
 import { refuseUpgrade } from "./http.ts";
+import type { Attachment, CloseOptions } from "./options.ts";
 import {
   type CorkedWebSocket,
   createWebSocketServer,

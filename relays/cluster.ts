@@ -13,7 +13,7 @@ import {
   type BrokerRelayOptions,
   type LinkEvents,
   type Relay,
-} from "../../src/adapter.ts";
+} from "../src/adapter.ts";
 
 /** The messages between a worker's relay and the primary, told apart from others by `socketapi`. */
 type ClusterMessage =

@@ -1,0 +1,63 @@
+// The Node adapter's options and what attaching returns: shared by node.ts and its parts.
+// A leaf: it imports nothing of the adapter, which imports it.
+import type { Server } from "node:http";
+import type { BroadcastEndpointOptions, DocsOptions } from "../../src/adapter.ts";
+
+/** Options of `attach`. */
+export interface AttachOptions {
+  /** Only upgrades to this path are served (e.g. `/ws`); default: every path. */
+  path?: string | undefined;
+  /**
+   * Frames above this many bytes make `ws` close the socket with 1009 instead of reading
+   * them; default four times the app's `maxMessageBytes`. Frames between the two get the
+   * `MESSAGE_TOO_LARGE` error frame and the connection stays open.
+   */
+  maxPayload?: number | undefined;
+  /**
+   * With `path`: how long an upgrade to another path waits for another `upgrade` listener
+   * of the server to take it before it is answered 404, in ms (default 10,000). When the
+   * app is the server's only upgrade listener, such upgrades are answered 404 at once.
+   */
+  unclaimedTimeout?: number | undefined;
+}
+
+/** Options of `serve`. */
+export interface ServeOptions extends AttachOptions {
+  /** The port; default 8000. `0` picks a free one (read it from `server.port`). */
+  port?: number | undefined;
+  /** The interface to listen on; default `127.0.0.1`. Use `0.0.0.0` to accept from the network. */
+  host?: string | undefined;
+  /** The broadcast endpoint (`POST /_broadcast`); `false` turns it off. */
+  broadcast?: BroadcastEndpointOptions | false | undefined;
+  /**
+   * Serve the docs page (`/docs`) and the AsyncAPI document (`/asyncapi.json`): `true`, or
+   * their paths and the document's title (docs/asyncapi.md). Off by default.
+   */
+  docs?: DocsOptions | boolean | undefined;
+}
+
+/** Options of a graceful shutdown. */
+export interface CloseOptions {
+  /**
+   * How long frames already taken get to be answered before sockets are closed with 1001,
+   * in ms (default 5000). Sockets that then do not finish the close handshake within two
+   * seconds are cut off.
+   */
+  timeout?: number | undefined;
+}
+
+/** A running attachment of an app to an `http.Server`. */
+export interface Attachment {
+  /** Refuses new upgrades, closes open sockets with 1001 and resolves when they are closed. */
+  close(options?: CloseOptions): Promise<void>;
+}
+
+/** A running server made by `serve`. */
+export interface NodeServer extends Attachment {
+  /** The underlying HTTP server. */
+  readonly server: Server;
+  /** The port it listens on. */
+  readonly port: number;
+  /** The WebSocket URL of the app, e.g. `ws://127.0.0.1:8000/`. */
+  readonly url: string;
+}

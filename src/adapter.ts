@@ -39,13 +39,11 @@ export { CENSUS_TOPIC } from "./hub/census.ts";
 export { Hub } from "./hub/hub.ts";
 export type { Relay, RelayStats } from "./hub/relay.ts";
 export type { NativeDelivery, Subscriber } from "./hub/subscriber.ts";
-export { SubscriberIndex } from "./hub/subscriber-index.ts";
 export { targetedFrame } from "./hub/target.ts";
 export {
   joinFrame,
   leaveFrame,
   MemberListing,
-  memberJson,
   PRESENCE_EVENT_MARK,
 } from "./presence/presence-registry.ts";
 export { PING_FRAME, PONG_FRAME } from "./protocol/protocol.ts";
@@ -62,12 +60,9 @@ export {
   type BroadcastEndpointOptions,
   handleBroadcastRequest,
   isLoopbackAddress,
-  refuseBroadcastCaller,
-  secretMatches,
 } from "./serve/broadcast-endpoint.ts";
 export {
   ASYNCAPI_PATH,
-  DOCS_PATH,
   type DocsOptions,
   docsOptions,
   handleDocsRequest,
@@ -82,7 +77,6 @@ export {
   refusalOf,
   routeFetch,
   routeRequest,
-  upgradeRequired,
 } from "./serve/request-router.ts";
 export type { ConnectionKeeper, Session } from "./serve/session.ts";
 export { closeSessions } from "./serve/shutdown.ts";

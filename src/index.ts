@@ -77,6 +77,7 @@ export type {
 } from "./history/history.ts";
 export { MemoryHistory, type MemoryHistoryOptions } from "./history/memory-history.ts";
 export type { Relay, RelayStats } from "./hub/relay.ts";
+export type { TelemetryOptions } from "./observe/telemetry.ts";
 export type { PresenceCount, SharedPresenceStore } from "./presence/presence-registry.ts";
 export {
   type ActionCompletedFrame,
@@ -87,6 +88,8 @@ export {
   ErrorCode,
   type ErrorFrame,
   ErrorMessage,
+  type JoinFrame,
+  type LeaveFrame,
   PING_FRAME,
   type PingFrame,
   PONG_FRAME,

@@ -7,8 +7,9 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import WebSocket, { WebSocketServer } from "ws";
 import { attach, broadcastHandler, type NodeServer, serve } from "../adapters/node.ts";
 import seed from "../examples/main.ts";
-import { hubOf, isLoopbackAddress, secretMatches } from "../src/adapter.ts";
+import { hubOf, isLoopbackAddress } from "../src/adapter.ts";
 import { SocketAPI } from "../src/index.ts";
+import { secretMatches } from "../src/serve/broadcast-endpoint.ts";
 import { openClient, WsClient } from "./helpers/ws-client.ts";
 
 const servers: { close(): Promise<void> }[] = [];

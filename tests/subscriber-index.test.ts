@@ -1,7 +1,8 @@
 // The local index of who is subscribed here, with and without a runtime's native delivery
 // (Bun's topics): the same counts, the same first and last, the same frames.
 import { describe, expect, it } from "vitest";
-import { type NativeDelivery, type Subscriber, SubscriberIndex } from "../src/adapter.ts";
+import type { NativeDelivery, Subscriber } from "../src/adapter.ts";
+import { SubscriberIndex } from "../src/hub/subscriber-index.ts";
 
 /** A subscriber that records what it received, and may fail its sends. */
 function subscriber(name: string, native: boolean) {

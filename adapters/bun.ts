@@ -14,13 +14,13 @@
  *
  * @module
  */
+
 import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
+import type { AnyApp, RoutingOptions } from "../src/adapter.ts";
 import {
   admitUpgrade,
-  type BroadcastEndpointOptions,
   type ConnectionSlot,
   closeSessions,
-  type DocsOptions,
   hubOf,
   isLoopbackAddress,
   type NativeDelivery,
@@ -33,10 +33,6 @@ import {
   type Subscriber,
   type UpgradeRequest,
 } from "../src/adapter.ts";
-import type { SocketAPI } from "../src/index.ts";
-
-// biome-ignore lint/suspicious/noExplicitAny: any app can be served.
-type AnyApp = SocketAPI<any, any, any>;
 
 /** What this runtime can and cannot do, for the cross-runtime suite and the docs. */
 export { bunCapabilities as capabilities } from "./capabilities.ts";
@@ -53,17 +49,11 @@ export interface SocketData {
   session?: Session<object>;
 }
 
-/** Options of {@link bun}. */
-export interface BunOptions {
-  /** Only upgrades to this path are served (e.g. `/ws`); default: every path. */
-  path?: string | undefined;
-  /** The broadcast endpoint (`POST /_broadcast`); `false` turns it off. */
-  broadcast?: BroadcastEndpointOptions | false | undefined;
-  /**
-   * Serve the docs page (`/docs`) and the AsyncAPI document (`/asyncapi.json`): `true`, or
-   * their paths and the document's title (docs/asyncapi.md). Off by default.
-   */
-  docs?: DocsOptions | boolean | undefined;
+/**
+ * Options of {@link bun}: the kit's `path`, `broadcast` and `docs` (`RoutingOptions`), and
+ * Bun's frame limit.
+ */
+export interface BunOptions extends RoutingOptions {
   /**
    * Frames above this many bytes make Bun close the socket with 1009 instead of reading
    * them; default four times the app's `maxMessageBytes`.
@@ -127,7 +117,7 @@ export class BunSocket implements SocketLike {
  */
 export function websocketLimits(app: AnyApp): Partial<WebSocketHandler<SocketData>> {
   return {
-    maxPayloadLength: app.limits.maxMessageBytes * 4,
+    maxPayloadLength: app.limits.maxFrameBytes,
     idleTimeout: Math.min(960, app.limits.idleTimeout),
     backpressureLimit: app.limits.maxBufferedBytes,
     closeOnBackpressureLimit: true,
@@ -144,8 +134,7 @@ export const websocket: WebSocketHandler<SocketData> = {
   message(ws, message) {
     const session = ws.data.session;
     if (!session) return;
-    if (typeof message === "string") session.receiveText(message);
-    else session.receiveBinary();
+    session.receive(message);
   },
   close(ws, code, reason) {
     ws.data.session?.handleClose(code, reason);
@@ -272,7 +261,7 @@ export function bun(app: AnyApp, options: BunOptions = {}): BunHandler {
         ? {}
         : { maxPayloadLength: options.maxPayloadLength }),
     },
-    async shutdown(server, { timeout = 5000 } = {}) {
+    async shutdown(server, { timeout } = {}) {
       stopping = true;
       const sessions = [...app.connections].filter(
         (c) => (c as Session<object>).socket instanceof BunSocket,
@@ -293,8 +282,10 @@ function isBunServer(env: unknown): env is Server<SocketData> {
 
 // Hono's middleware accepts an upgrade on Bun through the server Hono passes as `env`.
 // Bun ignores the response of a request it upgraded; Hono needs one.
-registerRuntimeUpgrader((app, request, env) =>
-  isBunServer(env)
-    ? upgrade(app, request, env).then((refusal) => refusal ?? new Response(null))
-    : undefined,
+registerRuntimeUpgrader(
+  (app, request, env) =>
+    isBunServer(env)
+      ? upgrade(app, request, env).then((refusal) => refusal ?? new Response(null))
+      : undefined,
+  (request, env) => (isBunServer(env) ? (env.requestIP(request)?.address ?? "") : undefined),
 );

@@ -17,7 +17,9 @@
  *
  * @module
  */
+
 import { DurableObject } from "cloudflare:workers";
+import type { AnyApp } from "../src/adapter.ts";
 import {
   admitUpgrade,
   broadcastOptions,
@@ -32,7 +34,7 @@ import {
   routeRequest,
   setUpgradeRoute,
 } from "../src/adapter.ts";
-import { CloseCode, type PresenceCount, type SocketAPI } from "../src/index.ts";
+import { CloseCode, type PresenceCount } from "../src/index.ts";
 import { warnOfCompression } from "./cloudflare/compression.ts";
 import { DirectoryRelay, ObjectDirectory } from "./cloudflare/directory.ts";
 import { ObjectServer } from "./cloudflare/object-server.ts";
@@ -45,9 +47,6 @@ import {
   STATE_HEADER,
 } from "./cloudflare/options.ts";
 import type { PresenceShare, ShareUpdate } from "./cloudflare/presence-roster.ts";
-
-// biome-ignore lint/suspicious/noExplicitAny: any app can be served.
-type AnyApp = SocketAPI<any, any, any>;
 
 /** What this runtime can and cannot do, for the cross-runtime suite and the docs. */
 export { workersCapabilities as capabilities } from "./capabilities.ts";

@@ -18,19 +18,16 @@
  * @module
  */
 import {
-  type BroadcastEndpointOptions,
+  type AnyApp,
   closeSessions,
-  type DocsOptions,
   isLoopbackAddress,
+  type RoutingOptions,
   routeFetch,
+  runtimeUpgradeWebSocket,
   type Session,
   type UpgradeWebSocket,
   upgradeToWebSocket,
 } from "../src/adapter.ts";
-import type { SocketAPI } from "../src/index.ts";
-
-// biome-ignore lint/suspicious/noExplicitAny: any app can be served.
-type AnyApp = SocketAPI<any, any, any>;
 
 /** What this runtime can and cannot do, for the cross-runtime suite and the docs. */
 export { denoCapabilities as capabilities } from "./capabilities.ts";
@@ -45,18 +42,8 @@ export interface ServeInfo {
   readonly remoteAddr: { readonly transport: string; readonly hostname?: string };
 }
 
-/** Options of {@link deno}. */
-export interface DenoOptions {
-  /** Only upgrades to this path are served (e.g. `/ws`); default: every path. */
-  path?: string | undefined;
-  /** The broadcast endpoint (`POST /_broadcast`); `false` turns it off. */
-  broadcast?: BroadcastEndpointOptions | false | undefined;
-  /**
-   * Serve the docs page (`/docs`) and the AsyncAPI document (`/asyncapi.json`): `true`, or
-   * their paths and the document's title (docs/asyncapi.md). Off by default.
-   */
-  docs?: DocsOptions | boolean | undefined;
-}
+/** Options of {@link deno}: the kit's `path`, `broadcast` and `docs` (`RoutingOptions`). */
+export interface DenoOptions extends RoutingOptions {}
 
 /** What {@link deno} returns. */
 export interface DenoHandler {
@@ -69,14 +56,15 @@ export interface DenoHandler {
 // --- Upgrades ---
 
 /**
- * `Deno.upgradeWebSocket`, read from the global when called: Deno pings the socket and
- * closes it when no pong comes back within `idleTimeout`.
+ * `Deno.upgradeWebSocket`, read from the global when called (the kit's
+ * `runtimeUpgradeWebSocket`): Deno pings the socket and closes it when no pong comes back
+ * within `idleTimeout`.
  */
-const upgradeWebSocket: UpgradeWebSocket = (request, options) =>
-  (globalThis as unknown as { Deno: { upgradeWebSocket: UpgradeWebSocket } }).Deno.upgradeWebSocket(
-    request,
-    options,
-  );
+const upgradeWebSocket: UpgradeWebSocket = (request, options) => {
+  const upgradeHere = runtimeUpgradeWebSocket();
+  if (!upgradeHere) throw new Error("socketapi/deno: this runtime has no Deno.upgradeWebSocket.");
+  return upgradeHere(request, options);
+};
 
 /**
  * Upgrades a request to a SocketAPI connection on Deno, after `onConnect` admitted it.
@@ -126,7 +114,7 @@ export function deno(app: AnyApp, options: DenoOptions = {}): DenoHandler {
         upgrade: () => upgrade(app, request, sessions),
       });
     },
-    async shutdown({ timeout = 5000 } = {}) {
+    async shutdown({ timeout } = {}) {
       stopping = true;
       await closeSessions(sessions, timeout);
     },

@@ -24,7 +24,9 @@
  *
  * @module
  */
+
 import type { Context, Handler, MiddlewareHandler } from "hono";
+import type { AnyApp } from "../src/adapter.ts";
 import {
   ASYNCAPI_PATH,
   type BroadcastEndpointOptions,
@@ -32,24 +34,13 @@ import {
   handleBroadcastRequest,
   handleDocsRequest,
   isLoopbackAddress,
-  type UpgradeWebSocket,
+  peerAddressOf,
+  runtimeUpgradeWebSocket,
   upgradeToWebSocket,
   upgradeWhereServed,
 } from "../src/adapter.ts";
-import type { SocketAPI } from "../src/index.ts";
-
-// biome-ignore lint/suspicious/noExplicitAny: any app can be served.
-type AnyApp = SocketAPI<any, any, any>;
 
 // --- Upgrades ---
-
-/** Deno's global, where it exists: the middleware upgrades with it directly. */
-function denoUpgrade(): UpgradeWebSocket | undefined {
-  const deno = (globalThis as { Deno?: { upgradeWebSocket?: UpgradeWebSocket } }).Deno;
-  return typeof deno?.upgradeWebSocket === "function"
-    ? deno.upgradeWebSocket.bind(deno)
-    : undefined;
-}
 
 /**
  * The middleware. A request that is not a WebSocket upgrade goes on to the next handler
@@ -71,7 +62,8 @@ export function socketapi(app: AnyApp): MiddlewareHandler {
     // `injectWebSocket` puts in `env`): each adapter registered how it accepts upgrades.
     const upgraded = upgradeWhereServed(app, request, c.env);
     if (upgraded) return upgraded;
-    const deno = denoUpgrade();
+    // Deno: its global upgrade (Hono on Deno needs no adapter of ours).
+    const deno = runtimeUpgradeWebSocket();
     if (deno) return upgradeToWebSocket(app, request, deno);
     return c.text(
       "socketapi/hono: no WebSocket support found. On Bun pass `websocket` from socketapi/bun " +
@@ -84,16 +76,15 @@ export function socketapi(app: AnyApp): MiddlewareHandler {
 
 // --- Broadcast endpoint ---
 
-/** The peer's address on Node, Bun and Deno, as Hono's runtime bindings carry it. */
+/**
+ * The peer's address: as the adapter of the runtime Hono runs on says it (Node's and Bun's
+ * register how), else Deno's `ServeHandlerInfo`, which Hono on Deno passes as `env`.
+ */
 function remoteAddress(c: Context): string | undefined {
-  const env = c.env as {
-    incoming?: { socket?: { remoteAddress?: string } };
-    remoteAddr?: { hostname?: string };
-  };
-  if (env?.incoming?.socket) return env.incoming.socket.remoteAddress;
-  const bun = c.env as { requestIP?: (request: Request) => { address: string } | null };
-  if (typeof bun?.requestIP === "function") return bun.requestIP(c.req.raw)?.address;
-  return env?.remoteAddr?.hostname;
+  return (
+    peerAddressOf(c.req.raw, c.env) ??
+    (c.env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr?.hostname
+  );
 }
 
 /**

@@ -16,6 +16,7 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { AnyApp } from "../src/adapter.ts";
 import {
   admitUpgrade,
   BROADCAST_PATH,
@@ -27,7 +28,6 @@ import {
   reportToApp,
   routeRequest,
 } from "../src/adapter.ts";
-import type { SocketAPI } from "../src/index.ts";
 import { answerBroadcast, pathOf, sendResponse, upgradeRequest } from "./node/http.ts";
 import type {
   Attachment,
@@ -37,9 +37,6 @@ import type {
   ServeOptions,
 } from "./node/options.ts";
 import { decision, handleUpgrades } from "./node/upgrades.ts";
-
-// biome-ignore lint/suspicious/noExplicitAny: any app can be served.
-type AnyApp = SocketAPI<any, any, any>;
 
 /** What this runtime can and cannot do, for the cross-runtime suite and the docs. */
 export { nodeCapabilities as capabilities } from "./capabilities.ts";
@@ -102,7 +99,7 @@ function attachRouted(
         ? admission.then((settled) => decision(app, request, settled))
         : decision(app, request, admission);
     },
-    () => options.maxPayload ?? app.limits.maxMessageBytes * 4,
+    () => options.maxPayload ?? app.limits.maxFrameBytes,
     options.unclaimedTimeout,
   );
 }

@@ -21,7 +21,7 @@
  *
  * @module
  */
-export type { Admission, ConnectionSlot } from "./app.ts";
+export type { Admission, AnyApp, ConnectionSlot } from "./app.ts";
 export type { UpgradeRequest } from "./context.ts";
 export { bucketOf, emptyEpoch, emptySince } from "./history/empty-stream.ts";
 export { DEFAULT_HISTORY_BYTES } from "./history/history.ts";
@@ -82,11 +82,17 @@ export type { ConnectionKeeper, Session } from "./serve/session.ts";
 export { closeSessions } from "./serve/shutdown.ts";
 export { type MessageData, OPEN, type SocketLike } from "./serve/socket.ts";
 export {
+  type PeerAddress,
+  peerAddressOf,
   type RuntimeUpgrader,
   registerRuntimeUpgrader,
   setUpgradeRoute,
   type UpgradeRoute,
   upgradeWhereServed,
 } from "./serve/upgrade-route.ts";
-export { type UpgradeWebSocket, upgradeToWebSocket } from "./serve/upgrade-websocket.ts";
+export {
+  runtimeUpgradeWebSocket,
+  type UpgradeWebSocket,
+  upgradeToWebSocket,
+} from "./serve/upgrade-websocket.ts";
 export { serveWebSocket } from "./serve/websocket.ts";

@@ -85,6 +85,10 @@ export { DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_MESSAGE_BYTES } from "./serve/l
 
 const NO_PARAMS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
+/** Any app, whatever its state and declarations: what adapters and the framework's parts take. */
+// biome-ignore lint/suspicious/noExplicitAny: any app, whatever it declares.
+export type AnyApp = SocketAPI<any, any, any>;
+
 /**
  * A SocketAPI app: actions and channels served over one WebSocket per client. Declare them
  * in a chain so that `typeof app` carries their types; serve the app with an adapter

@@ -16,15 +16,12 @@
  *
  * @module
  */
-import type { SocketAPI } from "./app.ts";
+import type { AnyApp } from "./app.ts";
 import { type ClientOptions, type ClientSocket, SocketAPIClient } from "./client/client.ts";
 import type { Connection, UpgradeRequest } from "./context.ts";
 import { admitUpgrade, openConnection } from "./serve/app-internals.ts";
 import type { Session } from "./serve/session.ts";
 import type { SocketLike } from "./serve/socket.ts";
-
-// biome-ignore lint/suspicious/noExplicitAny: any app can be tested.
-type AnyApp = SocketAPI<any, any, any>;
 
 /** A frame as the test client received it, parsed. */
 // biome-ignore lint/suspicious/noExplicitAny: tests check frames by hand.

@@ -1,8 +1,10 @@
 // The shard directory: where a Worker's objects are, which of them have subscribers of a
 // channel, and the relay that carries a broadcast to them over RPC.
+
 import { env as workerEnv } from "cloudflare:workers";
+import type { AnyApp } from "../../src/adapter.ts";
 import { type Relay, reportToApp } from "../../src/adapter.ts";
-import type { SharedPresenceStore, SocketAPI } from "../../src/index.ts";
+import type { SharedPresenceStore } from "../../src/index.ts";
 import { DirectoryPresence, type PresencePlace } from "./directory-presence.ts";
 import {
   type CloudflareOptions,
@@ -11,9 +13,6 @@ import {
   DIRECTORY_SHARD,
   type ObjectRpc,
 } from "./options.ts";
-
-// biome-ignore lint/suspicious/noExplicitAny: any app can be served.
-type AnyApp = SocketAPI<any, any, any>;
 
 /** Where a Worker's objects are, and which of them have subscribers of a channel. */
 export class ObjectDirectory {

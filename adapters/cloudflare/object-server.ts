@@ -1,6 +1,7 @@
 // The part of a Durable Object that serves sockets: it accepts them with the Hibernation
 // API, keeps each connection in its socket's attachment so that it survives eviction, and
 // delivers broadcasts that arrive over RPC.
+import type { AnyApp } from "../../src/adapter.ts";
 import {
   type ConnectionKeeper,
   Hub,
@@ -15,7 +16,7 @@ import {
   type UpgradeRequest,
   utf8ByteLength,
 } from "../../src/adapter.ts";
-import { CloseCode, ErrorCode, type SocketAPI, SocketAPIError } from "../../src/index.ts";
+import { CloseCode, ErrorCode, SocketAPIError } from "../../src/index.ts";
 import { warnOfCompression } from "./compression.ts";
 import { DirectoryRelay, type ObjectDirectory } from "./directory.ts";
 import {
@@ -27,9 +28,6 @@ import {
 } from "./options.ts";
 import { PRESENCE_CHECK_MS, PresenceRoster, type PresenceShare } from "./presence-roster.ts";
 import { SqlHistory } from "./sql-history.ts";
-
-// biome-ignore lint/suspicious/noExplicitAny: any app can be served.
-type AnyApp = SocketAPI<any, any, any>;
 
 /** What a connection keeps in its socket's attachment, so that it survives hibernation. */
 interface Attachment {
@@ -111,7 +109,7 @@ export class ObjectServer implements ConnectionKeeper {
     if (!isWebSocketUpgrade(request.headers.get("upgrade"))) return refusalOf("upgrade-required");
     // The Worker cannot see an object's connections: the object counts its own.
     if (this.#sessions.size >= this.#app.limits.maxConnections) {
-      return new Response("Too many connections", { status: 503 });
+      return refusalOf("too-many-connections");
     }
     const shard = request.headers.get(SHARD_HEADER) ?? DEFAULT_SHARD;
     if (this.shard !== shard) {
@@ -143,8 +141,7 @@ export class ObjectServer implements ConnectionKeeper {
 
   message(ws: WebSocket, message: string | ArrayBuffer): void {
     const session = this.#sessions.get(ws) ?? this.#restore(ws);
-    if (typeof message === "string") session.receiveText(message);
-    else session.receiveBinary();
+    session.receive(message);
   }
 
   close(ws: WebSocket, code: number, reason: string): void {

@@ -1,6 +1,6 @@
 // What the Worker, its objects and the shard directory share: names, headers, the options
 // and the objects' RPC. A leaf: it imports nothing of the adapter, which imports it.
-import type { BroadcastEndpointOptions, DocsOptions } from "../../src/adapter.ts";
+import type { RoutingOptions } from "../../src/adapter.ts";
 import type { PresenceCount } from "../../src/index.ts";
 import type { PresenceShare, ShareUpdate } from "./presence-roster.ts";
 
@@ -16,8 +16,12 @@ export const STATE_HEADER = "x-socketapi-state";
 /** Where an object keeps the name of the shard it is. */
 export const SHARD_KEY = "socketapi:shard";
 
-/** Options of `cloudflare(app, options)`. */
-export interface CloudflareOptions<Env = Cloudflare.Env> {
+/**
+ * Options of `cloudflare(app, options)`: the kit's `path`, `broadcast` (the caller's address
+ * is Cloudflare's `CF-Connecting-IP`; from outside, set a `token`) and `docs` (served by the
+ * Worker), and the Workers' own.
+ */
+export interface CloudflareOptions<Env = Cloudflare.Env> extends RoutingOptions {
   /** The Durable Object binding's name in `wrangler.toml`; default `SOCKETAPI`. */
   binding?: string | undefined;
   /**
@@ -31,18 +35,6 @@ export interface CloudflareOptions<Env = Cloudflare.Env> {
    * `rooms/42` lives in shard `42`). Return `undefined` to ask the shard directory.
    */
   channelShards?: ((channel: string) => string[] | undefined) | undefined;
-  /** Only upgrades to this path are served (e.g. `/ws`); default: every path. */
-  path?: string | undefined;
-  /**
-   * The broadcast endpoint (`POST /_broadcast`); `false` turns it off. The caller's
-   * address is Cloudflare's `CF-Connecting-IP`; from outside, set a `token`.
-   */
-  broadcast?: BroadcastEndpointOptions | false | undefined;
-  /**
-   * Serve the docs page (`/docs`) and the AsyncAPI document (`/asyncapi.json`) from the
-   * Worker: `true`, or their paths and the document's title (docs/asyncapi.md). Off by default.
-   */
-  docs?: DocsOptions | boolean | undefined;
   /**
    * Upgrade headers kept with each connection, so that `ctx.request.headers` has them after
    * the object wakes from hibernation (default none).

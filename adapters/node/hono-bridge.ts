@@ -1,15 +1,13 @@
 // Hono on Node: `injectWebSocket(server, hono)` routes a @hono/node-server's upgrades through
 // the Hono app, and the middleware (`socketapi(app)`) accepts them through a callback it
 // finds in Hono's `env`.
+
 import type { EventEmitter } from "node:events";
+import type { AnyApp } from "../../src/adapter.ts";
 import { admitUpgrade, registerRuntimeUpgrader, type UpgradeRequest } from "../../src/adapter.ts";
-import type { SocketAPI } from "../../src/index.ts";
 import { requestUrl, toHeaders } from "./http.ts";
 import type { Attachment, AttachOptions } from "./options.ts";
 import { handleUpgrades, type UpgradeDecision } from "./upgrades.ts";
-
-// biome-ignore lint/suspicious/noExplicitAny: any app can be served.
-type AnyApp = SocketAPI<any, any, any>;
 
 /** Where `injectWebSocket` puts its upgrade callback in Hono's `env`, for the middleware. */
 const NODE_UPGRADE: unique symbol = Symbol.for("socketapi.node-upgrade");
@@ -18,10 +16,18 @@ const NODE_UPGRADE: unique symbol = Symbol.for("socketapi.node-upgrade");
 type NodeUpgrade = (app: AnyApp, request: UpgradeRequest) => Promise<Response>;
 
 // Hono's middleware accepts an upgrade on Node through the callback in its `env`.
-registerRuntimeUpgrader((app, request, env) => {
-  const upgrade = (env as { [NODE_UPGRADE]?: NodeUpgrade } | undefined)?.[NODE_UPGRADE];
-  return upgrade?.(app, { url: request.url, headers: request.headers });
-});
+registerRuntimeUpgrader(
+  (app, request, env) => {
+    const upgrade = (env as { [NODE_UPGRADE]?: NodeUpgrade } | undefined)?.[NODE_UPGRADE];
+    return upgrade?.(app, { url: request.url, headers: request.headers });
+  },
+  // @hono/node-server passes the request's IncomingMessage as `env.incoming`.
+  (_request, env) => {
+    const incoming = (env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)
+      ?.incoming;
+    return incoming?.socket ? (incoming.socket.remoteAddress ?? "") : undefined;
+  },
+);
 
 /** A Hono app, as far as {@link injectWebSocket} needs it. */
 export interface FetchApp {
@@ -74,6 +80,6 @@ export function injectWebSocket(
       const response = await hono.fetch(request, env);
       return accepted ?? { kind: "refuse", response };
     },
-    (app) => options.maxPayload ?? app.limits.maxMessageBytes * 4,
+    (app) => options.maxPayload ?? app.limits.maxFrameBytes,
   );
 }

@@ -1,5 +1,6 @@
 // Node's HTTP objects as the kit's WHATWG ones: headers, URLs, and responses written on a
 // plain response or on a socket that was not upgraded.
+
 import {
   type IncomingHttpHeaders,
   type IncomingMessage,
@@ -7,6 +8,7 @@ import {
   STATUS_CODES,
 } from "node:http";
 import { type Duplex, Readable } from "node:stream";
+import type { AnyApp } from "../../src/adapter.ts";
 import {
   type BroadcastEndpointOptions,
   handleBroadcastRequest,
@@ -14,10 +16,6 @@ import {
   KeptRequest,
   type UpgradeRequest,
 } from "../../src/adapter.ts";
-import type { SocketAPI } from "../../src/index.ts";
-
-// biome-ignore lint/suspicious/noExplicitAny: any app can be served.
-type AnyApp = SocketAPI<any, any, any>;
 
 export function toHeaders(raw: IncomingHttpHeaders): Headers {
   const headers = new Headers();

@@ -1,7 +1,7 @@
 // The Node adapter's options and what attaching returns: shared by node.ts and its parts.
 // A leaf: it imports nothing of the adapter, which imports it.
 import type { Server } from "node:http";
-import type { BroadcastEndpointOptions, DocsOptions } from "../../src/adapter.ts";
+import type { RoutingOptions } from "../../src/adapter.ts";
 
 /** Options of `attach`. */
 export interface AttachOptions {
@@ -21,19 +21,12 @@ export interface AttachOptions {
   unclaimedTimeout?: number | undefined;
 }
 
-/** Options of `serve`. */
-export interface ServeOptions extends AttachOptions {
+/** Options of `serve`: those of `attach`, the kit's `broadcast` and `docs`, and where to listen. */
+export interface ServeOptions extends AttachOptions, Omit<RoutingOptions, "path"> {
   /** The port; default 8000. `0` picks a free one (read it from `server.port`). */
   port?: number | undefined;
   /** The interface to listen on; default `127.0.0.1`. Use `0.0.0.0` to accept from the network. */
   host?: string | undefined;
-  /** The broadcast endpoint (`POST /_broadcast`); `false` turns it off. */
-  broadcast?: BroadcastEndpointOptions | false | undefined;
-  /**
-   * Serve the docs page (`/docs`) and the AsyncAPI document (`/asyncapi.json`): `true`, or
-   * their paths and the document's title (docs/asyncapi.md). Off by default.
-   */
-  docs?: DocsOptions | boolean | undefined;
 }
 
 /** Options of a graceful shutdown. */

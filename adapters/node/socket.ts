@@ -3,6 +3,7 @@
 
 import type { Duplex } from "node:stream";
 import { WebSocket, WebSocketServer } from "ws";
+import type { AnyApp } from "../../src/adapter.ts";
 import {
   type ConnectionSlot,
   keepRequest,
@@ -10,10 +11,6 @@ import {
   type Session,
   type UpgradeRequest,
 } from "../../src/adapter.ts";
-import type { SocketAPI } from "../../src/index.ts";
-
-// biome-ignore lint/suspicious/noExplicitAny: any app can be served.
-type AnyApp = SocketAPI<any, any, any>;
 
 // Node writes each `ws.send` to the socket at once: one syscall per frame. Corking the
 // socket and uncorking once per event-loop turn batches the frames of a turn (a broadcast,

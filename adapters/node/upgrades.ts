@@ -1,9 +1,11 @@
 // Upgrades on a Node server: what each becomes (left to another listener, refused, or
 // accepted), handed to `ws`, and the graceful shutdown of what was accepted.
+
 import type { EventEmitter } from "node:events";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import type { WebSocketServer } from "ws";
+import type { AnyApp } from "../../src/adapter.ts";
 import {
   type Admission,
   type ConnectionSlot,
@@ -11,7 +13,6 @@ import {
   refusalOf,
   type UpgradeRequest,
 } from "../../src/adapter.ts";
-import type { SocketAPI } from "../../src/index.ts";
 import { refuseUpgrade } from "./http.ts";
 import type { Attachment, CloseOptions } from "./options.ts";
 import {
@@ -20,9 +21,6 @@ import {
   openSession,
   startHeartbeat,
 } from "./socket.ts";
-
-// biome-ignore lint/suspicious/noExplicitAny: any app can be served.
-type AnyApp = SocketAPI<any, any, any>;
 
 /** What to do with one upgrade request: leave it, refuse it, or accept it for an app. */
 export type UpgradeDecision =
@@ -123,7 +121,7 @@ export function handleUpgrades(
   server.on("upgrade", listener);
 
   return {
-    async close({ timeout = 5000 }: CloseOptions = {}): Promise<void> {
+    async close({ timeout }: CloseOptions = {}): Promise<void> {
       closing = true;
       server.off("upgrade", listener);
       for (const { wss, heartbeat } of apps.values()) {

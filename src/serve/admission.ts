@@ -1,5 +1,6 @@
 import type { ErrorInfo, UpgradeRequest } from "../context.ts";
 import { isThenable } from "../thenable.ts";
+import { refusalOf } from "./request-router.ts";
 
 /**
  * A place among the app's `maxConnections`, held from the moment an upgrade is admitted
@@ -88,7 +89,7 @@ export class Admissions<State> {
       }
       if (open + this.#waiting() >= this.#maxConnections) {
         this.#refused("connections");
-        return { ok: false, response: new Response("Too many connections", { status: 503 }) };
+        return { ok: false, response: refusalOf("too-many-connections") };
       }
       const slot = new Slot(this.#slots);
       const { onConnect } = this.#rules;

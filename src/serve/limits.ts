@@ -75,6 +75,12 @@ export interface LimitOptions {
 /** Every limit of an app, defaults applied: resolved once, read by sessions and adapters. */
 export interface Limits {
   readonly maxMessageBytes: number;
+  /**
+   * The largest frame read at all where the runtime can refuse one before reading it (Node,
+   * Bun): four times `maxMessageBytes`. Past it the socket closes with 1009; between the
+   * two, the frame is answered MESSAGE_TOO_LARGE.
+   */
+  readonly maxFrameBytes: number;
   readonly maxBufferedBytes: number;
   readonly rateLimit: ResolvedRateLimit | false;
   /** Refusals (rate, queue) that close a connection with 1008, forgiven at this many a second. */
@@ -106,6 +112,7 @@ export function resolveLimits(options: LimitOptions): Limits {
   const rateLimit = resolveRateLimit(options.rateLimit);
   return {
     maxMessageBytes,
+    maxFrameBytes: 4 * maxMessageBytes,
     maxBufferedBytes: options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES,
     rateLimit,
     maxViolations: rateLimit === false ? DEFAULT_RATE_LIMIT.maxViolations : rateLimit.maxViolations,

@@ -67,7 +67,9 @@ export function routeRequest(
 }
 
 /** The answer of a route that refuses: 404, 426 or 503. */
-export function refusalOf(route: "not-found" | "upgrade-required" | "shutting-down"): Response {
+export function refusalOf(
+  route: "not-found" | "upgrade-required" | "shutting-down" | "too-many-connections",
+): Response {
   switch (route) {
     case "not-found":
       return new Response("Not Found\n", { status: 404 });
@@ -75,6 +77,8 @@ export function refusalOf(route: "not-found" | "upgrade-required" | "shutting-do
       return upgradeRequired();
     case "shutting-down":
       return new Response("Server shutting down\n", { status: 503 });
+    case "too-many-connections":
+      return new Response("Too many connections", { status: 503 });
   }
 }
 

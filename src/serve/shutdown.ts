@@ -13,14 +13,17 @@ async function within(promise: Promise<unknown>, ms: number): Promise<void> {
   if (timer !== undefined) clearTimeout(timer);
 }
 
+/** How long frames already taken get to be answered in a graceful shutdown, by default. */
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 5000;
+
 /**
  * Shuts sessions down gracefully: they stop taking frames, those already taken get up to
- * `timeout` ms to be answered, then every session is closed with 1001 (server shutting
- * down). Resolves once all have closed, or after `closeTimeout` ms more.
+ * `timeout` ms (default 5000) to be answered, then every session is closed with 1001
+ * (server shutting down). Resolves once all have closed, or after `closeTimeout` ms more.
  */
 export async function closeSessions(
   sessions: Iterable<Session<object>>,
-  timeout = 5000,
+  timeout: number | undefined = DEFAULT_SHUTDOWN_TIMEOUT_MS,
   closeTimeout = 2000,
 ): Promise<void> {
   const list = [...sessions];

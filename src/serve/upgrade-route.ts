@@ -1,7 +1,4 @@
-import type { SocketAPI } from "../app.ts";
-
-// biome-ignore lint/suspicious/noExplicitAny: any app can be routed.
-type AnyApp = SocketAPI<any, any, any>;
+import type { AnyApp } from "../app.ts";
 
 /** Hands an upgrade request to the platform that holds an app's connections. */
 export type UpgradeRoute = (request: Request, env: unknown) => Promise<Response>;
@@ -17,8 +14,15 @@ export type RuntimeUpgrader = (
   env: unknown,
 ) => Promise<Response> | undefined;
 
+/**
+ * The address of the peer that sent a request a middleware (Hono's) receives, as the
+ * runtime that `env` belongs to tells it; `undefined` when `env` is not its runtime's.
+ */
+export type PeerAddress = (request: Request, env: unknown) => string | undefined;
+
 const routes = new WeakMap<AnyApp, UpgradeRoute>();
 const upgraders: RuntimeUpgrader[] = [];
+const addresses: PeerAddress[] = [];
 
 /**
  * Records where an app's upgrades must go when its connections do not live where the
@@ -34,8 +38,18 @@ export function setUpgradeRoute(app: AnyApp, route: UpgradeRoute): void {
  * each adapter registers its own when it is imported, so that the middleware never
  * imports an adapter.
  */
-export function registerRuntimeUpgrader(upgrader: RuntimeUpgrader): void {
+export function registerRuntimeUpgrader(upgrader: RuntimeUpgrader, address?: PeerAddress): void {
   if (!upgraders.includes(upgrader)) upgraders.push(upgrader);
+  if (address && !addresses.includes(address)) addresses.push(address);
+}
+
+/** The peer's address of a middleware's request, as the first runtime that knows `env` says. */
+export function peerAddressOf(request: Request, env: unknown): string | undefined {
+  for (const address of addresses) {
+    const found = address(request, env);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
 
 /**

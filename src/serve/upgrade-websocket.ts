@@ -1,16 +1,25 @@
-import type { SocketAPI } from "../app.ts";
+import type { AnyApp } from "../app.ts";
 import { admitUpgrade } from "./app-internals.ts";
 import { keepRequest } from "./kept-request.ts";
 import { serveWebSocket } from "./websocket.ts";
-
-// biome-ignore lint/suspicious/noExplicitAny: any app can be served.
-type AnyApp = SocketAPI<any, any, any>;
 
 /** A runtime's way to upgrade a fetch `Request` to a WHATWG `WebSocket` (`Deno.upgradeWebSocket`). */
 export type UpgradeWebSocket = (
   request: Request,
   options: { idleTimeout: number },
 ) => { socket: WebSocket; response: Response };
+
+/**
+ * The runtime's own `upgradeWebSocket`, read from its global where it has one (Deno's),
+ * bound to it; `undefined` elsewhere. What both the Deno adapter and the Hono middleware
+ * on Deno upgrade with.
+ */
+export function runtimeUpgradeWebSocket(): UpgradeWebSocket | undefined {
+  const deno = (globalThis as { Deno?: { upgradeWebSocket?: UpgradeWebSocket } }).Deno;
+  return typeof deno?.upgradeWebSocket === "function"
+    ? deno.upgradeWebSocket.bind(deno)
+    : undefined;
+}
 
 /**
  * Upgrades a request with the runtime's `upgradeWebSocket` after `onConnect` admitted it,

@@ -1,10 +1,7 @@
-import type { ConnectionSlot, SocketAPI } from "../app.ts";
+import type { AnyApp, ConnectionSlot } from "../app.ts";
 import type { UpgradeRequest } from "../context.ts";
 import { openConnection } from "./app-internals.ts";
 import type { Session } from "./session.ts";
-
-// biome-ignore lint/suspicious/noExplicitAny: any app can be served.
-type AnyApp = SocketAPI<any, any, any>;
 
 /**
  * Serves an accepted WHATWG `WebSocket` (Deno's `Deno.upgradeWebSocket`, a Worker's

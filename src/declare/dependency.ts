@@ -23,7 +23,7 @@ export type DependencySchema<
   : v.GenericSchema<v.InferInput<TSchema>, TResolved>) & { readonly [DEPENDENCY]: Resolver };
 
 /** The schema of a dependency that takes no input from the client. */
-const noInput = v.optional(v.unknown());
+const noInput: v.OptionalSchema<v.UnknownSchema, undefined> = v.optional(v.unknown());
 
 /** Marks, at run time, a dependency that takes nothing from the client. */
 const TAKES_NO_INPUT: unique symbol = Symbol.for("socketapi.dependency.noInput");

@@ -15,6 +15,7 @@ import type { PresenceCount } from "./presence/presence-registry.ts";
 import { dataFrame } from "./protocol/encode.ts";
 import { type AdmissionRules, Admissions } from "./serve/admission.ts";
 import { type AppInternals, registerApp } from "./serve/app-internals.ts";
+import { serveFrame } from "./serve/dispatch.ts";
 import { type LimitOptions, type Limits, resolveLimits } from "./serve/limits.ts";
 import { type ChannelMatch, Session } from "./serve/session.ts";
 import { closeSessions } from "./serve/shutdown.ts";
@@ -168,7 +169,10 @@ export class SocketAPI<
       findChannel: (name) => this.#findChannel(name),
       declarations: () => this.actionDeclarations.size + this.channelDeclarations.size,
       reportError: report,
-      sessionClosed: (session, code, reason) => this.#sessionClosed(session, code, reason),
+      serveFrame,
+      // Only the sessions `open` made are served, and closed, here.
+      sessionClosed: (session, code, reason) =>
+        this.#sessionClosed(session as Session<object>, code, reason),
       telemetry,
     };
     registerApp(this, internals);

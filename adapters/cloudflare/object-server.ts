@@ -16,7 +16,7 @@ import {
   type UpgradeRequest,
   utf8ByteLength,
 } from "../../src/adapter.ts";
-import { CloseCode, ErrorCode, SocketAPIError } from "../../src/index.ts";
+import { CloseCode, type Connection, ErrorCode, SocketAPIError } from "../../src/index.ts";
 import { warnOfCompression } from "./compression.ts";
 import { DirectoryRelay, type ObjectDirectory } from "./directory.ts";
 import {
@@ -65,9 +65,9 @@ export class ObjectServer implements ConnectionKeeper {
   readonly #hub: Hub;
   readonly #relay: DirectoryRelay;
   readonly #sessions = new Map<WebSocket, Session<object>>();
-  readonly #sockets = new WeakMap<Session<object>, WebSocket>();
-  readonly #attachments = new WeakMap<Session<object>, Attachment>();
-  readonly #saved = new WeakMap<Session<object>, string>();
+  readonly #sockets = new WeakMap<Connection<object>, WebSocket>();
+  readonly #attachments = new WeakMap<Connection<object>, Attachment>();
+  readonly #saved = new WeakMap<Connection<object>, string>();
   readonly #directory: ObjectDirectory;
   #roster: PresenceRoster | undefined;
   shard: string | undefined;
@@ -158,7 +158,11 @@ export class ObjectServer implements ConnectionKeeper {
   }
 
   /** A subscription is about to be added: kept in the attachment, or refused if it does not fit. */
-  subscribing(session: Session<object>, channel: string, params?: Record<string, unknown>): void {
+  subscribing(
+    session: Connection<object>,
+    channel: string,
+    params?: Record<string, unknown>,
+  ): void {
     const attachment = this.#attachments.get(session);
     if (!attachment) return;
     attachment.c[channel] = params ?? 0;
@@ -170,14 +174,14 @@ export class ObjectServer implements ConnectionKeeper {
     }
   }
 
-  listening(session: Session<object>, channel: string): void {
+  listening(session: Connection<object>, channel: string): void {
     const attachment = this.#attachments.get(session);
     if (!attachment || attachment.p?.includes(channel)) return;
     // Saved with the rest once the frame is served.
     attachment.p = [...(attachment.p ?? []), channel];
   }
 
-  unsubscribed(session: Session<object>, channel: string): void {
+  unsubscribed(session: Connection<object>, channel: string): void {
     const attachment = this.#attachments.get(session);
     if (!attachment || !(channel in attachment.c)) return;
     delete attachment.c[channel];
@@ -190,7 +194,7 @@ export class ObjectServer implements ConnectionKeeper {
   }
 
   /** Handlers may have changed the connection's state: keep it once the frames are served. */
-  idle(session: Session<object>): void {
+  idle(session: Connection<object>): void {
     this.#save(session, false);
   }
 
@@ -270,7 +274,7 @@ export class ObjectServer implements ConnectionKeeper {
    * subscription is refused with TOO_MANY_SUBSCRIPTIONS; a state that grew too big is not
    * kept, and the app's error hook hears of it.
    */
-  #save(session: Session<object>, forSubscription: boolean): void {
+  #save(session: Connection<object>, forSubscription: boolean): void {
     const attachment = this.#attachments.get(session);
     const ws = this.#sockets.get(session);
     if (!attachment || !ws) return;

@@ -9,7 +9,7 @@ import {
 } from "../protocol/encode.ts";
 import { ErrorCode, ErrorMessage } from "../protocol/protocol.ts";
 import type { FrameContext } from "./handler-context.ts";
-import type { Session } from "./session.ts";
+import type { AnsweringConnection } from "./served-connection.ts";
 
 /** What a frame being served is: an action call, or a subscribe. */
 export type FramePhase = "action" | "subscribe";
@@ -19,7 +19,7 @@ export type FramePhase = "action" | "subscribe";
  * internal error instead.
  */
 export function answerCompleted(
-  session: Session<object>,
+  session: AnsweringConnection,
   ctx: FrameContext,
   result: unknown,
 ): void {
@@ -38,7 +38,7 @@ export function answerCompleted(
 
 /** Answers a frame whose handling failed, once; never throws, whatever `error` is. */
 export function answerFailure(
-  session: Session<object>,
+  session: AnsweringConnection,
   ctx: FrameContext,
   phase: FramePhase,
   error: unknown,
@@ -56,7 +56,7 @@ export function answerFailure(
  * app (never to the client).
  */
 function failureText(
-  session: Session<object>,
+  session: AnsweringConnection,
   ctx: FrameContext,
   phase: FramePhase,
   error: unknown,
@@ -85,7 +85,7 @@ function failureText(
  * once; never rejects.
  */
 export function whenSettled(
-  session: Session<object>,
+  session: AnsweringConnection,
   ctx: FrameContext,
   phase: FramePhase,
   pending: PromiseLike<unknown>,
@@ -116,7 +116,7 @@ export function whenSettled(
 }
 
 function timedOut(
-  session: Session<object>,
+  session: AnsweringConnection,
   ctx: FrameContext,
   phase: FramePhase,
   timeout: number,

@@ -11,7 +11,7 @@ import { isThenable } from "../thenable.ts";
 import { answerCompleted, answerFailure, whenSettled } from "./answers.ts";
 import { HandlerContext } from "./handler-context.ts";
 import { type QueuedFrame, Refusals } from "./intake.ts";
-import type { Session } from "./session.ts";
+import type { ServedConnection } from "./served-connection.ts";
 import { serveSubscribe, serveUnsubscribe } from "./subscriptions.ts";
 
 /**
@@ -20,7 +20,7 @@ import { serveSubscribe, serveUnsubscribe } from "./subscriptions.ts";
  * promise only when it has to wait; the promise never rejects.
  */
 export function serveFrame(
-  session: Session<object>,
+  session: ServedConnection,
   frame: QueuedFrame,
 ): Promise<void> | undefined {
   if (typeof frame !== "string") {
@@ -56,7 +56,7 @@ export function serveFrame(
  * schema, a handler that returns a value): no promise, no microtask, the answer written
  * in the same turn. It returns a promise only when it has to wait.
  */
-function serveAction(session: Session<object>, frame: ActionFrame): Promise<void> | undefined {
+function serveAction(session: ServedConnection, frame: ActionFrame): Promise<void> | undefined {
   const { channel: name, id } = frame;
   const action = session.host.findAction(name);
   if (!action) {

@@ -8,7 +8,7 @@ import type {
 import type { ChannelHandles, ChannelTypes } from "../declare/channel-handle.ts";
 import type { FrameTrace } from "../observe/telemetry.ts";
 import type { RequestId } from "../protocol/protocol.ts";
-import type { Session } from "./session.ts";
+import type { HandlerConnection } from "./served-connection.ts";
 
 /**
  * What every handler's `ctx` has, and the state of the one frame it serves. A class rather
@@ -16,7 +16,7 @@ import type { Session } from "./session.ts";
  * handler reads them: most never touch the abort signal.
  */
 abstract class BaseHandlerContext {
-  readonly connection: Connection<object>;
+  readonly #connection: HandlerConnection;
   readonly id: RequestId | undefined;
   /** The action or concrete channel name the frame is for. */
   readonly name: string;
@@ -32,15 +32,19 @@ abstract class BaseHandlerContext {
   #signal: AbortSignal | undefined;
 
   constructor(
-    session: Session<object>,
+    connection: HandlerConnection,
     id: RequestId | undefined,
     handles: ChannelHandles<ChannelTypes>,
     name: string,
   ) {
-    this.connection = session;
+    this.#connection = connection;
     this.id = id;
     this.#handles = handles;
     this.name = name;
+  }
+
+  get connection(): Connection<object> {
+    return this.#connection;
   }
 
   get request(): UpgradeRequest {
@@ -52,20 +56,17 @@ abstract class BaseHandlerContext {
     if (this.#signal === undefined) {
       this.#abort = new AbortController();
       if (this.ended) this.#abort.abort();
-      this.#signal = AbortSignal.any([
-        (this.connection as Session<object>).signal,
-        this.#abort.signal,
-      ]);
+      this.#signal = AbortSignal.any([this.#connection.signal, this.#abort.signal]);
     }
     return this.#signal;
   }
 
   get channels(): ChannelHandles<ChannelTypes> {
-    return (this.connection as Session<object>).channelsFor(this.#handles);
+    return this.#connection.channelsFor(this.#handles);
   }
 
   get app(): AppView<object> {
-    return (this.connection as Session<object>).app;
+    return this.#connection.app;
   }
 
   /** Gives up on the frame: marks it ended and aborts the handler's signal, if it took one. */

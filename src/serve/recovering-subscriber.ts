@@ -1,7 +1,7 @@
 import type { StreamPosition } from "../history/history.ts";
 import { offsetOf } from "../history/stamp.ts";
 import type { Subscriber } from "../hub/subscriber.ts";
-import type { Session } from "./session.ts";
+import type { SubscribingConnection } from "./served-connection.ts";
 
 /**
  * Stands in for a connection on a channel with history while its subscribe reads the
@@ -16,7 +16,7 @@ import type { Session } from "./session.ts";
  * position, it stays in place and drops those at or below it.
  */
 export class RecoveringSubscriber implements Subscriber {
-  readonly #session: Session<object>;
+  readonly #session: SubscribingConnection;
   readonly #channel: string;
   readonly #maxBytes: number;
   readonly #held: string[] = [];
@@ -26,7 +26,7 @@ export class RecoveringSubscriber implements Subscriber {
   /** Past the floor: it passes every frame on until the connection takes its place. */
   #passing = false;
 
-  constructor(session: Session<object>, channel: string, maxBytes: number) {
+  constructor(session: SubscribingConnection, channel: string, maxBytes: number) {
     this.#session = session;
     this.#channel = channel;
     this.#maxBytes = maxBytes;

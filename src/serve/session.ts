@@ -1,16 +1,7 @@
-import type {
-  AppView,
-  Connection,
-  ConnectionState,
-  ErrorInfo,
-  UpgradeRequest,
-} from "../context.ts";
+import type { AppView, Connection, ConnectionState, UpgradeRequest } from "../context.ts";
 import { bindChannelHandles } from "../declare/channel-handle.ts";
-import type { ChannelTemplate } from "../declare/channel-template.ts";
-import type { ActionDeclaration, ChannelDeclaration } from "../declare/declarations.ts";
 import type { Hub } from "../hub/hub.ts";
 import type { Subscriber } from "../hub/subscriber.ts";
-import type { Telemetry } from "../observe/telemetry.ts";
 import { MAX_PRESENCE_USER_LENGTH } from "../presence/presence-registry.ts";
 import { errorFrame } from "../protocol/parse.ts";
 import {
@@ -21,7 +12,6 @@ import {
   type ServerFrame,
 } from "../protocol/protocol.ts";
 import { utf8Length } from "../protocol/utf8.ts";
-import { serveFrame } from "./dispatch.ts";
 import {
   type HeldChannels,
   heldCount,
@@ -30,56 +20,27 @@ import {
   withChannel,
   withoutChannel,
 } from "./held-channels.ts";
-import { Intake, type IntakeOwner, type QueuedFrame } from "./intake.ts";
+import { Intake, type QueuedFrame } from "./intake.ts";
 import type { Limits } from "./limits.ts";
 import { closeSlowConsumer, writeFrame } from "./outbox.ts";
+import type { ConnectionKeeper, SessionHost } from "./served-connection.ts";
 import { type MessageData, OPEN, type SocketLike } from "./socket.ts";
 import { restorePresence } from "./subscriptions.ts";
 
 export type { ErrorInfo } from "../context.ts";
 
-/** A channel found for a concrete name: its declaration and the parameters in the name. */
-export interface ChannelMatch {
-  readonly declaration: ChannelDeclaration;
-  readonly template: ChannelTemplate;
-  readonly nameParams: Record<string, string>;
-}
-
-/** What a session needs from its app. */
-export interface SessionHost {
-  readonly limits: Limits;
-  findAction(name: string): ActionDeclaration | undefined;
-  findChannel(concreteName: string): ChannelMatch | undefined;
-  reportError(error: unknown, info: ErrorInfo): void;
-  sessionClosed(session: Session<object>, code: number, reason: string): void;
-  /** The app's metrics and spans (no-ops without an OpenTelemetry SDK). */
-  readonly telemetry: Telemetry;
-}
-
-/**
- * What an adapter that persists connections (a Durable Object's socket attachments) is
- * told, so that a connection survives the object's eviction.
- */
-export interface ConnectionKeeper {
-  /**
-   * A subscription is about to be added, with the parameters the client sent: throw a
-   * `SocketAPIError` to refuse it (it would not fit).
-   */
-  subscribing(session: Session<object>, channel: string, params?: Record<string, unknown>): void;
-  /** A subscription was removed. */
-  unsubscribed(session: Session<object>, channel: string): void;
-  /** Every frame taken has been served: handlers may have changed the state. */
-  idle(session: Session<object>): void;
-  /** The connection asked to hear joins and leaves on a channel with presence. */
-  listening?(session: Session<object>, channel: string): void;
-}
+export type {
+  ChannelMatch,
+  ConnectionKeeper,
+  SessionHost,
+} from "./served-connection.ts";
 
 const NO_SUBSCRIPTIONS: ReadonlySet<string> = new Set();
 
 /**
  * One client's connection: who it is (id, state, the upgrade request), and the glue
  * between its socket and the jobs done for it: taking frames in within the limits
- * ({@link Intake}), serving them (`dispatch.ts`), keeping its subscriptions
+ * ({@link Intake}), serving them (`dispatch.ts`, which its host hands it), keeping its subscriptions
  * (`subscriptions.ts`) and writing to the socket (`outbox.ts`). Adapters feed it the
  * socket's events; it answers through the socket. Runtime-neutral: it only knows
  * {@link SocketLike}.
@@ -89,7 +50,7 @@ const NO_SUBSCRIPTIONS: ReadonlySet<string> = new Set();
  * hook hears of the fault; nothing a session does throws into the adapter that feeds it.
  */
 export class Session<State extends object = ConnectionState>
-  implements Connection<State>, Subscriber, IntakeOwner
+  implements Connection<State>, Subscriber
 {
   /** What the app's connections are served by: limits, declarations, error reporting. */
   readonly host: SessionHost;
@@ -139,7 +100,7 @@ export class Session<State extends object = ConnectionState>
     this.#socket = socket;
     this.request = request;
     this.#state = state;
-    if (id !== undefined) hub.named(this as Session<object>);
+    if (id !== undefined) hub.named(this);
   }
 
   // --- The connection, as handlers see it ---
@@ -157,7 +118,7 @@ export class Session<State extends object = ConnectionState>
   get id(): string {
     if (this.#id === undefined) {
       this.#id = crypto.randomUUID();
-      this.hub.named(this as Session<object>);
+      this.hub.named(this);
     }
     return this.#id;
   }
@@ -317,7 +278,7 @@ export class Session<State extends object = ConnectionState>
       this.hold(name);
       this.hub.index.add(name, this);
     }
-    restorePresence(this as Session<object>, heldNames(this.#held), listening);
+    restorePresence(this, heldNames(this.#held), listening);
   }
 
   /** @internal */
@@ -389,7 +350,7 @@ export class Session<State extends object = ConnectionState>
 
   /** @internal */
   serveFrame(frame: QueuedFrame): Promise<void> | undefined {
-    return serveFrame(this as Session<object>, frame);
+    return this.host.serveFrame(this, frame);
   }
 
   /**
@@ -419,7 +380,7 @@ export class Session<State extends object = ConnectionState>
   presenceMember(channel: string): string {
     let user: string | undefined;
     try {
-      user = this.hub.userOf?.(this as Session<object>);
+      user = this.hub.userOf?.(this);
     } catch (error) {
       this.host.reportError(error, { connection: this, channel, phase: "subscribe" });
     }
@@ -461,7 +422,7 @@ export class Session<State extends object = ConnectionState>
     if (this.#intake?.keepsNothing) this.#intake = undefined;
     if (!this.keeper || this.#closed) return;
     try {
-      this.keeper.idle(this as Session<object>);
+      this.keeper.idle(this);
     } catch (error) {
       this.host.reportError(error, { connection: this, phase: "persist" });
     }
@@ -488,7 +449,7 @@ export class Session<State extends object = ConnectionState>
       try {
         this.hub.remove(name, this);
         this.leavePresence(name);
-        this.keeper?.unsubscribed(this as Session<object>, name);
+        this.keeper?.unsubscribed(this, name);
       } catch (error) {
         this.host.reportError(error, { connection: this, channel: name, phase: "subscribe" });
       }

@@ -22,7 +22,7 @@ import { isThenable } from "../thenable.ts";
 import { whenSettled } from "./answers.ts";
 import { SubscribeHandlerContext } from "./handler-context.ts";
 import { RecoveringSubscriber } from "./recovering-subscriber.ts";
-import type { ChannelMatch, Session } from "./session.ts";
+import type { ChannelMatch, SubscribingConnection } from "./served-connection.ts";
 
 /**
  * Serves a subscribe: the channel's pipeline (validate, dependencies, guard, handler,
@@ -30,7 +30,7 @@ import type { ChannelMatch, Session } from "./session.ts";
  * while it has to wait (it never rejects).
  */
 export function serveSubscribe(
-  session: Session<object>,
+  session: SubscribingConnection,
   frame: SubscribeFrame,
 ): Promise<void> | undefined {
   const { channel: name, id } = frame;
@@ -79,7 +79,7 @@ export function serveSubscribe(
  * Throws (or rejects) for the caller to answer.
  */
 function subscribeNow(
-  session: Session<object>,
+  session: SubscribingConnection,
   match: ChannelMatch,
   frame: SubscribeFrame,
   ctx: SubscribeHandlerContext,
@@ -110,7 +110,7 @@ function subscribeNow(
 
 /** The connection is in the hub: it holds the channel, and is told `subscribed`. */
 function addedAndAnswer(
-  session: Session<object>,
+  session: SubscribingConnection,
   ctx: SubscribeHandlerContext,
   name: string,
   initial: string | undefined,
@@ -128,14 +128,14 @@ function addedAndAnswer(
 }
 
 /** Takes the connection back out of a channel it was added to but does not hold. */
-function forgetUnheld(session: Session<object>, name: string): void {
+function forgetUnheld(session: SubscribingConnection, name: string): void {
   if (session.holds(name)) return;
   session.hub.remove(name, session);
   session.keeper?.unsubscribed(session, name);
 }
 
 async function subscribeSteps(
-  session: Session<object>,
+  session: SubscribingConnection,
   match: ChannelMatch,
   frame: SubscribeFrame,
   ctx: SubscribeHandlerContext,
@@ -196,7 +196,7 @@ async function presenceInfo(
  * joins and leaves from now on, and `subscribed` lists the members (`undefined` otherwise).
  */
 async function presenceFields(
-  session: Session<object>,
+  session: SubscribingConnection,
   name: string,
   frame: SubscribeFrame,
   info: string | undefined,
@@ -215,7 +215,7 @@ async function presenceFields(
  * covers it), the initial data unless it recovered, and what was held after the read.
  */
 async function subscribeWithHistory(
-  session: Session<object>,
+  session: SubscribingConnection,
   ctx: SubscribeHandlerContext,
   frame: SubscribeFrame,
   match: ChannelMatch,
@@ -278,7 +278,7 @@ async function subscribeWithHistory(
  * object slept), and back among the listeners of those it listened to.
  */
 export function restorePresence(
-  session: Session<object>,
+  session: SubscribingConnection,
   names: Iterable<string>,
   listening: Iterable<string>,
 ): void {
@@ -303,7 +303,7 @@ export function restorePresence(
 }
 
 /** Serves an unsubscribe: always confirmed, also for a channel not held or unknown. */
-export function serveUnsubscribe(session: Session<object>, frame: UnsubscribeFrame): void {
+export function serveUnsubscribe(session: SubscribingConnection, frame: UnsubscribeFrame): void {
   const { channel: name, id } = frame;
   if (session.release(name)) {
     session.hub.remove(name, session);

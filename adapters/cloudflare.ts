@@ -110,8 +110,8 @@ export function cloudflare<Env = Cloudflare.Env>(
   try {
     hubOf(app).useRelay(new DirectoryRelay(directory));
     // Nor history: the objects keep it, each in its storage, as broadcasts reach them.
-    const historyOptions = hubOf(app).historyOptions;
-    if (historyOptions) hubOf(app).keepHistory(historyOptions, null);
+    const history = hubOf(app).history;
+    if (history) hubOf(app).keepHistory(history.optionsOf, null);
   } catch {
     throw new ConfigurationError(
       "socketapi/cloudflare: Workers carry broadcasts between objects themselves: remove the " +

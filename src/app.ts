@@ -132,10 +132,6 @@ export class SocketAPI<
     this.limits = resolveLimits(options);
     const report = (error: unknown, info: ErrorInfo): void => this.#reportError(error, info);
     this.#hub = new Hub(report, options.relay);
-    this.#hub.lingerLimits = {
-      perPlace: this.limits.maxLingeringChannels,
-      perConnection: this.limits.maxSubscriptions,
-    };
     this.#hub.presenceLeaveDelay = this.limits.presenceLeaveDelay;
     const telemetry = new Telemetry(options.telemetry ?? {});
     this.#telemetry = telemetry;
@@ -264,7 +260,7 @@ export class SocketAPI<
    * ```
    */
   async presenceCount(channel: string): Promise<PresenceCount> {
-    return this.#hub.presenceCount(channel);
+    return this.#hub.presence.count(channel);
   }
 
   /**
@@ -403,10 +399,11 @@ export class SocketAPI<
         this.#publishFrom(concrete, data, origin, target, template.name),
       reportError: (error, info) => this.#reportBroadcastError(error, info),
     });
-    if (declaration.history && !this.#hub.historyOptions) {
+    if (declaration.history && !this.#hub.history) {
       this.#hub.keepHistory(
         (concrete) => this.#findChannel(concrete)?.declaration.history,
         this.#options.history,
+        { perPlace: this.limits.maxLingeringChannels, perConnection: this.limits.maxSubscriptions },
       );
     }
     const match: ChannelMatch = { declaration, template, nameParams: NO_PARAMS };

@@ -269,9 +269,9 @@ describe("unsubscribe and cleanup", () => {
     client.send({ type: "subscribe", channel: "b" });
     await client.next();
     await client.next();
-    expect(hubOf(app).size()).toBe(2);
+    expect(hubOf(app).index.size()).toBe(2);
     client.disconnect();
-    expect(hubOf(app).size()).toBe(0);
+    expect(hubOf(app).index.size()).toBe(0);
     expect(app.connections.size).toBe(0);
     expect(await app.channels.a()).toBe(0);
   });
@@ -293,7 +293,7 @@ describe("unsubscribe and cleanup", () => {
     expect(await app.channels.news({ text: "first" })).toBe(1);
     expect(await healthy.next()).toEqual({ type: "data", channel: "news", data: "first" });
     expect(broken.session.subscriptions.size).toBe(0);
-    expect(hubOf(app).size("other")).toBe(0);
+    expect(hubOf(app).subscriberCount("other")).toBe(0);
     expect(broken.socket.closedWith?.code).toBe(1011);
     expect(await app.channels.news({ text: "second" })).toBe(1);
     expect((await healthy.next()).data).toBe("second");
@@ -306,7 +306,7 @@ describe("unsubscribe and cleanup", () => {
     slow.socket.bufferedAmount = 5000; // it stopped reading
     expect(await app.channels.c()).toBe(2);
     expect(slow.socket.closedWith).toEqual({ code: 1013, reason: "Slow consumer" });
-    expect(hubOf(app).size("c")).toBe(1);
+    expect(hubOf(app).subscriberCount("c")).toBe(1);
     expect(await app.channels.c()).toBe(1);
     expect((await fast.next()).data).toBe("x");
   });
@@ -335,7 +335,7 @@ describe("unsubscribe and cleanup", () => {
     client.disconnect();
     release();
     await new Promise((resolve) => setTimeout(resolve, 5));
-    expect(hubOf(app).size()).toBe(0);
+    expect(hubOf(app).index.size()).toBe(0);
   });
 });
 

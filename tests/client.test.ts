@@ -211,7 +211,7 @@ describe("the client's faults, against an in-process Node server", () => {
     await client.subscribe("ticks", (data) => ticks.push(data)).ready;
     for (const connection of app.connections) connection.close(4001, "kicked");
     await until(() => client.status === "reconnecting");
-    await until(() => client.status === "open" && hubOf(app).size("ticks") === 1);
+    await until(() => client.status === "open" && hubOf(app).subscriberCount("ticks") === 1);
     expect(await app.channels.ticks()).toBe(1);
     await until(() => ticks.length === 1);
     await new Promise((resolve) => setTimeout(resolve, 50));

@@ -125,7 +125,7 @@ describe("hooks", () => {
           code,
           reason,
           subscriptions: connection.subscriptions.size,
-          hubSize: hubOf(app).size(),
+          hubSize: hubOf(app).index.size(),
         });
       },
     }).channel("c", () => 1) as unknown as SocketAPI;

@@ -336,7 +336,7 @@ describe("memory per connection is bounded in bytes", () => {
     expect(await client.request({ type: "action", channel: "y".repeat(257) })).toMatchObject({
       code: "INVALID_MESSAGE",
     });
-    expect(hubOf(app).size()).toBe(0);
+    expect(hubOf(app).index.size()).toBe(0);
     expect([...app.connections][0]?.subscriptions.size).toBe(0);
   });
 });
@@ -384,7 +384,7 @@ describe("handler timeout", () => {
       channel: "stuck",
     });
     expect(client.connection.subscriptions.size).toBe(0);
-    expect(hubOf(app).size("stuck")).toBe(0);
+    expect(hubOf(app).subscriberCount("stuck")).toBe(0);
   });
 });
 

@@ -147,7 +147,7 @@ describe("a channel with history over NATS, kept in memory", () => {
     const c = await client(server.url);
     await churn(c, 300);
     // Before: each of the 300 kept its NATS subscription and a timer for the ttl (600 s).
-    expect(hubOf(app).lingeringCount).toBe(0);
+    expect(hubOf(app).history?.lingeringCount).toBe(0);
     expect(history.streams).toBe(0);
     // The server counts an unsubscribe when it has read it: soon, not at once.
     await vi.waitFor(async () => expect(await subscriptions()).toBe(before), { timeout: 3000 });
@@ -178,11 +178,11 @@ describe("a channel with history over NATS, kept in memory", () => {
     };
     const one = await client(server.url);
     await leave(one, 0, 60);
-    expect(hubOf(app).lingeringCount).toBe(20);
+    expect(hubOf(app).history?.lingeringCount).toBe(20);
     // Two more connections: 20 each, 50 in all, the oldest ten heard no more.
     await leave(await client(server.url), 100, 20);
     await leave(await client(server.url), 200, 20);
-    expect(hubOf(app).lingeringCount).toBe(50);
+    expect(hubOf(app).history?.lingeringCount).toBe(50);
     await vi.waitFor(async () => expect(await subscriptions()).toBe(before + 50), {
       timeout: 3000,
     });

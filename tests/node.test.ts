@@ -154,9 +154,9 @@ describe("serve", () => {
     const server = await start(seed);
     const client = await openClient(server.url);
     await client.request({ type: "subscribe", channel: "chat" });
-    expect(hubOf(seed).size("chat")).toBe(1);
+    expect(hubOf(seed).subscriberCount("chat")).toBe(1);
     await client.close();
-    await until(() => hubOf(seed).size("chat") === 0 && seed.connections.size === 0);
+    await until(() => hubOf(seed).subscriberCount("chat") === 0 && seed.connections.size === 0);
   });
 
   it("serves only the configured path", async () => {

@@ -227,7 +227,7 @@ describe("what a member can make presence send and keep", () => {
       const client = await createTestClient(app, { url: `http://127.0.0.1/?user=u${i}` });
       await client.request({ type: "subscribe", channel: "room" });
     }
-    const written = vi.spyOn(hubOf(app).presence, "membersJson");
+    const written = vi.spyOn(hubOf(app).presence.registry, "membersJson");
     const asker = await createTestClient(app, { url: "http://127.0.0.1/?user=asker" });
     for (let i = 0; i < 100; i++) {
       const answer = await asker.request({ type: "subscribe", channel: "room", presence: true });

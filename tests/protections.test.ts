@@ -281,11 +281,11 @@ describe("dead peers", () => {
     await once(silent, "open");
     silent.send(JSON.stringify({ type: "subscribe", channel: "c" }));
     await once(silent, "message");
-    expect(hubOf(app).size("c")).toBe(1);
+    expect(hubOf(app).subscriberCount("c")).toBe(1);
     const [code] = await once(silent, "close");
     expect(code).toBe(1006); // terminated: no close frame
     await vi.waitFor(() => expect(app.connections.size).toBe(0));
-    expect(hubOf(app).size("c")).toBe(0);
+    expect(hubOf(app).subscriberCount("c")).toBe(0);
   });
 
   it("keeps a connection that answers pings, however quiet", async () => {

@@ -85,7 +85,7 @@ describe("createTestClient", () => {
     client.disconnect(4000, "bye");
     await vi.waitFor(() => expect(onDisconnect).toHaveBeenCalledOnce());
     expect(onDisconnect.mock.calls[0]?.[1]).toEqual({ code: 4000, reason: "bye" });
-    expect(hubOf(app).size("rooms/1")).toBe(0);
+    expect(hubOf(app).subscriberCount("rooms/1")).toBe(0);
     expect(client.status).toBe("closed");
   });
 

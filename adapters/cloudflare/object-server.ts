@@ -93,9 +93,8 @@ export class ObjectServer implements ConnectionKeeper {
     this.#hub.presenceLeaveDelay = app.limits.presenceLeaveDelay;
     // Channels with history keep it in the object's storage: it survives eviction. No timer
     // may keep the object awake: a channel it stops hearing loses its history at once.
-    const historyOptions = hubOf(app).historyOptions;
-    if (historyOptions)
-      this.#hub.keepHistory(historyOptions, new SqlHistory(ctx.storage.sql), false);
+    const history = hubOf(app).history;
+    if (history) this.#hub.keepHistory(history.optionsOf, new SqlHistory(ctx.storage.sql), false);
     // Answered by the runtime without waking the object.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
     for (const ws of ctx.getWebSockets()) this.#restore(ws);
@@ -229,7 +228,7 @@ export class ObjectServer implements ConnectionKeeper {
 
   /** What this shard holds of `channel`'s members, for its roster. */
   presenceHere(channel: string): PresenceShare {
-    return this.#hub.presence.entries(channel);
+    return this.#hub.presence.registry.entries(channel);
   }
 
   /** The members of a channel across shards, when this object is the channel's roster. */

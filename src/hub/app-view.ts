@@ -17,7 +17,7 @@ export function appViewOf(hub: Hub): AppView<object> {
       subscriberCount: (channel) => hub.subscriberCount(channel),
       countSubscribers: (channel) => hub.countSubscribers(channel),
       presence: (channel) => presenceOf(hub, channel),
-      presenceCount: async (channel): Promise<PresenceCount> => hub.presenceCount(channel),
+      presenceCount: async (channel): Promise<PresenceCount> => hub.presence.count(channel),
       history: (channel, options) => historyOf(hub, channel, options?.last),
     };
     views.set(hub, view);
@@ -32,7 +32,7 @@ export async function presenceOf(
   hub: Hub,
   channel: string,
 ): Promise<{ user: string; info: unknown }[]> {
-  const { json } = await hub.members(channel, Number.MAX_SAFE_INTEGER);
+  const { json } = await hub.presence.members(channel, Number.MAX_SAFE_INTEGER);
   return JSON.parse(json) as { user: string; info: unknown }[];
 }
 
@@ -53,7 +53,7 @@ export async function historyOf(
   channel: string,
   last = Number.MAX_SAFE_INTEGER,
 ): Promise<KeptBroadcast[]> {
-  const latest = await hub.latest(channel, Math.max(0, Math.floor(last)));
+  const latest = await hub.history?.latest(channel, Math.max(0, Math.floor(last)));
   if (!latest) return [];
   return latest.frames.map((frame) => {
     const { data, offset, epoch } = JSON.parse(frame) as KeptBroadcast;

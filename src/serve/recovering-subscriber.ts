@@ -48,7 +48,7 @@ export class RecoveringSubscriber implements Subscriber {
 
   dropAfterFailedDelivery(): void {
     this.#passing = false;
-    this.#session.hub.standDown(this.#channel, this.#session);
+    this.#session.hub.history?.standDown(this.#channel, this.#session);
     this.#session.hub.remove(this.#channel, this);
     this.#session.dropAfterFailedDelivery();
   }
@@ -68,11 +68,11 @@ export class RecoveringSubscriber implements Subscriber {
       if (at === undefined || at > offset) this.#session.answer(frame);
     }
     this.#held.length = 0;
-    const heard = Math.max(last, this.#session.hub.heardOffset(this.#channel) ?? -1);
+    const heard = Math.max(last, this.#session.hub.history?.heardOffset(this.#channel) ?? -1);
     if (shared && position && position.offset > 0 && heard < position.offset) {
       this.#floor = position;
       // The connection holds the channel now: leaving it removes this one.
-      this.#session.hub.standIn(this.#channel, this.#session, this);
+      this.#session.hub.history?.standIn(this.#channel, this.#session, this);
       return;
     }
     this.#session.hub.index.swap(this.#channel, this, this.#session);
@@ -93,7 +93,7 @@ export class RecoveringSubscriber implements Subscriber {
     queueMicrotask(() => {
       if (!this.#passing) return;
       this.#passing = false;
-      this.#session.hub.standDown(this.#channel, this.#session);
+      this.#session.hub.history?.standDown(this.#channel, this.#session);
       this.#session.hub.index.swap(this.#channel, this, this.#session);
     });
     return sameEpoch && at === floor.offset ? true : this.#session.deliver(frame);

@@ -368,8 +368,8 @@ export class Session<State extends object = ConnectionState>
     }
     this.#presence ??= new Map();
     this.#presence.set(channel, member);
-    if (silently) this.hub.presence.join(channel, member, info);
-    else return this.hub.joinPresence(channel, member, info, this);
+    if (silently) this.hub.presence.registry.join(channel, member, info);
+    else return this.hub.presence.join(channel, member, info, this);
   }
 
   /**
@@ -396,11 +396,11 @@ export class Session<State extends object = ConnectionState>
   /** Counts this connection out of the presence of `channel`, if it was in. @internal */
   leavePresence(channel: string): void {
     // Only a listener leaves the listeners: the index counts those of a runtime's topics.
-    if (this.#listening?.delete(channel)) this.hub.presenceListeners.remove(channel, this);
+    if (this.#listening?.delete(channel)) this.hub.presence.listeners.remove(channel, this);
     const member = this.#presence?.get(channel);
     if (member === undefined) return;
     this.#presence?.delete(channel);
-    this.hub.leavePresence(channel, member);
+    this.hub.presence.leave(channel, member);
   }
 
   /** From now on, this connection hears joins and leaves on `channel`. @internal */
@@ -408,7 +408,7 @@ export class Session<State extends object = ConnectionState>
     this.#listening ??= new Set();
     if (this.#listening.has(channel)) return;
     this.#listening.add(channel);
-    this.hub.presenceListeners.add(channel, this);
+    this.hub.presence.listeners.add(channel, this);
   }
 
   /** @internal */

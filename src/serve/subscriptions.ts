@@ -93,7 +93,7 @@ function subscribeNow(
     given = params.value;
   }
   const result = pipeline.run(given, ctx);
-  if (isThenable(result) || declaration.presence || session.hub.historyOf(ctx.name)) {
+  if (isThenable(result) || declaration.presence || session.hub.history?.of(ctx.name)) {
     return subscribeSteps(session, match, frame, ctx, given, result);
   }
   // Serialized before the client is added: data that cannot be sent refuses the subscribe.
@@ -152,7 +152,7 @@ async function subscribeSteps(
   // The client may have left, or the handler timed out, while it ran: nobody to add.
   if (ctx.ended || session.closed) return;
   const name = ctx.name;
-  const history = session.hub.historyOf(name);
+  const history = session.hub.history?.of(name);
   if (history) {
     return subscribeWithHistory(session, ctx, frame, match, given, initial, info, history);
   }
@@ -204,7 +204,7 @@ async function presenceFields(
   if (info === undefined || frame.presence !== true) return undefined;
   session.listenToPresence(name);
   session.keeper?.listening?.(session, name);
-  const { json, count } = await session.hub.listing(name);
+  const { json, count } = await session.hub.presence.listing(name);
   return membersFields(json, count);
 }
 

@@ -87,8 +87,8 @@ const app = new SocketAPI({
       collect?.();
       return {
         connections: app.connections.size,
-        channels: hubOf(app).size(),
-        load: hubOf(app).size("load"),
+        channels: hubOf(app).index.size(),
+        load: hubOf(app).subscriberCount("load"),
         heapUsed: process.memoryUsage().heapUsed,
         unexpectedErrors,
       };

@@ -17,7 +17,8 @@
  * @module
  */
 import type { AnyApp } from "./app.ts";
-import { type ClientOptions, type ClientSocket, SocketAPIClient } from "./client/client.ts";
+import { SocketAPIClient } from "./client/client.ts";
+import type { ClientOptions, ClientSocket } from "./client/client-options.ts";
 import type { Connection, UpgradeRequest } from "./context.ts";
 import { admitUpgrade, openConnection } from "./serve/app-internals.ts";
 import type { Session } from "./serve/session.ts";

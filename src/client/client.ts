@@ -1,192 +1,42 @@
 import type { RequestId, WireIssue } from "../protocol/protocol.ts";
-import { RESET_AFTER_MS, type ReconnectOptions, reconnectDelay } from "./backoff.ts";
+import { RESET_AFTER_MS, reconnectDelay } from "./backoff.ts";
 import { ClientErrorCode, SocketAPIClientError } from "./client-error.ts";
+import type {
+  ClientOptions,
+  ClientSocket,
+  ConnectionStatus,
+  Unsubscribe,
+  WebSocketConstructor,
+} from "./client-options.ts";
 import type {
   ActionsOf,
   ChannelFor,
   ChannelName,
   ChannelsOf,
-  DataInfo,
   InputArgs,
-  Listener,
   Member,
   Received,
   SubscribeArgs,
   SubscriptionHandlers,
   SubscriptionListener,
 } from "./client-types.ts";
+import { Heartbeat } from "./heartbeat.ts";
 import {
   type HandshakeFailure,
   isRetryableStatus,
   statusOfErrorEvent,
   watchRefusal,
 } from "./refusal.ts";
-
-// Event handler types are left open so that every WebSocket class fits: the browser's,
-// Bun's, Deno's, and `ws`'s, whose events are its own classes.
-// biome-ignore lint/suspicious/noExplicitAny: see above.
-type Handler = ((event: any) => void) | null;
-
-/** The part of a WHATWG `WebSocket` the client uses; `ws`'s class fits too. */
-export interface ClientSocket {
-  readonly readyState: number;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-  /** Called when the connection opens. */
-  onopen: Handler;
-  /** Called with `{ data }` for each frame. */
-  onmessage: Handler;
-  /** Called with `{ code, reason }` when the connection closes. */
-  onclose: Handler;
-  /** Called when the connection fails; a close follows. */
-  onerror: Handler;
-}
-
-/** A WebSocket constructor: the global one, or `ws`'s on Node 20. */
-export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => ClientSocket;
-
-/** Where the connection is. */
-/**
- * Where the connection is: `connecting` (an attempt is under way), `open`, `reconnecting`
- * (it dropped or an attempt failed; the next attempt is at `nextAttempt`) or `closed`
- * (for good: `close()`, a refusal that will not change, `maxAttempts` spent, or
- * `reconnect: false`).
- */
-export type ConnectionStatus = "connecting" | "open" | "reconnecting" | "closed";
-
-/** Options of {@link createClient}. */
-export interface ClientOptions {
-  /** The WebSocket class; default `globalThis.WebSocket` (browsers, Bun, Deno, Node 22+). */
-  WebSocket?: WebSocketConstructor | undefined;
-  /** WebSocket subprotocols to ask for. */
-  protocols?: string | string[] | undefined;
-  /** How long a request waits for its answer, in ms (default 10,000). */
-  timeout?: number | undefined;
-  /** Reconnection with backoff and jitter after a drop; `false` turns it off. */
-  reconnect?: ReconnectOptions | false | undefined;
-  /**
-   * Sends `{"type":"ping"}` every `interval` ms (default 25,000) and drops the connection
-   * (then reconnects) when nothing arrives within `timeout` ms (default 10,000); `false`
-   * turns it off.
-   */
-  heartbeat?: { interval?: number | undefined; timeout?: number | undefined } | false | undefined;
-  /**
-   * Send request ids (default `true`). Answers without ids (SocketAPI 0.2 in Python) are
-   * matched in order either way; turn this off only for a server that refuses unknown keys.
-   */
-  ids?: boolean | undefined;
-}
-
-/** Ends a subscription's listener; the subscription ends with its last listener. */
-export interface Unsubscribe {
-  (): Promise<void>;
-  /** Resolves once the server confirmed the subscription; rejects if it refused it. */
-  readonly ready: Promise<void>;
-}
-
-interface Pending {
-  readonly id: RequestId | undefined;
-  readonly type: "action" | "subscribe" | "unsubscribe";
-  readonly channel: string;
-  readonly text: string;
-  sent: boolean;
-  resolve(value: unknown): void;
-  reject(error: SocketAPIClientError): void;
-  timer: ReturnType<typeof setTimeout> | undefined;
-}
-
-/** A place in a channel's stream, as the server's frames gave it. */
-interface Position {
-  offset: number;
-  epoch: string;
-}
-
-interface SubscriptionRecord {
-  readonly params: Record<string, unknown> | undefined;
-  readonly listeners: Set<Listener<unknown>>;
-  /** What runs when missed broadcasts could not be recovered. */
-  readonly resets: Set<(info: { readonly channel: string }) => void>;
-  /** The handlers that asked for presence: members, joins, leaves. */
-  readonly presence: Set<SubscriptionHandlers<unknown>>;
-  /** On a channel with history: the last broadcast received (or the start), to recover from. */
-  position: Position | undefined;
-  /** While broadcasts missed are being sent again: the offset of the last of them. */
-  recoveringUntil: number | undefined;
-  /** The position the subscribe in flight asked to recover from. */
-  asked: Position | undefined;
-  /** Whether the last subscribe sent asked for presence. */
-  askedPresence: boolean;
-  /** The server confirmed it on the current connection. */
-  confirmed: boolean;
-  /** A subscribe frame is queued or waiting for its answer. */
-  inFlight: boolean;
-  /** Settles with the first confirmation, or the server's refusal. */
-  readonly ready: Promise<void>;
-  /** The app read `ready`: a refusal is its to handle, not `onError`'s. */
-  readyTaken: boolean;
-  /** `ready` settled already. */
-  readySettled: boolean;
-  confirm(): void;
-  refuse(error: unknown): void;
-}
-
-function subscriptionRecord(params: Record<string, unknown> | undefined): SubscriptionRecord {
-  let confirm = (): void => {};
-  let refuse = (_error: unknown): void => {};
-  const ready = new Promise<void>((resolve, reject) => {
-    confirm = () => {
-      record.readySettled = true;
-      resolve();
-    };
-    refuse = (error) => {
-      record.readySettled = true;
-      reject(error);
-    };
-  });
-  // Awaiting `ready` is optional: a refusal nobody awaits goes to `onError`, not unhandled.
-  ready.catch(() => {});
-  const record: SubscriptionRecord = {
-    params,
-    listeners: new Set(),
-    resets: new Set(),
-    presence: new Set(),
-    position: undefined,
-    recoveringUntil: undefined,
-    asked: undefined,
-    askedPresence: false,
-    confirmed: false,
-    inFlight: false,
-    ready,
-    readyTaken: false,
-    readySettled: false,
-    confirm,
-    refuse,
-  };
-  return record;
-}
+import { type Pending, type Position, Requests } from "./requests.ts";
+import { type CallListener, Subscription } from "./subscription.ts";
 
 /** An error's message, or the thrown value as text. */
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** The parts of a `subscribed` answer the client reads. */
-interface SubscribedAnswer {
-  offset?: unknown;
-  epoch?: unknown;
-  recovered?: unknown;
-  members?: unknown;
-  count?: unknown;
-}
-
 /** What a socket's handlers become once the client lets go of it: errors are swallowed. */
 function ignore(): void {}
-
-const ANSWER_TYPE = {
-  action: "action",
-  subscribe: "subscribed",
-  unsubscribe: "unsubscribed",
-} as const;
 
 /**
  * A SocketAPI client, typed by the server's app: action names, inputs and outputs, channel
@@ -200,10 +50,8 @@ export class SocketAPIClient<App = unknown> {
   #status: ConnectionStatus = "connecting";
   readonly #statusListeners = new Set<(status: ConnectionStatus) => void>();
   readonly #errorListeners = new Set<(error: SocketAPIClientError) => void>();
-  #nextId = 1;
-  /** Requests in the order they were made: answers without ids are matched in this order. */
-  #pending: Pending[] = [];
-  readonly #subscriptions = new Map<string, SubscriptionRecord>();
+  readonly #requests: Requests;
+  readonly #subscriptions = new Map<string, Subscription>();
   #closedByUser = false;
   /** Set when the server refused the upgrade for good: the client no longer reconnects. */
   #refusal: SocketAPIClientError | undefined;
@@ -216,8 +64,10 @@ export class SocketAPIClient<App = unknown> {
   /** Starts the waits again from the first once a connection stayed open long enough. */
   #stableTimer: ReturnType<typeof setTimeout> | undefined;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
-  #heartbeatTimer: ReturnType<typeof setInterval> | undefined;
-  #silenceTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #heartbeat: Heartbeat;
+  /** Calls a listener of the app; what it throws goes to `onError`. */
+  readonly #call: CallListener = (listener, value, extra) =>
+    this.#callListener(listener, value, extra);
 
   constructor(url: string, options: ClientOptions = {}) {
     this.url = url;
@@ -230,6 +80,15 @@ export class SocketAPIClient<App = unknown> {
       );
     }
     this.#WebSocket = ctor;
+    this.#requests = new Requests({
+      ids: options.ids !== false,
+      timeout: options.timeout ?? 10_000,
+    });
+    this.#heartbeat = new Heartbeat(
+      options.heartbeat,
+      () => this.#send('{"type":"ping"}'),
+      () => this.#deadConnection(),
+    );
     // A URL the runtime refuses at once is the caller's mistake: it throws here.
     this.#socket = new ctor(url, options.protocols);
     this.#watch(this.#socket);
@@ -348,7 +207,7 @@ export class SocketAPIClient<App = unknown> {
     let record = this.#subscriptions.get(name);
     const fresh = !record;
     if (!record) {
-      record = subscriptionRecord(params);
+      record = new Subscription(params, this.#call);
       this.#subscriptions.set(name, record);
     }
     record.listeners.add(listener);
@@ -388,7 +247,7 @@ export class SocketAPIClient<App = unknown> {
     this.#closedByUser = true;
     clearTimeout(this.#reconnectTimer);
     clearTimeout(this.#stableTimer);
-    this.#stopHeartbeat();
+    this.#heartbeat.stop();
     this.#failPending(() => true, ClientErrorCode.CLOSED, "The client was closed.");
     const socket = this.#socket;
     this.#socket = undefined;
@@ -457,10 +316,8 @@ export class SocketAPIClient<App = unknown> {
       (reconnect || undefined)?.resetAfter ?? RESET_AFTER_MS,
     );
     this.#setStatus("open");
-    this.#startHeartbeat();
-    for (const pending of this.#pending) {
-      if (!pending.sent) this.#transmit(pending);
-    }
+    this.#heartbeat.start();
+    for (const pending of this.#requests.unsent()) this.#transmit(pending);
     for (const [name, record] of this.#subscriptions) {
       if (!record.confirmed && !record.inFlight) this.#sendSubscribe(name, record);
     }
@@ -471,7 +328,7 @@ export class SocketAPIClient<App = unknown> {
     this.#detach(socket);
     this.#socket = undefined;
     clearTimeout(this.#stableTimer);
-    this.#stopHeartbeat();
+    this.#heartbeat.stop();
     // Requests already sent may or may not have been served: fail them, never resend.
     this.#failPending(
       (p) => p.sent,
@@ -512,15 +369,14 @@ export class SocketAPIClient<App = unknown> {
     this.#refusal = refusal;
     this.#closedByUser = true;
     this.#setStatus("closed");
-    for (const pending of this.#pending.splice(0)) {
-      clearTimeout(pending.timer);
-      pending.reject(
+    this.#requests.fail(
+      () => true,
+      (pending) =>
         new SocketAPIClientError(refusal.code, refusal.message, {
           status,
           channel: pending.channel,
         }),
-      );
-    }
+    );
     this.#emitError(refusal);
     return true;
   }
@@ -551,7 +407,7 @@ export class SocketAPIClient<App = unknown> {
   }
 
   #received(data: unknown): void {
-    this.#heard();
+    this.#heartbeat.heard();
     if (typeof data !== "string") return;
     let frame: {
       type?: unknown;
@@ -586,18 +442,19 @@ export class SocketAPIClient<App = unknown> {
       return;
     }
     if (frame.type === "data" && typeof frame.channel === "string") {
-      const record = this.#subscriptions.get(frame.channel);
-      if (record) this.#data(frame.channel, record, frame.data, frame.offset, frame.epoch);
+      this.#subscriptions
+        .get(frame.channel)
+        ?.data(frame.channel, frame.data, frame.offset, frame.epoch);
       return;
     }
     if (frame.type === "pong") return;
     if ((frame.type === "join" || frame.type === "leave") && typeof frame.channel === "string") {
-      this.#presenceEvent(frame.type, frame.channel, frame as unknown as Member);
+      this.#subscriptions.get(frame.channel)?.presenceEvent(frame.type, frame as unknown as Member);
       return;
     }
-    const pending = this.#match(frame.type, frame.channel, frame.id);
+    const pending = this.#requests.match(frame.type, frame.channel, frame.id);
     if (!pending) return;
-    this.#settle(pending);
+    this.#requests.settle(pending);
     if (frame.type === "error") {
       pending.reject(
         new SocketAPIClientError(frame.code ?? "ERROR", frame.message ?? "Error", {
@@ -608,54 +465,9 @@ export class SocketAPIClient<App = unknown> {
     } else {
       // At once: the missed broadcasts that follow may be in the same read from the socket.
       const record = pending.type === "subscribe" && this.#subscriptions.get(pending.channel);
-      if (record) this.#positioned(pending.channel, record, frame);
+      if (record) record.positioned(pending.channel, frame);
       pending.resolve(frame.data);
     }
-  }
-
-  /** A member joined or left: the subscription's presence handlers hear it. */
-  #presenceEvent(type: "join" | "leave", channel: string, frame: Member): void {
-    const record = this.#subscriptions.get(channel);
-    if (!record) return;
-    const member = type === "join" ? { user: frame.user, info: frame.info } : { user: frame.user };
-    for (const handlers of [...record.presence]) {
-      const handler = type === "join" ? handlers.join : handlers.leave;
-      if (handler) this.#call(handler as (member: unknown) => void, member);
-    }
-  }
-
-  /** A data frame: its position kept, then every listener called. */
-  #data(
-    channel: string,
-    record: SubscriptionRecord,
-    data: unknown,
-    offset: unknown,
-    epoch: unknown,
-  ): void {
-    let info: DataInfo = { channel, recovered: false };
-    if (typeof offset === "number" && typeof epoch === "string") {
-      const until = record.recoveringUntil;
-      const recovered = until !== undefined && offset <= until;
-      if (until !== undefined && offset >= until) record.recoveringUntil = undefined;
-      record.position = { offset, epoch };
-      info = { channel, offset, epoch, recovered };
-    }
-    for (const listener of [...record.listeners]) this.#call(listener, data, info);
-  }
-
-  /** The request an answer is for: by id, else the oldest that fits its type and channel. */
-  #match(type: unknown, channel: unknown, id: RequestId | undefined): Pending | undefined {
-    if (id !== undefined) {
-      const byId = this.#pending.find((p) => p.id === id);
-      if (byId) return byId;
-    }
-    return this.#pending.find(
-      (p) =>
-        p.sent &&
-        (type === "error"
-          ? channel === undefined || channel === p.channel
-          : ANSWER_TYPE[p.type] === type && channel === p.channel),
-    );
   }
 
   #request(
@@ -674,35 +486,9 @@ export class SocketAPIClient<App = unknown> {
         new SocketAPIClientError(ClientErrorCode.CLOSED, "The client was closed.", { channel }),
       );
     }
-    const id = this.#options.ids === false ? undefined : this.#nextId++;
-    const frame: Record<string, unknown> = { type, channel };
-    if (data !== undefined) frame.data = data;
-    if (since !== undefined) frame.since = since;
-    if (presence) frame.presence = true;
-    if (id !== undefined) frame.id = id;
-    return new Promise((resolve, reject) => {
-      const pending: Pending = {
-        id,
-        type,
-        channel,
-        text: JSON.stringify(frame),
-        sent: false,
-        resolve,
-        reject,
-        timer: undefined,
-      };
-      const timeout = this.#options.timeout ?? 10_000;
-      pending.timer = setTimeout(() => {
-        this.#settle(pending);
-        reject(
-          new SocketAPIClientError(ClientErrorCode.TIMEOUT, `No answer within ${timeout} ms.`, {
-            channel,
-          }),
-        );
-      }, timeout);
-      this.#pending.push(pending);
-      if (this.#status === "open") this.#transmit(pending);
-    });
+    const { pending, answer } = this.#requests.make(type, channel, data, since, presence);
+    if (this.#status === "open") this.#transmit(pending);
+    return answer;
   }
 
   #transmit(pending: Pending): void {
@@ -725,7 +511,7 @@ export class SocketAPIClient<App = unknown> {
     }
   }
 
-  #sendSubscribe(name: string, record: SubscriptionRecord, recover = true): void {
+  #sendSubscribe(name: string, record: Subscription, recover = true): void {
     record.inFlight = true;
     // After a reconnect, on a channel with history: what was missed since the last one.
     record.asked = recover ? record.position : undefined;
@@ -752,64 +538,11 @@ export class SocketAPIClient<App = unknown> {
     );
   }
 
-  /**
-   * A `subscribed` answer on a channel with history: recovering, the missed broadcasts
-   * follow and move the position on; otherwise it starts where the stream is now, and a
-   * subscription that had a position was reset.
-   */
-  #positioned(name: string, record: SubscriptionRecord, answer: SubscribedAnswer): void {
-    if (Array.isArray(answer.members)) {
-      const count = typeof answer.count === "number" ? answer.count : answer.members.length;
-      for (const handlers of [...record.presence]) {
-        if (handlers.members) this.#call(handlers.members, answer.members as Member[], count);
-      }
-    }
-    const since = record.asked;
-    record.asked = undefined;
-    const { offset, epoch } = answer;
-    const at =
-      typeof offset === "number" && typeof epoch === "string" ? { offset, epoch } : undefined;
-    if (since && answer.recovered === true && at) {
-      record.recoveringUntil = at.offset > since.offset ? at.offset : undefined;
-      return;
-    }
-    record.position = at;
-    record.recoveringUntil = undefined;
-    if (since) for (const reset of [...record.resets]) this.#call(reset, { channel: name });
-  }
-
-  #settle(pending: Pending): void {
-    clearTimeout(pending.timer);
-    this.#pending = this.#pending.filter((p) => p !== pending);
-  }
-
   #failPending(which: (pending: Pending) => boolean, code: string, message: string): void {
-    for (const pending of this.#pending.filter(which)) {
-      this.#settle(pending);
-      pending.reject(new SocketAPIClientError(code, message, { channel: pending.channel }));
-    }
-  }
-
-  #startHeartbeat(): void {
-    const heartbeat = this.#options.heartbeat;
-    if (heartbeat === false) return;
-    const interval = heartbeat?.interval ?? 25_000;
-    this.#heartbeatTimer = setInterval(() => {
-      this.#send('{"type":"ping"}');
-      if (this.#silenceTimer === undefined) {
-        this.#silenceTimer = setTimeout(() => this.#deadConnection(), heartbeat?.timeout ?? 10_000);
-      }
-    }, interval);
-  }
-
-  #heard(): void {
-    clearTimeout(this.#silenceTimer);
-    this.#silenceTimer = undefined;
-  }
-
-  #stopHeartbeat(): void {
-    clearInterval(this.#heartbeatTimer);
-    this.#heard();
+    this.#requests.fail(
+      which,
+      (pending) => new SocketAPIClientError(code, message, { channel: pending.channel }),
+    );
   }
 
   /** Nothing came back in time: the connection is dead even if the socket does not know. */
@@ -827,10 +560,10 @@ export class SocketAPIClient<App = unknown> {
   #setStatus(status: ConnectionStatus): void {
     if (this.#status === status) return;
     this.#status = status;
-    for (const listener of [...this.#statusListeners]) this.#call(listener, status);
+    for (const listener of [...this.#statusListeners]) this.#callListener(listener, status);
   }
 
-  #call<T, U>(listener: (value: T, extra: U) => void, value: T, extra?: U): void {
+  #callListener<T, U>(listener: (value: T, extra: U) => void, value: T, extra?: U): void {
     try {
       if (extra === undefined) (listener as (value: T) => void)(value);
       else listener(value, extra);

@@ -16,16 +16,15 @@
  */
 export type { ReconnectOptions } from "./backoff.ts";
 export { reconnectDelay } from "./backoff.ts";
-export {
-  type ClientOptions,
-  type ClientSocket,
-  type ConnectionStatus,
-  createClient,
-  SocketAPIClient,
-  type Unsubscribe,
-  type WebSocketConstructor,
-} from "./client.ts";
+export { createClient, SocketAPIClient } from "./client.ts";
 export { ClientErrorCode, SocketAPIClientError } from "./client-error.ts";
+export type {
+  ClientOptions,
+  ClientSocket,
+  ConnectionStatus,
+  Unsubscribe,
+  WebSocketConstructor,
+} from "./client-options.ts";
 export type {
   ActionsOf,
   ChannelFor,

@@ -5,9 +5,20 @@
 // that belong to no channel (ping, errors for frames that cannot be read) are on `connection`.
 import type { JsonSchema } from "@valibot/to-json-schema";
 import type { ActionDeclaration, ChannelDeclaration } from "../declare/declarations.ts";
-import type { AnySchema } from "../declare/validate.ts";
 import { ErrorCode, MAX_REQUEST_ID_LENGTH } from "../protocol/protocol.ts";
-import { jsonSchemaOf, type SchemaSide } from "./json-schema.ts";
+import { describeChannel } from "./asyncapi-channel.ts";
+import {
+  ACTION_ERRORS,
+  constant,
+  errorMessage,
+  type Json,
+  message,
+  REQUEST_ID,
+  ref,
+  type SchemaOf,
+  WS_BINDING,
+} from "./asyncapi-json.ts";
+import { jsonSchemaOf } from "./json-schema.ts";
 
 /** Options of `app.asyncapi()`: what the document says of the API and where it is served. */
 export interface AsyncApiOptions {
@@ -49,26 +60,6 @@ export interface Declarations {
   readonly channels: ReadonlyMap<string, ChannelDeclaration>;
 }
 
-type Json = Record<string, unknown>;
-
-/** A declaration's schema as JSON Schema, its definitions kept for the document. */
-type SchemaOf = (schema: AnySchema | undefined, side: SchemaSide) => JsonSchema;
-
-const WS_BINDING = { ws: { method: "GET", bindingVersion: "0.1.0" } };
-
-/** What may answer an action's frame besides `completed`. */
-const ACTION_ERRORS = [
-  ErrorCode.INVALID_PARAMS,
-  ErrorCode.FORBIDDEN,
-  ErrorCode.HANDLER_ERROR,
-  ErrorCode.HANDLER_TIMEOUT,
-  ErrorCode.INTERNAL_ERROR,
-  ErrorCode.RATE_LIMITED,
-];
-
-/** What may answer a subscribe besides `subscribed`. */
-const SUBSCRIBE_ERRORS = [...ACTION_ERRORS, ErrorCode.TOO_MANY_SUBSCRIPTIONS];
-
 /** What answers a frame that cannot be read or names nothing declared. */
 const FRAME_ERRORS = [
   ErrorCode.INVALID_JSON,
@@ -78,8 +69,6 @@ const FRAME_ERRORS = [
   ErrorCode.MESSAGE_TOO_LARGE,
   ErrorCode.RATE_LIMITED,
 ];
-
-const REQUEST_ID = { $ref: "#/components/schemas/RequestId" };
 
 /** Builds the document of an app's declarations. */
 export function buildAsyncApi(
@@ -220,199 +209,6 @@ function describeAction(
   };
 }
 
-function describeChannel(
-  name: string,
-  key: string,
-  channel: ChannelDeclaration,
-  channels: Json,
-  operations: Json,
-  schemaOf: SchemaOf,
-): void {
-  const template = channel.template;
-  const params = schemaOf(channel.params, "input");
-  const nameSchema = template.isStatic
-    ? constant(name)
-    : {
-        type: "string",
-        pattern: `^${name
-          .split("/")
-          .map((segment) => (/^\{\w+\}$/.test(segment) ? "[^/]+" : escapeRegExp(segment)))
-          .join("/")}$`,
-        description: `A concrete name of ${name}: each parameter fills its segment.`,
-      };
-  const data = channel.data
-    ? schemaOf(channel.data, "output")
-    : { description: "What the channel's handler returns (no data schema is declared)." };
-  const history = channel.history !== undefined;
-  const presence = channel.presence !== undefined;
-
-  const subscribeData = subscribeDataOf(params, channel.subscribeKeys);
-  const subscribeProperties: Json = {
-    type: constant("subscribe"),
-    channel: nameSchema,
-    ...(subscribeData ? { data: subscribeData } : {}),
-    id: REQUEST_ID,
-  };
-  if (history) {
-    subscribeProperties.since = {
-      type: "object",
-      description: "Asks for every broadcast after this position (docs/recovery.md).",
-      properties: { offset: { type: "integer", minimum: 0 }, epoch: { type: "string" } },
-      required: ["offset", "epoch"],
-    };
-  }
-  if (presence) {
-    subscribeProperties.presence = {
-      type: "boolean",
-      description: "`true`: list the members in `subscribed`, then hear joins and leaves.",
-    };
-  }
-  const subscribedProperties: Json = {
-    type: constant("subscribed"),
-    channel: nameSchema,
-    id: REQUEST_ID,
-  };
-  if (history) {
-    subscribedProperties.offset = { type: "integer", minimum: 0 };
-    subscribedProperties.epoch = { type: "string" };
-    subscribedProperties.recovered = {
-      type: "boolean",
-      description: "With `since`: whether the missed broadcasts follow.",
-    };
-  }
-  if (presence) {
-    subscribedProperties.members = {
-      type: "array",
-      description: "With `presence: true`: the members, at most 1,000.",
-      items: {
-        type: "object",
-        properties: { user: { type: "string" }, info: { description: "What `presence` returns." } },
-        required: ["user", "info"],
-      },
-    };
-    subscribedProperties.count = {
-      type: "integer",
-      minimum: 0,
-      description: "How many members there are.",
-    };
-  }
-  const dataProperties: Json = { type: constant("data"), channel: nameSchema, data };
-  if (history) {
-    dataProperties.offset = { type: "integer", minimum: 1 };
-    dataProperties.epoch = { type: "string" };
-  }
-
-  const messages: Json = {
-    subscribe: message(`subscribe ${name}`, "Subscribes to the channel.", subscribeProperties, [
-      "type",
-      "channel",
-    ]),
-    subscribed: message(`subscribed ${name}`, "The subscription is active.", subscribedProperties, [
-      "type",
-      "channel",
-    ]),
-    subscribeError: errorMessage(`subscribe ${name} failed`, nameSchema, SUBSCRIBE_ERRORS),
-    unsubscribe: message(
-      `unsubscribe ${name}`,
-      "Stops receiving the channel.",
-      {
-        type: constant("unsubscribe"),
-        channel: nameSchema,
-        id: REQUEST_ID,
-      },
-      ["type", "channel"],
-    ),
-    unsubscribed: message(
-      `unsubscribed ${name}`,
-      "Answers every unsubscribe.",
-      {
-        type: constant("unsubscribed"),
-        channel: nameSchema,
-        id: REQUEST_ID,
-      },
-      ["type", "channel"],
-    ),
-    data: message(
-      `${name} data`,
-      channel.initialData
-        ? "A broadcast, or the channel's initial data right after `subscribed`."
-        : "A broadcast on the channel.",
-      dataProperties,
-      ["type", "channel", "data"],
-    ),
-  };
-  if (presence) {
-    messages.join = message(
-      `${name} join`,
-      "A member joined (only to clients that asked for presence).",
-      {
-        type: constant("join"),
-        channel: nameSchema,
-        user: { type: "string" },
-        info: { description: "What the channel's `presence` function returns for the member." },
-      },
-      ["type", "channel", "user", "info"],
-    );
-    messages.leave = message(
-      `${name} leave`,
-      "A member left: its last connection unsubscribed or closed.",
-      {
-        type: constant("leave"),
-        channel: nameSchema,
-        user: { type: "string" },
-      },
-      ["type", "channel", "user"],
-    );
-  }
-
-  const described: Json = { address: name, title: name };
-  if (channel.description) described.description = channel.description;
-  if (!template.isStatic) described.parameters = parametersOf(template.params, params);
-  described.messages = messages;
-  described.bindings = WS_BINDING;
-  channels[key] = described;
-
-  const at = (message: string) => ref(`#/channels/${key}/messages/${message}`);
-  operations[`${key}.subscribe`] = {
-    action: "receive",
-    channel: ref(`#/channels/${key}`),
-    title: `subscribe ${name}`,
-    summary: channel.description ?? `Subscribes to ${name}.`,
-    messages: [at("subscribe")],
-    reply: {
-      channel: ref(`#/channels/${key}`),
-      messages: [
-        at("subscribed"),
-        at("subscribeError"),
-        ...(channel.initialData ? [at("data")] : []),
-      ],
-    },
-  };
-  operations[`${key}.unsubscribe`] = {
-    action: "receive",
-    channel: ref(`#/channels/${key}`),
-    title: `unsubscribe ${name}`,
-    messages: [at("unsubscribe")],
-    reply: { channel: ref(`#/channels/${key}`), messages: [at("unsubscribed")] },
-  };
-  operations[`${key}.data`] = {
-    action: "send",
-    channel: ref(`#/channels/${key}`),
-    title: `${name} data`,
-    summary: `Broadcasts on ${name}, to its subscribers.`,
-    messages: [at("data")],
-  };
-  if (presence) {
-    operations[`${key}.presence`] = {
-      action: "send",
-      channel: ref(`#/channels/${key}`),
-      title: `${name} presence`,
-      summary: "Joins and leaves, to the subscribers that asked for presence.",
-      messages: [at("join"), at("leave")],
-    };
-  }
-}
-
 /** Frames that belong to no channel: ping and pong, and errors for frames that cannot be read. */
 function describeConnection(key: string, channels: Json, operations: Json): void {
   channels[key] = {
@@ -450,75 +246,9 @@ function describeConnection(key: string, channels: Json, operations: Json): void
   };
 }
 
-/** An error frame that may answer an operation, with the codes it may carry. */
-function errorMessage(title: string, channel: Json, codes: readonly string[]): Json {
-  return message(
-    title,
-    "The frame could not be served; the connection stays open.",
-    {
-      type: constant("error"),
-      code: { type: "string", enum: [...codes] },
-      message: { type: "string" },
-      channel,
-      id: REQUEST_ID,
-      issues: { type: "array", items: { $ref: "#/components/schemas/Issue" } },
-    },
-    ["type", "code", "message"],
-  );
-}
-
-function message(title: string, summary: string, properties: Json, required: string[]): Json {
-  return {
-    title,
-    summary,
-    payload: { type: "object", properties, required },
-  };
-}
-
-/** The parameters of a templated name, from the params schema's entries. */
-function parametersOf(names: readonly string[], params: JsonSchema): Json {
-  const properties = (params.properties ?? {}) as Record<string, JsonSchema>;
-  return Object.fromEntries(
-    names.map((name) => {
-      const schema = properties[name] ?? {};
-      const parameter: Json = {};
-      if (schema.description) parameter.description = schema.description;
-      if (Array.isArray(schema.enum)) parameter.enum = schema.enum.map(String);
-      if (schema.default !== undefined) parameter.default = String(schema.default);
-      if (Array.isArray(schema.examples)) parameter.examples = schema.examples.map(String);
-      return [name, parameter];
-    }),
-  );
-}
-
-/** The part of the params a client may set on subscribe, as an object schema; none: `undefined`. */
-function subscribeDataOf(params: JsonSchema, keys: readonly string[]): JsonSchema | undefined {
-  if (keys.length === 0) return undefined;
-  const properties = (params.properties ?? {}) as Record<string, JsonSchema>;
-  const required = (params.required ?? []).filter((key) => keys.includes(key));
-  return {
-    type: "object",
-    description: "The subscribe-time parameters: the others take their defaults.",
-    properties: Object.fromEntries(keys.map((key) => [key, properties[key] ?? {}])),
-    ...(required.length > 0 ? { required } : {}),
-  };
-}
-
 /** The examples a schema gives (valibot's `examples` or `metadata`). */
 function examplesOf(schema: JsonSchema): unknown[] {
   return Array.isArray(schema.examples) ? schema.examples : [];
-}
-
-function constant(value: string): Json {
-  return { type: "string", const: value };
-}
-
-function ref(to: string): Json {
-  return { $ref: to };
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 /** Keys of the document's maps: a name as a key (letters, digits, `.`, `-`, `_`), never twice. */

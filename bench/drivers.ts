@@ -18,6 +18,15 @@ export interface Driver {
   broadcastSeq(seq: number): Promise<void>;
   /** How many messages the instance's relay received. */
   relayReceived(): Promise<number>;
+  /**
+   * Calls the streaming action `name`: `onChunk` for each chunk, resolved at its end; the
+   * returned `cancel` sends a cancel (SocketAPI's protocol only).
+   */
+  stream(
+    name: string,
+    data: unknown,
+    onChunk: () => void,
+  ): { readonly done: Promise<unknown>; cancel(): void };
   close(): void;
 }
 
@@ -29,11 +38,14 @@ async function socketapiDriver(url: string, history = false): Promise<Driver> {
   });
   let nextId = 1;
   const pending = new Map<number, (data: unknown) => void>();
+  const chunks = new Map<number, () => void>();
   let onData: ((seq: number) => void) | undefined;
   ws.onmessage = (event) => {
     const frame = JSON.parse(event.data as string);
     if (frame.type === "data") onData?.(frame.data.seq);
+    else if (frame.type === "chunk") chunks.get(frame.id)?.();
     else {
+      chunks.delete(frame.id);
       const resolve = pending.get(frame.id);
       pending.delete(frame.id);
       resolve?.(frame.data);
@@ -73,6 +85,17 @@ async function socketapiDriver(url: string, history = false): Promise<Driver> {
           resolve((data as { received: number }).received),
         ),
       ),
+    stream: (name, data, onChunk) => {
+      const id = nextId;
+      chunks.set(id, onChunk);
+      const done = new Promise((resolve) =>
+        request({ type: "action", channel: name, data }, resolve),
+      );
+      return {
+        done,
+        cancel: () => ws.send(JSON.stringify({ type: "cancel", channel: name, id })),
+      };
+    },
     close: () => ws.close(),
   };
 }
@@ -101,6 +124,9 @@ async function socketioDriver(url: string): Promise<Driver> {
       new Promise((resolve) =>
         socket.emit("relay_stats", (stats: { received: number }) => resolve(stats.received)),
       ),
+    stream: () => {
+      throw new Error("Socket.IO has no streaming answers.");
+    },
     close: () => socket.disconnect(),
   };
 }

@@ -15,10 +15,24 @@ export interface LoadSizes {
   subscribers: number;
   broadcasts: number;
   idle: number;
+  /** Streaming answers at once (one per connection), and the chunks of each. */
+  streams: number;
+  chunks: number;
+  /** Streams held open at once, for the memory an open stream holds. */
+  held: number;
 }
 
 interface Options extends LoadSizes {
-  scenario: "actions" | "latency" | "fanout" | "memory" | "cluster" | "recovery" | "presence";
+  scenario:
+    | "actions"
+    | "latency"
+    | "fanout"
+    | "memory"
+    | "cluster"
+    | "recovery"
+    | "presence"
+    | "streams"
+    | "held";
   /** For `fanout` and `recovery` on SocketAPI: the channel with history. */
   history?: boolean;
   url: string;
@@ -324,7 +338,83 @@ async function memory(): Promise<Record<string, number>> {
   };
 }
 
-const scenarios = { actions, latency, fanout, memory, cluster, recovery, presence };
+/**
+ * Chunks per second: `streams` streaming answers of `chunks` small chunks each at once, one
+ * per connection, until the last one completed (the median of three runs).
+ */
+async function streams(): Promise<Record<string, number>> {
+  const drivers = await connect(options.streams);
+  const runOnce = async () => {
+    let received = 0;
+    const started = performance.now();
+    await Promise.all(
+      drivers.map(
+        (driver) =>
+          driver.stream("stream", { count: options.chunks }, () => {
+            received++;
+          }).done,
+      ),
+    );
+    const seconds = (performance.now() - started) / 1000;
+    if (received !== options.streams * options.chunks) {
+      throw new Error(`received ${received} chunks of ${options.streams * options.chunks}`);
+    }
+    return received / seconds;
+  };
+  await runOnce(); // warm-up
+  const values = [await runOnce(), await runOnce(), await runOnce()];
+  values.sort((x, y) => x - y);
+  for (const driver of drivers) driver.close();
+  return { value: values[1] as number };
+}
+
+/**
+ * Held streams (SocketAPI only): the server's memory per open stream (RSS and heap after a
+ * collection), then the time from each one's cancel to its generator's `finally`.
+ */
+async function held(): Promise<Record<string, number>> {
+  const perConnection = 10;
+  const drivers = await connect(Math.ceil(options.held / perConnection));
+  const before = await serverMemory();
+  const open: { cancel(): void }[] = [];
+  const firsts: Promise<void>[] = [];
+  for (const [i, driver] of drivers.entries()) {
+    for (let j = 0; j < perConnection && i * perConnection + j < options.held; j++) {
+      let first: () => void = () => {};
+      firsts.push(new Promise<void>((resolve) => (first = resolve)));
+      open.push(driver.stream("stream_hold", undefined, () => first()));
+    }
+  }
+  await Promise.all(firsts);
+  const during = await serverMemory();
+  for (const stream of open) stream.cancel();
+  await sleep(500);
+  // What the server measured (an action that does not stream, called the same way).
+  const times = (await (drivers[0] as Driver).stream("stream_stats", undefined, () => {})
+    .done) as number[];
+  for (const driver of drivers) driver.close();
+  const at = (q: number) =>
+    times[Math.min(times.length - 1, Math.floor(q * times.length))] ?? Number.NaN;
+  return {
+    perStream: (during.rss - before.rss) / options.held,
+    perStreamHeap: (during.heapUsed - before.heapUsed) / options.held,
+    cancelP50: at(0.5),
+    cancelP99: at(0.99),
+    cancelled: times.length,
+  };
+}
+
+const scenarios = {
+  actions,
+  latency,
+  fanout,
+  memory,
+  cluster,
+  recovery,
+  presence,
+  streams,
+  held,
+};
 const result = await scenarios[options.scenario]();
 console.log(JSON.stringify(result));
 process.exit(0);

@@ -180,6 +180,9 @@ const SIZES: Record<"full" | "quick" | "smoke", Sizes> = {
     idle: 2000,
     scale: 19_000,
     scaleRepetitions: 3,
+    streams: 100,
+    chunks: 1000,
+    held: 1000,
   },
   quick: {
     repetitions: 1,
@@ -193,6 +196,9 @@ const SIZES: Record<"full" | "quick" | "smoke", Sizes> = {
     idle: 500,
     scale: 5_000,
     scaleRepetitions: 1,
+    streams: 100,
+    chunks: 200,
+    held: 200,
   },
   smoke: {
     repetitions: 1,
@@ -206,6 +212,9 @@ const SIZES: Record<"full" | "quick" | "smoke", Sizes> = {
     idle: 20,
     scale: 200,
     scaleRepetitions: 1,
+    streams: 4,
+    chunks: 20,
+    held: 10,
   },
 };
 
@@ -261,6 +270,17 @@ const METRICS: {
 const HISTORY_METRICS: { scenario: string; load: string; key: string; unit: string }[] = [
   { scenario: "fan-out with history", load: "fanout", key: "value", unit: "deliveries/s" },
   { scenario: "recovery of 1,000 missed broadcasts", load: "recovery", key: "ms", unit: "ms" },
+];
+
+/** Streaming answers: chunks per second, for SocketAPI and the raw server sending the same frames. */
+const STREAM_METRIC = { scenario: "stream chunks", key: "value", unit: "chunks/s" };
+
+/** Held streams, for SocketAPI only: the memory of an open stream, and cancel to finally. */
+const HELD_METRICS: { scenario: string; key: string; unit: string }[] = [
+  { scenario: "memory per open stream", key: "perStream", unit: "bytes" },
+  { scenario: "heap per open stream", key: "perStreamHeap", unit: "bytes" },
+  { scenario: "stream cancel to finally p50", key: "cancelP50", unit: "ms" },
+  { scenario: "stream cancel to finally p99", key: "cancelP99", unit: "ms" },
 ];
 
 /** The join/leave storm, for SocketAPI only: one run gives all three. */
@@ -754,6 +774,33 @@ function historyTable(results: BenchResult[]): string {
   return lines.join("\n");
 }
 
+/** The streams table: chunks per second against raw, then what an open stream holds. */
+function streamTable(results: BenchResult[]): string {
+  const lines = [
+    "| scenario | runtime | subject | median | min – max | vs raw |",
+    "| --- | --- | --- | ---: | ---: | ---: |",
+  ];
+  const row = (scenario: string, runtime: string, subject: string) =>
+    results.find((r) => r.scenario === scenario && r.runtime === runtime && r.subject === subject);
+  for (const metric of [STREAM_METRIC, ...HELD_METRICS]) {
+    for (const runtime of RUNTIMES) {
+      for (const subject of metric === STREAM_METRIC ? ["raw", "socketapi"] : ["socketapi"]) {
+        const found = row(metric.scenario, runtime, subject);
+        if (!found) continue;
+        const raw = row(metric.scenario, runtime, "raw");
+        const ratio =
+          metric === STREAM_METRIC && subject !== "raw" && raw
+            ? `${(found.median / raw.median).toFixed(2)}x`
+            : "";
+        lines.push(
+          `| ${metric.scenario} (${metric.unit}) | ${runtime} | ${subject} | ${format(found.median, metric.unit)} | ${format(found.min, metric.unit)} – ${format(found.max, metric.unit)} | ${ratio} |`,
+        );
+      }
+    }
+  }
+  return lines.join("\n");
+}
+
 /** The presence table: the join/leave storm on Node and Bun. */
 function presenceTable(results: BenchResult[]): string {
   const lines = ["| scenario | runtime | median | min – max |", "| --- | --- | ---: | ---: |"];
@@ -842,6 +889,27 @@ async function main(): Promise<void> {
             const key = `${metric.scenario}|${subject.runtime}|socketapi`;
             runs.set(key, [...(runs.get(key) ?? []), storm[metric.key] as number]);
           }
+          const held = await runLoad({
+            ...sizes,
+            scenario: "held",
+            url,
+            protocol: subject.protocol,
+          });
+          for (const metric of HELD_METRICS) {
+            const key = `${metric.scenario}|${subject.runtime}|socketapi`;
+            runs.set(key, [...(runs.get(key) ?? []), held[metric.key] as number]);
+          }
+        }
+        // Streaming answers, against the raw server writing the same frames.
+        if (subject.subject === "socketapi" || subject.subject === "raw") {
+          const result = await runLoad({
+            ...sizes,
+            scenario: "streams",
+            url,
+            protocol: subject.protocol,
+          });
+          const key = `${STREAM_METRIC.scenario}|${subject.runtime}|${subject.subject}`;
+          runs.set(key, [...(runs.get(key) ?? []), result[STREAM_METRIC.key] as number]);
         }
       } finally {
         child.kill("SIGKILL");
@@ -878,7 +946,12 @@ async function main(): Promise<void> {
     ...CLUSTER_METRICS.flatMap((metric) =>
       clusterSubjects.map((subject) => summary(metric, "node", subject.subject, runs)),
     ),
-    ...[...HISTORY_METRICS, ...PRESENCE_METRICS].flatMap((metric) =>
+    ...[STREAM_METRIC].flatMap((metric) =>
+      subjects
+        .filter((s) => s.subject === "socketapi" || s.subject === "raw")
+        .map((subject) => summary(metric, subject.runtime, subject.subject, runs)),
+    ),
+    ...[...HISTORY_METRICS, ...PRESENCE_METRICS, ...HELD_METRICS].flatMap((metric) =>
       subjects
         .filter((s) => s.subject === "socketapi")
         .map((subject) => summary(metric, subject.runtime, "socketapi", runs)),
@@ -915,6 +988,7 @@ async function main(): Promise<void> {
     console.log(clusterTable(results));
     console.log(historyTable(results));
     console.log(presenceTable(results));
+    console.log(streamTable(results));
   }
   console.log(scaleTable(results));
   console.log(projectionTable(results, sizes.scale, memoryGiB));
@@ -965,6 +1039,16 @@ function targets(results: BenchResult[]): string {
         above,
         `${Math.round(above)} B above`,
         above <= 256,
+      ]);
+    }
+    if (runtime !== "deno") {
+      const chunks =
+        get("stream chunks", runtime, "socketapi") / get("stream chunks", runtime, "raw");
+      rows.push([
+        `stream chunks on ${runtime}: at least 0.90 of raw`,
+        chunks,
+        `${chunks.toFixed(2)}x`,
+        chunks >= 0.9,
       ]);
     }
     const p99 = get("latency p99", runtime, "socketapi") / get("latency p99", runtime, "raw");
@@ -1115,6 +1199,17 @@ A join and leave storm on a channel with presence: half the memory scenario's co
 (the same for the leaves).
 
 ${presenceTable(lastResults)}
+
+## Streams
+
+${sizes.streams} streaming answers at once, one per connection, each of ${sizes.chunks}
+small chunks (\`{"seq":N}\`), until the last one completed (the median of three runs,
+after a warm-up), against the raw server writing the same \`chunk\` frames in a loop. Then,
+SocketAPI only: ${sizes.held} streams held open (ten per connection, each after its first
+chunk), the server's memory per open stream, and the time from each one's \`cancel\` to
+its generator's \`finally\`, as the server measured it.
+
+${streamTable(lastResults)}
 
 ## What the core does to stay close to raw, and what it bought
 

@@ -87,3 +87,29 @@ export class HandlerTimeoutError extends Error {
     this.timeout = timeout;
   }
 }
+
+/**
+ * The reason a handler's `ctx.signal` aborts with when the client cancelled its request (a
+ * `cancel` frame: the typed client's `signal`, or a `for await` over `client.stream` left
+ * early). A closed connection aborts the signal with an `AbortError` instead, a timeout
+ * with a {@link HandlerTimeoutError}.
+ *
+ * @example
+ * ```ts
+ * import { RequestCancelledError } from "socketapi";
+ *
+ * function onAbort(signal: AbortSignal): string {
+ *   return signal.reason instanceof RequestCancelledError ? "cancelled" : "closed or timed out";
+ * }
+ * ```
+ */
+export class RequestCancelledError extends Error {
+  /** The action whose request was cancelled. */
+  readonly channel: string;
+
+  constructor(channel: string) {
+    super(`The client cancelled its request to '${channel}'.`);
+    this.name = "RequestCancelledError";
+    this.channel = channel;
+  }
+}

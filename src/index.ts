@@ -63,6 +63,7 @@ export {
   ForbiddenError,
   HandlerTimeoutError,
   InvalidChannelParamsError,
+  RequestCancelledError,
   SocketAPIError,
   type SocketAPIErrorOptions,
 } from "./errors.ts";
@@ -82,6 +83,8 @@ export type { PresenceCount, SharedPresenceStore } from "./presence/presence-reg
 export {
   type ActionCompletedFrame,
   type ActionFrame,
+  type CancelFrame,
+  type ChunkFrame,
   type ClientFrame,
   CloseCode,
   type DataFrame,

@@ -70,6 +70,10 @@ const everything = new SocketAPI()
     },
   )
   .action("tick", () => undefined)
+  .action("words", { output: v.string() }, async function* () {
+    yield "one";
+    return "done";
+  })
   .channel(
     "rooms/{room}",
     {
@@ -154,6 +158,32 @@ describe("an app with every feature", () => {
     expect(channels.tick.messages.call.payload.properties.data.description).toContain(
       "declares no input",
     );
+  });
+
+  it("describes a streaming action: its chunks before completed, and the cancel a client may send", async () => {
+    const { channels, operations }: Json = await everything.asyncapi();
+    const words = channels.words;
+    expect(words.messages.chunk.payload.properties).toMatchObject({
+      type: { const: "chunk" },
+      channel: { const: "words" },
+      data: { type: "string" },
+      id: { $ref: "#/components/schemas/RequestId" },
+    });
+    expect(words.messages.cancel.payload.required).toEqual(["type", "channel", "id"]);
+    expect(words.messages.error.payload.properties.code.enum).toEqual(
+      expect.arrayContaining(["CANCELLED", "TOO_MANY_STREAMS", "HANDLER_TIMEOUT"]),
+    );
+    expect(operations.words.reply.messages).toEqual([
+      { $ref: "#/channels/words/messages/chunk" },
+      { $ref: "#/channels/words/messages/completed" },
+      { $ref: "#/channels/words/messages/error" },
+    ]);
+    expect(operations["words.cancel"].messages).toEqual([
+      { $ref: "#/channels/words/messages/cancel" },
+    ]);
+    // An action that does not stream has neither.
+    expect(channels.add.messages.chunk).toBeUndefined();
+    expect(operations["add.cancel"]).toBeUndefined();
   });
 
   it("shows the input a dependency takes, and not one that takes nothing from the client", async () => {

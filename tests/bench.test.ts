@@ -60,11 +60,16 @@ it("runs every subject on every runtime and writes the JSON the README promises"
       "latency across processes p50",
       "latency across processes p99",
       "messages to an instance without subscribers",
+      "stream chunks",
       "fan-out with history",
       "recovery of 1,000 missed broadcasts",
       "presence: all joins heard",
       "presence: all leaves heard",
       "presence: frames sent in the storm",
+      "memory per open stream",
+      "heap per open stream",
+      "stream cancel to finally p50",
+      "stream cancel to finally p99",
       "actions",
       "latency p50",
       "latency p99",
@@ -95,6 +100,7 @@ it("runs every subject on every runtime and writes the JSON the README promises"
           "connect rate",
           "broadcast to all, until the last delivery",
           "actions while all are connected",
+          "stream chunks",
         ].includes(result.scenario)
       )
         expect(result.median).toBeGreaterThan(0);

@@ -3,7 +3,12 @@ import * as v from "valibot";
 import { describe, expectTypeOf, it } from "vitest";
 import WebSocket from "ws";
 import type seed from "../examples/main.ts";
-import { createClient, type Jsonify, type SocketAPIClient } from "../src/client/index.ts";
+import {
+  type ActionStream,
+  createClient,
+  type Jsonify,
+  type SocketAPIClient,
+} from "../src/client/index.ts";
 import { SocketAPI, subscribeParam } from "../src/index.ts";
 import type conformance from "./servers/conformance-app.ts";
 
@@ -34,6 +39,39 @@ describe("actions", () => {
     expectTypeOf(full.action("stats")).toEqualTypeOf<
       Promise<{ connections: number; chat: number; firehose: number }>
     >();
+  });
+
+  it("types a streaming action's chunks and its result, and takes a signal", () => {
+    const app = new SocketAPI()
+      .action("ask", { input: v.object({ question: v.string() }) }, async function* ({ question }) {
+        for (const word of question.split(" ")) yield { word, at: new Date() };
+        return question.length;
+      })
+      .action("ticks", async function* () {
+        yield 1;
+      })
+      .action("checked", { output: v.number() }, async function* () {
+        yield 1;
+        return 2;
+      });
+    const streaming = createClient<typeof app>("ws://127.0.0.1:1/", { WebSocket });
+    const reply = streaming.stream("ask", { question: "why" }, { signal: AbortSignal.timeout(1) });
+    expectTypeOf(reply).toExtend<AsyncIterable<{ word: string; at: string }>>();
+    expectTypeOf(reply.result).toEqualTypeOf<Promise<number>>();
+    expectTypeOf(streaming.action("ask", { question: "why" })).toEqualTypeOf<Promise<number>>();
+    expectTypeOf(streaming.stream("ticks")).toExtend<AsyncIterable<number>>();
+    expectTypeOf(streaming.stream("ticks").result).toEqualTypeOf<Promise<undefined>>();
+    expectTypeOf(streaming.stream("checked")).toExtend<AsyncIterable<number>>();
+    expectTypeOf(
+      client.action("add_numbers", { a: 1, b: 2 }, { signal: AbortSignal.abort() }),
+    ).toEqualTypeOf<Promise<number>>();
+    // @ts-expect-error the options come after the input
+    client.action("add_numbers", { signal: AbortSignal.abort() });
+    // An action that does not stream has no chunks.
+    expectTypeOf(client.stream("add_numbers", { a: 1, b: 2 })).toEqualTypeOf<
+      ActionStream<never, number>
+    >();
+    streaming.close();
   });
 
   it("types results as they come out of JSON", () => {

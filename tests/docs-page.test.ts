@@ -188,5 +188,57 @@ describe.skipIf(!executablePath)(
         await served.close();
       }
     });
+
+    it("shows a streaming action's chunks as they arrive, and cancels it", async () => {
+      let stopped = 0;
+      const streaming = new SocketAPI()
+        .action("count", async function* (_, ctx) {
+          try {
+            for (let n = 1; n <= 1000 && !ctx.signal.aborted; n++) {
+              await new Promise((resolve) => setTimeout(resolve, n <= 3 ? 10 : 300));
+              yield n;
+            }
+            return "counted";
+          } finally {
+            stopped++;
+          }
+        })
+        .action("story", async function* () {
+          yield "once";
+          yield "upon";
+          return "the end";
+        });
+      const served = await serve(streaming, { port: 0, docs: true });
+      const page = await browser.newPage();
+      const seen: string[] = [];
+      page.on("pageerror", (error) => seen.push(`page error: ${error.message}`));
+      try {
+        await page.goto(`http://127.0.0.1:${served.port}/docs`);
+        await page.waitForSelector("#status.open", { timeout: 10_000 });
+        const story = '[data-action="story"]';
+        await page.click(`${story} button:text("Call")`);
+        await page.waitForSelector(`${story} .result.ok`);
+        expect(await page.textContent(`${story} .result`)).toBe('"once"\n"upon"\n"the end"');
+        // Chunks show before the end; Cancel stops it on the server.
+        const count = '[data-action="count"]';
+        await page.click(`${count} button:text("Call")`);
+        await page.waitForFunction(
+          (selector) => document.querySelector(selector)?.textContent?.startsWith("1\n2\n3"),
+          `${count} .result`,
+        );
+        expect(await page.$eval(`${count} .result`, (node) => node.className)).toBe("result");
+        await page.click(`${count} button:text("Cancel")`);
+        await page.waitForSelector(`${count} .result.error`);
+        expect(await page.textContent(`${count} .result`)).toContain(
+          "CANCELLED: Cancelled by the client.",
+        );
+        await expect.poll(() => stopped).toBe(1);
+        expect(await page.isHidden(`${count} button:text("Cancel")`)).toBe(true);
+        expect(seen).toEqual([]);
+      } finally {
+        await page.close();
+        await served.close();
+      }
+    });
   },
 );

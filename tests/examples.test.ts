@@ -65,3 +65,70 @@ describe("the Hono example's announce route", () => {
     expect(response.status).toBe(403);
   });
 });
+
+describe("the assistant example", () => {
+  let server: ServerProcess;
+  beforeAll(async () => {
+    server = await startServer([
+      process.execPath,
+      "adapters/node-cli.js",
+      "examples/assistant.ts",
+      "--port",
+      "{port}",
+      "--host",
+      "127.0.0.1",
+    ]);
+  }, 30_000);
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it("streams the reply word by word, then says how many words it sent", async () => {
+    const client = await openClient(server.url);
+    client.send({ type: "action", channel: "ask", data: { question: "why?", delay: 0 }, id: 1 });
+    const words: string[] = [];
+    for (;;) {
+      const frame = await client.next();
+      if (frame.type !== "chunk") {
+        expect(frame).toEqual({
+          type: "action",
+          channel: "ask",
+          status: "completed",
+          data: { question: "why?", words: words.length },
+          id: 1,
+        });
+        break;
+      }
+      expect(frame.id).toBe(1);
+      words.push(frame.data as string);
+    }
+    expect(words.join("")).toMatch(/^SocketAPI declares actions .* to the client\.$/);
+    client.ws.terminate();
+  });
+
+  it("stops when the client cancels, and says so in its log", async () => {
+    const client = await openClient(server.url);
+    client.send({
+      type: "action",
+      channel: "ask",
+      data: { question: "long one", delay: 200 },
+      id: 2,
+    });
+    expect(await client.next(3000)).toMatchObject({ type: "chunk", id: 2 });
+    client.send({ type: "cancel", channel: "ask", id: 2 });
+    expect(await client.next()).toEqual({
+      type: "error",
+      code: "CANCELLED",
+      message: "Cancelled by the client.",
+      channel: "ask",
+      id: 2,
+    });
+    await client.expectNone(300);
+    const deadline = Date.now() + 3000;
+    while (!server.output().includes('"long one": cancelled after 1 of') && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(server.output()).toContain('"long one": cancelled after 1 of');
+    client.ws.terminate();
+  });
+});

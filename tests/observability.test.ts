@@ -69,6 +69,15 @@ const app = new SocketAPI({
     await sleep(100);
     return "done";
   })
+  .action("ticks", async function* () {
+    for (let n = 1; n <= 3; n++) yield n;
+  })
+  .action("endless", async function* () {
+    for (let n = 1; ; n++) {
+      await sleep(5);
+      yield n;
+    }
+  })
   .channel(
     "chat",
     { params: v.object({ message: v.optional(v.string(), "") }) },
@@ -158,6 +167,15 @@ beforeAll(async () => {
   expect((await main.next()).code).toBe("MESSAGE_TOO_LARGE");
   expect(await main.request({ type: "unsubscribe", channel: "rooms/1", id: 10 })).toMatchObject({
     type: "unsubscribed",
+  });
+  // A stream of three chunks, and one cancelled after its first.
+  main.send({ type: "action", channel: "ticks", id: 11 });
+  for (let i = 0; i < 4; i++) await main.next();
+  main.send({ type: "action", channel: "endless", id: 12 });
+  expect(await main.next()).toMatchObject({ type: "chunk", id: 12 });
+  main.send({ type: "cancel", channel: "endless", id: 12 });
+  expect(await main.take((frame) => frame.type === "error" && frame.id === 12)).toMatchObject({
+    code: "CANCELLED",
   });
 
   // Frames behind a slow one, past the queue's length.
@@ -249,8 +267,9 @@ describe("metrics", () => {
   });
 
   it("count frames in and out, broadcasts once per subscriber reached", () => {
-    // main 11 (the one over 1 KiB included), queued 3, flood 45, the slow reader 1.
-    expect(value("socketapi.frames.received")).toBe(11 + 3 + 45 + 1);
+    // main 11 (the one over 1 KiB included) and 3 for streams (2 calls, a cancel), queued 3,
+    // flood 45, the slow reader 1.
+    expect(value("socketapi.frames.received")).toBe(11 + 3 + 3 + 45 + 1);
     expect(value("socketapi.frames.sent") as number).toBeGreaterThan(
       value("socketapi.frames.received") as number,
     );
@@ -280,6 +299,17 @@ describe("metrics", () => {
     expect(value("socketapi.refusals", { "socketapi.limit": "origin" })).toBe(1);
     expect(value("socketapi.refusals", { "socketapi.limit": "connections" })).toBe(1);
     expect(value("socketapi.refusals", { "socketapi.limit": "slow_consumer" })).toBe(1);
+  });
+
+  it("count streams open, chunks sent and requests cancelled, by action", () => {
+    expect(value("socketapi.streams", { "socketapi.action": "ticks" })).toBe(0);
+    expect(value("socketapi.streams", { "socketapi.action": "endless" })).toBe(0);
+    expect(value("socketapi.stream.chunks", { "socketapi.action": "ticks" })).toBe(3);
+    expect(value("socketapi.stream.chunks", { "socketapi.action": "endless" })).toBeGreaterThan(0);
+    expect(value("socketapi.requests.cancelled", { "socketapi.action": "endless" })).toBe(1);
+    expect(value("socketapi.requests.cancelled", { "socketapi.action": "ticks" })).toBe(0);
+    expect(value("socketapi.errors", { "error.type": "CANCELLED" })).toBe(1);
+    expect(unitOf("socketapi.stream.chunks")).toBe("{chunk}");
   });
 
   it("time actions in seconds, by action and outcome", () => {

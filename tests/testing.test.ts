@@ -97,3 +97,34 @@ describe("createTestClient", () => {
     expect(sums).toEqual(Array.from({ length: 200 }, (_, i) => 2 * i));
   });
 });
+
+describe("createTestClient with a streaming action", () => {
+  it("reads the chunks, and leaving the loop early stops the generator", async () => {
+    let finished = 0;
+    const streaming = new SocketAPI().action("count", async function* () {
+      try {
+        for (let n = 1; ; n++) {
+          await new Promise((resolve) => setTimeout(resolve, 1));
+          yield n;
+          if (n === 3 && finished > 0) return n;
+        }
+      } finally {
+        finished++;
+      }
+    });
+    const client = await createTestClient(streaming);
+    const seen: number[] = [];
+    for await (const n of client.stream("count")) {
+      seen.push(n);
+      if (n === 5) break;
+    }
+    expect(seen).toEqual([1, 2, 3, 4, 5]);
+    await vi.waitFor(() => expect(finished).toBe(1));
+    const again = client.stream("count");
+    const all: number[] = [];
+    for await (const n of again) all.push(n);
+    expect(all).toEqual([1, 2, 3]);
+    expect(await again.result).toBe(3);
+    client.close();
+  });
+});

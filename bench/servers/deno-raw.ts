@@ -36,9 +36,24 @@ Deno.serve(
         socket.send(
           `{"type":"action","channel":"broadcast","status":"completed","id":${JSON.stringify(frame.id)}}`,
         );
+      } else if (frame.type === "action" && frame.channel === "stream") {
+        // The same frames as a streaming answer, from the same async generator as
+        // SocketAPI's (`values`), read with `for await`: a chunk per value, then completed.
+        const id = JSON.stringify(frame.id);
+        for await (const value of values(frame.data.count)) {
+          socket.send(
+            `{"type":"chunk","channel":"stream","data":${JSON.stringify(value)},"id":${id}}`,
+          );
+        }
+        socket.send(`{"type":"action","channel":"stream","status":"completed","id":${id}}`);
       }
     };
     socket.onclose = () => subscribers.delete(socket);
     return response;
   },
 );
+
+/** The values a streaming answer sends: what the SocketAPI subject's `stream` action yields. */
+async function* values(count: number) {
+  for (let seq = 0; seq < count; seq++) yield { seq };
+}

@@ -51,6 +51,14 @@ wss.on("connection", (ws) => {
         ws,
         `{"type":"action","channel":"broadcast","status":"completed","id":${JSON.stringify(frame.id)}}`,
       );
+    } else if (frame.type === "action" && frame.channel === "stream") {
+      // The same frames as a streaming answer, from the same async generator as
+      // SocketAPI's (`values`), read with `for await`: a chunk per value, then completed.
+      const id = JSON.stringify(frame.id);
+      for await (const value of values(frame.data.count)) {
+        send(ws, `{"type":"chunk","channel":"stream","data":${JSON.stringify(value)},"id":${id}}`);
+      }
+      send(ws, `{"type":"action","channel":"stream","status":"completed","id":${id}}`);
     }
   });
   ws.on("close", () => subscribers.delete(ws));
@@ -59,3 +67,8 @@ server.listen(Number(process.env.PORT), "127.0.0.1", () =>
   console.log(`listening at ws://127.0.0.1:${process.env.PORT}/`),
 );
 process.on("SIGINT", () => process.exit(0));
+
+/** The values a streaming answer sends: what the SocketAPI subject's `stream` action yields. */
+async function* values(count: number) {
+  for (let seq = 0; seq < count; seq++) yield { seq };
+}

@@ -41,7 +41,33 @@ export const app = new SocketAPI({
     await ctx.channels.fanout({ seq });
   })
   // What the app's relay received, when it has one (the cross-process subjects).
-  .action("relay_stats", () => ({ received: relayReceived() }));
+  .action("relay_stats", () => ({ received: relayReceived() }))
+  // A streaming answer of `count` small chunks, as fast as the connection takes them.
+  .action("stream", { input: v.object({ count: v.number() }) }, async function* ({ count }) {
+    for (let seq = 0; seq < count; seq++) yield { seq };
+  })
+  // A stream that sends one chunk, then waits until it is cancelled: for the memory an open
+  // stream holds, and the time from its cancel to its generator's finally.
+  .action("stream_hold", async function* (_, ctx) {
+    let aborted = 0;
+    const wait = new Promise<void>((resolve) => {
+      ctx.signal.addEventListener("abort", () => {
+        aborted = performance.now();
+        resolve();
+      });
+    });
+    try {
+      yield { seq: 0 };
+      await wait;
+    } finally {
+      if (aborted > 0) cancelToFinally.push(performance.now() - aborted);
+    }
+  })
+  // The cancel-to-finally times measured since the last ask, in ms, sorted.
+  .action("stream_stats", () => cancelToFinally.splice(0).sort((a, b) => a - b));
+
+/** How long after its cancel each held stream's `finally` ran, in ms. */
+const cancelToFinally: number[] = [];
 
 function relayReceived(): number {
   return hubOf(app).relay?.stats?.received ?? 0;

@@ -23,6 +23,12 @@ export const ClientErrorCode = {
   INVALID_FRAME: "INVALID_FRAME",
   /** A listener or handler the app gave the client threw (its error is the `cause`). Only `onError` hears it. */
   LISTENER_FAILED: "LISTENER_FAILED",
+  /**
+   * The app cancelled the request (its `signal` aborted, or it left a `for await` over
+   * `client.stream` early): the server was told, and stopped its handler. The signal's
+   * reason is the `cause`.
+   */
+  CANCELLED: "CANCELLED",
   /** The runtime's socket threw when the client sent a frame or opened one (the `cause`). Only `onError` hears it. */
   SOCKET_FAILED: "SOCKET_FAILED",
 } as const;

@@ -55,12 +55,28 @@ export type Received<T> = [T] extends [void]
     ? undefined
     : Jsonify<T>;
 
+/** A streaming action's chunk as JSON; `never` for an action that does not stream. */
+export type ReceivedChunk<T> = [T] extends [never] ? never : Received<T>;
+
 /** The arguments after an action's name: its input, optional when it may be left out. */
 export type InputArgs<TInput> = [TInput] extends [undefined]
   ? [input?: undefined]
   : Empty extends TInput
     ? [input?: TInput]
     : [input: TInput];
+
+/** What a request may be given besides its input. */
+export interface RequestOptions {
+  /**
+   * Cancels the request when it aborts: the server is sent a `cancel` (its handler's
+   * `ctx.signal` aborts, a streaming handler's generator is stopped) and the request
+   * rejects with `CANCELLED`, the signal's reason as its `cause`.
+   */
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** The arguments after an action's name: its input, then the request's options. */
+export type CallArgs<TInput> = [...InputArgs<TInput>, options?: RequestOptions];
 
 /** Every name a client may subscribe to: plain names and concrete forms of templates. */
 export type ChannelName<TChannels> = {

@@ -10,12 +10,14 @@ import type {
 } from "./client-options.ts";
 import type {
   ActionsOf,
+  CallArgs,
   ChannelFor,
   ChannelName,
   ChannelsOf,
-  InputArgs,
   Member,
   Received,
+  ReceivedChunk,
+  RequestOptions,
   SubscribeArgs,
   SubscriptionHandlers,
   SubscriptionListener,
@@ -28,11 +30,20 @@ import {
   watchRefusal,
 } from "./refusal.ts";
 import { type Pending, type Position, Requests } from "./requests.ts";
+import { type ActionStream, StreamReader } from "./stream-reader.ts";
 import { type CallListener, Subscription } from "./subscription.ts";
 
 /** An error's message, or the thrown value as text. */
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** The error a request cancelled by `signal` rejects with. */
+function cancelledBy(signal: AbortSignal, channel: string): SocketAPIClientError {
+  return new SocketAPIClientError(ClientErrorCode.CANCELLED, "The request was cancelled.", {
+    channel,
+    cause: signal.reason,
+  });
 }
 
 /** What a socket's handlers become once the client lets go of it: errors are swallowed. */
@@ -157,20 +168,51 @@ export class SocketAPIClient<App = unknown> {
   /**
    * Calls an action and resolves with its result; rejects with a
    * {@link SocketAPIClientError} (the server's code, message and issues, or `TIMEOUT`,
-   * `DISCONNECTED`, `CLOSED`).
+   * `DISCONNECTED`, `CLOSED`, `CANCELLED`). A `signal` cancels it: the server stops its
+   * handler. Of a streaming action it resolves with what the stream returned at its end
+   * (read the chunks with {@link stream}).
    *
    * @example
    * ```ts
    * const sum = await client.action("add_numbers", { a: 5, b: 3 }); // number
+   * const report = await client.action("export", { year: 2026 }, { signal: AbortSignal.timeout(5000) });
    * ```
    */
   action<TName extends keyof ActionsOf<App> & string>(
     name: TName,
-    ...input: InputArgs<ActionsOf<App>[TName]["input"]>
+    ...args: CallArgs<ActionsOf<App>[TName]["input"]>
   ): Promise<Received<ActionsOf<App>[TName]["output"]>> {
-    return this.#request("action", name, input[0]) as Promise<
+    const [input, options] = args as unknown as [unknown, RequestOptions | undefined];
+    return this.#request("action", name, input, undefined, undefined, options?.signal) as Promise<
       Received<ActionsOf<App>[TName]["output"]>
     >;
+  }
+
+  /**
+   * Calls a streaming action (a handler that returns an async iterable) and reads its
+   * answer as it comes: `for await` gives each chunk in order, `result` what the handler
+   * returned. Leaving the loop early, `cancel()` or the `signal` cancel it on the server;
+   * a stream the connection dropped under fails with `DISCONNECTED` (never resumed).
+   *
+   * @example
+   * ```ts
+   * const reply = client.stream("ask", { question: "Why is the sky blue?" });
+   * for await (const word of reply) console.log(word);
+   * ```
+   */
+  stream<TName extends keyof ActionsOf<App> & string>(
+    name: TName,
+    ...args: CallArgs<ActionsOf<App>[TName]["input"]>
+  ): ActionStream<
+    ReceivedChunk<ActionsOf<App>[TName]["chunk"]>,
+    Received<ActionsOf<App>[TName]["output"]>
+  > {
+    const [input, options] = args as unknown as [unknown, RequestOptions | undefined];
+    return new StreamReader(
+      (onChunk, signal) =>
+        this.#request("action", name, input, undefined, undefined, signal, onChunk),
+      options?.signal,
+    );
   }
 
   /**
@@ -448,6 +490,11 @@ export class SocketAPIClient<App = unknown> {
       return;
     }
     if (frame.type === "pong") return;
+    if (frame.type === "chunk") {
+      const streaming = this.#requests.streaming(frame.channel, frame.id);
+      if (streaming) this.#requests.chunk(streaming, frame.data);
+      return;
+    }
     if ((frame.type === "join" || frame.type === "leave") && typeof frame.channel === "string") {
       this.#subscriptions.get(frame.channel)?.presenceEvent(frame.type, frame as unknown as Member);
       return;
@@ -476,6 +523,8 @@ export class SocketAPIClient<App = unknown> {
     data: unknown,
     since?: Position,
     presence?: boolean,
+    signal?: AbortSignal,
+    onChunk?: (data: unknown) => void,
   ): Promise<unknown> {
     if (this.#refusal) {
       const { code, message, status } = this.#refusal;
@@ -486,8 +535,21 @@ export class SocketAPIClient<App = unknown> {
         new SocketAPIClientError(ClientErrorCode.CLOSED, "The client was closed.", { channel }),
       );
     }
-    const { pending, answer } = this.#requests.make(type, channel, data, since, presence);
+    if (signal?.aborted) return Promise.reject(cancelledBy(signal, channel));
+    const { pending, answer } = this.#requests.make(type, channel, data, since, presence, onChunk);
     if (this.#status === "open") this.#transmit(pending);
+    if (!signal) return answer;
+    const cancel = (): void => {
+      // Sent: the server is told (it answers CANCELLED, which nothing waits for any more).
+      if (pending.sent && pending.id !== undefined && this.#status === "open") {
+        this.#send(JSON.stringify({ type: "cancel", channel, id: pending.id }));
+      }
+      this.#requests.settle(pending);
+      pending.reject(cancelledBy(signal, channel));
+    };
+    signal.addEventListener("abort", cancel, { once: true });
+    const forget = (): void => signal.removeEventListener("abort", cancel);
+    answer.then(forget, forget);
     return answer;
   }
 

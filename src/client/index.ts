@@ -27,6 +27,7 @@ export type {
 } from "./client-options.ts";
 export type {
   ActionsOf,
+  CallArgs,
   ChannelFor,
   ChannelName,
   ChannelsOf,
@@ -37,7 +38,10 @@ export type {
   Member,
   PresenceOf,
   Received,
+  ReceivedChunk,
+  RequestOptions,
   SubscribeArgs,
   SubscriptionHandlers,
   SubscriptionListener,
 } from "./client-types.ts";
+export type { ActionStream } from "./stream-reader.ts";

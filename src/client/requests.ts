@@ -20,6 +20,8 @@ export interface Pending {
   resolve(value: unknown): void;
   reject(error: SocketAPIClientError): void;
   timer: ReturnType<typeof setTimeout> | undefined;
+  /** Where a streaming action's chunks go, before its answer. */
+  readonly onChunk: ((data: unknown) => void) | undefined;
 }
 
 /** The answer's type for each request's. */
@@ -56,6 +58,7 @@ export class Requests {
     data: unknown,
     since?: Position,
     presence?: boolean,
+    onChunk?: (data: unknown) => void,
   ): { readonly pending: Pending; readonly answer: Promise<unknown> } {
     const id = this.#ids ? this.#nextId++ : undefined;
     const frame: Record<string, unknown> = { type, channel };
@@ -74,20 +77,33 @@ export class Requests {
         resolve,
         reject,
         timer: undefined,
+        onChunk,
       };
-      const timeout = this.#timeout;
-      made.timer = setTimeout(() => {
-        this.settle(made);
-        reject(
-          new SocketAPIClientError(ClientErrorCode.TIMEOUT, `No answer within ${timeout} ms.`, {
-            channel,
-          }),
-        );
-      }, timeout);
+      this.#arm(made);
       pending = made;
     });
     this.#pending.push(pending as Pending);
     return { pending: pending as Pending, answer };
+  }
+
+  /** Starts (again) the wait for `pending`'s answer: a stream's timeout runs from its last chunk. */
+  #arm(pending: Pending): void {
+    clearTimeout(pending.timer);
+    const timeout = this.#timeout;
+    pending.timer = setTimeout(() => {
+      this.settle(pending);
+      pending.reject(
+        new SocketAPIClientError(ClientErrorCode.TIMEOUT, `No answer within ${timeout} ms.`, {
+          channel: pending.channel,
+        }),
+      );
+    }, timeout);
+  }
+
+  /** A chunk of the streaming action `pending`: its timeout starts again, its reader gets it. */
+  chunk(pending: Pending, data: unknown): void {
+    this.#arm(pending);
+    pending.onChunk?.(data);
   }
 
   /** The requests not sent on the current connection yet, in order. */
@@ -95,18 +111,28 @@ export class Requests {
     return this.#pending.filter((pending) => !pending.sent);
   }
 
-  /** The request an answer is for: by id, else the oldest that fits its type and channel. */
+  /**
+   * The request an answer is for: by id (an answer with an id no request waiting has is for
+   * none: a request cancelled here, answered after), else the oldest that fits its type
+   * and channel.
+   */
   match(type: unknown, channel: unknown, id: RequestId | undefined): Pending | undefined {
-    if (id !== undefined) {
-      const byId = this.#pending.find((p) => p.id === id);
-      if (byId) return byId;
-    }
+    if (id !== undefined) return this.#pending.find((p) => p.id === id);
     return this.#pending.find(
       (p) =>
         p.sent &&
         (type === "error"
           ? channel === undefined || channel === p.channel
           : ANSWER_TYPE[p.type] === type && channel === p.channel),
+    );
+  }
+
+  /** The streaming action a chunk is for: by id, else the oldest action sent on its channel. */
+  streaming(channel: unknown, id: RequestId | undefined): Pending | undefined {
+    return this.#pending.find((p) =>
+      id !== undefined
+        ? p.id === id && p.type === "action"
+        : p.sent && p.type === "action" && p.channel === channel,
     );
   }
 

@@ -4,12 +4,15 @@ import type { SubscribeParamMarker } from "./subscribe-param.ts";
 import type { AnySchema } from "./validate.ts";
 
 /**
- * What a client can know of one action: the input it sends and the output it receives.
- * These types are what `createClient<typeof app>` infers from.
+ * What a client can know of one action: the input it sends, the output it receives and,
+ * for a streaming action (a handler that returns an async iterable), the chunks that come
+ * before it (`never` for one that does not stream). These types are what
+ * `createClient<typeof app>` infers from.
  */
-export interface ActionType<TInput = unknown, TOutput = unknown> {
+export interface ActionType<TInput = unknown, TOutput = unknown, TChunk = never> {
   readonly input: TInput;
   readonly output: TOutput;
+  readonly chunk: TChunk;
 }
 
 /**
@@ -34,7 +37,7 @@ export type ChannelType<
 
 /** The actions of an app or router, by name. */
 // biome-ignore lint/suspicious/noExplicitAny: any action type fits; the app narrows it.
-export type ActionTypes = Record<string, ActionType<any, any>>;
+export type ActionTypes = Record<string, ActionType<any, any, any>>;
 
 /** The channels of an app or router, by (template) name. */
 // biome-ignore lint/suspicious/noExplicitAny: any channel type fits; the app narrows it.
@@ -73,16 +76,38 @@ export type ClientInput<TSchema extends AnySchema | undefined> = TSchema extends
  * promise of it), or anything without a schema.
  */
 export type HandlerReturn<TOutput extends AnySchema | undefined> = TOutput extends AnySchema
-  ? v.InferInput<TOutput> | Promise<v.InferInput<TOutput>>
+  ?
+      | v.InferInput<TOutput>
+      | Promise<v.InferInput<TOutput>>
+      | AsyncIterable<v.InferInput<TOutput>>
+      | Promise<AsyncIterable<v.InferInput<TOutput>>>
   : unknown;
 
 /**
  * What the client receives, given an optional output schema and what the handler returns
- * (a promise is awaited).
+ * (a promise is awaited; of a stream, what it returns at its end).
  */
 export type ClientOutput<TOutput extends AnySchema | undefined, TReturn> = TOutput extends AnySchema
-  ? v.InferOutput<TOutput>
-  : Awaited<TReturn>;
+  ? Awaited<TReturn> extends AsyncIterable<unknown>
+    ? v.InferOutput<TOutput> | undefined
+    : v.InferOutput<TOutput>
+  : Awaited<TReturn> extends AsyncGenerator<unknown, infer TResult, never>
+    ? TResult
+    : Awaited<TReturn> extends AsyncIterable<unknown>
+      ? undefined
+      : Awaited<TReturn>;
+
+/**
+ * The chunks a streaming action sends before its output (each value its handler's async
+ * iterable yields, through the output schema if there is one); `never` for an action that
+ * does not stream.
+ */
+export type ClientChunk<TOutput extends AnySchema | undefined, TReturn> =
+  Awaited<TReturn> extends AsyncIterable<infer TValue>
+    ? TOutput extends AnySchema
+      ? v.InferOutput<TOutput>
+      : TValue
+    : never;
 
 type MarkedKeys<TEntries> = {
   [K in keyof TEntries]: TEntries[K] extends SubscribeParamMarker ? K : never;

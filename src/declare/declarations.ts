@@ -80,6 +80,12 @@ export class ActionDeclaration {
   readonly channels: ChannelHandles<ChannelTypes>;
   /** Validate → dependencies → guard → handler → output, as this action declares them. */
   readonly pipeline: Pipeline;
+  /**
+   * Whether its handler is an `async function*`: it streams its answer, as the app's
+   * AsyncAPI document and `/docs` say. (A handler that returns an async iterable some other
+   * way streams too; it is described as a plain action.)
+   */
+  readonly streams: boolean;
 
   constructor(
     options: ActionOptions<AnySchema, AnySchema, Untyped, Untyped>,
@@ -93,6 +99,7 @@ export class ActionDeclaration {
     this.dependencies = planDependencies(options.input);
     this.description = options.description;
     this.channels = channels;
+    this.streams = Object.prototype.toString.call(handler) === "[object AsyncGeneratorFunction]";
     this.pipeline = new Pipeline({
       schema: this.input,
       dependencies: this.dependencies,

@@ -1,3 +1,4 @@
+import { isAsyncIterable } from "../async-iterable.ts";
 import { ForbiddenError } from "../errors.ts";
 import type { WireIssue } from "../protocol/protocol.ts";
 import { isThenable } from "../thenable.ts";
@@ -140,10 +141,34 @@ function allowedOrRefused(allowed: unknown, value: unknown): unknown {
 }
 
 function outputStep(schema: AnySchema): Step {
-  return (value) => {
-    const checked = validate(schema, value);
-    return checked instanceof Promise ? checked.then(validOutput) : validOutput(checked);
-  };
+  return (value) =>
+    isAsyncIterable(value) ? checkedStream(value, schema) : checkOutput(schema, value);
+}
+
+function checkOutput(schema: AnySchema, value: unknown): unknown {
+  const checked = validate(schema, value);
+  return checked instanceof Promise ? checked.then(validOutput) : validOutput(checked);
+}
+
+/**
+ * A stream whose every value and return value pass the output schema (transformed by it);
+ * one that fails ends the stream as a handler's result would. Stopping it stops the source.
+ */
+async function* checkedStream(source: AsyncIterable<unknown>, schema: AnySchema) {
+  const iterator = source[Symbol.asyncIterator]();
+  let done = false;
+  try {
+    while (true) {
+      const next = await iterator.next();
+      if (next.done) {
+        done = true;
+        return await checkOutput(schema, next.value);
+      }
+      yield await checkOutput(schema, next.value);
+    }
+  } finally {
+    if (!done) await iterator.return?.();
+  }
 }
 
 /**

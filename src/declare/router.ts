@@ -10,6 +10,7 @@ import type {
   ActionTypes,
   ChannelType,
   ChannelTypes,
+  ClientChunk,
   ClientInput,
   ClientOutput,
   Empty,
@@ -122,7 +123,11 @@ export class Router<
     Kind,
     State,
     Prefix,
-    Actions & Record<TName, ActionType<undefined, Awaited<TReturn>>>,
+    Actions &
+      Record<
+        TName,
+        ActionType<undefined, ClientOutput<undefined, TReturn>, ClientChunk<undefined, TReturn>>
+      >,
     Channels
   >;
   action<
@@ -138,7 +143,15 @@ export class Router<
     Kind,
     State,
     Prefix,
-    Actions & Record<TName, ActionType<ClientInput<TInput>, ClientOutput<TOutput, TReturn>>>,
+    Actions &
+      Record<
+        TName,
+        ActionType<
+          ClientInput<TInput>,
+          ClientOutput<TOutput, TReturn>,
+          ClientChunk<TOutput, TReturn>
+        >
+      >,
     Channels
   >;
   action(name: string, ...args: unknown[]): unknown {

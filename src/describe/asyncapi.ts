@@ -189,7 +189,11 @@ function describeAction(
         },
         ["type", "channel", "status"],
       ),
-      error: errorMessage(`${name} failed`, constant(name), ACTION_ERRORS),
+      error: errorMessage(`${name} failed`, constant(name), [
+        ...ACTION_ERRORS,
+        ErrorCode.CANCELLED,
+        ...(action.streams ? [ErrorCode.TOO_MANY_STREAMS] : []),
+      ]),
     },
     bindings: WS_BINDING,
   };
@@ -206,6 +210,42 @@ function describeAction(
         ref(`#/channels/${key}/messages/error`),
       ],
     },
+  };
+  if (action.streams) describeStream(name, key, output, channels, operations);
+}
+
+/**
+ * What a streaming action adds: its `chunk` frames before `completed`, and the `cancel` a
+ * client may send (docs/protocol.md, "Streams and cancellation").
+ */
+function describeStream(
+  name: string,
+  key: string,
+  output: unknown,
+  channels: Json,
+  operations: Json,
+): void {
+  const messages = (channels[key] as { messages: Json }).messages;
+  messages.chunk = message(
+    `${name} chunk`,
+    "A value the handler yielded, before `completed`; as many as it yields, in order.",
+    { type: constant("chunk"), channel: constant(name), data: output, id: REQUEST_ID },
+    ["type", "channel"],
+  );
+  messages.cancel = message(
+    `cancel ${name}`,
+    "Stops the request `id` while it runs: it ends with the error `CANCELLED`.",
+    { type: constant("cancel"), channel: constant(name), id: REQUEST_ID },
+    ["type", "channel", "id"],
+  );
+  const operation = operations[key] as { reply: { messages: Json[] } };
+  operation.reply.messages.unshift(ref(`#/channels/${key}/messages/chunk`));
+  operations[`${key}.cancel`] = {
+    action: "receive",
+    channel: ref(`#/channels/${key}`),
+    title: `cancel ${name}`,
+    summary: `Cancels a running ${name}.`,
+    messages: [ref(`#/channels/${key}/messages/cancel`)],
   };
 }
 

@@ -42,6 +42,8 @@ export function pageScript(config: DocsPageConfig): void {
   let nextId = 1;
   /** Per request id, what shows its answer. */
   const pending = new Map<number, (frame: Frame) => void>();
+  /** Where the chunks of a streaming action's answer go, by request id, until it ends. */
+  const chunks = new Map<number, (frame: Frame) => void>();
   /** Per concrete channel name, where its frames go. */
   const feeds = new Map<string, (frame: Frame) => void>();
 
@@ -102,26 +104,39 @@ export function pageScript(config: DocsPageConfig): void {
         return;
       }
       record("in", frame);
+      if (frame.type === "chunk" && typeof frame.id === "number") {
+        chunks.get(frame.id)?.(frame);
+        return;
+      }
       const answer = typeof frame.id === "number" ? pending.get(frame.id) : undefined;
       if (answer) {
         pending.delete(frame.id as number);
+        chunks.delete(frame.id as number);
         answer(frame);
       } else if (typeof frame.channel === "string") feeds.get(frame.channel)?.(frame);
     };
   }
 
-  function send(frame: Frame, answer?: (frame: Frame) => void): void {
+  /** Sends a frame; returns the id it was given, if it waits for an answer. */
+  function send(
+    frame: Frame,
+    answer?: (frame: Frame) => void,
+    onChunk?: (frame: Frame) => void,
+  ): number | undefined {
     if (!socket || socket.readyState !== WebSocket.OPEN) {
       answer?.({ type: "error", message: "Not connected: press Reconnect." });
-      return;
+      return undefined;
     }
+    let id: number | undefined;
     if (answer) {
-      const id = nextId++;
+      id = nextId++;
       frame.id = id;
       pending.set(id, answer);
+      if (onChunk) chunks.set(id, onChunk);
     }
     record("out", frame);
     socket.send(JSON.stringify(frame));
+    return id;
   }
 
   /** A value to start from: the schema's example, default or constant, else one of its type. */
@@ -226,6 +241,13 @@ export function pageScript(config: DocsPageConfig): void {
       : inputFor(call);
     const result = el("div", { class: "result" });
     const button = el("button", { type: "button" }, "Call");
+    // A streaming action: its chunks show as they arrive, and it may be cancelled.
+    const streams = channel.messages?.chunk !== undefined;
+    const cancel = el("button", { type: "button", hidden: "" }, "Cancel");
+    let running: number | undefined;
+    cancel.onclick = () => {
+      if (running !== undefined) send({ type: "cancel", channel: name, id: running });
+    };
     button.onclick = () => {
       let data: unknown;
       try {
@@ -237,15 +259,28 @@ export function pageScript(config: DocsPageConfig): void {
       }
       result.className = "result";
       result.textContent = "…";
-      send({ type: "action", channel: name, ...(data === undefined ? {} : { data }) }, (frame) => {
-        const failed = frame.type === "error";
-        result.className = failed ? "result error" : "result ok";
-        result.textContent = failed
-          ? `${frame.code ?? "error"}: ${frame.message}${frame.issues ? `\n${show(frame.issues)}` : ""}`
-          : "data" in frame
-            ? show(frame.data)
-            : "completed (no data)";
-      });
+      const received: string[] = [];
+      const onChunk = streams
+        ? (frame: Frame) => {
+            received.push(show(frame.data));
+            result.textContent = received.join("\n");
+          }
+        : undefined;
+      running = send(
+        { type: "action", channel: name, ...(data === undefined ? {} : { data }) },
+        (frame) => {
+          running = undefined;
+          cancel.hidden = true;
+          const failed = frame.type === "error";
+          const before = received.length > 0 ? `${received.join("\n")}\n` : "";
+          result.className = failed ? "result error" : "result ok";
+          result.textContent = failed
+            ? `${before}${frame.code ?? "error"}: ${frame.message}${frame.issues ? `\n${show(frame.issues)}` : ""}`
+            : `${before}${"data" in frame ? show(frame.data) : "completed (no data)"}`;
+        },
+        onChunk,
+      );
+      if (streams && running !== undefined) cancel.hidden = false;
     };
     return el(
       "article",
@@ -253,7 +288,7 @@ export function pageScript(config: DocsPageConfig): void {
       el("header", {}, el("span", { class: "kind" }, "action"), el("h3", {}, name)),
       el("p", { class: "desc" }, channel.description ?? ""),
       input.node,
-      el("div", { class: "row" }, button),
+      el("div", { class: "row" }, button, ...(streams ? [cancel] : [])),
       result,
       schemaDetails("input schema", call ?? {}),
       schemaDetails("result schema", completed ?? {}),

@@ -73,6 +73,9 @@ interface Instruments {
   refusals: Counter;
   duration: Histogram;
   fanout: Histogram;
+  streams: UpDownCounter;
+  chunks: Counter;
+  cancelled: Counter;
 }
 
 /**
@@ -235,6 +238,21 @@ export class Telemetry {
     this.#metrics?.refusals.add(1, { "socketapi.limit": limit });
   }
 
+  /** A streaming action's answer opened (`1`) or ended (`-1`). */
+  stream(action: string, change: 1 | -1): void {
+    this.#metrics?.streams.add(change, { "socketapi.action": action });
+  }
+
+  /** A chunk of a streaming action's answer was written. */
+  chunkSent(action: string): void {
+    this.#metrics?.chunks.add(1, { "socketapi.action": action });
+  }
+
+  /** A request was cancelled by its client. */
+  cancelled(action: string): void {
+    this.#metrics?.cancelled.add(1, { "socketapi.action": action });
+  }
+
   actionDuration(seconds: number, attributes: Attributes): void {
     this.#metrics?.duration.record(seconds, attributes);
   }
@@ -392,6 +410,21 @@ const INSTRUMENTS: [
     "{subscriber}",
     "Subscribers a broadcast reached on this instance.",
     FANOUT_BUCKETS,
+  ],
+  ["streams", "updown", "socketapi.streams", "{stream}", "Open streaming answers, by action."],
+  [
+    "chunks",
+    "counter",
+    "socketapi.stream.chunks",
+    "{chunk}",
+    "Chunks of streaming answers sent, by action.",
+  ],
+  [
+    "cancelled",
+    "counter",
+    "socketapi.requests.cancelled",
+    "{request}",
+    "Requests their client cancelled, by action.",
   ],
 ];
 

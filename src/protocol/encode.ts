@@ -27,6 +27,23 @@ export function completedFrame(name: string, result: unknown, id: RequestId | un
   }}`;
 }
 
+/** `{"type":"chunk","channel":NAME` per action name, made once. */
+const chunkPrefixes = new Map<string, string>();
+
+/** A piece of a streaming action's answer; `data` is left out for an `undefined` chunk. */
+export function chunkFrame(name: string, chunk: unknown, id: RequestId | undefined): string {
+  let prefix = chunkPrefixes.get(name);
+  if (prefix === undefined) {
+    prefix = `{"type":"chunk","channel":${JSON.stringify(name)}`;
+    // Names come from declarations, not clients: the map is bounded by the app.
+    chunkPrefixes.set(name, prefix);
+  }
+  const data = chunk === undefined ? undefined : JSON.stringify(chunk);
+  return `${prefix}${data === undefined ? "" : `,"data":${data}`}${
+    id === undefined ? "" : `,"id":${encodeId(id)}`
+  }}`;
+}
+
 /** `subscribed` or `unsubscribed` for a concrete channel name. */
 export function replyFrame(
   type: "subscribed" | "unsubscribed",

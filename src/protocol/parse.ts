@@ -74,6 +74,12 @@ export function parseFrame(text: string, maxNameLength = Infinity): ClientFrame 
   if (id !== undefined && !isValidRequestId(id)) {
     return errorFrame(ErrorCode.INVALID_MESSAGE, ErrorMessage.invalidId, undefined);
   }
+  if (type === "cancel") {
+    if (id === undefined) {
+      return errorFrame(ErrorCode.INVALID_MESSAGE, ErrorMessage.cancelNeedsId, undefined, channel);
+    }
+    return { type, channel, id } as ClientFrame;
+  }
   if (type !== "action" && type !== "subscribe" && type !== "unsubscribe") {
     return errorFrame(ErrorCode.UNKNOWN_TYPE, ErrorMessage.unknownType(type), id);
   }

@@ -42,13 +42,35 @@ export interface UnsubscribeFrame {
   id?: RequestId;
 }
 
+/**
+ * Cancels the request `id` on `channel` while it runs (an addition to SocketAPI 0.2's
+ * protocol: docs/protocol.md). The request ends with its own answer, `CANCELLED`; a
+ * request that is not running (unknown, or finished) is left alone and nothing answers.
+ */
+export interface CancelFrame {
+  type: "cancel";
+  channel: string;
+  id: RequestId;
+}
+
 /** Liveness check, answered by `{"type":"pong"}`. */
 export interface PingFrame {
   type: "ping";
 }
 
 /** Every frame a client may send. */
-export type ClientFrame = ActionFrame | SubscribeFrame | UnsubscribeFrame | PingFrame;
+export type ClientFrame = ActionFrame | SubscribeFrame | UnsubscribeFrame | CancelFrame | PingFrame;
+
+/**
+ * One piece of a streaming action's answer (a value its handler yielded), before the
+ * action's `completed` or error: an addition to SocketAPI 0.2's protocol.
+ */
+export interface ChunkFrame {
+  type: "chunk";
+  channel: string;
+  data?: unknown;
+  id?: RequestId;
+}
 
 /** An action finished; `data` is left out only when the handler returned `undefined`. */
 export interface ActionCompletedFrame {
@@ -136,6 +158,7 @@ export interface PongFrame {
 /** Every frame a server may send. */
 export type ServerFrame =
   | ActionCompletedFrame
+  | ChunkFrame
   | SubscribedFrame
   | UnsubscribedFrame
   | DataFrame
@@ -161,6 +184,8 @@ export const ErrorCode = {
   RATE_LIMITED: "RATE_LIMITED",
   TOO_MANY_SUBSCRIPTIONS: "TOO_MANY_SUBSCRIPTIONS",
   HANDLER_TIMEOUT: "HANDLER_TIMEOUT",
+  CANCELLED: "CANCELLED",
+  TOO_MANY_STREAMS: "TOO_MANY_STREAMS",
 } as const;
 
 /** One of the framework's own error codes. */
@@ -195,6 +220,12 @@ export const ErrorMessage = {
   tooManySubscriptions: (limit: number): string =>
     `Too many subscriptions: at most ${limit} per connection.`,
   handlerTimeout: (ms: number): string => `Handler did not finish within ${ms} ms.`,
+  cancelNeedsId: "Cancel needs the id of the request it cancels.",
+  cancelled: "Cancelled by the client.",
+  tooManyStreams: (limit: number): string =>
+    `Too many streams: at most ${limit} at once per connection.`,
+  streamIdle: (ms: number): string => `Stream sent no chunk within ${ms} ms.`,
+  streamTimeout: (ms: number): string => `Stream did not finish within ${ms} ms.`,
 } as const;
 
 /** The exact text of a ping, so that an edge runtime can answer it without waking the app. */

@@ -1,5 +1,5 @@
 import { InvalidInput } from "../declare/pipeline.ts";
-import { HandlerTimeoutError } from "../errors.ts";
+import { HandlerTimeoutError, RequestCancelledError } from "../errors.ts";
 import {
   completedFrame,
   errorCodeOf,
@@ -9,6 +9,7 @@ import {
 } from "../protocol/encode.ts";
 import { ErrorCode, ErrorMessage } from "../protocol/protocol.ts";
 import type { FrameContext } from "./handler-context.ts";
+import type { Cancellation, RunningRequests } from "./running-requests.ts";
 import type { AnsweringConnection } from "./served-connection.ts";
 
 /** What a frame being served is: an action call, or a subscribe. */
@@ -80,57 +81,91 @@ function failureText(
 
 /**
  * Waits for a frame's handling to settle, at most the app's `handlerTimeout`: then the
- * client gets `HANDLER_TIMEOUT`, the handler's signal is aborted and its place freed. An
- * action's result is answered; a subscribe answers itself. Answers the frame exactly
- * once; never rejects.
+ * client gets `HANDLER_TIMEOUT`, the handler's signal is aborted and its place freed. With
+ * `running`, a frame with an id may be cancelled meanwhile (`CANCELLED`, its place freed
+ * too). The value goes to `answer` (an action's result); a subscribe answers itself.
+ * Answers the frame exactly once; never rejects.
  */
 export function whenSettled(
   session: AnsweringConnection,
   ctx: FrameContext,
   phase: FramePhase,
   pending: PromiseLike<unknown>,
+  answer?: (value: unknown) => void,
+  running?: RunningRequests,
 ): Promise<void> {
   return new Promise<void>((done) => {
     const timeout = session.host.limits.handlerTimeout;
+    let untrack: (() => void) | undefined;
+    const finish = (): void => {
+      if (timer !== undefined) clearTimeout(timer);
+      untrack?.();
+      done();
+    };
     const timer =
       timeout === false
         ? undefined
-        : setTimeout(() => timedOut(session, ctx, phase, timeout, done), timeout);
+        : setTimeout(() => {
+            timedOut(session, ctx, phase, timeout, ErrorMessage.handlerTimeout(timeout));
+            finish();
+          }, timeout);
     (timer as { unref?: () => void } | undefined)?.unref?.();
-    const stop = (): void => {
-      if (timer !== undefined) clearTimeout(timer);
-    };
+    if (running && ctx.id !== undefined) {
+      untrack = running.track(ctx.name, ctx.id, (why) => {
+        stopped(session, ctx, why);
+        finish();
+      });
+    }
     Promise.resolve(pending).then(
       (value) => {
-        stop();
-        if (phase === "action") answerCompleted(session, ctx, value);
-        done();
+        finish();
+        answer?.(value);
       },
       (error: unknown) => {
-        stop();
+        finish();
         answerFailure(session, ctx, phase, error);
-        done();
       },
     );
   });
 }
 
-function timedOut(
+/**
+ * A frame ran past `timeout` ms: its handler's signal aborts with a
+ * {@link HandlerTimeoutError}, the app's error hook hears it, the client gets
+ * `HANDLER_TIMEOUT` with `message`.
+ */
+export function timedOut(
   session: AnsweringConnection,
   ctx: FrameContext,
   phase: FramePhase,
   timeout: number,
-  done: () => void,
+  message: string,
 ): void {
   if (ctx.ended) return;
   const error = new HandlerTimeoutError(ctx.name, timeout);
   ctx.abandon(error);
   ctx.trace?.end(ErrorCode.HANDLER_TIMEOUT, error);
   session.host.reportError(error, { connection: session, channel: ctx.name, phase });
-  session.answer(
-    errorText(ErrorCode.HANDLER_TIMEOUT, ErrorMessage.handlerTimeout(timeout), ctx.id, ctx.name),
-  );
-  done();
+  session.answer(errorText(ErrorCode.HANDLER_TIMEOUT, message, ctx.id, ctx.name));
+}
+
+/**
+ * A running request stopped before its end: cancelled by the client (its signal aborts
+ * with a {@link RequestCancelledError}, the client gets `CANCELLED`), or its connection
+ * closed (the signal aborted with the connection's; nobody is left to answer).
+ */
+export function stopped(session: AnsweringConnection, ctx: FrameContext, why: Cancellation): void {
+  if (ctx.ended) return;
+  if (why === "closed") {
+    ctx.abandon(new DOMException("The connection closed.", "AbortError"));
+    ctx.trace?.end();
+    return;
+  }
+  const error = new RequestCancelledError(ctx.name);
+  ctx.abandon(error);
+  ctx.trace?.end(ErrorCode.CANCELLED, error);
+  session.host.telemetry.cancelled(ctx.name);
+  session.answer(errorText(ErrorCode.CANCELLED, ErrorMessage.cancelled, ctx.id, ctx.name));
 }
 
 // Both checks read what a handler threw, which may be a Proxy whose traps throw.

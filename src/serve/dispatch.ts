@@ -2,13 +2,15 @@ import { errorText } from "../protocol/encode.ts";
 import { parseFrame } from "../protocol/parse.ts";
 import {
   type ActionFrame,
+  type CancelFrame,
   ErrorCode,
   ErrorMessage,
   PING_FRAME,
   PONG_FRAME,
 } from "../protocol/protocol.ts";
 import { isThenable } from "../thenable.ts";
-import { answerCompleted, answerFailure, whenSettled } from "./answers.ts";
+import { answerResult } from "./action-stream.ts";
+import { answerFailure, whenSettled } from "./answers.ts";
 import { HandlerContext } from "./handler-context.ts";
 import { type QueuedFrame, Refusals } from "./intake.ts";
 import type { ServedConnection } from "./served-connection.ts";
@@ -48,6 +50,9 @@ export function serveFrame(
     case "unsubscribe":
       serveUnsubscribe(session, parsed);
       return undefined;
+    case "cancel":
+      serveCancel(session, parsed);
+      return undefined;
   }
 }
 
@@ -72,12 +77,27 @@ function serveAction(session: ServedConnection, frame: ActionFrame): Promise<voi
       ? telemetry.within(ctx.trace, () => action.pipeline.run(frame.data, ctx))
       : action.pipeline.run(frame.data, ctx);
     if (!isThenable(result)) {
-      answerCompleted(session, ctx, result);
+      answerResult(session, ctx, result);
       return undefined;
     }
   } catch (error) {
     answerFailure(session, ctx, "action", error);
     return undefined;
   }
-  return whenSettled(session, ctx, "action", result);
+  return whenSettled(
+    session,
+    ctx,
+    "action",
+    result,
+    (value) => answerResult(session, ctx, value),
+    session.running,
+  );
+}
+
+/**
+ * Cancels the running request the frame names (it answers `CANCELLED` itself); a request
+ * that is not running, unknown or finished, is left alone and nothing is sent.
+ */
+export function serveCancel(session: ServedConnection, frame: CancelFrame): boolean {
+  return session.running.cancel(frame.channel, frame.id);
 }

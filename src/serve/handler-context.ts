@@ -30,6 +30,8 @@ abstract class BaseHandlerContext {
   readonly #handles: ChannelHandles<ChannelTypes>;
   #abort: AbortController | undefined;
   #signal: AbortSignal | undefined;
+  /** Why it was given up on, for a signal made after. */
+  #abandoned: unknown;
 
   constructor(
     connection: HandlerConnection,
@@ -55,7 +57,7 @@ abstract class BaseHandlerContext {
   get signal(): AbortSignal {
     if (this.#signal === undefined) {
       this.#abort = new AbortController();
-      if (this.ended) this.#abort.abort();
+      if (this.ended) this.#abort.abort(this.#abandoned);
       this.#signal = AbortSignal.any([this.#connection.signal, this.#abort.signal]);
     }
     return this.#signal;
@@ -72,6 +74,7 @@ abstract class BaseHandlerContext {
   /** Gives up on the frame: marks it ended and aborts the handler's signal, if it took one. */
   abandon(reason: unknown): void {
     this.ended = true;
+    this.#abandoned = reason;
     this.#abort?.abort(reason);
   }
 }

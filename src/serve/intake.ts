@@ -1,4 +1,5 @@
 import { errorText } from "../protocol/encode.ts";
+import { errorFrame, parseFrame } from "../protocol/parse.ts";
 import { ErrorCode, type ErrorFrame, ErrorMessage } from "../protocol/protocol.ts";
 import type { Limits } from "./limits.ts";
 import { TokenBucket, Violations } from "./rate-limiter.ts";
@@ -17,6 +18,9 @@ export class Refusals {
     this.text = errorText(ErrorCode.RATE_LIMITED, message, undefined);
   }
 }
+
+/** The longest text taken for a cancel frame when looking for one (a name, an id, the envelope). */
+const MAX_CANCEL_LENGTH = 1024;
 
 /** A frame waiting its turn: its text, an error frame to send (binary, too large), or refusals. */
 export type QueuedFrame = string | ErrorFrame | Refusals;
@@ -99,10 +103,45 @@ export class Intake {
       this.#settled();
       return;
     }
+    // A cancel does not wait behind the request it cancels: it is served now, and a
+    // request it names that is still waiting its turn is answered CANCELLED in that turn.
+    if (typeof frame === "string" && this.#cancelledNow(frame)) return;
     this.#queue ??= [];
     this.#queue.push(frame);
     this.#queuedSize += size;
     this.#pump();
+  }
+
+  /** Serves `frame` at once if it is a cancel (and cancels what waits); says whether it was. */
+  #cancelledNow(frame: string): boolean {
+    if (frame.length > MAX_CANCEL_LENGTH || !frame.includes('"cancel"')) return false;
+    const cancel = parseFrame(frame, this.#owner.limits.maxNameLength);
+    if (cancel.type !== "cancel") return false;
+    const queue = this.#queue ?? [];
+    for (let i = 0; i < queue.length; i++) {
+      const waiting = queue[i];
+      if (typeof waiting !== "string" || !waiting.includes(cancel.channel)) continue;
+      const request = parseFrame(waiting, this.#owner.limits.maxNameLength);
+      if (
+        request.type !== "action" ||
+        request.channel !== cancel.channel ||
+        request.id !== cancel.id
+      ) {
+        continue;
+      }
+      // Answered now, not in its turn: the client matches it by its id.
+      this.#queuedSize -= waiting.length;
+      queue.splice(i--, 1);
+      const cancelled = errorFrame(
+        ErrorCode.CANCELLED,
+        ErrorMessage.cancelled,
+        cancel.id,
+        cancel.channel,
+      );
+      this.#owner.answer(JSON.stringify(cancelled));
+    }
+    this.#owner.serveFrame(frame);
+    return true;
   }
 
   /** Stops taking frames; resolves once those taken are served. */

@@ -70,6 +70,24 @@ export interface LimitOptions {
    * clients match them by `id`.
    */
   concurrency?: number | undefined;
+  /**
+   * How many streaming actions (handlers that return an async iterable) one connection may
+   * have open at once (default 16); one more is answered TOO_MANY_STREAMS. An open stream
+   * holds no place of `concurrency`: the connection's other frames go on.
+   */
+  maxStreams?: number | undefined;
+  /**
+   * How long a stream may run in all, in ms (default 600,000: ten minutes). Past it the
+   * client gets `HANDLER_TIMEOUT` and the generator is stopped. `false` turns it off.
+   * Between two chunks, `handlerTimeout` applies.
+   */
+  streamTimeout?: number | false | undefined;
+  /**
+   * How many bytes may wait in a connection's send buffer before a stream stops pulling its
+   * generator (default 64 KiB): it pulls again once the client has read them, so that a
+   * stream costs at most about this much, however fast its generator yields.
+   */
+  streamHighWaterMark?: number | undefined;
 }
 
 /** Every limit of an app, defaults applied: resolved once, read by sessions and adapters. */
@@ -95,6 +113,9 @@ export interface Limits {
   readonly concurrency: number;
   readonly maxLingeringChannels: number;
   readonly presenceLeaveDelay: number;
+  readonly maxStreams: number;
+  readonly streamTimeout: number | false;
+  readonly streamHighWaterMark: number;
 }
 
 /** The default largest frame: 1 MiB. */
@@ -126,5 +147,8 @@ export function resolveLimits(options: LimitOptions): Limits {
     concurrency: Math.max(1, options.concurrency ?? 1),
     maxLingeringChannels: options.maxLingeringChannels ?? 10_000,
     presenceLeaveDelay: Math.max(0, options.presenceLeaveDelay ?? 1000),
+    maxStreams: options.maxStreams ?? 16,
+    streamTimeout: options.streamTimeout ?? 600_000,
+    streamHighWaterMark: options.streamHighWaterMark ?? 64 * 1024,
   };
 }

@@ -9,6 +9,7 @@ import type { Subscriber } from "../hub/subscriber.ts";
 import type { Telemetry } from "../observe/telemetry.ts";
 import type { QueuedFrame } from "./intake.ts";
 import type { Limits } from "./limits.ts";
+import type { RunningRequests } from "./running-requests.ts";
 
 /** A channel found for a concrete name: its declaration and the parameters in the name. */
 export interface ChannelMatch {
@@ -36,6 +37,14 @@ export interface AnsweringConnection extends Connection<object> {
   readonly closed: boolean;
   /** Sends an answer (a serialized frame), in the order frames were taken. */
   answer(text: string): void;
+}
+
+/** What serving a streaming action, or cancelling a request, needs of its connection. */
+export interface StreamingConnection extends AnsweringConnection {
+  /** Its requests that may be cancelled, and how many streams it has open. */
+  readonly running: RunningRequests;
+  /** How many bytes its socket has not sent yet; `undefined` where the runtime cannot tell. */
+  readonly bufferedAmount: number | undefined;
 }
 
 /** What a handler's context needs of its connection. */
@@ -71,7 +80,7 @@ export interface ConnectionKeeper {
 }
 
 /** What serving a subscribe or an unsubscribe needs of its connection. */
-export interface SubscribingConnection extends AnsweringConnection, HandlerConnection, Subscriber {
+export interface SubscribingConnection extends StreamingConnection, HandlerConnection, Subscriber {
   /** The place that holds it: its subscribers, relay, history and presence. */
   readonly hub: Hub;
   readonly limits: Limits;

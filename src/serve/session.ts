@@ -23,6 +23,7 @@ import {
 import { Intake, type QueuedFrame } from "./intake.ts";
 import type { Limits } from "./limits.ts";
 import { closeSlowConsumer, writeFrame } from "./outbox.ts";
+import { RunningRequests } from "./running-requests.ts";
 import type { ConnectionKeeper, SessionHost } from "./served-connection.ts";
 import { type MessageData, OPEN, type SocketLike } from "./socket.ts";
 import { restorePresence } from "./subscriptions.ts";
@@ -75,6 +76,8 @@ export class Session<State extends object = ConnectionState>
    * limit's bucket or counts refusals.
    */
   #intake: Intake | undefined;
+  /** Its requests that may be cancelled and its open streams; made when one starts. */
+  #running: RunningRequests | undefined;
   #closed = false;
   /** The server started closing this connection: frames that still arrive are ignored. */
   #closing = false;
@@ -164,6 +167,17 @@ export class Session<State extends object = ConnectionState>
     return !this.#closed && this.#socket.readyState === OPEN;
   }
 
+  /** Its requests that may be cancelled, and its open streams. @internal */
+  get running(): RunningRequests {
+    this.#running ??= new RunningRequests();
+    return this.#running;
+  }
+
+  /** How many bytes the socket has not sent yet, where the runtime can tell. @internal */
+  get bufferedAmount(): number | undefined {
+    return this.#socket.bufferedAmount;
+  }
+
   /** Aborted when the connection closes; created on first use. */
   get signal(): AbortSignal {
     this.#abort ??= new AbortController();
@@ -244,6 +258,7 @@ export class Session<State extends object = ConnectionState>
     this.#closed = true;
     this.#intake?.clear();
     this.#abort?.abort();
+    this.#running?.cancelAll();
     this.#unsubscribeAll();
     this.host.sessionClosed(this, code, reason);
     for (const resolve of this.#onClosed?.splice(0) ?? []) resolve();
@@ -265,7 +280,9 @@ export class Session<State extends object = ConnectionState>
   drain(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#intake ??= new Intake(this);
-    return this.#intake.drain();
+    const drained = this.#intake.drain();
+    const streams = this.#running?.streamsEnded();
+    return streams ? Promise.all([drained, streams]).then(() => {}) : drained;
   }
 
   /**

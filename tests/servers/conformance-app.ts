@@ -4,7 +4,27 @@
  * the request context, and a way to look at the server's state from outside.
  */
 import * as v from "valibot";
-import { ForbiddenError, SocketAPI, SocketAPIError, subscribeParam } from "../../src/index.ts";
+import {
+  ForbiddenError,
+  RequestCancelledError,
+  SocketAPI,
+  SocketAPIError,
+  subscribeParam,
+} from "../../src/index.ts";
+
+/** What the streaming action's generators did, in this place (process, Durable Object). */
+const streams = { open: 0, finished: 0, cancelled: 0, pulledBytes: 0 };
+
+/** Waits `ms`, or less when `signal` aborts. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
 
 const app = new SocketAPI({
   maxMessageBytes: 64 * 1024,
@@ -15,6 +35,9 @@ const app = new SocketAPI({
   maxBufferedBytes: 256 * 1024,
   allowedOrigins: ["http://allowed.example"],
   idleTimeout: 1,
+  // Low enough for the suite to see a stream stopped by it (the suite's other streams end
+  // sooner).
+  streamTimeout: 4000,
   onConnect: (request) => {
     const url = new URL(request.url);
     const refuse = url.searchParams.get("refuse");
@@ -130,7 +153,46 @@ const app = new SocketAPI({
     connections: ctx.app.connections.size,
     chat: ctx.app.subscriberCount("chat"),
     firehose: ctx.app.subscriberCount("firehose"),
-  }));
+  }))
+  .action(
+    "stream_count",
+    {
+      input: v.object({
+        to: v.pipe(v.number(), v.integer(), v.maxValue(10_000)),
+        delay: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(1000)), 0),
+      }),
+    },
+    async function* ({ to, delay }, ctx) {
+      streams.open++;
+      try {
+        for (let n = 1; n <= to; n++) {
+          if (delay > 0) await pause(delay, ctx.signal);
+          if (ctx.signal.aborted) return n - 1;
+          yield n;
+        }
+        return to;
+      } finally {
+        streams.open--;
+        streams.finished++;
+        if (ctx.signal.reason instanceof RequestCancelledError) streams.cancelled++;
+      }
+    },
+  )
+  .action("stream_flood", async function* () {
+    // Never waits: only the stream's backpressure keeps it from filling the memory.
+    const chunk = "x".repeat(16 * 1024);
+    streams.open++;
+    try {
+      for (;;) {
+        streams.pulledBytes += chunk.length;
+        yield chunk;
+      }
+    } finally {
+      streams.open--;
+      streams.finished++;
+    }
+  })
+  .action("stream_state", () => ({ ...streams }));
 
 // Who is in the lobby, as the app counts it (on Workers, the object asks over RPC).
 app.action("lobby_count", async () => ({

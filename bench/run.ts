@@ -866,6 +866,18 @@ async function main(): Promise<void> {
             runs.set(key, [...(runs.get(key) ?? []), result[metric.key] as number]);
           }
         }
+        // Streaming answers, against the raw server writing the same frames: before the
+        // scenarios only SocketAPI runs, so that both servers have served the same load.
+        if (subject.subject === "socketapi" || subject.subject === "raw") {
+          const result = await runLoad({
+            ...sizes,
+            scenario: "streams",
+            url,
+            protocol: subject.protocol,
+          });
+          const key = `${STREAM_METRIC.scenario}|${subject.runtime}|${subject.subject}`;
+          runs.set(key, [...(runs.get(key) ?? []), result[STREAM_METRIC.key] as number]);
+        }
         // The same fan-out on a channel with history, and a recovery, on the same server.
         if (subject.subject === "socketapi") {
           for (const metric of HISTORY_METRICS) {
@@ -899,17 +911,6 @@ async function main(): Promise<void> {
             const key = `${metric.scenario}|${subject.runtime}|socketapi`;
             runs.set(key, [...(runs.get(key) ?? []), held[metric.key] as number]);
           }
-        }
-        // Streaming answers, against the raw server writing the same frames.
-        if (subject.subject === "socketapi" || subject.subject === "raw") {
-          const result = await runLoad({
-            ...sizes,
-            scenario: "streams",
-            url,
-            protocol: subject.protocol,
-          });
-          const key = `${STREAM_METRIC.scenario}|${subject.runtime}|${subject.subject}`;
-          runs.set(key, [...(runs.get(key) ?? []), result[STREAM_METRIC.key] as number]);
         }
       } finally {
         child.kill("SIGKILL");

@@ -103,10 +103,9 @@ class ActionStream {
       unref(this.#totalTimer);
     }
     if (handlerTimeout !== false) this.#watchIdle(handlerTimeout, handlerTimeout);
-    const hidden = session.bufferedAmount === undefined;
     try {
       while (!ctx.ended) {
-        if (hidden || this.#sinceYield >= streamHighWaterMark) await this.#room();
+        if (this.#sinceYield >= streamHighWaterMark) await this.#room();
         if (ctx.ended) break;
         this.#pulledAt = Date.now();
         const next = await this.#iterator.next();
@@ -148,7 +147,7 @@ class ActionStream {
   /**
    * Lets the runtime run (and write what this turn wrote), then waits until the send buffer
    * is under the high-water mark. Where the runtime cannot tell how much is buffered (a
-   * Durable Object), it only lets the runtime write between chunks.
+   * Durable Object), it only lets the runtime write, once per high-water mark written.
    */
   async #room(): Promise<void> {
     const session = this.#session;

@@ -111,7 +111,7 @@ export function cloudflare<Env = Cloudflare.Env>(
     hubOf(app).useRelay(new DirectoryRelay(directory));
     // Nor history: the objects keep it, each in its storage, as broadcasts reach them.
     const history = hubOf(app).history;
-    if (history) hubOf(app).keepHistory(history.optionsOf, null);
+    if (history) hubOf(app).keepHistory(history.optionsOf, null, false);
   } catch {
     throw new ConfigurationError(
       "socketapi/cloudflare: Workers carry broadcasts between objects themselves: remove the " +

@@ -159,16 +159,7 @@ describe.each(runtimes)("$name", ({ command, capabilities, hono }) => {
 
   it("serves the connection's other frames while a stream runs, and cancels it mid-way", async () => {
     const client = await open();
-    let asked = 0;
-    const state = async () => {
-      const id = `state-${asked++}`;
-      client.send({ type: "action", channel: "stream_state", id });
-      return (await client.take((frame) => frame.id === id)).data as {
-        finished: number;
-        cancelled: number;
-      };
-    };
-    const before = await state();
+    const before = await streamState(client);
     client.send({
       type: "action",
       channel: "stream_count",
@@ -188,8 +179,10 @@ describe.each(runtimes)("$name", ({ command, capabilities, hono }) => {
     });
     // Its finally ran, and saw why: asked on the same connection (the same place holds it).
     const deadline = Date.now() + 3000;
-    let after = await state();
-    while (after.cancelled === before.cancelled && Date.now() < deadline) after = await state();
+    let after = await streamState(client);
+    while (after.cancelled === before.cancelled && Date.now() < deadline) {
+      after = await streamState(client);
+    }
     expect(after.finished).toBe(before.finished + 1);
     expect(after.cancelled).toBe(before.cancelled + 1);
     client.ws.terminate();

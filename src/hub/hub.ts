@@ -122,13 +122,15 @@ export class Hub {
    * Keeps history for the channels `optionsOf` gives options for, in `store`. Apps call it
    * when they get a channel with history; adapters whose places keep it elsewhere (a
    * Durable Object's storage) or nowhere (a Worker without sockets) give theirs.
-   * `lingering: false` drops a local stream as soon as its channel is left on the relay,
-   * where no timer may hold the place awake.
+   * `lingering` bounds the channels kept heard for their history after their last
+   * subscriber here left (the app gives its `maxLingeringChannels` and `maxSubscriptions`);
+   * `false` drops a local stream as soon as its channel is left on the relay, where no timer
+   * may hold the place awake, or where nothing is kept.
    */
   keepHistory(
     optionsOf: (channel: string) => HistoryOptions | undefined,
-    store?: HistoryStore | null,
-    lingering: LingerLimits | false = { perPlace: 10_000, perConnection: 100 },
+    store: HistoryStore | null | undefined,
+    lingering: LingerLimits | false,
   ): void {
     this.#history?.close();
     this.#history = new HistoryPlace(this.#link, optionsOf, store, lingering);

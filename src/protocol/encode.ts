@@ -9,39 +9,50 @@ import { ErrorCode, ErrorMessage, type RequestId, type WireIssue } from "./proto
 /** `{"type":"action","channel":NAME,"status":"completed"` per action name, made once. */
 const completedPrefixes = new Map<string, string>();
 
+/** `{"type":"chunk","channel":NAME` per action name, made once. */
+const chunkPrefixes = new Map<string, string>();
+
+/** The start of a frame for `name`, made once (names come from declarations, not clients:
+ * each map is bounded by the app). */
+function prefixOf(prefixes: Map<string, string>, name: string, make: () => string): string {
+  let prefix = prefixes.get(name);
+  if (prefix === undefined) {
+    prefix = make();
+    prefixes.set(name, prefix);
+  }
+  return prefix;
+}
+
+/** `,"data":…` unless `value` is `undefined`, then `,"id":…` when there is an id, and `}`. */
+function dataAndId(value: unknown, id: RequestId | undefined): string {
+  const data = value === undefined ? undefined : JSON.stringify(value);
+  return `${data === undefined ? "" : `,"data":${data}`}${
+    id === undefined ? "" : `,"id":${encodeId(id)}`
+  }}`;
+}
+
 function encodeId(id: RequestId): string {
   return typeof id === "number" ? String(id) : JSON.stringify(id);
 }
 
 /** An action's answer; `data` is left out only when the handler returned `undefined`. */
 export function completedFrame(name: string, result: unknown, id: RequestId | undefined): string {
-  let prefix = completedPrefixes.get(name);
-  if (prefix === undefined) {
-    prefix = `{"type":"action","channel":${JSON.stringify(name)},"status":"completed"`;
-    // Names come from declarations, not clients: the map is bounded by the app.
-    completedPrefixes.set(name, prefix);
-  }
-  const data = result === undefined ? undefined : JSON.stringify(result);
-  return `${prefix}${data === undefined ? "" : `,"data":${data}`}${
-    id === undefined ? "" : `,"id":${encodeId(id)}`
-  }}`;
+  const prefix = prefixOf(
+    completedPrefixes,
+    name,
+    () => `{"type":"action","channel":${JSON.stringify(name)},"status":"completed"`,
+  );
+  return prefix + dataAndId(result, id);
 }
-
-/** `{"type":"chunk","channel":NAME` per action name, made once. */
-const chunkPrefixes = new Map<string, string>();
 
 /** A piece of a streaming action's answer; `data` is left out for an `undefined` chunk. */
 export function chunkFrame(name: string, chunk: unknown, id: RequestId | undefined): string {
-  let prefix = chunkPrefixes.get(name);
-  if (prefix === undefined) {
-    prefix = `{"type":"chunk","channel":${JSON.stringify(name)}`;
-    // Names come from declarations, not clients: the map is bounded by the app.
-    chunkPrefixes.set(name, prefix);
-  }
-  const data = chunk === undefined ? undefined : JSON.stringify(chunk);
-  return `${prefix}${data === undefined ? "" : `,"data":${data}`}${
-    id === undefined ? "" : `,"id":${encodeId(id)}`
-  }}`;
+  const prefix = prefixOf(
+    chunkPrefixes,
+    name,
+    () => `{"type":"chunk","channel":${JSON.stringify(name)}`,
+  );
+  return prefix + dataAndId(chunk, id);
 }
 
 /** `subscribed` or `unsubscribed` for a concrete channel name. */

@@ -98,6 +98,6 @@ function serveAction(session: ServedConnection, frame: ActionFrame): Promise<voi
  * Cancels the running request the frame names (it answers `CANCELLED` itself); a request
  * that is not running, unknown or finished, is left alone and nothing is sent.
  */
-export function serveCancel(session: ServedConnection, frame: CancelFrame): boolean {
-  return session.running.cancel(frame.channel, frame.id);
+export function serveCancel(session: ServedConnection, frame: CancelFrame): void {
+  session.running.cancel(frame.channel, frame.id);
 }

@@ -19,11 +19,6 @@ export class RunningRequests {
     return this.#streams;
   }
 
-  /** Whether it holds nothing (the connection may let it go). */
-  get empty(): boolean {
-    return this.#byKey.size === 0 && this.#streams === 0;
-  }
-
   /**
    * Keeps `cancel` for the request `id` on `channel` until the returned function is called
    * (the request ended).

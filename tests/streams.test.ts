@@ -91,7 +91,13 @@ function streamingApp(seen: ReturnType<typeof probe>, options: SocketAPIOptions<
       });
       return "late";
     })
-    .action("echo", { input: v.object({ text: v.string() }) }, ({ text }) => text);
+    .action("echo", { input: v.object({ text: v.string() }) }, ({ text }) => text)
+    .action("shapes", async function* () {
+      yield undefined;
+      yield (() => 1) as unknown as string; // JSON has no function: sent as no data
+      yield 'say "hi"';
+      yield { nested: [1, null] };
+    });
 }
 
 async function start(seen: ReturnType<typeof probe>, options: SocketAPIOptions<object> = {}) {
@@ -124,6 +130,34 @@ describe("a streaming action", () => {
     });
     await until(() => seen.finallyRan === 1);
     expect(seen.reasons).toEqual(["not aborted"]);
+  });
+
+  it("writes a chunk without data for a value JSON cannot hold, and any id as it came", async () => {
+    const socket = await connect(await start(probe()));
+    socket.send({ type: "action", channel: "shapes", id: 'a"b' });
+    expect(await socket.next()).toEqual({ type: "chunk", channel: "shapes", id: 'a"b' });
+    expect(await socket.next()).toEqual({ type: "chunk", channel: "shapes", id: 'a"b' });
+    expect(await socket.next()).toEqual({
+      type: "chunk",
+      channel: "shapes",
+      data: 'say "hi"',
+      id: 'a"b',
+    });
+    expect(await socket.next()).toEqual({
+      type: "chunk",
+      channel: "shapes",
+      data: { nested: [1, null] },
+      id: 'a"b',
+    });
+    expect(await socket.next()).toEqual({
+      type: "action",
+      channel: "shapes",
+      status: "completed",
+      id: 'a"b',
+    });
+    // Without an id, the chunks carry none.
+    socket.send({ type: "action", channel: "shapes" });
+    expect(await socket.next()).toEqual({ type: "chunk", channel: "shapes" });
   });
 
   it("applies the output schema to every chunk and ends the stream at the first that fails", async () => {

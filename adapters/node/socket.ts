@@ -40,7 +40,8 @@ export class CorkedWebSocket extends WebSocket {
   #corkedBytes = 0;
   #corked = false;
 
-  override send(data: string | Buffer, ...rest: unknown[]): void {
+  // Named parameters, not `...rest`: a rest array would be allocated for every frame.
+  override send(data: string | Buffer, options?: unknown, cb?: unknown): void {
     if (!this.#corked) {
       const socket = (this as unknown as { _socket?: Duplex })._socket;
       if (socket && !socket.destroyed) {
@@ -54,7 +55,7 @@ export class CorkedWebSocket extends WebSocket {
       }
     }
     if (this.#corked) this.#corkedBytes += data.length;
-    (super.send as (...args: unknown[]) => void)(data, ...rest);
+    (super.send as (data: unknown, options?: unknown, cb?: unknown) => void)(data, options, cb);
   }
 
   /** Bytes sent in this turn and still corked. */

@@ -9,9 +9,6 @@ import { ErrorCode, ErrorMessage, type RequestId, type WireIssue } from "./proto
 /** `{"type":"action","channel":NAME,"status":"completed"` per action name, made once. */
 const completedPrefixes = new Map<string, string>();
 
-/** `{"type":"chunk","channel":NAME` per action name, made once. */
-const chunkPrefixes = new Map<string, string>();
-
 /** The start of a frame for `name`, made once (names come from declarations, not clients:
  * each map is bounded by the app). */
 function prefixOf(prefixes: Map<string, string>, name: string, make: () => string): string {
@@ -45,14 +42,28 @@ export function completedFrame(name: string, result: unknown, id: RequestId | un
   return prefix + dataAndId(result, id);
 }
 
-/** A piece of a streaming action's answer; `data` is left out for an `undefined` chunk. */
-export function chunkFrame(name: string, chunk: unknown, id: RequestId | undefined): string {
-  const prefix = prefixOf(
-    chunkPrefixes,
-    name,
-    () => `{"type":"chunk","channel":${JSON.stringify(name)}`,
-  );
-  return prefix + dataAndId(chunk, id);
+/**
+ * The `chunk` frames of one stream: what each of them repeats (the action's name, the
+ * request's id) is written once, so that a chunk costs one `JSON.stringify` and one
+ * concatenation; `data` is left out for an `undefined` chunk.
+ */
+export class ChunkFrames {
+  readonly #start: string;
+  readonly #end: string;
+  readonly #empty: string;
+
+  constructor(name: string, id: RequestId | undefined) {
+    const channel = `{"type":"chunk","channel":${JSON.stringify(name)}`;
+    this.#end = id === undefined ? "}" : `,"id":${encodeId(id)}}`;
+    this.#start = `${channel},"data":`;
+    this.#empty = channel + this.#end;
+  }
+
+  /** The frame of `chunk`; throws when it cannot be serialized. */
+  frame(chunk: unknown): string {
+    const data = chunk === undefined ? undefined : JSON.stringify(chunk);
+    return data === undefined ? this.#empty : this.#start + data + this.#end;
+  }
 }
 
 /** `subscribed` or `unsubscribed` for a concrete channel name. */

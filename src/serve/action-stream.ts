@@ -1,5 +1,5 @@
 import { isAsyncIterable } from "../async-iterable.ts";
-import { chunkFrame, errorText } from "../protocol/encode.ts";
+import { ChunkFrames, errorText } from "../protocol/encode.ts";
 import { ErrorCode, ErrorMessage } from "../protocol/protocol.ts";
 import { answerCompleted, answerFailure, stopped, timedOut } from "./answers.ts";
 import type { FrameContext } from "./handler-context.ts";
@@ -103,6 +103,7 @@ class ActionStream {
       unref(this.#totalTimer);
     }
     if (handlerTimeout !== false) this.#watchIdle(handlerTimeout, handlerTimeout);
+    const frames = new ChunkFrames(ctx.name, ctx.id);
     try {
       while (!ctx.ended) {
         if (this.#sinceYield >= streamHighWaterMark) await this.#room();
@@ -117,7 +118,7 @@ class ActionStream {
         }
         let text: string;
         try {
-          text = chunkFrame(ctx.name, next.value, ctx.id);
+          text = frames.frame(next.value);
         } catch (error) {
           answerFailure(session, ctx, "action", error);
           break;

@@ -46,6 +46,9 @@ export interface SocketData {
   state: object;
   /** The admission's place among `maxConnections`, until the socket opens. */
   slot?: ConnectionSlot | undefined;
+  /** The subprotocol accepted (`socketapi`), and when the credential expires. */
+  protocol?: string | undefined;
+  expiresAt?: number | undefined;
   session?: Session<object>;
 }
 
@@ -127,8 +130,12 @@ export function websocketLimits(app: AnyApp): Partial<WebSocketHandler<SocketDat
 /** The socket handlers: they only forward Bun's events to the socket's session. */
 export const websocket: WebSocketHandler<SocketData> = {
   open(ws) {
-    const { app, request, state, slot } = ws.data;
-    ws.data.session = openConnection(app, new BunSocket(ws), request, state, { slot });
+    const { app, request, state, slot, protocol, expiresAt } = ws.data;
+    ws.data.session = openConnection(app, new BunSocket(ws), request, state, {
+      slot,
+      protocol,
+      expiresAt,
+    });
     ws.data.slot = undefined;
   },
   message(ws, message) {
@@ -218,13 +225,21 @@ export async function upgrade(
   if (!admission.ok) return admission.response;
   // Bun's `Headers` are native and outlive the request: keeping them costs a connection
   // about 700 bytes of RSS, less than a copy in the JavaScript heap (1,700 measured).
+  const { protocol, expiresAt } = admission;
   const data: SocketData = {
     app,
-    request: upgradeRequest,
+    // The upgrade's own request unless a token in Sec-WebSocket-Protocol had to go.
+    request: admission.request,
     state: admission.state,
     slot: admission.slot,
+    protocol,
+    expiresAt,
   };
-  if (server.upgrade(request, { data })) return undefined;
+  const upgraded =
+    protocol === undefined
+      ? server.upgrade(request, { data })
+      : server.upgrade(request, { data, headers: { "Sec-WebSocket-Protocol": protocol } });
+  if (upgraded) return undefined;
   admission.slot.release();
   return refusalOf("upgrade-required");
 }

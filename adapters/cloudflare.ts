@@ -34,7 +34,7 @@ import {
   routeRequest,
   setUpgradeRoute,
 } from "../src/adapter.ts";
-import { CloseCode, type PresenceCount } from "../src/index.ts";
+import { CloseCode, type DisconnectTarget, type PresenceCount } from "../src/index.ts";
 import { warnOfCompression } from "./cloudflare/compression.ts";
 import { DirectoryRelay, ObjectDirectory } from "./cloudflare/directory.ts";
 import { ObjectServer } from "./cloudflare/object-server.ts";
@@ -42,7 +42,9 @@ import {
   type CloudflareOptions,
   ConfigurationError,
   DEFAULT_SHARD,
+  EXPIRES_HEADER,
   type ObjectRpc,
+  protocolHeaders,
   SHARD_HEADER,
   STATE_HEADER,
 } from "./cloudflare/options.ts";
@@ -129,13 +131,22 @@ export function cloudflare<Env = Cloudflare.Env>(
     const headers = new Headers(request.headers);
     headers.set(SHARD_HEADER, shard);
     headers.set(STATE_HEADER, JSON.stringify(admission.state ?? {}));
+    // Only what onConnect said reaches the object: a client's own header is dropped.
+    headers.delete(EXPIRES_HEADER);
+    if (admission.expiresAt !== undefined) headers.set(EXPIRES_HEADER, String(admission.expiresAt));
+    // The token stays in the Worker: the object hears only that the client speaks socketapi.
+    if (admission.protocol !== undefined) headers.set("sec-websocket-protocol", admission.protocol);
     const stub = directory.stub(shard) as unknown as Fetcher;
     // The hop to the object negotiates no compression. What the client gets is up to the
     // Worker's `no_web_socket_compression` flag (cloudflare/compression.ts).
     headers.delete("sec-websocket-extensions");
     const response = await stub.fetch(new Request(request.url, { method: "GET", headers }));
     if (!response.webSocket) return response;
-    return new Response(null, { status: 101, webSocket: response.webSocket });
+    return new Response(null, {
+      status: 101,
+      webSocket: response.webSocket,
+      headers: protocolHeaders(admission.protocol),
+    });
   };
   setUpgradeRoute(app, (request, env) => routeUpgrade(request, env as Env));
 
@@ -233,9 +244,25 @@ export function cloudflare<Env = Cloudflare.Env>(
       return this.#server.roster.count();
     }
 
-    /** A presence roster's check of its shards (a subclass with an alarm of its own calls `super.alarm()`). */
+    async disconnectHere(target: DisconnectTarget, code: number, reason: string): Promise<number> {
+      return this.#server.disconnectHere(target, code, reason);
+    }
+
+    async trackShard(shard: string, present: boolean): Promise<void> {
+      await this.#server.trackShard(shard, present);
+    }
+
+    async connectedShards(): Promise<string[]> {
+      return this.#server.connectedShards();
+    }
+
+    /**
+     * A presence roster's check of its shards, and the expiry of connections whose
+     * credential expired (a subclass with an alarm of its own calls `super.alarm()`).
+     */
     override async alarm(): Promise<void> {
       await this.#server.roster.check();
+      await this.#server.expireDue();
     }
   }
 

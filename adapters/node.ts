@@ -96,8 +96,8 @@ function attachRouted(
       const request = upgradeRequest(req);
       const admission = admitUpgrade(app, request);
       return admission instanceof Promise
-        ? admission.then((settled) => decision(app, request, settled))
-        : decision(app, request, admission);
+        ? admission.then((settled) => decision(app, settled))
+        : decision(app, admission);
     },
     () => options.maxPayload ?? app.limits.maxFrameBytes,
     options.unclaimedTimeout,

@@ -23,11 +23,11 @@ import {
   type BrokerRelayOptions,
   errorMessage,
   type LinkEvents,
+  loadOptional,
   redactedUrl,
 } from "../src/adapter.ts";
 import type { Relay } from "../src/index.ts";
 import { subjectToken } from "./nats-subject.ts";
-import { loadOptional } from "./optional.ts";
 
 /** Options of {@link natsRelay}. */
 export interface NatsRelayOptions extends BrokerRelayOptions {

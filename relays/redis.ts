@@ -24,10 +24,10 @@ import {
   CENSUS_TOPIC,
   errorMessage,
   type LinkEvents,
+  loadOptional,
   redactedUrl,
 } from "../src/adapter.ts";
 import type { Relay } from "../src/index.ts";
-import { loadOptional } from "./optional.ts";
 import { HISTORY_MARK, RedisHistory } from "./redis-history.ts";
 import { RedisPresence } from "./redis-presence.ts";
 

@@ -40,6 +40,7 @@ export { Hub } from "./hub/hub.ts";
 export type { Relay, RelayStats } from "./hub/relay.ts";
 export type { NativeDelivery, Subscriber } from "./hub/subscriber.ts";
 export { targetedFrame } from "./hub/target.ts";
+export { loadOptional } from "./optional.ts";
 export {
   joinFrame,
   leaveFrame,

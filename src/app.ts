@@ -7,16 +7,20 @@ import { Router } from "./declare/router.ts";
 import type { AsyncApiDocument, AsyncApiOptions } from "./describe/asyncapi.ts";
 import type { HistoryStore } from "./history/history.ts";
 import { historyOf, presenceOf } from "./hub/app-view.ts";
+import { closeOf, type DisconnectOptions } from "./hub/disconnect.ts";
 import { Hub } from "./hub/hub.ts";
 import type { Relay } from "./hub/relay.ts";
 import type { Target } from "./hub/target.ts";
 import { Telemetry, type TelemetryOptions } from "./observe/telemetry.ts";
 import type { PresenceCount } from "./presence/presence-registry.ts";
 import { dataFrame } from "./protocol/encode.ts";
+import { SOCKETAPI_PROTOCOL } from "./protocol/protocol.ts";
 import { type AdmissionRules, Admissions } from "./serve/admission.ts";
 import { type AppInternals, registerApp } from "./serve/app-internals.ts";
+import type { Credential, RefreshedCredential } from "./serve/credential.ts";
 import { serveFrame } from "./serve/dispatch.ts";
 import { type LimitOptions, type Limits, resolveLimits } from "./serve/limits.ts";
+import type { RefreshHook } from "./serve/refresh.ts";
 import { type ChannelMatch, Session } from "./serve/session.ts";
 import { closeSessions } from "./serve/shutdown.ts";
 import { isThenable } from "./thenable.ts";
@@ -52,11 +56,43 @@ export interface SocketAPIOptions<State extends object> extends LimitOptions {
    * Runs on every upgrade request before the socket is accepted. Return the connection's
    * initial state, or a `Response` (401, 403, ...) to refuse the upgrade with it. If it
    * throws, the upgrade is refused with 500 and the error goes to `onError`.
+   * `credential.token` is the token the client offered (the typed client's `token` option
+   * sends it in `Sec-WebSocket-Protocol`, off the URL); set `credential.expiresAt` to close
+   * the connection when it expires, unless a `refresh` moved it (docs/connections.md).
    */
   onConnect?:
     | ((
         request: UpgradeRequest,
+        credential: Credential,
       ) => State | Response | undefined | Promise<State | Response | undefined>)
+    | undefined;
+  /**
+   * Takes a fresh credential over the open socket (a `refresh` frame, which the typed client
+   * sends before its token expires): check `credential.token`, set `credential.expiresAt`
+   * (unset: the connection no longer expires), and return the connection's new state, or
+   * nothing to keep it. It may not change the user (`userId`): such a refresh is refused
+   * with `FORBIDDEN`. Throw an `UnauthorizedError` to refuse the token: the connection keeps
+   * the expiry it had. Without it, `refresh` frames are refused as unknown.
+   *
+   * @example
+   * ```ts
+   * const app = new SocketAPI({
+   *   onConnect: (_, credential) => {
+   *     credential.expiresAt = Date.now() + 15 * 60_000;
+   *     return { user: "ada" };
+   *   },
+   *   onRefresh: (credential) => {
+   *     if (credential.token !== "fresh") throw new UnauthorizedError("Token refused.");
+   *     credential.expiresAt = Date.now() + 15 * 60_000;
+   *   },
+   * });
+   * ```
+   */
+  onRefresh?:
+    | ((
+        credential: RefreshedCredential,
+        connection: Connection<State>,
+      ) => State | undefined | Promise<State | undefined>)
     | undefined;
   /** Runs when a connection has closed, after its subscriptions ended. */
   onDisconnect?:
@@ -159,6 +195,10 @@ export class SocketAPI<
         openOptions?.slot?.release();
         place.connections.add(session);
         telemetry.connectionOpened();
+        session.startExpiry(openOptions?.expiresAt, {
+          timed: openOptions?.expiryTimer ?? true,
+          greet: openOptions?.protocol === SOCKETAPI_PROTOCOL,
+        });
         return session;
       },
       findAction: (name) => this.actionDeclarations.get(name),
@@ -170,6 +210,7 @@ export class SocketAPI<
       sessionClosed: (session, code, reason) =>
         this.#sessionClosed(session as Session<object>, code, reason),
       telemetry,
+      onRefresh: options.onRefresh as RefreshHook | undefined,
     };
     registerApp(this, internals);
   }
@@ -199,9 +240,42 @@ export class SocketAPI<
     // Loaded when asked for: an app that never describes itself never loads the converter.
     const { buildAsyncApi } = await import("./describe/asyncapi.ts");
     return buildAsyncApi(
-      { actions: this.actionDeclarations, channels: this.channelDeclarations },
+      {
+        actions: this.actionDeclarations,
+        channels: this.channelDeclarations,
+        refreshes: this.#options.onRefresh !== undefined,
+      },
       options,
     );
+  }
+
+  /**
+   * Ends every session of a user (the app's `userId`) everywhere: on every instance over
+   * the relay (Redis, NATS, `--workers`), on every shard on Workers; resolves to how many
+   * connections were closed. For a ban or a changed password: the client's reconnect then
+   * meets `onConnect`. Default close: 1008 `Disconnected by the server`. Instances that do
+   * not answer within a second are not counted (their connections are still told).
+   *
+   * @example
+   * ```ts
+   * const closed = await app.disconnectUser("ada", { code: 4003, reason: "Banned" });
+   * ```
+   */
+  async disconnectUser(userId: string, options?: DisconnectOptions): Promise<number> {
+    return this.#hub.disconnect({ user: userId }, closeOf(options));
+  }
+
+  /**
+   * Ends one connection by its id (`connection.id`) wherever it is; resolves to 1 if it was
+   * closed, else 0. The same close as {@link disconnectUser}.
+   *
+   * @example
+   * ```ts
+   * await app.disconnectConnection(suspicious.id, { reason: "Flood" });
+   * ```
+   */
+  async disconnectConnection(connectionId: string, options?: DisconnectOptions): Promise<number> {
+    return this.#hub.disconnect({ connection: connectionId }, closeOf(options));
   }
 
   /**

@@ -68,6 +68,24 @@ export interface AppView<State extends object = ConnectionState> {
    * ```
    */
   presence(channel: string): Promise<{ user: string; info: unknown }[]>;
+  /**
+   * Ends every session of a user (the app's `userId`) on every instance; resolves to how
+   * many connections were closed (docs/connections.md).
+   *
+   * @example
+   * ```ts
+   * await ctx.app.disconnectUser("mallory", { code: 4003, reason: "Banned" });
+   * ```
+   */
+  disconnectUser(
+    userId: string,
+    options?: { code?: number | undefined; reason?: string | undefined },
+  ): Promise<number>;
+  /** Ends one connection by its id, wherever it is; resolves to 1 if it was closed, else 0. */
+  disconnectConnection(
+    connectionId: string,
+    options?: { code?: number | undefined; reason?: string | undefined },
+  ): Promise<number>;
   /** How many members a channel with presence has, and how many connections they subscribed. */
   presenceCount(channel: string): Promise<PresenceCount>;
   /**

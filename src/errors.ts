@@ -51,6 +51,25 @@ export class ForbiddenError extends SocketAPIError {
 }
 
 /**
+ * Refuses a credential: thrown from `onRefresh`, the client's `refresh` is answered
+ * `UNAUTHORIZED` with this message (default `Unauthorized.`), and the connection keeps the
+ * expiry it had.
+ *
+ * @example
+ * ```ts
+ * onRefresh: (credential) => {
+ *   if (!isValid(credential.token)) throw new UnauthorizedError("Token revoked.");
+ * },
+ * ```
+ */
+export class UnauthorizedError extends SocketAPIError {
+  constructor(message: string = ErrorMessage.unauthorized) {
+    super(message, { code: ErrorCode.UNAUTHORIZED });
+    this.name = "UnauthorizedError";
+  }
+}
+
+/**
  * Thrown by a channel handle (a broadcast started by the server) when the parameters fail
  * the channel's schema. It is a fault of the server's code, not of a client: inside an
  * action it becomes `INTERNAL_ERROR`; the broadcast endpoint answers it with 422.

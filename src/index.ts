@@ -66,6 +66,7 @@ export {
   RequestCancelledError,
   SocketAPIError,
   type SocketAPIErrorOptions,
+  UnauthorizedError,
 } from "./errors.ts";
 export type {
   HistoryOptions,
@@ -77,6 +78,7 @@ export type {
   StreamPosition,
 } from "./history/history.ts";
 export { MemoryHistory, type MemoryHistoryOptions } from "./history/memory-history.ts";
+export type { DisconnectOptions, DisconnectTarget } from "./hub/disconnect.ts";
 export type { Relay, RelayStats } from "./hub/relay.ts";
 export type { TelemetryOptions } from "./observe/telemetry.ts";
 export type { PresenceCount, SharedPresenceStore } from "./presence/presence-registry.ts";
@@ -91,20 +93,27 @@ export {
   ErrorCode,
   type ErrorFrame,
   ErrorMessage,
+  type ExpiryFrame,
   type JoinFrame,
   type LeaveFrame,
+  MAX_TOKEN_BYTES,
   PING_FRAME,
   type PingFrame,
   PONG_FRAME,
   type PongFrame,
+  type RefreshedFrame,
+  type RefreshFrame,
   type RequestId,
   type ServerFrame,
+  SOCKETAPI_PROTOCOL,
   type SubscribedFrame,
   type SubscribeFrame,
+  TOKEN_PROTOCOL_PREFIX,
   type UnsubscribedFrame,
   type UnsubscribeFrame,
   type WireIssue,
 } from "./protocol/protocol.ts";
 export { BROADCAST_PATH, type BroadcastEndpointOptions } from "./serve/broadcast-endpoint.ts";
+export type { Credential, RefreshedCredential, TokenSource } from "./serve/credential.ts";
 export type { DocsOptions } from "./serve/docs-endpoint.ts";
 export type { LimitOptions, Limits } from "./serve/limits.ts";

@@ -2,6 +2,7 @@
 // of every runtime setup. A capability a runtime lacks is skipped by name, with its reason.
 
 import { once } from "node:events";
+import { request as httpRequest } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
@@ -687,7 +688,151 @@ describe.each(runtimes)("$name", ({ command, capabilities, hono }) => {
       user: "ada",
       path: "/",
       probe: "42",
+      protocol: null,
     });
+  });
+
+  // The suite's tokens are `user:NAME:TTL` (conformance-app.ts), offered as the typed
+  // client offers them: `socketapi`, and the token in base64url.
+  const bearer = (token: string) => `socketapi.bearer.${Buffer.from(token).toString("base64url")}`;
+  const openWithToken = async (token: string) => {
+    const client = await openClient(`ws://127.0.0.1:${server.port}/`, {}, [
+      "socketapi",
+      bearer(token),
+    ]);
+    clients.push(client);
+    return client;
+  };
+  /** The answer to an upgrade offering `protocols`, sent as written (no client checks them). */
+  const refusal = (protocols: string[], path = "") =>
+    new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const request = httpRequest({
+        host: "127.0.0.1",
+        port: server.port,
+        path: `/${path}`,
+        headers: {
+          upgrade: "websocket",
+          connection: "Upgrade",
+          "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+          "sec-websocket-version": "13",
+          "sec-websocket-protocol": protocols.join(", "),
+        },
+      });
+      request.on("upgrade", (_res, socket) => {
+        socket.destroy();
+        resolve({ status: 101, text: "" });
+      });
+      request.on("response", (res) => {
+        let text = "";
+        res.on("data", (chunk: Buffer) => {
+          text += chunk;
+        });
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
+      });
+      request.on("error", reject);
+      request.end();
+    });
+
+  it("takes a token in Sec-WebSocket-Protocol, answers socketapi alone, keeps no token, says the expiry", async () => {
+    const client = await openWithToken("user:grace:60000");
+    expect(client.ws.protocol).toBe("socketapi");
+    const expiry = await client.next();
+    expect(expiry.type).toBe("expiry");
+    expect(expiry.expiresIn).toBeGreaterThan(50_000);
+    expect(expiry.expiresIn).toBeLessThanOrEqual(60_000);
+    const seen = (await client.request({ type: "action", channel: "whoami" })).data as {
+      user: string;
+      protocol: string | null;
+    };
+    expect(seen.user).toBe("grace");
+    // Workers keep only the headers the app names (keepHeaders): none of this one.
+    expect(seen.protocol === "socketapi" || seen.protocol === null).toBe(true);
+    // A client that offers nothing gets no subprotocol and no expiry frame, as before.
+    const plain = await open();
+    expect(plain.ws.protocol).toBe("");
+    plain.send({ type: "ping" });
+    expect(await plain.next()).toEqual({ type: "pong" });
+    // Within the suite's connection limit for the tests that follow.
+    for (const each of [client, plain]) {
+      each.ws.close();
+      await each.closed;
+    }
+  });
+
+  it("refuses a token it cannot take: without socketapi, two, malformed, also in the URL, too long", async () => {
+    const token = bearer("user:ada:60000");
+    expect(await refusal([token])).toEqual({
+      status: 400,
+      text: "A token in Sec-WebSocket-Protocol needs the 'socketapi' protocol beside it.",
+    });
+    expect(await refusal(["socketapi", token, bearer("user:grace:60000")])).toEqual({
+      status: 400,
+      text: "Offer one token, not two.",
+    });
+    expect(await refusal(["socketapi", "socketapi.bearer.!!"])).toEqual({
+      status: 400,
+      text: "Malformed token in Sec-WebSocket-Protocol.",
+    });
+    expect(await refusal(["socketapi", token], "?token=user:ada:60000")).toEqual({
+      status: 400,
+      text: "Offer the token once: in Sec-WebSocket-Protocol, not also in the URL or Authorization.",
+    });
+    // 10 KB: over the 8,192 bytes a token may have (a runtime whose header limit is lower
+    // refuses it first, also with 431).
+    const long = await refusal(["socketapi", bearer("x".repeat(10 * 1024))]);
+    expect(long.status).toBe(431);
+    // A token onConnect refuses: its answer.
+    expect((await refusal(["socketapi", bearer("nonsense")])).status).toBe(401);
+  });
+
+  it("closes a connection at its token's expiry with 4001; a refresh moves it, a refused one does not", async () => {
+    const refreshed = await openWithToken("user:lin:700");
+    const refused = await openWithToken("user:lin:700");
+    const started = Date.now();
+    expect((await refreshed.next()).type).toBe("expiry");
+    expect((await refused.next()).type).toBe("expiry");
+    refreshed.send({ type: "refresh", token: "user:lin:2000", id: 1 });
+    const answer = await refreshed.next();
+    expect(answer).toMatchObject({ type: "refreshed", id: 1 });
+    expect(answer.expiresIn).toBeGreaterThan(1500);
+    refused.send({ type: "refresh", token: "bad", id: 2 });
+    expect(await refused.next()).toEqual({
+      type: "error",
+      code: "UNAUTHORIZED",
+      message: "Token refused.",
+      id: 2,
+    });
+    // A refresh may not change who the user is.
+    refreshed.send({ type: "refresh", token: "user:someone-else:2000", id: 3 });
+    expect(await refreshed.next()).toEqual({
+      type: "error",
+      code: "FORBIDDEN",
+      message: "A refresh cannot change the user.",
+      id: 3,
+    });
+    expect(await refused.closed).toEqual({ code: 4001, reason: "Token expired" });
+    expect(Date.now() - started).toBeLessThan(1500);
+    // Still open past the first expiry, then closed at the refreshed one.
+    expect(refreshed.ws.readyState).toBe(WebSocket.OPEN);
+    expect(await refreshed.closed).toEqual({ code: 4001, reason: "Token expired" });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1900);
+  }, 10_000);
+
+  it("ends every session of a user with disconnectUser, and says how many", async () => {
+    const victims = [await open("?user=victim"), await open("?user=victim")];
+    const bystander = await open("?user=bystander");
+    const answer = await bystander.request({
+      type: "action",
+      channel: "disconnect_user",
+      data: { user: "victim" },
+    });
+    expect(answer.data).toBe(2);
+    for (const victim of victims) {
+      expect(await victim.closed).toEqual({ code: 4003, reason: "Banned" });
+    }
+    expect(bystander.ws.readyState).toBe(WebSocket.OPEN);
+    bystander.ws.close();
+    await bystander.closed;
   });
 
   it("cleans up a client that disconnects", async () => {

@@ -75,7 +75,7 @@ describe("package entry points", () => {
       if (!file.startsWith("src/describe/")) expect(describes, file).toBe(false);
     }
     expect(pkg.peerDependencies).toMatchObject({ valibot: expect.any(String) });
-    for (const optional of ["hono", "tsx", "ioredis", "@nats-io/transport-node"]) {
+    for (const optional of ["hono", "tsx", "ioredis", "@nats-io/transport-node", "jose"]) {
       expect(pkg.peerDependenciesMeta[optional], optional).toEqual({ optional: true });
     }
     // socketapi/node's WebSocket server comes with the package: `npm install socketapi`

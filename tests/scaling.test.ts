@@ -7,6 +7,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
 import { type Broker, ensureNginx, startNats, startRedis } from "./helpers/brokers.ts";
 import { freePort, root, type ServerProcess, startServer } from "./helpers/server-process.ts";
 import { openClient, type WsClient } from "./helpers/ws-client.ts";
@@ -187,6 +188,32 @@ describe.each(["redis", "nats"] as const)("instances over %s", (kind) => {
     await eventually(async () => {
       expect(await count("rooms/7")).toBe(3);
     });
+  });
+
+  it("ends a user's sessions on every instance, from a handler and from /_broadcast, and says how many", async () => {
+    const [a, b, c] = (await Promise.all(
+      ["a", "b", "c"].map((name) => nodeInstance(name, broker)),
+    )) as [ServerProcess, ServerProcess, ServerProcess];
+    const ada = await Promise.all([
+      client(`${a.url}?user=ada`),
+      client(`${b.url}?user=ada`),
+      client(`${b.url}?user=ada`),
+      client(`${c.url}?user=ada`),
+    ]);
+    const grace = await client(`${b.url}?user=grace`);
+    const admin = await client(`${c.url}?user=admin`);
+    expect(await call(admin, "disconnect_user", { user: "ada", code: 4003 })).toBe(4);
+    for (const each of ada) expect(await each.closed).toEqual({ code: 4003, reason: "Banned" });
+    expect(grace.ws.readyState).toBe(WebSocket.OPEN);
+    expect(await call(admin, "disconnect_user", { user: "ada" })).toBe(0);
+    // Over the HTTP endpoint of another instance (loopback, no token needed there).
+    const response = await fetch(`http://127.0.0.1:${a.port}/_broadcast`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ disconnect: { user: "grace" } }),
+    });
+    expect(await response.json()).toEqual({ ok: true, disconnected: 1 });
+    expect(await grace.closed).toEqual({ code: 1008, reason: "Disconnected by the server" });
   });
 
   it("keeps local broadcasts while the broker is down, reports the loss once, and recovers", async () => {
@@ -398,6 +425,37 @@ describe("socketapi --workers N", () => {
     for (const c of [first, second]) await c.expectNone(200);
     // Counted across the workers, through the primary.
     expect(await call(first, "count_subscribers", { channel: "news" })).toBe(2);
+  });
+
+  it("closes each worker's connections at their credential's expiry (4001)", async () => {
+    const server = await startServer([...CLI, "--workers", "2"]);
+    running.push(server);
+    const byPid = new Map<number, WsClient>();
+    for (let attempt = 0; byPid.size < 2 && attempt < 40; attempt++) {
+      const c = await client(`${server.url}?ttl=1500`);
+      const { pid } = (await call(c, "whoami")) as { pid: number };
+      if (!byPid.has(pid)) byPid.set(pid, c);
+    }
+    expect(byPid.size).toBe(2);
+    for (const c of byPid.values()) {
+      expect(await c.closed).toEqual({ code: 4001, reason: "Token expired" });
+    }
+  });
+
+  it("ends a user's sessions in every worker", async () => {
+    const server = await startServer([...CLI, "--workers", "2"]);
+    running.push(server);
+    const byPid = new Map<number, WsClient>();
+    for (let attempt = 0; byPid.size < 2 && attempt < 40; attempt++) {
+      const c = await client(`${server.url}?user=ada`);
+      const { pid } = (await call(c, "whoami")) as { pid: number };
+      if (!byPid.has(pid)) byPid.set(pid, c);
+    }
+    expect(byPid.size).toBe(2);
+    const admin = await client(`${server.url}?user=admin`);
+    const opened = clients.filter((c) => c !== admin && c.ws.readyState === WebSocket.OPEN);
+    expect(await call(admin, "disconnect_user", { user: "ada" })).toBe(opened.length);
+    for (const c of opened) expect((await c.closed).code).toBe(1008);
   });
 
   it("starts another worker when one dies, the other unaffected", async () => {

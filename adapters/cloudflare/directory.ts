@@ -4,7 +4,7 @@
 import { env as workerEnv } from "cloudflare:workers";
 import type { AnyApp } from "../../src/adapter.ts";
 import { type Relay, reportToApp } from "../../src/adapter.ts";
-import type { SharedPresenceStore } from "../../src/index.ts";
+import type { DisconnectTarget, SharedPresenceStore } from "../../src/index.ts";
 import { DirectoryPresence, type PresencePlace } from "./directory-presence.ts";
 import {
   type CloudflareOptions,
@@ -55,8 +55,14 @@ export class ObjectDirectory {
     return this.stub(DIRECTORY_SHARD).shardsOf(channel);
   }
 
-  report(error: unknown, channel: string): void {
-    reportToApp(this.#app, error, { channel, phase: "broadcast" });
+  /** Every shard that holds connections: the one object when the app is not sharded. */
+  async connectedShards(): Promise<string[]> {
+    if (!this.sharded) return [DEFAULT_SHARD];
+    return this.stub(DIRECTORY_SHARD).connectedShards();
+  }
+
+  report(error: unknown, channel: string | undefined, phase = "broadcast"): void {
+    reportToApp(this.#app, error, channel === undefined ? { phase } : { channel, phase });
   }
 }
 
@@ -152,6 +158,35 @@ export class DirectoryRelay implements Relay {
       else this.#directory.report(outcome.reason, channel);
     }
     return count;
+  }
+
+  /**
+   * Tells the directory that this shard holds connections (its first one opened) or none
+   * (its last one closed): what a disconnect of a user asks.
+   */
+  trackShard(present: boolean): Promise<void> {
+    const shard = this.#object?.shard();
+    if (!this.#directory.sharded || shard === undefined) return Promise.resolve();
+    const update = this.#updates.then(() =>
+      this.#directory.stub(DIRECTORY_SHARD).trackShard(shard, present),
+    );
+    this.#updates = update.catch(() => {});
+    return update;
+  }
+
+  /** Closes the connections `target` names on every other shard that holds connections. */
+  async disconnect(target: DisconnectTarget, code: number, reason: string): Promise<number> {
+    const here = this.#object?.shard();
+    const shards = (await this.#directory.connectedShards()).filter((shard) => shard !== here);
+    const outcomes = await Promise.allSettled(
+      shards.map((shard) => this.#directory.stub(shard).disconnectHere(target, code, reason)),
+    );
+    let closed = 0;
+    for (const outcome of outcomes) {
+      if (outcome.status === "fulfilled") closed += outcome.value;
+      else this.#directory.report(outcome.reason, undefined, "disconnect");
+    }
+    return closed;
   }
 
   async close(): Promise<void> {}

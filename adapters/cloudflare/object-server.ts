@@ -16,12 +16,21 @@ import {
   type UpgradeRequest,
   utf8ByteLength,
 } from "../../src/adapter.ts";
-import { CloseCode, type Connection, ErrorCode, SocketAPIError } from "../../src/index.ts";
+import {
+  CloseCode,
+  type Connection,
+  type DisconnectTarget,
+  ErrorCode,
+  SOCKETAPI_PROTOCOL,
+  SocketAPIError,
+} from "../../src/index.ts";
 import { warnOfCompression } from "./compression.ts";
 import { DirectoryRelay, type ObjectDirectory } from "./directory.ts";
 import {
   type CloudflareOptions,
   DEFAULT_SHARD,
+  EXPIRES_HEADER,
+  protocolHeaders,
   SHARD_HEADER,
   SHARD_KEY,
   STATE_HEADER,
@@ -43,6 +52,8 @@ interface Attachment {
   c: Record<string, Record<string, unknown> | 0>;
   /** The channels with presence on which it hears joins and leaves. */
   p?: string[];
+  /** When its credential expires (ms since the epoch): the object's alarm wakes it then. */
+  e?: number;
 }
 
 /** The URL a connection keeps: without fragment, and without query but for the names given. */
@@ -120,6 +131,12 @@ export class ObjectServer implements ConnectionKeeper {
       const value = request.headers.get(name);
       return value === null ? [] : [[name.toLowerCase(), value]];
     });
+    // The Worker forwards `socketapi` alone when the client offered it (never the token).
+    const protocol =
+      request.headers.get("sec-websocket-protocol") === SOCKETAPI_PROTOCOL
+        ? SOCKETAPI_PROTOCOL
+        : undefined;
+    const expires = Number(request.headers.get(EXPIRES_HEADER) ?? Number.NaN);
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     this.#ctx.acceptWebSocket(server);
@@ -130,12 +147,20 @@ export class ObjectServer implements ConnectionKeeper {
       s: state,
       c: {},
     };
+    if (Number.isFinite(expires)) attachment.e = expires;
     server.serializeAttachment(attachment);
-    this.#open(server, attachment);
+    // The expiry frame, first (an accepted pair's socket may not say it is open yet).
+    this.#open(server, attachment, protocol).greet();
+    if (attachment.e !== undefined) await this.#wakeAt(attachment.e);
+    if (this.#sessions.size === 1) this.#ctx.waitUntil(this.#relay.trackShard(true));
     // Whether the client may compress is the Worker's compatibility flag: an empty
     // Sec-WebSocket-Extensions here refuses nothing (cloudflare/compression.ts).
     warnOfCompression(this.#app);
-    return new Response(null, { status: 101, webSocket: client });
+    return new Response(null, {
+      status: 101,
+      webSocket: client,
+      headers: protocolHeaders(protocol),
+    });
   }
 
   message(ws: WebSocket, message: string | ArrayBuffer): void {
@@ -145,7 +170,9 @@ export class ObjectServer implements ConnectionKeeper {
 
   close(ws: WebSocket, code: number, reason: string): void {
     this.#sessions.get(ws)?.handleClose(code, reason);
-    this.#sessions.delete(ws);
+    if (this.#sessions.delete(ws) && this.#sessions.size === 0) {
+      this.#ctx.waitUntil(this.#relay.trackShard(false));
+    }
     // The Hibernation API needs the close handshake completed by the object; 1005, 1006
     // and 1015 may not be sent.
     const reply = code === 1005 || code === 1006 || code === 1015 ? 1000 : code;
@@ -192,6 +219,38 @@ export class ObjectServer implements ConnectionKeeper {
     if (session.isOpen) this.#save(session, false);
   }
 
+  /** A refresh moved the credential's expiry: kept in the attachment, and the alarm set for it. */
+  expiryChanged(session: Connection<object>, at: number | undefined): void {
+    const attachment = this.#attachments.get(session);
+    if (!attachment) return;
+    if (at === undefined) delete attachment.e;
+    else attachment.e = at;
+    this.#save(session, false);
+    if (at !== undefined) this.#ctx.waitUntil(this.#wakeAt(at));
+  }
+
+  /**
+   * Closes the connections whose credential expired (the alarm rang), then sets the alarm
+   * for the next expiry.
+   */
+  async expireDue(): Promise<void> {
+    const now = Date.now();
+    let next: number | undefined;
+    for (const session of this.#sessions.values()) {
+      if (session.expireIfDue(now)) continue;
+      const at = session.expiresAt;
+      if (at !== undefined && (next === undefined || at < next)) next = at;
+    }
+    if (next !== undefined) await this.#wakeAt(next);
+  }
+
+  /** Sets the object's alarm for `at`, unless it rings earlier already. */
+  async #wakeAt(at: number): Promise<void> {
+    const storage = this.#ctx.storage;
+    const current = await storage.getAlarm();
+    if (current === null || at < current) await storage.setAlarm(at);
+  }
+
   /** Handlers may have changed the connection's state: keep it once the frames are served. */
   idle(session: Connection<object>): void {
     this.#save(session, false);
@@ -215,6 +274,25 @@ export class ObjectServer implements ConnectionKeeper {
     else shards.delete(shard);
     if (shards.size > 0) await this.#ctx.storage.put(key, [...shards]);
     else await this.#ctx.storage.delete(key);
+  }
+
+  /** Closes this shard's connections that `target` names (a disconnect from elsewhere). */
+  disconnectHere(target: DisconnectTarget, code: number, reason: string): number {
+    // A shard still listed with no connection left (evicted without close events) says so.
+    if (this.#sessions.size === 0) this.#ctx.waitUntil(this.#relay.trackShard(false));
+    return this.#hub.disconnectHere(target, { code, reason });
+  }
+
+  /** The directory's record of the shards that hold connections. */
+  async trackShard(shard: string, present: boolean): Promise<void> {
+    const key = `shard:${shard}`;
+    if (present) await this.#ctx.storage.put(key, 1);
+    else await this.#ctx.storage.delete(key);
+  }
+
+  async connectedShards(): Promise<string[]> {
+    const listed = await this.#ctx.storage.list({ prefix: "shard:" });
+    return [...listed.keys()].map((key) => key.slice("shard:".length));
   }
 
   async shardsOf(channel: string): Promise<string[]> {
@@ -254,11 +332,19 @@ export class ObjectServer implements ConnectionKeeper {
     return session;
   }
 
-  #open(ws: WebSocket, attachment: Attachment): Session<object> {
+  /**
+   * Opens a connection's session from its attachment; `protocol` only when it is new (a
+   * client that speaks `socketapi` is told its expiry once). Its expiry keeps no timer:
+   * the object's alarm wakes it (`expireDue`), and one already past closes it now.
+   */
+  #open(ws: WebSocket, attachment: Attachment, protocol?: string): Session<object> {
     const request: UpgradeRequest = { url: attachment.u, headers: new Headers(attachment.h) };
     const session = openConnection(this.#app, ws, request, attachment.s, {
       id: attachment.i,
       hub: this.#hub,
+      expiresAt: attachment.e,
+      expiryTimer: false,
+      protocol,
     });
     this.#sessions.set(ws, session);
     this.#sockets.set(session, ws);

@@ -1,7 +1,7 @@
 // What the Worker, its objects and the shard directory share: names, headers, the options
 // and the objects' RPC. A leaf: it imports nothing of the adapter, which imports it.
 import type { RoutingOptions } from "../../src/adapter.ts";
-import type { PresenceCount } from "../../src/index.ts";
+import type { DisconnectTarget, PresenceCount } from "../../src/index.ts";
 import type { PresenceShare, ShareUpdate } from "./presence-roster.ts";
 
 /** The name of the object when the app is not sharded. */
@@ -13,6 +13,12 @@ export const DIRECTORY_SHARD = "__socketapi_directory__";
 export const SHARD_HEADER = "x-socketapi-shard";
 /** The header the Worker passes the state `onConnect` made in. */
 export const STATE_HEADER = "x-socketapi-state";
+/** The header the Worker passes the credential's expiry in (ms since the epoch). */
+export const EXPIRES_HEADER = "x-socketapi-expires";
+/** The headers of a 101 that accepted `protocol` (`socketapi`), or none. */
+export function protocolHeaders(protocol: string | undefined): Record<string, string> {
+  return protocol === undefined ? {} : { "Sec-WebSocket-Protocol": protocol };
+}
 /** Where an object keeps the name of the shard it is. */
 export const SHARD_KEY = "socketapi:shard";
 
@@ -78,6 +84,11 @@ export interface ObjectRpc {
     maxBytes?: number,
   ): Promise<{ json: string; count: number }>;
   presenceCount(channel: string): Promise<PresenceCount>;
+  /** Closes this shard's connections that `target` names; how many it closed. */
+  disconnectHere(target: DisconnectTarget, code: number, reason: string): Promise<number>;
+  /** The directory's record of which shards hold connections. */
+  trackShard(shard: string, present: boolean): Promise<void>;
+  connectedShards(): Promise<string[]>;
 }
 
 /** The deployment does not match what the adapter was told: said as it is, to the log and the caller. */

@@ -7,7 +7,7 @@ import type { AnyApp } from "../../src/adapter.ts";
 import { admitUpgrade, registerRuntimeUpgrader, type UpgradeRequest } from "../../src/adapter.ts";
 import { requestUrl, toHeaders } from "./http.ts";
 import type { Attachment, AttachOptions } from "./options.ts";
-import { handleUpgrades, type UpgradeDecision } from "./upgrades.ts";
+import { decision, handleUpgrades, type UpgradeDecision } from "./upgrades.ts";
 
 /** Where `injectWebSocket` puts its upgrade callback in Hono's `env`, for the middleware. */
 const NODE_UPGRADE: unique symbol = Symbol.for("socketapi.node-upgrade");
@@ -64,13 +64,7 @@ export function injectWebSocket(
       const upgrade: NodeUpgrade = async (app, request) => {
         const admission = await admitUpgrade(app, request);
         if (!admission.ok) return admission.response;
-        accepted = {
-          kind: "accept",
-          app,
-          request,
-          state: admission.state,
-          slot: admission.slot,
-        };
+        accepted = decision(app, admission);
         return new Response(null, { status: 200, headers: { "x-socketapi-upgrade": "accepted" } });
       };
       const request = new Request(requestUrl(req.url ?? "/", req.headers.host), {

@@ -1,6 +1,7 @@
 // The peer: a `ws` socket as a connection's socket, with its writes corked per event-loop
 // turn, its listeners shared by every connection, and the heartbeat that finds dead peers.
 
+import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocket, WebSocketServer } from "ws";
 import type { AnyApp } from "../../src/adapter.ts";
@@ -70,8 +71,20 @@ export class CorkedWebSocket extends WebSocket {
   }
 }
 
+/**
+ * The subprotocol each accepted upgrade answers with (`socketapi`, when the client offered
+ * it), read by `ws` while it completes the handshake.
+ */
+export const chosenProtocols = new WeakMap<IncomingMessage, string>();
+
+/** `socketapi` when admitted with it; else what `ws` answers by itself (the first offered). */
+function handleProtocols(offered: Set<string>, request: IncomingMessage): string | false {
+  return chosenProtocols.get(request) ?? offered.values().next().value ?? false;
+}
+
 export function createWebSocketServer(maxPayload: number): WebSocketServer {
   return new WebSocketServer({
+    handleProtocols,
     noServer: true,
     maxPayload,
     // Invalid UTF-8 must not close the connection: it decodes to U+FFFD and is then
@@ -120,15 +133,20 @@ function onClose(this: WebSocket, code: number, reason: Buffer): void {
 // event cleans up.
 function onError(): void {}
 
-/** Feeds a `ws` socket's events to a new session of `app`. */
+/** Feeds a `ws` socket's events to a new session of `app`, as its admission said. */
 export function openSession(
   app: AnyApp,
   ws: CorkedWebSocket,
-  request: UpgradeRequest,
-  state: object | undefined,
-  slot: ConnectionSlot,
+  accepted: {
+    request: UpgradeRequest;
+    state: object | undefined;
+    slot: ConnectionSlot;
+    protocol: string | undefined;
+    expiresAt: number | undefined;
+  },
 ): void {
-  ws.session = openConnection(app, ws, keepRequest(request), state, { slot });
+  const { request, state, slot, protocol, expiresAt } = accepted;
+  ws.session = openConnection(app, ws, keepRequest(request), state, { slot, protocol, expiresAt });
   ws.maxBytes = app.limits.maxMessageBytes;
   ws.alive = true;
   ws.on("message", onMessage);

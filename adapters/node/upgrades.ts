@@ -17,6 +17,7 @@ import { refuseUpgrade } from "./http.ts";
 import type { Attachment, CloseOptions } from "./options.ts";
 import {
   type CorkedWebSocket,
+  chosenProtocols,
   createWebSocketServer,
   openSession,
   startHeartbeat,
@@ -29,19 +30,20 @@ export type UpgradeDecision =
   | {
       kind: "accept";
       app: AnyApp;
+      /** What the connection keeps of the request (without a token it offered). */
       request: UpgradeRequest;
       state: object | undefined;
       slot: ConnectionSlot;
+      /** The subprotocol to answer with, and when the credential expires. */
+      protocol: string | undefined;
+      expiresAt: number | undefined;
     };
 
 /** What an admission means for an upgrade. */
-export function decision(
-  app: AnyApp,
-  request: UpgradeRequest,
-  admission: Admission<object>,
-): UpgradeDecision {
+export function decision(app: AnyApp, admission: Admission<object>): UpgradeDecision {
   if (!admission.ok) return { kind: "refuse", response: admission.response };
-  return { kind: "accept", app, request, state: admission.state, slot: admission.slot };
+  const { request, state, slot, protocol, expiresAt } = admission;
+  return { kind: "accept", app, request, state, slot, protocol, expiresAt };
 }
 
 /**
@@ -78,7 +80,7 @@ export function handleUpgrades(
       refuseUpgrade(socket, response).catch(() => socket.destroy());
       return;
     }
-    const { app, request, state, slot } = decision;
+    const { app, slot } = decision;
     if (socket.destroyed) {
       slot.release();
       return;
@@ -90,9 +92,10 @@ export function handleUpgrades(
       apps.set(app, served);
     }
     let opened = false;
+    if (decision.protocol !== undefined) chosenProtocols.set(req, decision.protocol);
     served.wss.handleUpgrade(req, socket, head, (ws) => {
       opened = true;
-      openSession(app, ws as CorkedWebSocket, request, state, slot);
+      openSession(app, ws as CorkedWebSocket, decision);
     });
     // `ws` answers a malformed handshake (400) itself, without calling back.
     if (!opened) slot.release();

@@ -38,6 +38,15 @@ export interface ClientOptions {
   WebSocket?: WebSocketConstructor | undefined;
   /** WebSocket subprotocols to ask for. */
   protocols?: string | string[] | undefined;
+  /**
+   * The credential the server's `onConnect` reads as `credential.token`: a string, or a
+   * callback asked at every connect and refresh. It travels in `Sec-WebSocket-Protocol`
+   * (what a browser can set; a URL would put it in every proxy's access log), never in the
+   * URL. When the server says the credential expires, the client sends a fresh one ahead
+   * of time (a `refresh` frame, for a server with `onRefresh`); a connection closed at its
+   * expiry (4001) reconnects with a fresh token.
+   */
+  token?: string | (() => string | Promise<string>) | undefined;
   /** How long a request waits for its answer, in ms (default 10,000). */
   timeout?: number | undefined;
   /** Reconnection with backoff and jitter after a drop; `false` turns it off. */

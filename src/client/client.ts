@@ -32,6 +32,7 @@ import {
 import { type Pending, type Position, Requests } from "./requests.ts";
 import { type ActionStream, StreamReader } from "./stream-reader.ts";
 import { type CallListener, Subscription } from "./subscription.ts";
+import { REFRESH_ID_PREFIX, refreshLead, tokenOf, tokenProtocols } from "./token.ts";
 
 /** An error's message, or the thrown value as text. */
 function messageOf(error: unknown): string {
@@ -76,6 +77,20 @@ export class SocketAPIClient<App = unknown> {
   #stableTimer: ReturnType<typeof setTimeout> | undefined;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #heartbeat: Heartbeat;
+  /** Which connect asked the token callback last: an older answer is dropped. */
+  #tokenAttempt = 0;
+  /** When the client refreshes its credential, as the server's `expiry` said. */
+  #refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  #refreshCount = 0;
+  #refreshing:
+    | {
+        id: string;
+        answer: Promise<void>;
+        resolve: () => void;
+        reject: (error: SocketAPIClientError) => void;
+        timeout: ReturnType<typeof setTimeout>;
+      }
+    | undefined;
   /** Calls a listener of the app; what it throws goes to `onError`. */
   readonly #call: CallListener = (listener, value, extra) =>
     this.#callListener(listener, value, extra);
@@ -100,6 +115,11 @@ export class SocketAPIClient<App = unknown> {
       () => this.#send('{"type":"ping"}'),
       () => this.#deadConnection(),
     );
+    if (options.token !== undefined) {
+      // The socket opens once the token is known.
+      this.#connect();
+      return;
+    }
     // A URL the runtime refuses at once is the caller's mistake: it throws here.
     this.#socket = new ctor(url, options.protocols);
     this.#watch(this.#socket);
@@ -290,6 +310,7 @@ export class SocketAPIClient<App = unknown> {
     clearTimeout(this.#reconnectTimer);
     clearTimeout(this.#stableTimer);
     this.#heartbeat.stop();
+    this.#endRefresh(ClientErrorCode.CLOSED, "The client was closed.");
     this.#failPending(() => true, ClientErrorCode.CLOSED, "The client was closed.");
     const socket = this.#socket;
     this.#socket = undefined;
@@ -311,9 +332,35 @@ export class SocketAPIClient<App = unknown> {
     this.#setStatus("connecting");
     this.#socketOpened = false;
     this.#handshakeFailure = undefined;
+    const source = this.#options.token;
+    if (source === undefined) {
+      this.#openSocket(this.#options.protocols);
+      return;
+    }
+    const attempt = ++this.#tokenAttempt;
+    tokenOf(source).then(
+      (token) => {
+        if (attempt !== this.#tokenAttempt || this.#closedByUser) return;
+        this.#openSocket(tokenProtocols(token, this.#options.protocols));
+      },
+      (error: unknown) => {
+        if (attempt !== this.#tokenAttempt || this.#closedByUser) return;
+        this.#emitError(
+          new SocketAPIClientError(
+            ClientErrorCode.CONNECT_FAILED,
+            `The token callback failed: ${messageOf(error)}`,
+            { cause: error },
+          ),
+        );
+        this.#retry();
+      },
+    );
+  }
+
+  #openSocket(protocols: string | string[] | undefined): void {
     let socket: ClientSocket;
     try {
-      socket = new this.#WebSocket(this.url, this.#options.protocols);
+      socket = new this.#WebSocket(this.url, protocols);
     } catch (error) {
       // Refused by the runtime when it worked before (a blocked port): a failed attempt.
       this.#emitError(
@@ -371,6 +418,7 @@ export class SocketAPIClient<App = unknown> {
     this.#socket = undefined;
     clearTimeout(this.#stableTimer);
     this.#heartbeat.stop();
+    this.#endRefresh(ClientErrorCode.DISCONNECTED, "The connection dropped before the refresh.");
     // Requests already sent may or may not have been served: fail them, never resend.
     this.#failPending(
       (p) => p.sent,
@@ -461,6 +509,7 @@ export class SocketAPIClient<App = unknown> {
       code?: string;
       message?: string;
       issues?: WireIssue[];
+      expiresIn?: unknown;
     };
     try {
       frame = JSON.parse(data);
@@ -490,6 +539,14 @@ export class SocketAPIClient<App = unknown> {
       return;
     }
     if (frame.type === "pong") return;
+    if (frame.type === "expiry") {
+      this.#expiresIn(frame.expiresIn);
+      return;
+    }
+    if (typeof frame.id === "string" && frame.id.startsWith(REFRESH_ID_PREFIX)) {
+      this.#refreshAnswered(frame);
+      return;
+    }
     if (frame.type === "chunk") {
       const streaming = this.#requests.streaming(frame.channel, frame.id);
       if (streaming) this.#requests.chunk(streaming, frame.data);
@@ -551,6 +608,105 @@ export class SocketAPIClient<App = unknown> {
     const forget = (): void => signal.removeEventListener("abort", cancel);
     answer.then(forget, forget);
     return answer;
+  }
+
+  /**
+   * Sends a fresh token from the `token` option over the open socket (a `refresh` frame),
+   * for a server with `onRefresh`; resolves once the server took it. The client does it by
+   * itself ahead of the expiry the server told it: call it after the user's credentials
+   * changed (a new role, a renewed session).
+   *
+   * @example
+   * ```ts
+   * const client = createClient<typeof app>(url, { token: () => auth.currentToken() });
+   * await client.refresh();
+   * ```
+   */
+  async refresh(): Promise<void> {
+    const source = this.#options.token;
+    if (source === undefined) {
+      throw new TypeError("refresh() needs the client's `token` option.");
+    }
+    if (this.#closedByUser) {
+      throw new SocketAPIClientError(ClientErrorCode.CLOSED, "The client was closed.");
+    }
+    if (this.#refreshing) return this.#refreshing.answer;
+    let resolve!: () => void;
+    let reject!: (error: SocketAPIClientError) => void;
+    const answer = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const id = `${REFRESH_ID_PREFIX}${++this.#refreshCount}`;
+    const timeout = setTimeout(
+      () => this.#endRefresh(ClientErrorCode.TIMEOUT, "The refresh got no answer in time."),
+      this.#options.timeout ?? 10_000,
+    );
+    this.#refreshing = { id, answer, resolve, reject, timeout };
+    let token: string;
+    try {
+      token = await tokenOf(source);
+    } catch (error) {
+      this.#endRefresh(
+        ClientErrorCode.CONNECT_FAILED,
+        `The token callback failed: ${messageOf(error)}`,
+      );
+      return answer;
+    }
+    if (this.#refreshing?.id !== id) return answer;
+    if (this.#status !== "open") {
+      this.#endRefresh(ClientErrorCode.DISCONNECTED, "The connection is not open.");
+      return answer;
+    }
+    this.#send(JSON.stringify({ type: "refresh", token, id }));
+    return answer;
+  }
+
+  /** The server said when the credential expires: refresh ahead of it. */
+  #expiresIn(expiresIn: unknown): void {
+    clearTimeout(this.#refreshTimer);
+    if (typeof expiresIn !== "number" || this.#options.token === undefined) return;
+    this.#refreshTimer = setTimeout(
+      () => {
+        this.refresh().catch((error: unknown) => {
+          // Refused or lost: the server closes at the expiry (4001), and the client
+          // reconnects with a fresh token.
+          if (error instanceof SocketAPIClientError) this.#emitError(error);
+        });
+      },
+      Math.max(0, expiresIn - refreshLead(expiresIn)),
+    );
+  }
+
+  #refreshAnswered(frame: {
+    type?: unknown;
+    id?: RequestId;
+    code?: string;
+    message?: string;
+    expiresIn?: unknown;
+  }): void {
+    const refreshing = this.#refreshing;
+    if (!refreshing || refreshing.id !== frame.id) return;
+    this.#refreshing = undefined;
+    clearTimeout(refreshing.timeout);
+    if (frame.type === "refreshed") {
+      refreshing.resolve();
+      this.#expiresIn(frame.expiresIn);
+    } else {
+      refreshing.reject(
+        new SocketAPIClientError(frame.code ?? "ERROR", frame.message ?? "Refresh refused."),
+      );
+    }
+  }
+
+  /** Ends the refresh in flight, if any, with an error of the client's; stops the schedule. */
+  #endRefresh(code: string, message: string): void {
+    clearTimeout(this.#refreshTimer);
+    const refreshing = this.#refreshing;
+    if (!refreshing) return;
+    this.#refreshing = undefined;
+    clearTimeout(refreshing.timeout);
+    refreshing.reject(new SocketAPIClientError(code, message));
   }
 
   #transmit(pending: Pending): void {

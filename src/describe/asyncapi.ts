@@ -7,6 +7,7 @@ import type { JsonSchema } from "@valibot/to-json-schema";
 import type { ActionDeclaration, ChannelDeclaration } from "../declare/declarations.ts";
 import { ErrorCode, MAX_REQUEST_ID_LENGTH } from "../protocol/protocol.ts";
 import { describeChannel } from "./asyncapi-channel.ts";
+import { describeCredentials, EXPIRY_CLOSE } from "./asyncapi-credentials.ts";
 import {
   ACTION_ERRORS,
   constant,
@@ -58,6 +59,8 @@ export interface AsyncApiDocument {
 export interface Declarations {
   readonly actions: ReadonlyMap<string, ActionDeclaration>;
   readonly channels: ReadonlyMap<string, ChannelDeclaration>;
+  /** Whether the app takes `refresh` frames (it has `onRefresh`). */
+  readonly refreshes?: boolean | undefined;
 }
 
 /** What answers a frame that cannot be read or names nothing declared. */
@@ -89,7 +92,12 @@ export function buildAsyncApi(
     const key = keys.take(name);
     describeChannel(name, key, channel, channels, operations, schemaOf);
   }
-  describeConnection(keys.take("connection"), channels, operations);
+  describeConnection(
+    keys.take("connection"),
+    channels,
+    operations,
+    declarations.refreshes ?? false,
+  );
 
   const info: AsyncApiDocument["info"] = {
     title: options.title ?? "SocketAPI",
@@ -250,22 +258,29 @@ function describeStream(
 }
 
 /** Frames that belong to no channel: ping and pong, and errors for frames that cannot be read. */
-function describeConnection(key: string, channels: Json, operations: Json): void {
+function describeConnection(
+  key: string,
+  channels: Json,
+  operations: Json,
+  refreshes: boolean,
+): void {
+  const messages: Json = {
+    ping: message("ping", "A liveness check.", { type: constant("ping") }, ["type"]),
+    pong: message("pong", "Answers ping.", { type: constant("pong") }, ["type"]),
+    frameError: errorMessage(
+      "frame error",
+      { type: "string", description: "The frame's `channel`, when it had one." },
+      FRAME_ERRORS,
+    ),
+  };
   channels[key] = {
     address: null,
     title: "connection",
-    description: "Frames of the connection itself, not of an action or a channel.",
-    messages: {
-      ping: message("ping", "A liveness check.", { type: constant("ping") }, ["type"]),
-      pong: message("pong", "Answers ping.", { type: constant("pong") }, ["type"]),
-      frameError: errorMessage(
-        "frame error",
-        { type: "string", description: "The frame's `channel`, when it had one." },
-        FRAME_ERRORS,
-      ),
-    },
+    description: `Frames of the connection itself, not of an action or a channel.${EXPIRY_CLOSE}`,
+    messages,
     bindings: WS_BINDING,
   };
+  describeCredentials(key, messages, operations, refreshes);
   operations[`${key}.ping`] = {
     action: "receive",
     channel: ref(`#/channels/${key}`),

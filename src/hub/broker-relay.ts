@@ -9,6 +9,7 @@
 import type { HistoryOptions, SharedHistoryStore } from "../history/history.ts";
 import type { SharedPresenceStore } from "../presence/presence-registry.ts";
 import { Census } from "./census.ts";
+import type { DisconnectTarget } from "./disconnect.ts";
 import type { Relay, RelayStats } from "./relay.ts";
 import { markReported } from "./reported.ts";
 
@@ -194,11 +195,13 @@ export class BrokerRelay implements Relay {
     receive: (channel: string, frame: string) => void,
     report: (error: unknown) => void,
     countHere: (channel: string) => number = () => 0,
+    disconnectHere: (target: DisconnectTarget, code: number, reason: string) => number = () => 0,
   ): Promise<void> {
     this.#report = report;
+    const answers = { count: countHere, disconnect: disconnectHere };
     await this.#link.connect({
       message: (channel, frame) => {
-        if (Census.owns(channel)) return this.#census.receive(channel, frame, countHere);
+        if (Census.owns(channel)) return this.#census.receive(channel, frame, answers);
         this.#counters.received++;
         receive(channel, frame);
       },
@@ -230,6 +233,16 @@ export class BrokerRelay implements Relay {
       );
     }
     return this.#census.count(channel);
+  }
+
+  /** Closes the connections `target` names on the other instances; how many they closed. */
+  async disconnect(target: DisconnectTarget, code: number, reason: string): Promise<number> {
+    if (!this.#up) {
+      throw new Error(
+        `${this.#link.name} is unreachable: connections on other instances cannot be closed.`,
+      );
+    }
+    return this.#census.disconnect(target, code, reason);
   }
 
   async join(channel: string): Promise<void> {

@@ -1,6 +1,8 @@
 // Counting a channel's subscribers on every instance over a message broker: one instance
 // asks on a topic all of them hear, each answers with its own count on the asker's topic,
-// and the asker adds up the answers.
+// and the asker adds up the answers. A disconnect travels the same way: each instance
+// answers with how many connections it closed.
+import { type DisconnectTarget, isSendableCode, targetFrom } from "./disconnect.ts";
 
 /** The topic every instance hears counting requests on (no declared channel starts so). */
 export const CENSUS_TOPIC = "//census";
@@ -16,6 +18,12 @@ export interface CensusLink {
   publish(topic: string, text: string): Promise<void>;
   /** How many instances (this one included) hear `topic`, where the broker can tell (Redis). */
   listeners?(topic: string): Promise<number>;
+}
+
+/** What an instance answers the others with: its own count, or how many it closed. */
+export interface CensusAnswers {
+  count(channel: string): number;
+  disconnect(target: DisconnectTarget, code: number, reason: string): number;
 }
 
 /** One instance's side of counting: asking the others, and answering them. */
@@ -40,7 +48,19 @@ export class Census {
    * once every instance the broker knows of answered (or, where it cannot tell, once none
    * answered for {@link CENSUS_QUIET_MS}), and by {@link CENSUS_TIMEOUT_MS} at most.
    */
-  async count(channel: string): Promise<number> {
+  count(channel: string): Promise<number> {
+    return this.#ask({ channel });
+  }
+
+  /**
+   * Asks every other instance to close the connections `target` names; the sum of how
+   * many each closed, gathered as {@link count} gathers its answers.
+   */
+  disconnect(target: DisconnectTarget, code: number, reason: string): Promise<number> {
+    return this.#ask({ disconnect: target, code, reason });
+  }
+
+  async #ask(question: Record<string, unknown>): Promise<number> {
     const listeners = this.#link.listeners ? await this.#link.listeners(CENSUS_TOPIC) : undefined;
     const expected = listeners === undefined ? undefined : listeners - 1;
     if (expected !== undefined && expected <= 0) return 0;
@@ -66,7 +86,7 @@ export class Census {
         if (quiet !== undefined) clearTimeout(quiet);
         quiet = setTimeout(finish, CENSUS_QUIET_MS);
       });
-      const request = JSON.stringify({ id, channel, reply: this.replyTopic });
+      const request = JSON.stringify({ id, ...question, reply: this.replyTopic });
       this.#link.publish(CENSUS_TOPIC, request).catch(finish);
     });
   }
@@ -75,8 +95,16 @@ export class Census {
    * A message on one of the census topics: a request, answered with `countHere` of its
    * channel, or an answer to one of ours. Anything else is dropped.
    */
-  receive(topic: string, text: string, countHere: (channel: string) => number): void {
-    let message: { id?: unknown; channel?: unknown; reply?: unknown; count?: unknown };
+  receive(topic: string, text: string, answers: CensusAnswers): void {
+    let message: {
+      id?: unknown;
+      channel?: unknown;
+      reply?: unknown;
+      count?: unknown;
+      disconnect?: unknown;
+      code?: unknown;
+      reason?: unknown;
+    };
     try {
       message = JSON.parse(text);
     } catch {
@@ -84,9 +112,18 @@ export class Census {
     }
     if (typeof message !== "object" || message === null || typeof message.id !== "number") return;
     if (topic === CENSUS_TOPIC) {
-      if (typeof message.channel !== "string" || typeof message.reply !== "string") return;
-      if (!message.reply.startsWith(`${CENSUS_TOPIC}/`)) return;
-      const answer = JSON.stringify({ id: message.id, count: countHere(message.channel) });
+      if (typeof message.reply !== "string" || !message.reply.startsWith(`${CENSUS_TOPIC}/`)) {
+        return;
+      }
+      let count: number;
+      if (typeof message.channel === "string") count = answers.count(message.channel);
+      else {
+        const target = targetFrom(message.disconnect);
+        const { code, reason } = message;
+        if (!target || !isSendableCode(code) || typeof reason !== "string") return;
+        count = answers.disconnect(target, code, reason.slice(0, 123));
+      }
+      const answer = JSON.stringify({ id: message.id, count });
       this.#link.publish(message.reply, answer).catch(() => {});
       return;
     }

@@ -2,6 +2,7 @@ import type { AppView, Connection, ErrorInfo } from "../context.ts";
 import type { HistoryOptions, HistoryStore } from "../history/history.ts";
 import { isThenable } from "../thenable.ts";
 import { appViewOf } from "./app-view.ts";
+import { type DisconnectTarget, disconnectHere } from "./disconnect.ts";
 import { HistoryPlace, type LingerLimits } from "./history-place.ts";
 import type { PlaceLink } from "./place-link.ts";
 import { PresencePlace } from "./presence-place.ts";
@@ -150,9 +151,37 @@ export class Hub {
         },
         (error) => this.#report(error, { phase: "relay" }),
         (channel) => this.subscriberCount(channel),
+        (target, code, reason) => this.disconnectHere(target, { code, reason }),
       ),
     );
     return this.#opened;
+  }
+
+  /** Closes the connections here that `target` names; how many it closed. */
+  disconnectHere(target: DisconnectTarget, close: { code: number; reason: string }): number {
+    return disconnectHere(
+      this.connections,
+      (id) => this.#byId.get(id),
+      this.userOf,
+      target,
+      close,
+      this.#report,
+    );
+  }
+
+  /**
+   * Closes the connections `target` names here and, where the relay can ask them, on every
+   * other instance; resolves to how many were closed in all.
+   */
+  async disconnect(
+    target: DisconnectTarget,
+    close: { code: number; reason: string },
+  ): Promise<number> {
+    const here = this.disconnectHere(target, close);
+    const relay = this.#relay;
+    if (!relay?.disconnect) return here;
+    await this.start();
+    return here + (await relay.disconnect(target, close.code, close.reason));
   }
 
   /**

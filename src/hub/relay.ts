@@ -1,5 +1,6 @@
 import type { SharedHistoryStore } from "../history/history.ts";
 import type { SharedPresenceStore } from "../presence/presence-registry.ts";
+import type { DisconnectTarget } from "./disconnect.ts";
 
 /**
  * Carries broadcasts between the instances of an app (processes, machines, Durable
@@ -49,6 +50,7 @@ export interface Relay {
     receive: (channel: string, frame: string) => void,
     report: (error: unknown) => void,
     countHere?: (channel: string) => number,
+    disconnectHere?: (target: DisconnectTarget, code: number, reason: string) => number,
   ): void | Promise<void>;
   /**
    * This instance has its first subscriber of `channel`: receive its broadcasts from now
@@ -70,6 +72,11 @@ export interface Relay {
    * relay can ask them (`app.countSubscribers` adds this instance's own).
    */
   countSubscribers?(channel: string): Promise<number>;
+  /**
+   * Closes the connections `target` names on the other instances (each calls the
+   * `disconnectHere` it was opened with); resolves to how many they closed.
+   */
+  disconnect?(target: DisconnectTarget, code: number, reason: string): Promise<number>;
   /** What the relay has carried and lost so far, where it counts it. */
   readonly stats?: RelayStats | undefined;
   /**

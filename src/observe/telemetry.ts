@@ -26,6 +26,7 @@ import {
 } from "@opentelemetry/api";
 import type { RelayStats } from "../hub/relay.ts";
 import { errorCodeOf } from "../protocol/encode.ts";
+import { CloseCode } from "../protocol/protocol.ts";
 
 /** Where the app's telemetry goes: the providers to use, else the global ones. */
 export interface TelemetryOptions {
@@ -448,9 +449,11 @@ const UNKNOWN_CHANNEL = "(unknown)";
 
 /**
  * A close code as a metric attribute: the codes RFC 6455 and IANA's registry define
- * (1000-1015) as they are, every other one (a client may send any of 3000-4999, about 2,000)
- * as `"other"`, so that clients cannot make a series per code.
+ * (1000-1015) and SocketAPI's own (4001, an expired credential) as they are, every other
+ * one (a client may send any of 3000-4999, about 2,000) as `"other"`, so that clients
+ * cannot make a series per code.
  */
 function closeCodeLabel(code: number): number | "other" {
+  if (code === CloseCode.tokenExpired) return code;
   return Number.isInteger(code) && code >= 1000 && code <= 1015 ? code : "other";
 }

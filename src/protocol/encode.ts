@@ -141,7 +141,7 @@ export function internalErrorText(id: RequestId | undefined, channel?: string): 
 export function publicErrorText(
   error: unknown,
   id: RequestId | undefined,
-  channel: string,
+  channel: string | undefined,
 ): string | undefined {
   try {
     if (!(error instanceof SocketAPIError)) return undefined;

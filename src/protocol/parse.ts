@@ -4,9 +4,11 @@ import {
   type ErrorFrame,
   ErrorMessage,
   MAX_REQUEST_ID_LENGTH,
+  MAX_TOKEN_BYTES,
+  type RefreshFrame,
   type RequestId,
 } from "./protocol.ts";
-import { isWellFormed } from "./utf8.ts";
+import { isWellFormed, utf8Length } from "./utf8.ts";
 
 /** Whether `id` is a request id a client may send: a short string or a finite number. */
 export function isValidRequestId(id: unknown): id is RequestId {
@@ -40,7 +42,11 @@ function isMissing(value: unknown): boolean {
  * A name longer than `maxNameLength` characters, or one that is not well-formed Unicode (a
  * lone surrogate), is refused here, before anything keeps it.
  */
-export function parseFrame(text: string, maxNameLength = Infinity): ClientFrame | ErrorFrame {
+export function parseFrame(
+  text: string,
+  maxNameLength = Infinity,
+  refreshes = false,
+): ClientFrame | ErrorFrame {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -59,6 +65,9 @@ export function parseFrame(text: string, maxNameLength = Infinity): ClientFrame 
     return errorFrame(ErrorCode.INVALID_MESSAGE, ErrorMessage.typeNotString, id);
   }
   if (type === "ping") return { type: "ping" };
+  // Only an app with `onRefresh` takes refresh frames; to others it is the frame it always
+  // was (without a channel: `Channel is required.`).
+  if (type === "refresh" && refreshes) return parseRefresh(frame.token, id);
   if (isMissing(channel)) {
     return errorFrame(ErrorCode.INVALID_MESSAGE, ErrorMessage.channelRequired, id);
   }
@@ -84,4 +93,20 @@ export function parseFrame(text: string, maxNameLength = Infinity): ClientFrame 
     return errorFrame(ErrorCode.UNKNOWN_TYPE, ErrorMessage.unknownType(type), id);
   }
   return frame as unknown as ClientFrame;
+}
+
+/** A refresh frame: its token (a non-empty string of at most MAX_TOKEN_BYTES) and its id. */
+function parseRefresh(token: unknown, id: unknown): ClientFrame | ErrorFrame {
+  if (id !== undefined && !isValidRequestId(id)) {
+    return errorFrame(ErrorCode.INVALID_MESSAGE, ErrorMessage.invalidId, undefined);
+  }
+  if (typeof token !== "string" || token === "") {
+    return errorFrame(ErrorCode.INVALID_MESSAGE, ErrorMessage.refreshNeedsToken, id);
+  }
+  if (utf8Length(token, MAX_TOKEN_BYTES) > MAX_TOKEN_BYTES) {
+    return errorFrame(ErrorCode.INVALID_MESSAGE, ErrorMessage.tokenTooLong(MAX_TOKEN_BYTES), id);
+  }
+  const refresh: RefreshFrame = { type: "refresh", token };
+  if (id !== undefined) refresh.id = id as RequestId;
+  return refresh;
 }

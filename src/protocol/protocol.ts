@@ -12,6 +12,18 @@ export type RequestId = string | number;
 /** The longest request id a client may send, in characters. */
 export const MAX_REQUEST_ID_LENGTH = 128;
 
+/** The subprotocol a SocketAPI client offers (`Sec-WebSocket-Protocol`), and the only one echoed. */
+export const SOCKETAPI_PROTOCOL = "socketapi";
+
+/**
+ * The subprotocol entry that carries a token, beside `socketapi`: this prefix, then the
+ * token's UTF-8 in base64url without padding (`socketapi.bearer.dC0xMjM`).
+ */
+export const TOKEN_PROTOCOL_PREFIX = "socketapi.bearer.";
+
+/** The longest token a client may offer or refresh with, in bytes of UTF-8. */
+export const MAX_TOKEN_BYTES = 8192;
+
 /** Calls action `channel` with `data` as its input (absent means `{}`). */
 export interface ActionFrame {
   type: "action";
@@ -53,13 +65,30 @@ export interface CancelFrame {
   id: RequestId;
 }
 
+/**
+ * Gives the connection a fresh credential before the one it opened with expires (an
+ * addition to SocketAPI 0.2's protocol, for an app with `onRefresh`: docs/connections.md).
+ * Answered by `refreshed`, or an error; the connection stays open either way.
+ */
+export interface RefreshFrame {
+  type: "refresh";
+  token: string;
+  id?: RequestId;
+}
+
 /** Liveness check, answered by `{"type":"pong"}`. */
 export interface PingFrame {
   type: "ping";
 }
 
 /** Every frame a client may send. */
-export type ClientFrame = ActionFrame | SubscribeFrame | UnsubscribeFrame | CancelFrame | PingFrame;
+export type ClientFrame =
+  | ActionFrame
+  | SubscribeFrame
+  | UnsubscribeFrame
+  | CancelFrame
+  | RefreshFrame
+  | PingFrame;
 
 /**
  * One piece of a streaming action's answer (a value its handler yielded), before the
@@ -155,6 +184,25 @@ export interface PongFrame {
   type: "pong";
 }
 
+/**
+ * A refresh was taken: the connection's credential now expires in `expiresIn` ms (left out:
+ * never).
+ */
+export interface RefreshedFrame {
+  type: "refreshed";
+  expiresIn?: number;
+  id?: RequestId;
+}
+
+/**
+ * The connection's credential expires in `expiresIn` ms: sent first, only to a client that
+ * offered the `socketapi` subprotocol, when `onConnect` set an expiry. Refresh before then.
+ */
+export interface ExpiryFrame {
+  type: "expiry";
+  expiresIn: number;
+}
+
 /** Every frame a server may send. */
 export type ServerFrame =
   | ActionCompletedFrame
@@ -165,7 +213,9 @@ export type ServerFrame =
   | JoinFrame
   | LeaveFrame
   | ErrorFrame
-  | PongFrame;
+  | PongFrame
+  | RefreshedFrame
+  | ExpiryFrame;
 
 /**
  * The closed table of error codes. Apps may add their own codes through
@@ -186,6 +236,7 @@ export const ErrorCode = {
   HANDLER_TIMEOUT: "HANDLER_TIMEOUT",
   CANCELLED: "CANCELLED",
   TOO_MANY_STREAMS: "TOO_MANY_STREAMS",
+  UNAUTHORIZED: "UNAUTHORIZED",
 } as const;
 
 /** One of the framework's own error codes. */
@@ -226,6 +277,12 @@ export const ErrorMessage = {
     `Too many streams: at most ${limit} at once per connection.`,
   streamIdle: (ms: number): string => `Stream sent no chunk within ${ms} ms.`,
   streamTimeout: (ms: number): string => `Stream did not finish within ${ms} ms.`,
+  refreshNeedsToken: "Refresh needs a token (a non-empty string).",
+  tokenTooLong: (bytes: number): string => `Token exceeds ${bytes} bytes.`,
+  unauthorized: "Unauthorized.",
+  refreshChangesUser: "A refresh cannot change the user.",
+  refreshUnderWay: "A refresh is under way: one at a time.",
+  refreshTimeout: (ms: number): string => `Refresh did not finish within ${ms} ms.`,
 } as const;
 
 /** The exact text of a ping, so that an edge runtime can answer it without waking the app. */
@@ -242,4 +299,6 @@ export const CloseCode = {
   messageTooBig: 1009,
   internalError: 1011,
   tryAgainLater: 1013,
+  /** The connection's credential expired and no refresh moved it (docs/connections.md). */
+  tokenExpired: 4001,
 } as const;

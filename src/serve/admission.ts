@@ -1,5 +1,15 @@
 import type { ErrorInfo, UpgradeRequest } from "../context.ts";
 import { isThenable } from "../thenable.ts";
+import {
+  ConnectCredential,
+  type Credential,
+  expiryOf,
+  isRefusal,
+  type Offer,
+  readOffer,
+  type SOCKETAPI_PROTOCOL,
+  withoutProtocolToken,
+} from "./credential.ts";
 import { refusalOf } from "./request-router.ts";
 
 /**
@@ -17,7 +27,23 @@ export interface ConnectionSlot {
  * upgrade holds a `slot` until its socket opens, or the adapter releases it.
  */
 export type Admission<State> =
-  | { ok: true; state: State | undefined; slot: ConnectionSlot }
+  | {
+      ok: true;
+      state: State | undefined;
+      slot: ConnectionSlot;
+      /**
+       * The subprotocol the 101 must answer with (`Sec-WebSocket-Protocol`): `socketapi`
+       * when the client offered it, else none.
+       */
+      protocol: typeof SOCKETAPI_PROTOCOL | undefined;
+      /**
+       * The request the connection keeps for `ctx.request`: the upgrade's, without the
+       * token the client offered in `Sec-WebSocket-Protocol`.
+       */
+      request: UpgradeRequest;
+      /** When the credential expires (ms since the epoch), as `onConnect` said; else none. */
+      expiresAt: number | undefined;
+    }
   | { ok: false; response: Response };
 
 /** What decides who may connect: the app's options for it. */
@@ -25,9 +51,21 @@ export interface AdmissionRules<State> {
   onConnect?:
     | ((
         request: UpgradeRequest,
+        credential: Credential,
       ) => State | Response | undefined | Promise<State | Response | undefined>)
     | undefined;
   allowedOrigins?: readonly string[] | ((origin: string) => boolean) | undefined;
+}
+
+function admitted<State>(
+  state: State | undefined,
+  slot: ConnectionSlot,
+  request: UpgradeRequest,
+  offer: Offer,
+  expiresAt: number | undefined,
+): Admission<State> {
+  const kept = withoutProtocolToken(request, offer);
+  return { ok: true, state, slot, protocol: offer.protocol, request: kept, expiresAt };
 }
 
 /** A slot never opened nor released (an adapter lost the upgrade) stops counting after this. */
@@ -87,6 +125,10 @@ export class Admissions<State> {
         this.#refused("origin");
         return { ok: false, response: new Response("Origin not allowed", { status: 403 }) };
       }
+      const offer = readOffer(request);
+      if (isRefusal(offer)) {
+        return { ok: false, response: new Response(offer.message, { status: offer.status }) };
+      }
       if (open + this.#waiting() >= this.#maxConnections) {
         this.#refused("connections");
         return { ok: false, response: refusalOf("too-many-connections") };
@@ -95,20 +137,21 @@ export class Admissions<State> {
       const { onConnect } = this.#rules;
       // Without onConnect (or with a synchronous one) the answer is immediate: upgrades
       // need no promise.
-      if (!onConnect) return { ok: true, state: undefined, slot };
+      if (!onConnect) return admitted(undefined, slot, request, offer, undefined);
+      const credential = new ConnectCredential(request, offer.protocolToken);
       let outcome: unknown;
       try {
-        outcome = onConnect(this.#watchedForCookies(request));
+        outcome = onConnect(this.#watchedForCookies(request), credential);
         if (isThenable(outcome)) {
           return Promise.resolve(outcome).then(
-            (settled) => this.#admission(settled, slot),
+            (settled) => this.#admission(settled, slot, request, offer, credential),
             (error: unknown) => this.#connectFailed(error, slot),
           );
         }
       } catch (error) {
         return this.#connectFailed(error, slot);
       }
-      return this.#admission(outcome, slot);
+      return this.#admission(outcome, slot, request, offer, credential);
     } catch (error) {
       return this.#connectFailed(error, undefined);
     }
@@ -123,7 +166,13 @@ export class Admissions<State> {
     return this.#slots.size;
   }
 
-  #admission(outcome: unknown, slot: Slot): Admission<State> {
+  #admission(
+    outcome: unknown,
+    slot: Slot,
+    request: UpgradeRequest,
+    offer: Offer,
+    credential: Credential,
+  ): Admission<State> {
     try {
       if (outcome instanceof Response) {
         slot.release();
@@ -132,7 +181,8 @@ export class Admissions<State> {
     } catch (error) {
       return this.#connectFailed(error, slot);
     }
-    return { ok: true, state: (outcome ?? undefined) as State | undefined, slot };
+    const state = (outcome ?? undefined) as State | undefined;
+    return admitted(state, slot, request, offer, expiryOf(credential.expiresAt));
   }
 
   #connectFailed(error: unknown, slot: Slot | undefined): Admission<State> {

@@ -12,6 +12,20 @@ export interface OpenOptions {
   slot?: ConnectionSlot | undefined;
   /** The hub of the place that holds the connection; default the app's own. */
   hub?: Hub | undefined;
+  /** When its credential expires (the admission's `expiresAt`): closed with 4001 then. */
+  expiresAt?: number | undefined;
+  /**
+   * The subprotocol the socket was accepted with (the admission's `protocol`): a client that
+   * speaks `socketapi` is told its expiry in an `expiry` frame. Leave it out when restoring
+   * a connection that was told already.
+   */
+  protocol?: string | undefined;
+  /**
+   * Whether the expiry keeps a timer (default `true`). `false` where timers do not outlive
+   * hibernation: the adapter wakes for the expiry itself (the keeper's `expiryChanged`)
+   * and calls the session's `expireIfDue`.
+   */
+  expiryTimer?: boolean | undefined;
 }
 
 /**

@@ -1,9 +1,10 @@
 import type { SocketAPI } from "../app.ts";
 import { broadcast } from "../declare/channel-handle.ts";
 import { InvalidChannelParamsError } from "../errors.ts";
+import { isSendableCode, targetFrom } from "../hub/disconnect.ts";
 import type { Target } from "../hub/target.ts";
 import { ErrorMessage } from "../protocol/protocol.ts";
-import { isWellFormed } from "../protocol/utf8.ts";
+import { isWellFormed, utf8ByteLength } from "../protocol/utf8.ts";
 import { internalsOf } from "./app-internals.ts";
 
 /** The target a broadcast request names: `undefined` for none, `null` when it is malformed. */
@@ -185,6 +186,7 @@ export async function handleBroadcastRequest(
   if (body === null || typeof body !== "object" || Array.isArray(body)) {
     return json(400, { error: "Body must be a JSON object." });
   }
+  if ("disconnect" in body) return disconnectRequested(app, body as Record<string, unknown>);
   const { channel, data } = body as { channel?: unknown; data?: unknown };
   if (typeof channel !== "string" || channel === "") {
     return json(400, { error: "Channel is required." });
@@ -214,6 +216,41 @@ export async function handleBroadcastRequest(
       });
     }
     internalsOf(app).reportError(error, { channel, phase: "broadcast" });
+    return json(500, { error: "Internal server error." });
+  }
+}
+
+/**
+ * `{"disconnect":{"user":ID}}` or `{"disconnect":{"connection":ID}}`, with `code` and
+ * `reason` if wanted: closes those connections on every instance, answered with how many.
+ */
+async function disconnectRequested(
+  // biome-ignore lint/suspicious/noExplicitAny: any app can be served.
+  app: SocketAPI<any, any, any>,
+  body: Record<string, unknown>,
+): Promise<Response> {
+  const target = targetFrom(body.disconnect);
+  if (!target) {
+    return json(400, {
+      error: "disconnect must be {user} or {connection}, a string of at most 256 characters.",
+    });
+  }
+  const { code, reason } = body;
+  if (code !== undefined && !isSendableCode(code)) {
+    return json(400, { error: "code must be 1000, 1001, 1008, 1011 or 3000-4999." });
+  }
+  if (reason !== undefined && (typeof reason !== "string" || utf8ByteLength(reason) > 123)) {
+    return json(400, { error: "reason must be a string of at most 123 bytes." });
+  }
+  const options = { code: code as number | undefined, reason: reason as string | undefined };
+  try {
+    const disconnected =
+      "user" in target
+        ? await app.disconnectUser(target.user, options)
+        : await app.disconnectConnection(target.connection, options);
+    return json(200, { ok: true, disconnected });
+  } catch (error) {
+    internalsOf(app).reportError(error, { phase: "disconnect" });
     return json(500, { error: "Internal server error." });
   }
 }

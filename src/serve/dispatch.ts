@@ -13,6 +13,7 @@ import { answerResult } from "./action-stream.ts";
 import { answerFailure, whenSettled } from "./answers.ts";
 import { HandlerContext } from "./handler-context.ts";
 import { type QueuedFrame, Refusals } from "./intake.ts";
+import { serveRefresh } from "./refresh.ts";
 import type { ServedConnection } from "./served-connection.ts";
 import { serveSubscribe, serveUnsubscribe } from "./subscriptions.ts";
 
@@ -35,7 +36,8 @@ export function serveFrame(
     session.answer(PONG_FRAME);
     return undefined;
   }
-  const parsed = parseFrame(frame, session.host.limits.maxNameLength);
+  const { onRefresh } = session.host;
+  const parsed = parseFrame(frame, session.host.limits.maxNameLength, onRefresh !== undefined);
   switch (parsed.type) {
     case "error":
       session.answer(JSON.stringify(parsed));
@@ -53,6 +55,8 @@ export function serveFrame(
     case "cancel":
       serveCancel(session, parsed);
       return undefined;
+    case "refresh":
+      return onRefresh ? serveRefresh(session, parsed, onRefresh) : undefined;
   }
 }
 

@@ -29,15 +29,47 @@ export class KeptRequest implements UpgradeRequest {
     this.#lines = lines;
   }
 
-  /** A request to keep, from one that may be gone after the upgrade (Deno's, Bun's). */
-  static of(request: UpgradeRequest): KeptRequest {
+  /**
+   * A request to keep, from one that may be gone after the upgrade (Deno's, Bun's);
+   * `replace` sets one header to another value (a name in lower case).
+   */
+  static of(
+    request: UpgradeRequest,
+    replace?: readonly [name: string, value: string],
+  ): KeptRequest {
     const items: string[] = [];
-    // `forEach`, not iteration: a consumer's `lib` may have DOM without DOM.Iterable.
-    request.headers.forEach((value, name) => {
+    const each = (value: string, name: string): void => {
+      if (replace && name.toLowerCase() === replace[0]) return;
       items.push(name, value);
-    });
+    };
+    if (request instanceof KeptRequest && !request.parsed) request.#eachLine(each);
+    // `forEach`, not iteration: a consumer's `lib` may have DOM without DOM.Iterable.
+    else request.headers.forEach(each);
+    if (replace) items.push(replace[0], replace[1]);
     // `join` makes one flat string; concatenation would keep a node per piece.
-    return new KeptRequest(request.url, items.join(SEPARATOR));
+    return new KeptRequest(
+      request instanceof KeptRequest ? request.#target : request.url,
+      items.join(SEPARATOR),
+    );
+  }
+
+  /**
+   * One header's value (the values of a repeated header joined with `, `), or `null`:
+   * read from the kept string, without parsing the others.
+   */
+  header(name: string): string | null {
+    if (this.#headers !== undefined) return this.#headers.get(name);
+    const wanted = name.toLowerCase();
+    let found: string | null = null;
+    this.#eachLine((value, key) => {
+      if (key.toLowerCase() === wanted) found = found === null ? value : `${found}, ${value}`;
+    });
+    return found;
+  }
+
+  #eachLine(each: (value: string, name: string) => void): void {
+    const items = this.#lines ? this.#lines.split(SEPARATOR) : [];
+    for (let i = 0; i + 1 < items.length; i += 2) each(items[i + 1] as string, items[i] as string);
   }
 
   /** Whether a handler has read the headers, which are then kept parsed. */

@@ -9,6 +9,7 @@ import type { Subscriber } from "../hub/subscriber.ts";
 import type { Telemetry } from "../observe/telemetry.ts";
 import type { QueuedFrame } from "./intake.ts";
 import type { Limits } from "./limits.ts";
+import type { RefreshHook, RefreshingConnection } from "./refresh.ts";
 import type { RunningRequests } from "./running-requests.ts";
 
 /** A channel found for a concrete name: its declaration and the parameters in the name. */
@@ -29,6 +30,8 @@ export interface SessionHost {
   sessionClosed(connection: ServedConnection, code: number, reason: string): void;
   /** The app's metrics and spans (no-ops without an OpenTelemetry SDK). */
   readonly telemetry: Telemetry;
+  /** The app's `onRefresh`: without it, a `refresh` frame is the unknown frame it was. */
+  readonly onRefresh: RefreshHook | undefined;
 }
 
 /** What answering a frame needs: the app, whether the connection is gone, and sending. */
@@ -77,6 +80,11 @@ export interface ConnectionKeeper {
   idle(connection: Connection<object>): void;
   /** The connection asked to hear joins and leaves on a channel with presence. */
   listening?(connection: Connection<object>, channel: string): void;
+  /**
+   * Its credential's expiry was set or moved (ms since the epoch; `undefined`: none), for an
+   * adapter that keeps it across hibernation and wakes for it (an alarm).
+   */
+  expiryChanged?(connection: Connection<object>, at: number | undefined): void;
 }
 
 /** What serving a subscribe or an unsubscribe needs of its connection. */
@@ -98,4 +106,4 @@ export interface SubscribingConnection extends StreamingConnection, HandlerConne
 }
 
 /** A connection as the serving modules see it: all of the above. */
-export type ServedConnection = SubscribingConnection;
+export type ServedConnection = SubscribingConnection & RefreshingConnection;

@@ -12,6 +12,7 @@ import {
   type ServerFrame,
 } from "../protocol/protocol.ts";
 import { utf8Length } from "../protocol/utf8.ts";
+import { Expiry } from "./expiry.ts";
 import {
   type HeldChannels,
   heldCount,
@@ -84,6 +85,14 @@ export class Session<State extends object = ConnectionState>
   #abort: AbortController | undefined;
   #onClosed: (() => void)[] | undefined;
   #boundChannels: Map<object, object> | undefined;
+  /** When its credential expires; made when `onConnect` or a refresh sets one. */
+  #expiry: Expiry | undefined;
+  /** Whether the expiry keeps a timer (else the adapter's clock calls `expireIfDue`). */
+  #expiryTimed = true;
+  /** The `expiry` frame to send once the socket is open, for a client that speaks `socketapi`. */
+  #greeting = false;
+  /** A refresh is being served: one at a time. @internal */
+  refreshing = false;
   /** Per channel with presence this connection is in, the member it counts for. */
   #presence: Map<string, string> | undefined;
   /** The channels with presence on which it hears joins and leaves. */
@@ -217,6 +226,62 @@ export class Session<State extends object = ConnectionState>
     return bound as T;
   }
 
+  // --- Its credential's expiry ---
+
+  /**
+   * When the connection's credential expires (ms since the epoch), as `onConnect` or the
+   * last refresh said; `undefined`: never.
+   */
+  get expiresAt(): number | undefined {
+    return this.#expiry?.at;
+  }
+
+  /**
+   * Sets when the credential expires: then the connection is closed with 4001 `Token
+   * expired`. `timed: false` where timers do not outlive the process (a Durable Object's
+   * hibernation): the adapter then calls {@link expireIfDue} from its own clock (an alarm),
+   * and hears of each change through its keeper's `expiryChanged`. `greet` sends the
+   * client an `expiry` frame once the socket is open (a client that speaks `socketapi`).
+   * @internal
+   */
+  startExpiry(at: number | undefined, options: { timed?: boolean; greet?: boolean } = {}): void {
+    this.#expiryTimed = options.timed ?? true;
+    if (at === undefined) return;
+    this.#greeting = options.greet ?? false;
+    this.setExpiry(at);
+    if (this.#socket.readyState === OPEN) this.greet();
+  }
+
+  /** Moves (or, with `undefined`, removes) the credential's expiry. @internal */
+  setExpiry(at: number | undefined): void {
+    if (at === undefined && this.#expiry === undefined) return;
+    this.#expiry ??= new Expiry(this, this.#expiryTimed);
+    this.#expiry.set(at);
+    this.keeper?.expiryChanged?.(this, at);
+  }
+
+  /** Closes the connection if its credential expired at or before `now`; says whether. */
+  expireIfDue(now: number = Date.now()): boolean {
+    return this.#expiry?.expireIfDue(now) ?? false;
+  }
+
+  /**
+   * Sends the `expiry` frame it owes a client that speaks `socketapi`, once its socket is
+   * open (adapters whose sockets open after the session call it from the `open` event).
+   */
+  greet(): void {
+    if (!this.#greeting) return;
+    this.#greeting = false;
+    const at = this.#expiry?.at;
+    if (at === undefined || this.#closed) return;
+    this.answer(`{"type":"expiry","expiresIn":${Math.max(0, at - Date.now())}}`);
+  }
+
+  /** The user it belongs to, as the app's `userId` says. @internal */
+  userOf(): string | undefined {
+    return this.hub.userOf?.(this);
+  }
+
   // --- What adapters feed it ---
 
   /** The socket this session answers through. */
@@ -256,6 +321,7 @@ export class Session<State extends object = ConnectionState>
   handleClose(code = 1005, reason = ""): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#expiry?.clear();
     this.#intake?.clear();
     this.#abort?.abort();
     this.#running?.cancelAll();

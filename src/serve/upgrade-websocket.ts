@@ -41,10 +41,14 @@ export async function upgradeToWebSocket(
   // 1.6 KB of heap per connection (V8 heap snapshots of 1,000 connections). Reading them
   // from a clone of the request instead saves it, but a clone follows the request's
   // signal, which makes Deno print a warning about its legacy abort behaviour.
-  const kept = keepRequest(request);
+  const kept = keepRequest(admission.request);
+  const { protocol, expiresAt } = admission;
   let upgraded: { socket: WebSocket; response: Response };
   try {
     upgraded = upgradeWebSocket(request, { idleTimeout: app.limits.idleTimeout });
+    // Set on the 101 rather than passed as Deno's `protocol` option: Deno looks for it in
+    // the offer split at ", " only, and `ws` (Node's client) offers "a,b".
+    if (protocol !== undefined) upgraded.response.headers.set("sec-websocket-protocol", protocol);
   } catch (error) {
     admission.slot.release();
     throw error;
@@ -56,6 +60,7 @@ export async function upgradeToWebSocket(
     admission.state,
     admission.slot,
     onClosed,
+    { protocol, expiresAt },
   );
   onOpen?.(session);
   return upgraded.response;

@@ -1,6 +1,6 @@
 import type { AnyApp, ConnectionSlot } from "../app.ts";
 import type { UpgradeRequest } from "../context.ts";
-import { openConnection } from "./app-internals.ts";
+import { type OpenOptions, openConnection } from "./app-internals.ts";
 import type { Session } from "./session.ts";
 
 /**
@@ -21,8 +21,18 @@ export function serveWebSocket<State extends object>(
   state: State | undefined,
   slot?: ConnectionSlot,
   onClosed?: (session: Session<State>) => void,
+  accepted: Pick<OpenOptions, "protocol" | "expiresAt"> = {},
 ): Session<State> {
-  const session = openConnection(app, socket, request, state, { slot }) as Session<State>;
+  const { protocol, expiresAt } = accepted;
+  const session = openConnection(app, socket, request, state, {
+    slot,
+    protocol,
+    expiresAt,
+  }) as Session<State>;
+  // What a session owes its client once the socket is open (the `expiry` frame).
+  if (expiresAt !== undefined && socket.readyState === CONNECTING) {
+    socket.addEventListener("open", () => session.greet(), { once: true });
+  }
   socket.addEventListener("message", (event: MessageEvent) => session.receive(event.data));
   socket.addEventListener("close", (event: CloseEvent) => {
     session.handleClose(event.code, event.reason);
@@ -32,6 +42,8 @@ export function serveWebSocket<State extends object>(
   socket.addEventListener("error", ignoreError);
   return session;
 }
+
+const CONNECTING = 0;
 
 /** One listener for every socket's error events (no closure per connection). */
 function ignoreError(): void {}

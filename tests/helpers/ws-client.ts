@@ -10,8 +10,11 @@ export class WsClient {
   #read = 0;
   #waiters: (() => void)[] = [];
 
-  constructor(url: string, headers: Record<string, string> = {}) {
-    this.ws = new WebSocket(url, { headers });
+  constructor(url: string, headers: Record<string, string> = {}, protocols?: string[]) {
+    this.ws =
+      protocols === undefined
+        ? new WebSocket(url, { headers })
+        : new WebSocket(url, protocols, { headers });
     this.opened = new Promise((resolve, reject) => {
       this.ws.once("open", () => resolve());
       this.ws.once("error", reject);
@@ -110,8 +113,12 @@ export class WsClient {
 }
 
 /** Opens a client and waits until it is connected. */
-export async function openClient(url: string, headers?: Record<string, string>): Promise<WsClient> {
-  const client = new WsClient(url, headers);
+export async function openClient(
+  url: string,
+  headers?: Record<string, string>,
+  protocols?: string[],
+): Promise<WsClient> {
+  const client = new WsClient(url, headers, protocols);
   await client.opened;
   return client;
 }

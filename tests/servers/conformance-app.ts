@@ -10,10 +10,19 @@ import {
   SocketAPI,
   SocketAPIError,
   subscribeParam,
+  UnauthorizedError,
 } from "../../src/index.ts";
 
 /** What the streaming action's generators did, in this place (process, Durable Object). */
 const streams = { open: 0, finished: 0, cancelled: 0, pulledBytes: 0 };
+
+/** The claims of the suite's tokens, `user:NAME:TTL`; `undefined` for anything else. */
+function claimsOf(token: string): { user: string; ttl: number } | undefined {
+  const [kind, user, ttl] = token.split(":");
+  const ms = Number(ttl);
+  if (kind !== "user" || !user || !Number.isFinite(ms)) return undefined;
+  return { user, ttl: ms };
+}
 
 /** Waits `ms`, or less when `signal` aborts. */
 function pause(ms: number, signal: AbortSignal): Promise<void> {
@@ -38,11 +47,25 @@ const app = new SocketAPI({
   // Low enough for the suite to see a stream stopped by it (the suite's other streams end
   // sooner).
   streamTimeout: 4000,
-  onConnect: (request) => {
+  onConnect: (request, credential) => {
     const url = new URL(request.url);
     const refuse = url.searchParams.get("refuse");
     if (refuse) return new Response(`refused with ${refuse}`, { status: Number(refuse) });
+    // A token `user:NAME:TTL` (what the suite offers in Sec-WebSocket-Protocol): the user,
+    // and an expiry TTL ms from now.
+    if (credential.source === "protocol") {
+      const claims = claimsOf(credential.token ?? "");
+      if (!claims) return new Response("Invalid token", { status: 401 });
+      credential.expiresAt = Date.now() + claims.ttl;
+      return { user: claims.user };
+    }
     return { user: url.searchParams.get("user") ?? "anonymous" };
+  },
+  onRefresh: (credential, connection) => {
+    const claims = claimsOf(credential.token ?? "");
+    if (!claims) throw new UnauthorizedError("Token refused.");
+    credential.expiresAt = Date.now() + claims.ttl;
+    return { ...connection.state, user: claims.user };
   },
   userId: (connection) => connection.state.user,
 })
@@ -144,10 +167,16 @@ const app = new SocketAPI({
     { presence: (ctx) => ({ name: String(ctx.connection.state.user) }) },
     () => null,
   )
+  // Ends a user's sessions wherever they are (here: this process, or this object).
+  .action("disconnect_user", { input: v.object({ user: v.string() }) }, ({ user }, ctx) =>
+    ctx.app.disconnectUser(user, { code: 4003, reason: "Banned" }),
+  )
   .action("whoami", (_, ctx) => ({
     user: ctx.connection.state.user,
     path: new URL(ctx.request.url).pathname,
     probe: ctx.request.headers.get("x-probe"),
+    // What the connection kept of Sec-WebSocket-Protocol (never the token).
+    protocol: ctx.request.headers.get("sec-websocket-protocol"),
   }))
   .action("stats", (_input, ctx) => ({
     connections: ctx.app.connections.size,

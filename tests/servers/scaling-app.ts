@@ -23,7 +23,13 @@ function relayFromEnv(url = process.env.RELAY_URL): Relay | undefined {
 // With RELAY_URL, through that relay; the socketapi command gives one with --redis/--nats.
 const app = new SocketAPI({
   relay: relayFromEnv(),
-  onConnect: (request) => ({ user: new URL(request.url).searchParams.get("user") ?? "anonymous" }),
+  onConnect: (request, credential) => {
+    const url = new URL(request.url);
+    // `?ttl=MS`: the connection's credential expires MS from now.
+    const ttl = Number(url.searchParams.get("ttl"));
+    if (ttl > 0) credential.expiresAt = Date.now() + ttl;
+    return { user: url.searchParams.get("user") ?? "anonymous" };
+  },
   userId: (connection) => connection.state.user,
   onError: (error, info) => {
     errors.push(`${info.phase}: ${error instanceof Error ? error.message : String(error)}`);
@@ -83,6 +89,13 @@ app.action("lobby_count", () => app.presenceCount("lobby"));
 // The subscribers of a channel on every instance.
 app.action("count_subscribers", { input: v.object({ channel: v.string() }) }, ({ channel }) =>
   app.countSubscribers(channel),
+);
+
+// Ends a user's sessions on every instance (from a handler: ctx.app).
+app.action(
+  "disconnect_user",
+  { input: v.object({ user: v.string(), code: v.optional(v.number()) }) },
+  ({ user, code }, ctx) => ctx.app.disconnectUser(user, { code, reason: "Banned" }),
 );
 
 /** What the app's relay counted (it may come from the socketapi command's --redis or --nats). */

@@ -213,6 +213,125 @@ describe("hibernation", () => {
   });
 });
 
+describe("credentials", () => {
+  // What the typed client offers: `socketapi`, and the token in base64url.
+  const offering = (token: string) => ({
+    "sec-websocket-protocol": `socketapi, socketapi.bearer.${btoa(token).replace(/=+$/, "")}`,
+  });
+
+  it("answers socketapi alone, keeps the token in the Worker, and sets the object's alarm for the expiry", async () => {
+    const response = await SELF.fetch("http://example.com/?room=expiring", {
+      headers: { upgrade: "websocket", ...offering("ttl:60000") },
+    });
+    expect(response.status).toBe(101);
+    expect(response.headers.get("sec-websocket-protocol")).toBe("socketapi");
+    const ws = response.webSocket as WebSocket;
+    ws.accept();
+    const first = await new Promise<Frame>((resolve) =>
+      ws.addEventListener("message", (event) => resolve(JSON.parse(event.data as string)), {
+        once: true,
+      }),
+    );
+    expect(first.type).toBe("expiry");
+    expect(first.expiresIn).toBeGreaterThan(55_000);
+    const seen = await runInDurableObject(stubFor("expiring"), async (_, state) => {
+      const [socket] = state.getWebSockets();
+      return {
+        attachment: socket?.deserializeAttachment() as { e?: number; h: unknown },
+        alarm: await state.storage.getAlarm(),
+      };
+    });
+    expect(seen.attachment.e).toBeGreaterThan(Date.now() + 55_000);
+    // An alarm, not a timer: it wakes a hibernated object.
+    expect(seen.alarm).toBe(seen.attachment.e);
+    expect(JSON.stringify(seen)).not.toContain("bearer");
+    ws.close(1000);
+  });
+
+  it("closes at the expiry with 4001 by the alarm, and on wake when the expiry passed meanwhile", async () => {
+    const closedWith = (ws: WebSocket) =>
+      new Promise<{ code: number; reason: string }>((resolve) =>
+        ws.addEventListener("close", (event) =>
+          resolve({ code: event.code, reason: event.reason }),
+        ),
+      );
+    const response = await SELF.fetch("http://example.com/?room=expiring-soon", {
+      headers: { upgrade: "websocket", ...offering("ttl:300") },
+    });
+    const ws = response.webSocket as WebSocket;
+    ws.accept();
+    const closed = closedWith(ws);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    // The alarm rings (where the test runner has not run it already).
+    await runDurableObjectAlarm(stubFor("expiring-soon"));
+    expect(await closed).toEqual({ code: 4001, reason: "Token expired" });
+
+    // Hibernated past its expiry: the object that wakes closes it as it restores it.
+    const later = await SELF.fetch("http://example.com/?room=expiring-asleep", {
+      headers: { upgrade: "websocket", ...offering("ttl:60000") },
+    });
+    const sleeper = later.webSocket as WebSocket;
+    sleeper.accept();
+    const sleeperClosed = closedWith(sleeper);
+    await runInDurableObject(stubFor("expiring-asleep"), (_, state) => {
+      const [socket] = state.getWebSockets();
+      const attachment = socket?.deserializeAttachment() as { e: number };
+      socket?.serializeAttachment({ ...attachment, e: Date.now() - 1 });
+      new SocketAPIObject(state, env);
+    });
+    expect(await sleeperClosed).toEqual({ code: 4001, reason: "Token expired" });
+  });
+
+  it("moves the expiry and the alarm with a refresh, kept in the attachment", async () => {
+    const response = await SELF.fetch("http://example.com/?room=refreshing", {
+      headers: { upgrade: "websocket", ...offering("ttl:60000") },
+    });
+    const ws = response.webSocket as WebSocket;
+    ws.accept();
+    const frames: Frame[] = [];
+    ws.addEventListener("message", (event) => frames.push(JSON.parse(event.data as string)));
+    ws.send(JSON.stringify({ type: "refresh", token: "ttl:120000", id: 1 }));
+    while (frames.length < 2) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(frames[1]).toMatchObject({ type: "refreshed", id: 1 });
+    expect(frames[1]?.expiresIn).toBeGreaterThan(115_000);
+    const e = await runInDurableObject(stubFor("refreshing"), (_, state) => {
+      const [socket] = state.getWebSockets();
+      return (socket?.deserializeAttachment() as { e: number } | undefined)?.e;
+    });
+    expect(e).toBeGreaterThan(Date.now() + 115_000);
+    ws.close(1000);
+  });
+});
+
+describe("disconnecting a user", () => {
+  it("closes the user's connections in every shard from the Worker, and says how many", async () => {
+    const closedWith = (client: Client) =>
+      new Promise<number>((resolve) =>
+        client.ws.addEventListener("close", (event) => resolve(event.code)),
+      );
+    const ada = [
+      await connect("room=ban-1&user=banned-ada"),
+      await connect("room=ban-2&user=banned-ada"),
+      await connect("room=ban-2&user=banned-ada"),
+    ];
+    const grace = await connect("room=ban-1&user=grace");
+    // Every connection asked once, so that the objects exist and hold them.
+    for (const client of [...ada, grace])
+      await client.request({ type: "action", channel: "visit" });
+    const closed = ada.map(closedWith);
+    const response = await SELF.fetch("http://example.com/disconnect?user=banned-ada");
+    expect(await response.json()).toEqual({ closed: 3 });
+    expect(await Promise.all(closed)).toEqual([4003, 4003, 4003]);
+    expect(grace.ws.readyState).toBe(WebSocket.OPEN);
+    // None left: nothing to close, anywhere.
+    expect(
+      await (await SELF.fetch("http://example.com/disconnect?user=banned-ada")).json(),
+    ).toEqual({
+      closed: 0,
+    });
+  });
+});
+
 describe("broadcasts", () => {
   it("reach a room's subscribers from the Worker, and no other room", async () => {
     const inA = await connect("room=a");

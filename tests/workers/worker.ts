@@ -19,11 +19,18 @@ export const metricsReader = new OnDemandReader();
 
 export const app = new SocketAPI({
   telemetry: { meterProvider: new MeterProvider({ readers: [metricsReader] }) },
-  onConnect: (request) => {
+  onConnect: (request, credential) => {
     const url = new URL(request.url);
     if (url.searchParams.get("token") === "bad")
       return new Response("Unauthorized", { status: 401 });
+    // A token `ttl:MS` in Sec-WebSocket-Protocol: the connection expires MS from now.
+    if (credential.source === "protocol") {
+      credential.expiresAt = Date.now() + Number(credential.token?.slice("ttl:".length));
+    }
     return { user: url.searchParams.get("user") ?? "anonymous", visits: 0 };
+  },
+  onRefresh: (credential) => {
+    credential.expiresAt = Date.now() + Number(credential.token.slice("ttl:".length));
   },
   userId: (connection) => connection.state.user,
 })
@@ -127,6 +134,13 @@ const deployment = cloudflare(app, {
     if (url.pathname === "/notices") {
       const delivered = await app.channels.notices({ text: url.searchParams.get("text") ?? "" });
       return Response.json({ delivered });
+    }
+    if (url.pathname === "/disconnect") {
+      const closed = await app.disconnectUser(url.searchParams.get("user") ?? "", {
+        code: 4003,
+        reason: "Banned",
+      });
+      return Response.json({ closed });
     }
     if (url.pathname === "/count") {
       return Response.json(await app.countSubscribers(url.searchParams.get("channel") ?? ""));

@@ -100,10 +100,14 @@ class MemoryConnection {
         this.client.onclose?.({ code: 1006, reason: "" });
         return;
       }
-      this.session = openConnection(app, this.server, request, admission.state, {
+      // As an adapter does: the request without a token offered, the credential's expiry.
+      this.session = openConnection(app, this.server, admission.request, admission.state, {
         slot: admission.slot,
+        protocol: admission.protocol,
+        expiresAt: admission.expiresAt,
       });
       this.readyState = 1;
+      this.session.greet();
       this.client.onopen?.({});
     });
   }
@@ -136,12 +140,22 @@ class MemoryConnection {
  * `socketapi/client`, plus raw frames for what a hand-written client would send.
  */
 export class TestClient<App = unknown> extends SocketAPIClient<App> {
-  readonly #connection: MemoryConnection;
+  readonly #connections: { current: MemoryConnection | undefined };
   #read = 0;
 
-  constructor(connection: MemoryConnection, url: string, options: ClientOptions) {
+  constructor(
+    connections: { current: MemoryConnection | undefined },
+    url: string,
+    options: ClientOptions,
+  ) {
     super(url, options);
-    this.#connection = connection;
+    this.#connections = connections;
+  }
+
+  get #connection(): MemoryConnection {
+    const connection = this.#connections.current;
+    if (!connection) throw new Error("The test client is not connected.");
+    return connection;
   }
 
   /** The connection as the server's handlers see it. */
@@ -219,11 +233,18 @@ export async function createTestClient<App extends AnyApp>(
   options: TestClientOptions = {},
 ): Promise<TestClient<App>> {
   const { url = "http://127.0.0.1/", headers = {}, ...clientOptions } = options;
-  const connection = new MemoryConnection(app, { url, headers: new Headers(headers) });
-  const MemoryWebSocket = function MemoryWebSocket() {
-    return connection.client;
+  // Made when the client opens its socket: with a `token`, once the token is known, and
+  // offering the subprotocols the client asks for, as a real upgrade would.
+  const connections: { current: MemoryConnection | undefined } = { current: undefined };
+  const MemoryWebSocket = function MemoryWebSocket(_url: string, protocols?: string | string[]) {
+    const offered = new Headers(headers);
+    if (protocols !== undefined && protocols.length > 0) {
+      offered.set("sec-websocket-protocol", ([] as string[]).concat(protocols).join(", "));
+    }
+    connections.current = new MemoryConnection(app, { url, headers: offered });
+    return connections.current.client;
   } as unknown as ClientOptions["WebSocket"];
-  const client = new TestClient<App>(connection, url, {
+  const client = new TestClient<App>(connections, url, {
     reconnect: false,
     heartbeat: false,
     ...clientOptions,
@@ -236,11 +257,8 @@ export async function createTestClient<App extends AnyApp>(
         resolve();
       } else if (status === "closed") {
         stop();
-        reject(
-          connection.refusal
-            ? new ConnectionRefusedError(connection.refusal)
-            : new Error("Not connected."),
-        );
+        const refusal = connections.current?.refusal;
+        reject(refusal ? new ConnectionRefusedError(refusal) : new Error("Not connected."));
       }
     });
   });

@@ -128,3 +128,31 @@ describe("createTestClient with a streaming action", () => {
     client.close();
   });
 });
+
+describe("createTestClient with a token", () => {
+  it("offers it as the real client does, and refreshes it ahead of each expiry", async () => {
+    const refreshed: string[] = [];
+    const expiring = new SocketAPI({
+      onConnect: (_, credential) => {
+        credential.expiresAt = Date.now() + 300;
+        return { token: credential.token, source: credential.source };
+      },
+      onRefresh: (credential, connection) => {
+        refreshed.push(credential.token);
+        credential.expiresAt = Date.now() + 300;
+        return connection.state;
+      },
+    }).action("me", (_, ctx) => ctx.connection.state);
+    let issued = 0;
+    const client = await createTestClient<typeof expiring>(expiring, {
+      token: () => `t-${++issued}`,
+    });
+    expect(await client.action("me")).toEqual({ token: "t-1", source: "protocol" });
+    expect(client.connection.request.headers.get("sec-websocket-protocol")).toBe("socketapi");
+    // Refreshed ahead of each expiry: still open well past the first.
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(client.status).toBe("open");
+    expect(refreshed.slice(0, 2)).toEqual(["t-2", "t-3"]);
+    client.close();
+  });
+});

@@ -7,7 +7,7 @@ import { Router } from "./declare/router.ts";
 import type { AsyncApiDocument, AsyncApiOptions } from "./describe/asyncapi.ts";
 import type { HistoryStore } from "./history/history.ts";
 import { historyOf, presenceOf } from "./hub/app-view.ts";
-import { closeOf, type DisconnectOptions } from "./hub/disconnect.ts";
+import { checkedId, closeOf, type DisconnectOptions } from "./hub/disconnect.ts";
 import { Hub } from "./hub/hub.ts";
 import type { Relay } from "./hub/relay.ts";
 import type { Target } from "./hub/target.ts";
@@ -262,7 +262,7 @@ export class SocketAPI<
    * ```
    */
   async disconnectUser(userId: string, options?: DisconnectOptions): Promise<number> {
-    return this.#hub.disconnect({ user: userId }, closeOf(options));
+    return this.#hub.disconnect({ user: checkedId(userId) }, closeOf(options));
   }
 
   /**
@@ -275,7 +275,7 @@ export class SocketAPI<
    * ```
    */
   async disconnectConnection(connectionId: string, options?: DisconnectOptions): Promise<number> {
-    return this.#hub.disconnect({ connection: connectionId }, closeOf(options));
+    return this.#hub.disconnect({ connection: checkedId(connectionId) }, closeOf(options));
   }
 
   /**

@@ -172,7 +172,11 @@ export function jwtVerifier(
       });
       payload = verified.payload as JwtClaims;
     } catch (error) {
-      throw new TokenError(problemOf(error));
+      // Only the token's faults refuse it; a JWKS that cannot be fetched is the server's
+      // (a 500, which clients retry), not a reason to tell them their token is bad.
+      const problem = problemOf(error);
+      if (problem === undefined) throw error;
+      throw new TokenError(problem);
     }
     return {
       claims: payload,
@@ -195,8 +199,11 @@ const ASYMMETRIC = [
   "EdDSA",
 ];
 
-/** What jose's error says of a token, without its text. */
-function problemOf(error: unknown): TokenProblem {
+/**
+ * What jose's error says of a token, without its text; `undefined` for a failure that is
+ * not the token's (the JWKS unreachable or invalid).
+ */
+function problemOf(error: unknown): TokenProblem | undefined {
   const code = (error as { code?: unknown }).code;
   const claim = (error as { claim?: unknown }).claim;
   switch (code) {
@@ -207,8 +214,14 @@ function problemOf(error: unknown): TokenProblem {
     case "ERR_JWS_INVALID":
     case "ERR_JWT_INVALID":
       return "malformed";
-    default:
+    case "ERR_JWS_SIGNATURE_VERIFICATION_FAILED":
+    case "ERR_JWKS_NO_MATCHING_KEY":
+    case "ERR_JWKS_MULTIPLE_MATCHING_KEYS":
+    case "ERR_JOSE_ALG_NOT_ALLOWED":
+    case "ERR_JOSE_NOT_SUPPORTED":
       return "signature";
+    default:
+      return undefined;
   }
 }
 

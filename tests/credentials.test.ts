@@ -190,6 +190,26 @@ describe("expiry and refresh", () => {
     });
   });
 
+  it("refuses a refresh whose hook changed the user in place, and closes that connection", async () => {
+    const { app } = tokenApp({
+      onRefresh: (_credential, connection) => {
+        connection.state.user = "mallory"; // changed in place, nothing returned
+        return undefined;
+      },
+    });
+    const server = await start(app);
+    const socket = await open(server.url, offer("ada:60000"));
+    await socket.next();
+    socket.send({ type: "refresh", token: "ada:60000", id: 1 });
+    expect(await socket.next()).toEqual({
+      type: "error",
+      code: "FORBIDDEN",
+      message: "A refresh cannot change the user.",
+      id: 1,
+    });
+    expect(await socket.closed).toEqual({ code: 1008, reason: "Refresh changed the user" });
+  });
+
   it("answers malformed refreshes, and counts refreshes against the rate limit", async () => {
     const { app, seen } = tokenApp({
       rateLimit: { messagesPerSecond: 5, burst: 5, maxViolations: 1000 },

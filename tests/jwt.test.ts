@@ -218,6 +218,21 @@ describe("with a public key and a JWKS", () => {
   });
 });
 
+describe("a JWKS that cannot be fetched", () => {
+  it("is the server's fault (500, which clients retry), not a refused token (401)", async () => {
+    const unreachable = createServer();
+    await new Promise<void>((resolve) => unreachable.listen(0, "127.0.0.1", resolve));
+    const port = (unreachable.address() as AddressInfo).port;
+    await new Promise((resolve) => unreachable.close(resolve));
+    const server = await start({ jwks: `http://127.0.0.1:${port}/jwks.json` });
+    const { privateKey } = await generateKeyPair("ES256");
+    const token = await new SignJWT({ sub: "ada", exp: now() + 60 })
+      .setProtectedHeader({ alg: "ES256", kid: "k1" })
+      .sign(privateKey);
+    expect((await refusalOf(server.url, token)).status).toBe(500);
+  });
+});
+
 describe("jwtVerifier", () => {
   it("needs exactly one key, and says what is wrong with a token as a TokenError", async () => {
     expect(() => jwtVerifier({})).toThrow(TypeError);

@@ -222,7 +222,8 @@ export class ObjectServer implements ConnectionKeeper {
   /** A refresh moved the credential's expiry: kept in the attachment, and the alarm set for it. */
   expiryChanged(session: Connection<object>, at: number | undefined): void {
     const attachment = this.#attachments.get(session);
-    if (!attachment) return;
+    // A closing socket's attachment is gone with it (an expiry already past closed it).
+    if (!attachment || !session.isOpen) return;
     if (at === undefined) delete attachment.e;
     else attachment.e = at;
     this.#save(session, false);

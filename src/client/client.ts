@@ -34,6 +34,9 @@ import { type ActionStream, StreamReader } from "./stream-reader.ts";
 import { type CallListener, Subscription } from "./subscription.ts";
 import { REFRESH_ID_PREFIX, refreshLead, tokenOf, tokenProtocols } from "./token.ts";
 
+/** The longest delay a timer takes (2^31 - 1 ms); longer waits are re-armed. */
+const MAX_TIMER_MS = 2_147_483_647;
+
 /** An error's message, or the thrown value as text. */
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -637,6 +640,8 @@ export class SocketAPIClient<App = unknown> {
       resolve = res;
       reject = rej;
     });
+    // Ended while the token callback runs (a close, a drop): not an unhandled rejection.
+    answer.catch(() => {});
     const id = `${REFRESH_ID_PREFIX}${++this.#refreshCount}`;
     const timeout = setTimeout(
       () => this.#endRefresh(ClientErrorCode.TIMEOUT, "The refresh got no answer in time."),
@@ -666,15 +671,25 @@ export class SocketAPIClient<App = unknown> {
   #expiresIn(expiresIn: unknown): void {
     clearTimeout(this.#refreshTimer);
     if (typeof expiresIn !== "number" || this.#options.token === undefined) return;
+    this.#refreshAt(Date.now() + Math.max(0, expiresIn - refreshLead(expiresIn)));
+  }
+
+  /** Refreshes at `at` (ms since the epoch); a wait past a timer's reach is re-armed. */
+  #refreshAt(at: number): void {
+    const wait = at - Date.now();
     this.#refreshTimer = setTimeout(
       () => {
+        if (Date.now() < at) {
+          this.#refreshAt(at);
+          return;
+        }
         this.refresh().catch((error: unknown) => {
           // Refused or lost: the server closes at the expiry (4001), and the client
           // reconnects with a fresh token.
           if (error instanceof SocketAPIClientError) this.#emitError(error);
         });
       },
-      Math.max(0, expiresIn - refreshLead(expiresIn)),
+      Math.min(Math.max(0, wait), MAX_TIMER_MS),
     );
   }
 

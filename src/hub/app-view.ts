@@ -1,6 +1,6 @@
 import type { AppView, Connection } from "../context.ts";
 import type { PresenceCount } from "../presence/presence-registry.ts";
-import { closeOf } from "./disconnect.ts";
+import { checkedId, closeOf } from "./disconnect.ts";
 import type { Hub } from "./hub.ts";
 
 /**
@@ -20,9 +20,10 @@ export function appViewOf(hub: Hub): AppView<object> {
       presence: (channel) => presenceOf(hub, channel),
       presenceCount: async (channel): Promise<PresenceCount> => hub.presence.count(channel),
       history: (channel, options) => historyOf(hub, channel, options?.last),
-      disconnectUser: async (userId, options) => hub.disconnect({ user: userId }, closeOf(options)),
+      disconnectUser: async (userId, options) =>
+        hub.disconnect({ user: checkedId(userId) }, closeOf(options)),
       disconnectConnection: async (id, options) =>
-        hub.disconnect({ connection: id }, closeOf(options)),
+        hub.disconnect({ connection: checkedId(id) }, closeOf(options)),
     };
     views.set(hub, view);
   }

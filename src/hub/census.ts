@@ -2,7 +2,7 @@
 // asks on a topic all of them hear, each answers with its own count on the asker's topic,
 // and the asker adds up the answers. A disconnect travels the same way: each instance
 // answers with how many connections it closed.
-import { type DisconnectTarget, isSendableCode, targetFrom } from "./disconnect.ts";
+import { type DisconnectTarget, isReason, isSendableCode, targetFrom } from "./disconnect.ts";
 
 /** The topic every instance hears counting requests on (no declared channel starts so). */
 export const CENSUS_TOPIC = "//census";
@@ -120,8 +120,8 @@ export class Census {
       else {
         const target = targetFrom(message.disconnect);
         const { code, reason } = message;
-        if (!target || !isSendableCode(code) || typeof reason !== "string") return;
-        count = answers.disconnect(target, code, reason.slice(0, 123));
+        if (!target || !isSendableCode(code) || !isReason(reason)) return;
+        count = answers.disconnect(target, code, reason);
       }
       const answer = JSON.stringify({ id: message.id, count });
       this.#link.publish(message.reply, answer).catch(() => {});

@@ -29,10 +29,26 @@ export function closeOf(options: DisconnectOptions = {}): { code: number; reason
   if (!isSendableCode(code)) {
     throw new RangeError(`A close code must be 1000, 1001, 1008, 1011 or 3000-4999, not ${code}.`);
   }
-  if (typeof reason !== "string" || utf8ByteLength(reason) > 123) {
+  if (!isReason(reason)) {
     throw new RangeError("A close reason is at most 123 bytes of UTF-8.");
   }
   return { code, reason };
+}
+
+/** Whether `reason` fits a close frame: a string of at most 123 bytes of UTF-8. */
+export function isReason(reason: unknown): reason is string {
+  return typeof reason === "string" && utf8ByteLength(reason) <= 123;
+}
+
+/**
+ * A user or connection id to disconnect, checked as every instance checks it (non-empty, at
+ * most 256 characters); throws a `RangeError` otherwise.
+ */
+export function checkedId(id: string): string {
+  if (typeof id !== "string" || !isName(id)) {
+    throw new RangeError("A user or connection id is a string of 1 to 256 characters.");
+  }
+  return id;
 }
 
 /** Whether `code` is one a server may close with. */

@@ -42,6 +42,9 @@ export function serveRefresh(
     return undefined;
   }
   const credential = new RefreshCredential(frame.token);
+  // Read before the hook runs: a hook that changes the state in place is caught too.
+  const user = userOfQuietly(session);
+  const previous = session.state;
   let outcome: unknown;
   try {
     outcome = onRefresh(credential, session);
@@ -50,7 +53,7 @@ export function serveRefresh(
     return undefined;
   }
   if (!isThenable(outcome)) {
-    settle(session, frame, credential, outcome);
+    settle(session, frame, credential, outcome, user, previous);
     return undefined;
   }
   session.refreshing = true;
@@ -62,8 +65,13 @@ export function serveRefresh(
       settled = true;
       if (timer !== undefined) clearTimeout(timer);
       session.refreshing = false;
-      then();
-      done();
+      try {
+        then();
+      } catch (error) {
+        session.host.reportError(error, { connection: session, phase: "refresh" });
+      } finally {
+        done();
+      }
     };
     const timer =
       timeout === false
@@ -79,7 +87,7 @@ export function serveRefresh(
           );
     (timer as { unref?: () => void } | undefined)?.unref?.();
     Promise.resolve(outcome).then(
-      (value) => finish(() => settle(session, frame, credential, value)),
+      (value) => finish(() => settle(session, frame, credential, value, user, previous)),
       (error: unknown) => finish(() => answerRefused(session, frame, error)),
     );
   });
@@ -91,21 +99,22 @@ function settle(
   frame: RefreshFrame,
   credential: RefreshCredential,
   outcome: unknown,
+  user: string | undefined,
+  previous: object,
 ): void {
   if (session.closed) return;
   if (outcome !== undefined && (outcome === null || typeof outcome !== "object")) {
     answerRefused(session, frame, new TypeError("onRefresh must return the state or nothing."));
     return;
   }
-  if (outcome !== undefined) {
-    const before = userOfQuietly(session);
-    const previous = session.state;
-    session.state = outcome as typeof previous;
-    if (userOfQuietly(session) !== before) {
-      session.state = previous;
-      session.answer(errorText(ErrorCode.FORBIDDEN, ErrorMessage.refreshChangesUser, frame.id));
-      return;
-    }
+  if (outcome !== undefined) session.state = outcome as typeof previous;
+  if (userOfQuietly(session) !== user) {
+    session.state = previous;
+    session.answer(errorText(ErrorCode.FORBIDDEN, ErrorMessage.refreshChangesUser, frame.id));
+    // Changed in place, the old state cannot be put back: the connection may not go on
+    // as someone else.
+    if (userOfQuietly(session) !== user) session.close(1008, "Refresh changed the user");
+    return;
   }
   const at = expiryOf(credential.expiresAt);
   session.setExpiry(at);

@@ -330,6 +330,26 @@ describe("the typed client's token", () => {
     expect(received).toEqual([1, 2]);
   });
 
+  it("takes a token callback that never answers as a failed attempt, and retries", async () => {
+    const { app, seen } = tokenApp();
+    const server = await start(app);
+    let calls = 0;
+    const client = createClient<typeof app>(server.url, {
+      WebSocket,
+      timeout: 100,
+      reconnect: { initialDelay: 10, maxDelay: 20 },
+      // The first call never settles; the second answers.
+      token: () => (++calls === 1 ? new Promise<string>(() => {}) : "ada"),
+    });
+    clients.push(client);
+    const errors: string[] = [];
+    client.onError((error) => errors.push(`${error.code}: ${error.message}`));
+    await client.opened();
+    expect(await client.action("whoami")).toMatchObject({ user: "ada" });
+    expect(errors).toEqual(["CONNECT_FAILED: The token callback did not answer within 100 ms."]);
+    expect(seen.connects).toEqual([{ token: "ada", source: "protocol" }]);
+  });
+
   it("refresh() sends a fresh token on demand, and rejects a refused one", async () => {
     const { app } = tokenApp();
     const server = await start(app);

@@ -341,23 +341,37 @@ export class SocketAPIClient<App = unknown> {
       return;
     }
     const attempt = ++this.#tokenAttempt;
+    // A callback that never answers is a failed attempt after the request timeout.
+    const wait = this.#options.timeout ?? 10_000;
+    const late = setTimeout(() => {
+      if (attempt !== this.#tokenAttempt || this.#closedByUser) return;
+      this.#tokenAttempt++;
+      this.#tokenFailed(`The token callback did not answer within ${wait} ms.`, undefined);
+    }, wait);
     tokenOf(source).then(
       (token) => {
+        clearTimeout(late);
         if (attempt !== this.#tokenAttempt || this.#closedByUser) return;
         this.#openSocket(tokenProtocols(token, this.#options.protocols));
       },
       (error: unknown) => {
+        clearTimeout(late);
         if (attempt !== this.#tokenAttempt || this.#closedByUser) return;
-        this.#emitError(
-          new SocketAPIClientError(
-            ClientErrorCode.CONNECT_FAILED,
-            `The token callback failed: ${messageOf(error)}`,
-            { cause: error },
-          ),
-        );
-        this.#retry();
+        this.#tokenFailed(`The token callback failed: ${messageOf(error)}`, error);
       },
     );
+  }
+
+  /** The token callback failed or did not answer: a failed attempt, retried with backoff. */
+  #tokenFailed(message: string, cause: unknown): void {
+    this.#emitError(
+      new SocketAPIClientError(
+        ClientErrorCode.CONNECT_FAILED,
+        message,
+        cause === undefined ? {} : { cause },
+      ),
+    );
+    this.#retry();
   }
 
   #openSocket(protocols: string | string[] | undefined): void {

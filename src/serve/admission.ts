@@ -1,4 +1,5 @@
 import type { ErrorInfo, UpgradeRequest } from "../context.ts";
+import type { SOCKETAPI_PROTOCOL } from "../protocol/protocol.ts";
 import { isThenable } from "../thenable.ts";
 import {
   ConnectCredential,
@@ -7,7 +8,6 @@ import {
   isRefusal,
   type Offer,
   readOffer,
-  type SOCKETAPI_PROTOCOL,
   withoutProtocolToken,
 } from "./credential.ts";
 import { refusalOf } from "./request-router.ts";

@@ -8,8 +8,6 @@ import {
 } from "../protocol/protocol.ts";
 import { KeptRequest } from "./kept-request.ts";
 
-export { MAX_TOKEN_BYTES, SOCKETAPI_PROTOCOL, TOKEN_PROTOCOL_PREFIX };
-
 /** Where a connection's token came from. */
 export type TokenSource = "protocol" | "authorization" | "query" | "refresh";
 

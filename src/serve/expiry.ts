@@ -85,4 +85,4 @@ export class Expiry {
 }
 
 /** The close reason of an expired credential (with close code 4001). */
-export const TOKEN_EXPIRED_REASON = "Token expired";
+const TOKEN_EXPIRED_REASON = "Token expired";

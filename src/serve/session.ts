@@ -463,7 +463,7 @@ export class Session<State extends object = ConnectionState>
   presenceMember(channel: string): string {
     let user: string | undefined;
     try {
-      user = this.hub.userOf?.(this);
+      user = this.userOf();
     } catch (error) {
       this.host.reportError(error, { connection: this, channel, phase: "subscribe" });
     }

@@ -1,7 +1,6 @@
 // Channel history in Redis Streams, shared by every instance of an app: one stream per
 // concrete channel name, stamped and published in one script so that the order of
 // offsets is the order every instance receives broadcasts in.
-import type { Redis } from "ioredis";
 import {
   DEFAULT_HISTORY_BYTES,
   emptyEpoch,
@@ -16,6 +15,8 @@ import type {
   SharedHistoryStore,
   StreamPosition,
 } from "../src/index.ts";
+import type { RedisClient } from "./redis-client.ts";
+import type { RedisNames } from "./redis-names.ts";
 
 /**
  * What a history broadcast starts with on the relay's Redis channel, where other messages
@@ -23,18 +24,43 @@ import type {
  */
 export const HISTORY_MARK = "~".repeat(16);
 
+// What every history script starts with: the primary it runs on, and how a stream starts
+// again. Redis replicates to replicas after it answers: a replica that takes over from a
+// primary (a Sentinel or cluster failover) may lack the last broadcasts the primary
+// stamped and sent. The meta says which primary stamped the stream (its replication id,
+// which a promoted replica changes); a stream another one stamped starts again under a new
+// epoch, so that a client recovering across the failover is told it was not recovered,
+// never given offsets that were stamped twice. Such a stream's `created` is 0: it adopts
+// no empty position given out before it (see RECOVER).
+const PRIMARY = `
+local function primary()
+  return string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)') or ''
+end
+local function restart(epoch, created, ttl, here)
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[2], 'epoch', epoch, 'top', 0, 'created', created, 'bytes', 0,
+    'primary', here)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+end
+`;
+
 // KEYS: stream, meta, Redis channel. ARGV: frame, size, ttl (ms), a new epoch, what the
 // published message starts with (the mark, and a target for everyone but one connection),
-// the most bytes kept. A stream whose meta expired starts again under a new epoch; the
-// meta says when the stream was made, and how many bytes (UTF-8) its entries hold.
-const PUBLISH = `
+// the most bytes kept, the publish command. A stream whose meta expired starts again under
+// a new epoch; the meta says when the stream was made, and how many bytes (UTF-8) its
+// entries hold.
+const PUBLISH = `${PRIMARY}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local epoch = redis.call('HGET', KEYS[2], 'epoch')
+local here = primary()
+local meta = redis.call('HMGET', KEYS[2], 'epoch', 'primary')
+local epoch = meta[1]
 if not epoch then
   epoch = ARGV[4]
-  redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[2], 'epoch', epoch, 'top', 0, 'created', now, 'bytes', 0)
+  restart(epoch, now, ARGV[3], here)
+elseif meta[2] ~= here then
+  epoch = ARGV[4]
+  restart(epoch, 0, ARGV[3], here)
 end
 local top = redis.call('HINCRBY', KEYS[2], 'top', 1)
 local stamped = string.sub(ARGV[1], 1, -2) .. ',"offset":' .. top .. ',"epoch":"' .. epoch .. '"}'
@@ -54,22 +80,28 @@ if bytes < 0 then bytes = 0 end
 redis.call('HSET', KEYS[2], 'bytes', bytes)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
-redis.call('PUBLISH', KEYS[3], ARGV[5] .. stamped)
+redis.call(ARGV[7], KEYS[3], ARGV[5] .. stamped)
 return top
 `;
 
 // KEYS: stream, meta. ARGV: since offset (-1: none), since epoch, when the empty position
 // given as since was given (-1: it is not one), ttl, size, the most UTF-16 units that may
-// be sent. Writes nothing: a stream nothing was broadcast on has no keys. Reads entries
+// be sent, a new epoch. Writes nothing but a stream another primary stamped, which starts
+// again: a stream nothing was broadcast on has no keys. Reads entries
 // only when they may all be sent: contiguous from since, none expired, at most size of
 // them, at most three bytes per unit that may be sent (UTF-8 takes one to three per unit).
 // Returns epoch ('' without a stream), top, the server's time (ms), 'none', 'refused' or
 // 'read', the entries read, and the epoch since is taken in.
-const RECOVER = `
+const RECOVER = `${PRIMARY}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local meta = redis.call('HMGET', KEYS[2], 'epoch', 'top', 'created')
+local meta = redis.call('HMGET', KEYS[2], 'epoch', 'top', 'created', 'primary')
 if not meta[1] then return {'', 0, now, 'none', {}, ''} end
+local here = primary()
+if meta[4] ~= here then
+  restart(ARGV[7], 0, ARGV[4], here)
+  meta = {ARGV[7], 0, 0}
+end
 local epoch = meta[1]
 local top = tonumber(meta[2])
 local created = tonumber(meta[3] or '0')
@@ -115,13 +147,17 @@ const EMPTY_TAG = "r";
 
 const nothingKept = () => ({ first: undefined, frames: [] });
 
-// KEYS: stream, meta. ARGV: how many. Epoch ('' without a stream), top, the server's time,
-// and the last entries, newest first.
-const LATEST = `
+// KEYS: stream, meta. ARGV: how many, ttl, a new epoch. Epoch ('' without a stream), top,
+// the server's time, and the last entries, newest first.
+const LATEST = `${PRIMARY}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local meta = redis.call('HMGET', KEYS[2], 'epoch', 'top')
+local meta = redis.call('HMGET', KEYS[2], 'epoch', 'top', 'primary')
 if not meta[1] then return {'', 0, now, {}} end
+if meta[3] ~= primary() then
+  restart(ARGV[3], 0, ARGV[2], primary())
+  return {ARGV[3], 0, now, {}}
+end
 local entries = {}
 if tonumber(ARGV[1]) > 0 then
   entries = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[1])
@@ -147,13 +183,13 @@ interface HistoryCommands {
  */
 export class RedisHistory implements SharedHistoryStore {
   readonly shared = true;
-  readonly #connection: () => Redis | undefined;
-  readonly #prefix: string;
-  readonly #defined = new WeakSet<Redis>();
+  readonly #connection: () => RedisClient | undefined;
+  readonly #names: RedisNames;
+  readonly #defined = new WeakSet<RedisClient>();
 
-  constructor(connection: () => Redis | undefined, prefix: string) {
+  constructor(connection: () => RedisClient | undefined, names: RedisNames) {
     this.#connection = connection;
-    this.#prefix = prefix;
+    this.#names = names;
   }
 
   async publish(
@@ -165,16 +201,17 @@ export class RedisHistory implements SharedHistoryStore {
     const redis = this.#commands();
     return Number(
       await redis.socketapiHistoryPublish(
-        `${this.#prefix}history:${channel}`,
-        `${this.#prefix}history-meta:${channel}`,
-        this.#prefix + channel,
+        this.#names.key("history", channel),
+        this.#names.key("history-meta", channel),
+        this.#names.topic(channel),
         frame,
         options.size,
         Math.ceil(options.ttl),
-        crypto.randomUUID().slice(0, 13),
+        newEpoch(),
         // For everyone but one connection: the stamped frame goes out targeted.
         except ? `${HISTORY_MARK}#${JSON.stringify(except)}\n` : HISTORY_MARK,
         options.maxBytes ?? DEFAULT_HISTORY_BYTES,
+        this.#names.publishCommand,
       ),
     );
   }
@@ -188,14 +225,15 @@ export class RedisHistory implements SharedHistoryStore {
     const redis = this.#commands();
     const { size, ttl } = options;
     const [epoch, top, now, status, entries, sinceEpoch] = await redis.socketapiHistoryRecover(
-      `${this.#prefix}history:${channel}`,
-      `${this.#prefix}history-meta:${channel}`,
+      this.#names.key("history", channel),
+      this.#names.key("history-meta", channel),
       since?.offset ?? -1,
       since?.epoch ?? "",
       emptySince(since, EMPTY_TAG) ?? -1,
       Math.ceil(ttl),
       size,
       Math.max(0, maxBytes),
+      newEpoch(),
     );
     const recovery = { tag: EMPTY_TAG, now: Number(now), ttl, size, maxBytes };
     // Nothing was broadcast on it within its ttl: Redis keeps nothing for it.
@@ -224,9 +262,11 @@ export class RedisHistory implements SharedHistoryStore {
   async latest(channel: string, count: number, options: HistoryOptions): Promise<Latest> {
     const redis = this.#commands();
     const [epoch, top, now, entries] = await redis.socketapiHistoryLatest(
-      `${this.#prefix}history:${channel}`,
-      `${this.#prefix}history-meta:${channel}`,
+      this.#names.key("history", channel),
+      this.#names.key("history-meta", channel),
       Math.max(0, count),
+      Math.ceil(options.ttl),
+      newEpoch(),
     );
     if (epoch === "") {
       return { position: { offset: 0, epoch: emptyEpoch(EMPTY_TAG, Number(now)) }, frames: [] };
@@ -242,7 +282,7 @@ export class RedisHistory implements SharedHistoryStore {
   }
 
   /** The publishing connection, with the scripts defined on it. */
-  #commands(): Redis & HistoryCommands {
+  #commands(): RedisClient & HistoryCommands {
     const redis = this.#connection();
     if (!redis) throw new Error("socketapi/redis: the relay is not open.");
     if (!this.#defined.has(redis)) {
@@ -251,8 +291,13 @@ export class RedisHistory implements SharedHistoryStore {
       redis.defineCommand("socketapiHistoryLatest", { numberOfKeys: 2, lua: LATEST });
       this.#defined.add(redis);
     }
-    return redis as Redis & HistoryCommands;
+    return redis as RedisClient & HistoryCommands;
   }
+}
+
+/** An epoch for a stream that starts (again). */
+function newEpoch(): string {
+  return crypto.randomUUID().slice(0, 13);
 }
 
 /** A field of a stream entry, given as `[name, value, name, value, ...]`. */

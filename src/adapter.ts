@@ -37,7 +37,7 @@ export {
 } from "./hub/broker-relay.ts";
 export { CENSUS_TOPIC } from "./hub/census.ts";
 export { Hub } from "./hub/hub.ts";
-export type { Relay, RelayStats } from "./hub/relay.ts";
+export type { Relay, RelayHealth, RelayStats } from "./hub/relay.ts";
 export type { NativeDelivery, Subscriber } from "./hub/subscriber.ts";
 export { targetedFrame } from "./hub/target.ts";
 export { loadOptional } from "./optional.ts";

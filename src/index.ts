@@ -79,7 +79,7 @@ export type {
 } from "./history/history.ts";
 export { MemoryHistory, type MemoryHistoryOptions } from "./history/memory-history.ts";
 export type { DisconnectOptions, DisconnectTarget } from "./hub/disconnect.ts";
-export type { Relay, RelayStats } from "./hub/relay.ts";
+export type { Relay, RelayHealth, RelayStats } from "./hub/relay.ts";
 export type { TelemetryOptions } from "./observe/telemetry.ts";
 export type { PresenceCount, SharedPresenceStore } from "./presence/presence-registry.ts";
 export {

@@ -10,7 +10,7 @@ import type { HistoryOptions, SharedHistoryStore } from "../history/history.ts";
 import type { SharedPresenceStore } from "../presence/presence-registry.ts";
 import { Census } from "./census.ts";
 import type { DisconnectTarget } from "./disconnect.ts";
-import type { Relay, RelayStats } from "./relay.ts";
+import type { Relay, RelayHealth, RelayStats } from "./relay.ts";
 import { markReported } from "./reported.ts";
 
 /** What a link tells its relay of, as it happens. */
@@ -21,6 +21,11 @@ export interface LinkEvents {
   down(error: unknown): void;
   /** The connection is back; the link may have to subscribe again. */
   up(): void;
+  /**
+   * Part of the broker failed while the rest works (a node of a cluster): what goes through
+   * it may be lost until it recovers. The relay shows itself `degraded` meanwhile.
+   */
+  trouble?(error: unknown): void;
 }
 
 /** One broker's client, as a relay uses it: channels, not the broker's topic names. */
@@ -79,6 +84,9 @@ export interface BrokerRelayOptions {
 }
 
 const DEFAULT_MAX_PENDING_BYTES = 8 * 1024 * 1024;
+
+/** How long a relay shows itself `degraded` after the last trouble it saw. */
+export const DEGRADED_MS = 5000;
 const DEFAULT_JOIN_TIMEOUT_MS = 5000;
 const DEFAULT_COMMAND_TIMEOUT_MS = 5000;
 
@@ -122,6 +130,10 @@ export class BrokerRelay implements Relay {
   #pendingBytes = 0;
   /** Counting subscribers on every instance: asking, and answering. */
   readonly #census: Census;
+  /** Since when the broker has been away (while it is), for {@link health}. */
+  #downSince = 0;
+  /** The trouble seen last while the broker was up, and when the run of troubles began. */
+  #trouble: { reason: string; first: number; last: number } | undefined;
 
   constructor(link: BrokerLink, options: BrokerRelayOptions = {}) {
     this.#link = link;
@@ -137,6 +149,41 @@ export class BrokerRelay implements Relay {
 
   get stats(): RelayStats {
     return { ...this.#counters, pendingBytes: this.#pendingBytes };
+  }
+
+  /**
+   * `down` while the broker is unreachable; `degraded` while part of it fails, and for
+   * {@link DEGRADED_MS} after a broadcast was lost or a command failed or timed out (also
+   * while subscriptions are restored after an outage); else `ok`.
+   */
+  get health(): RelayHealth {
+    if (this.#closed) return { status: "down", since: this.#downSince, reason: "closed" };
+    if (!this.#up) {
+      return {
+        status: "down",
+        since: this.#downSince,
+        reason: `${this.#link.name} is unreachable`,
+      };
+    }
+    const trouble = this.#trouble;
+    const now = Date.now();
+    if (trouble && now - trouble.last < DEGRADED_MS) {
+      return { status: "degraded", since: trouble.first, reason: trouble.reason };
+    }
+    return { status: "ok", since: trouble ? trouble.last + DEGRADED_MS : this.#downSince };
+  }
+
+  /** Whether something went wrong within the last {@link DEGRADED_MS}. */
+  #troubledLately(): boolean {
+    return this.#trouble !== undefined && Date.now() - this.#trouble.last < DEGRADED_MS;
+  }
+
+  /** Something went wrong while the broker is up: the relay is degraded for a while. */
+  #troubled(error: unknown): void {
+    const now = Date.now();
+    const reason = error instanceof Error ? error.message : String(error);
+    const ongoing = this.#trouble && now - this.#trouble.last < DEGRADED_MS;
+    this.#trouble = { reason, first: ongoing ? (this.#trouble?.first ?? now) : now, last: now };
   }
 
   /**
@@ -207,8 +254,12 @@ export class BrokerRelay implements Relay {
       },
       down: (error) => this.#down(error),
       up: () => this.#restore(),
+      trouble: (error) => {
+        if (this.#up && !this.#closed) this.#troubled(error);
+      },
     });
     this.#up = true;
+    this.#downSince = Date.now();
     await this.#link.subscribe(this.#census.topics);
     // Two instances of one app started with different prefixes never meet: say so.
     const others = await this.#link.otherPrefixes?.().catch(() => []);
@@ -331,8 +382,9 @@ export class BrokerRelay implements Relay {
     };
     sent.then(() => {
       release();
-      // Taken again: a later stall or outage is reported again.
-      if (this.#up) this.#lossReported = false;
+      // Taken again, and nothing failed for a while: a later stall or outage is reported
+      // again (a cluster whose one shard fails while the others answer is told once).
+      if (this.#up && !this.#troubledLately()) this.#lossReported = false;
     }, release);
     if (!waited) {
       return sent.catch((error: unknown) => {
@@ -374,6 +426,7 @@ export class BrokerRelay implements Relay {
   /** A command that did not reach the broker: counted if a broadcast, told once, marked. */
   #failed(kind: CommandKind, error: unknown): Error {
     if (kind === "broadcast") this.#counters.lost++;
+    if (this.#up) this.#troubled(error);
     const told = this.#reportOutage(error);
     return markReported(error instanceof Error ? error : told);
   }
@@ -388,12 +441,14 @@ export class BrokerRelay implements Relay {
   async close(): Promise<void> {
     this.#closed = true;
     this.#up = false;
+    this.#downSince = Date.now();
     await this.#link.close();
   }
 
   #down(error: unknown): void {
     if (this.#closed || !this.#up) return;
     this.#up = false;
+    this.#downSince = Date.now();
     this.#counters.disconnects++;
     this.#reportOutage(error);
   }
@@ -403,9 +458,19 @@ export class BrokerRelay implements Relay {
     if (this.#closed) return;
     this.#up = true;
     this.#lossReported = false;
-    this.#link
-      .subscribe([...this.#census.topics, ...this.#interest])
-      .catch((error: unknown) => this.#report(this.#failure("could not subscribe again", error)));
+    const restoring = `${this.#link.name} is back: subscribing again`;
+    this.#troubled(new Error(restoring));
+    this.#link.subscribe([...this.#census.topics, ...this.#interest]).then(
+      () => {
+        // Subscribed again: degraded no longer, unless something else went wrong meanwhile.
+        if (this.#trouble?.reason === restoring) this.#trouble = undefined;
+      },
+      (error: unknown) => {
+        const failure = this.#failure("could not subscribe again", error);
+        this.#troubled(failure);
+        this.#report(failure);
+      },
+    );
   }
 
   /**
@@ -417,8 +482,11 @@ export class BrokerRelay implements Relay {
       error instanceof Error && error.message.startsWith(this.#link.name)
         ? error
         : this.#failure(
-            "is unreachable: broadcasts to and from other instances are lost until it is back " +
-              "(local subscribers still get theirs)",
+            this.#up
+              ? "failed a command: broadcasts to other instances may be lost while it fails " +
+                  "(counted in the relay's stats.lost; local subscribers still get theirs)"
+              : "is unreachable: broadcasts to and from other instances are lost until it is " +
+                  "back (local subscribers still get theirs)",
             error,
           );
     if (this.#lossReported) return told;

@@ -79,6 +79,8 @@ export interface Relay {
   disconnect?(target: DisconnectTarget, code: number, reason: string): Promise<number>;
   /** What the relay has carried and lost so far, where it counts it. */
   readonly stats?: RelayStats | undefined;
+  /** Whether the relay carries broadcasts now, where it can tell (a broker relay does). */
+  readonly health?: RelayHealth | undefined;
   /**
    * A history store every instance shares, where the broker can keep one (Redis Streams):
    * channels with history then recover on any instance. Without it, each instance keeps its
@@ -96,6 +98,29 @@ export interface Relay {
    * a channel's local history whole without staying joined to it.
    */
   hearsEverything?(channel: string): boolean;
+}
+
+/**
+ * Whether a relay carries broadcasts between instances now.
+ *
+ * @example
+ * ```ts
+ * import type { RelayHealth } from "socketapi";
+ *
+ * const ok = (health: RelayHealth) => health.status !== "down";
+ * ```
+ */
+export interface RelayHealth {
+  /**
+   * `ok`; `degraded` while part of the broker fails (a cluster's node), and for a few
+   * seconds after broadcasts were lost or a command failed; `down` while the broker is
+   * unreachable (local broadcasts still work).
+   */
+  readonly status: "ok" | "degraded" | "down";
+  /** Since when it is so (ms since the epoch). */
+  readonly since: number;
+  /** Why it is not `ok`. */
+  readonly reason?: string;
 }
 
 /** A relay's counters, since it opened. */

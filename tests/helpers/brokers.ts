@@ -1,7 +1,9 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { freePort } from "./server-process.ts";
 
 /** A message broker the tests run themselves, on a free port, to kill and start again. */
@@ -161,4 +163,163 @@ export async function startNats({
 /** Stops every broker given, whatever state it is in. */
 export async function killAll(brokers: readonly (Broker | undefined)[]): Promise<void> {
   await Promise.all(brokers.map((b) => b?.kill()));
+}
+
+/** A Redis Cluster the tests run themselves: its nodes, each a {@link Broker} of its own. */
+export interface RedisCluster {
+  /** Every node, primaries first (as `redis-cli --cluster create` made them). */
+  readonly nodes: readonly Broker[];
+  /** `host:port` of every node, for a relay's `cluster` option. */
+  readonly addresses: readonly string[];
+  /** The node serving `slot` as primary now, asked of the cluster. */
+  primaryOf(slot: number): Promise<Broker>;
+  /**
+   * Resolves once every slot is served, every node alive agrees the cluster is ok and every
+   * replica alive has synced with its primary.
+   */
+  healthy(ms?: number): Promise<void>;
+  /** Kills every node. */
+  kill(): Promise<void>;
+}
+
+/** `redis-cli`, beside `redis-server` in Debian's package. */
+function redisCli(): string {
+  return binary("redis").replace(/redis-server$/, "redis-cli");
+}
+
+/** Runs `redis-cli` with `args`; its output. */
+export function redisCliRun(args: readonly string[], timeout = 30_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(redisCli(), args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout?.on("data", (chunk) => {
+      out += chunk;
+    });
+    child.stderr?.on("data", (chunk) => {
+      out += chunk;
+    });
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeout);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else reject(new Error(`redis-cli ${args.join(" ")} exited with ${code}: ${out}`));
+    });
+  });
+}
+
+/**
+ * A Redis Cluster of `primaries` primaries with `replicas` replicas each, on free ports
+ * (each node's cluster bus on a free port of its own), without persistence, its node
+ * timeout `nodeTimeout` ms so that a replica takes over from a dead primary within about
+ * twice that.
+ */
+export async function startRedisCluster({
+  primaries = 3,
+  replicas = 1,
+  nodeTimeout = 1000,
+}: {
+  primaries?: number;
+  replicas?: number;
+  nodeTimeout?: number;
+} = {}): Promise<RedisCluster> {
+  const directory = mkdtempSync(join(tmpdir(), "socketapi-cluster-"));
+  const nodes: Broker[] = [];
+  for (let i = 0; i < primaries * (1 + replicas); i++) {
+    const port = await freePort();
+    const busPort = await freePort();
+    const args = [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--dir",
+      directory,
+      "--cluster-enabled",
+      "yes",
+      "--cluster-port",
+      String(busPort),
+      "--cluster-config-file",
+      `nodes-${port}.conf`,
+      "--cluster-node-timeout",
+      String(nodeTimeout),
+      // A replica syncs at once (not after the default 5 s): it can take over from then on.
+      "--repl-diskless-sync-delay",
+      "0",
+    ];
+    nodes.push(await broker("redis", port, `redis://127.0.0.1:${port}`, args));
+  }
+  const addresses = nodes.map((node) => `127.0.0.1:${node.port}`);
+  await redisCliRun([
+    "--cluster",
+    "create",
+    ...addresses,
+    "--cluster-replicas",
+    String(replicas),
+    "--cluster-yes",
+  ]);
+  const cluster: RedisCluster = {
+    nodes,
+    addresses,
+    async primaryOf(slot) {
+      for (const node of nodes) {
+        const listing = await redisCliRun(
+          ["-p", String(node.port), "cluster", "nodes"],
+          2000,
+        ).catch(() => undefined);
+        if (listing === undefined) continue;
+        // id host:port@bus flags primary-id ping pong epoch link slot-range...
+        for (const line of listing.trim().split("\n")) {
+          const [, address, flags, , , , , , ...ranges] = line.split(" ");
+          if (!flags?.includes("master") || flags.includes("fail")) continue;
+          const serves = ranges.some((range) => {
+            const [from, to = from] = range.split("-").map(Number);
+            return from !== undefined && to !== undefined && slot >= from && slot <= to;
+          });
+          const port = Number(address?.split("@")[0]?.split(":")[1]);
+          const found = serves && nodes.find((candidate) => candidate.port === port);
+          if (found) return found;
+        }
+      }
+      throw new Error(`no node serves slot ${slot}`);
+    },
+    async healthy(ms = 30_000) {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const states = await Promise.all(
+          nodes.map((node) =>
+            redisCliRun(["-p", String(node.port), "cluster", "info"], 2000).catch(() => ""),
+          ),
+        );
+        const alive = states.filter((state) => state !== "");
+        const replication = await Promise.all(
+          nodes.map((node) =>
+            redisCliRun(["-p", String(node.port), "info", "replication"], 2000).catch(() => ""),
+          ),
+        );
+        // Every replica alive has its primary's data: it could take over.
+        const synced = replication.every(
+          (info) => !info.includes("role:slave") || info.includes("master_link_status:up"),
+        );
+        if (
+          synced &&
+          alive.length > 0 &&
+          alive.every((state) => state.includes("cluster_state:ok"))
+        ) {
+          return;
+        }
+        if (Date.now() > deadline) throw new Error("the Redis Cluster did not become healthy");
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    },
+    async kill() {
+      await killAll(nodes);
+      rmSync(directory, { recursive: true, force: true });
+    },
+  };
+  await cluster.healthy();
+  return cluster;
 }

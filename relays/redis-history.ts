@@ -5,6 +5,7 @@ import {
   DEFAULT_HISTORY_BYTES,
   emptyEpoch,
   emptySince,
+  newEpoch,
   recoveryOf,
   recoveryOfStream,
 } from "../src/adapter.ts";
@@ -293,11 +294,6 @@ export class RedisHistory implements SharedHistoryStore {
     }
     return redis as RedisClient & HistoryCommands;
   }
-}
-
-/** An epoch for a stream that starts (again). */
-function newEpoch(): string {
-  return crypto.randomUUID().slice(0, 13);
 }
 
 /** A field of a stream entry, given as `[name, value, name, value, ...]`. */

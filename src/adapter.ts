@@ -31,9 +31,11 @@ export {
   type BrokerLink,
   BrokerRelay,
   type BrokerRelayOptions,
+  DEGRADED_MS,
   errorMessage,
   type LinkEvents,
   redactedUrl,
+  STALLED_MS,
 } from "./hub/broker-relay.ts";
 export { CENSUS_TOPIC } from "./hub/census.ts";
 export { Hub } from "./hub/hub.ts";

@@ -1,8 +1,14 @@
 // What every broker relay does the same way, over a link that plays the broker: interest
 // kept and restored, broadcasts handed over within a bound, losses counted and reported
 // once per outage, subscribes that never wait forever.
-import { describe, expect, it } from "vitest";
-import { type BrokerLink, BrokerRelay, type LinkEvents } from "../src/adapter.ts";
+import { describe, expect, it, vi } from "vitest";
+import {
+  type BrokerLink,
+  BrokerRelay,
+  DEGRADED_MS,
+  type LinkEvents,
+  STALLED_MS,
+} from "../src/adapter.ts";
 
 /** A broker in the test's hands: it takes publishes when told to, and can go away. */
 function fakeBroker() {
@@ -46,6 +52,9 @@ function fakeBroker() {
       subscribed.clear();
       events?.down(new Error("connection reset"));
     },
+    trouble(error: Error) {
+      events?.trouble?.(error);
+    },
     up() {
       events?.up();
     },
@@ -68,6 +77,48 @@ async function opened(broker: ReturnType<typeof fakeBroker>, options = {}) {
 }
 
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+describe("a broker relay's health", () => {
+  it("is down while the broker is away, degraded while it stalls or after trouble, else ok", async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    try {
+      const broker = fakeBroker();
+      const { relay } = await opened(broker);
+      expect(relay.health.status).toBe("ok");
+      broker.state.stalled = true;
+      relay.publish("a", "frame");
+      vi.advanceTimersByTime(STALLED_MS - 1);
+      expect(relay.health.status).toBe("ok");
+      vi.advanceTimersByTime(2);
+      expect(relay.health).toMatchObject({
+        status: "degraded",
+        since: 1_000_000 + STALLED_MS,
+        reason: expect.stringContaining("has not answered for"),
+      });
+      broker.drain();
+      await vi.advanceTimersByTimeAsync(0);
+      expect(relay.health.status).toBe("ok");
+      broker.trouble(new Error("node 10.0.0.3:6379 failed"));
+      expect(relay.health).toMatchObject({
+        status: "degraded",
+        reason: "node 10.0.0.3:6379 failed",
+      });
+      vi.advanceTimersByTime(DEGRADED_MS);
+      expect(relay.health.status).toBe("ok");
+      broker.down();
+      expect(relay.health).toMatchObject({ status: "down", since: Date.now() });
+      broker.up();
+      // Back, and subscribing again: degraded until the subscriptions are confirmed.
+      expect(relay.health.status).toBe("degraded");
+      await vi.advanceTimersByTimeAsync(0);
+      expect(relay.health.status).toBe("ok");
+      await relay.close();
+      expect(relay.health.status).toBe("down");
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
 
 describe("a broker relay", () => {
   it("subscribes to what it joins, forgets what it leaves, and passes on what it receives", async () => {

@@ -87,6 +87,9 @@ const DEFAULT_MAX_PENDING_BYTES = 8 * 1024 * 1024;
 
 /** How long a relay shows itself `degraded` after the last trouble it saw. */
 export const DEGRADED_MS = 5000;
+
+/** How long a command may wait for the broker's answer before the relay shows itself `degraded`. */
+export const STALLED_MS = 1000;
 const DEFAULT_JOIN_TIMEOUT_MS = 5000;
 const DEFAULT_COMMAND_TIMEOUT_MS = 5000;
 
@@ -130,6 +133,8 @@ export class BrokerRelay implements Relay {
   #pendingBytes = 0;
   /** Counting subscribers on every instance: asking, and answering. */
   readonly #census: Census;
+  /** When each command still unanswered was sent, oldest first (a set keeps that order). */
+  readonly #inFlight = new Set<{ readonly at: number }>();
   /** Since when the broker has been away (while it is), for {@link health}. */
   #downSince = 0;
   /** The trouble seen last while the broker was up, and when the run of troubles began. */
@@ -152,7 +157,8 @@ export class BrokerRelay implements Relay {
   }
 
   /**
-   * `down` while the broker is unreachable; `degraded` while part of it fails, and for
+   * `down` while the broker is unreachable; `degraded` while a command has waited for its
+   * answer longer than {@link STALLED_MS}, while part of the broker fails, and for
    * {@link DEGRADED_MS} after a broadcast was lost or a command failed or timed out (also
    * while subscriptions are restored after an outage); else `ok`.
    */
@@ -165,8 +171,18 @@ export class BrokerRelay implements Relay {
         reason: `${this.#link.name} is unreachable`,
       };
     }
-    const trouble = this.#trouble;
     const now = Date.now();
+    // A broker that stops answering with its connections open (stalled, paused, a primary
+    // about to be failed over) is no longer healthy, though nothing failed yet.
+    const oldest = this.#inFlight.values().next().value;
+    if (oldest && now - oldest.at > STALLED_MS) {
+      return {
+        status: "degraded",
+        since: oldest.at + STALLED_MS,
+        reason: `${this.#link.name} has not answered for ${now - oldest.at} ms`,
+      };
+    }
+    const trouble = this.#trouble;
     if (trouble && now - trouble.last < DEGRADED_MS) {
       return { status: "degraded", since: trouble.first, reason: trouble.reason };
     }
@@ -371,6 +387,8 @@ export class BrokerRelay implements Relay {
    */
   #send<T>(bytes: number, kind: CommandKind, run: () => Promise<T>, waited = true): Promise<T> {
     this.#pendingBytes += bytes;
+    const pending = { at: Date.now() };
+    this.#inFlight.add(pending);
     let sent: Promise<T>;
     try {
       sent = run();
@@ -379,6 +397,7 @@ export class BrokerRelay implements Relay {
     }
     const release = () => {
       this.#pendingBytes -= bytes;
+      this.#inFlight.delete(pending);
     };
     sent.then(() => {
       release();

@@ -1,6 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -322,4 +322,116 @@ export async function startRedisCluster({
   };
   await cluster.healthy();
   return cluster;
+}
+
+/** A Redis primary with a replica, watched by three Sentinels, all run by the tests. */
+export interface RedisSentinels {
+  /** The primary first, then the replica, as they were started. */
+  readonly redis: readonly Broker[];
+  readonly sentinels: readonly Broker[];
+  /** `host:port` of each Sentinel, for a relay's `sentinels` option. */
+  readonly addresses: readonly string[];
+  /** The name the Sentinels know the primary by. */
+  readonly name: string;
+  /** The Redis the Sentinels call primary now. */
+  primary(): Promise<Broker>;
+  kill(): Promise<void>;
+}
+
+/**
+ * A primary and a replica of it, and three Sentinels (quorum two) that fail over when the
+ * primary does not answer for `downAfter` ms.
+ */
+export async function startRedisSentinels({
+  name = "mymaster",
+  downAfter = 1000,
+}: {
+  name?: string;
+  downAfter?: number;
+} = {}): Promise<RedisSentinels> {
+  const directory = mkdtempSync(join(tmpdir(), "socketapi-sentinel-"));
+  const redisArgs = (port: number) => [
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--repl-diskless-sync-delay",
+    "0",
+  ];
+  const primaryPort = await freePort();
+  const primary = await broker(
+    "redis",
+    primaryPort,
+    `redis://127.0.0.1:${primaryPort}`,
+    redisArgs(primaryPort),
+  );
+  const replicaPort = await freePort();
+  const replica = await broker("redis", replicaPort, `redis://127.0.0.1:${replicaPort}`, [
+    ...redisArgs(replicaPort),
+    "--replicaof",
+    "127.0.0.1",
+    String(primaryPort),
+  ]);
+  const sentinels: Broker[] = [];
+  for (let i = 0; i < 3; i++) {
+    const port = await freePort();
+    const file = join(directory, `sentinel-${port}.conf`);
+    writeFileSync(
+      file,
+      [
+        `port ${port}`,
+        "bind 127.0.0.1",
+        `dir ${directory}`,
+        `sentinel monitor ${name} 127.0.0.1 ${primaryPort} 2`,
+        `sentinel down-after-milliseconds ${name} ${downAfter}`,
+        `sentinel failover-timeout ${name} ${downAfter * 3}`,
+        `sentinel parallel-syncs ${name} 1`,
+        "",
+      ].join("\n"),
+    );
+    sentinels.push(await broker("redis", port, `redis://127.0.0.1:${port}`, [file, "--sentinel"]));
+  }
+  const redis = [primary, replica];
+  const self: RedisSentinels = {
+    redis,
+    sentinels,
+    addresses: sentinels.map((sentinel) => `127.0.0.1:${sentinel.port}`),
+    name,
+    async primary() {
+      for (const sentinel of sentinels) {
+        const out = await redisCliRun(
+          ["-p", String(sentinel.port), "sentinel", "get-master-addr-by-name", name],
+          2000,
+        ).catch(() => undefined);
+        const port = Number(out?.trim().split("\n")[1]);
+        const found = redis.find((node) => node.port === port);
+        if (found) return found;
+      }
+      throw new Error("no Sentinel names a primary");
+    },
+    async kill() {
+      await killAll([...sentinels, ...redis]);
+      rmSync(directory, { recursive: true, force: true });
+    },
+  };
+  // Ready once the replica has synced and every Sentinel knows of it and of the others.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const info = await redisCliRun(["-p", String(replicaPort), "info", "replication"]);
+    const known = await Promise.all(
+      sentinels.map((sentinel) =>
+        redisCliRun(["-p", String(sentinel.port), "sentinel", "master", name]).catch(() => ""),
+      ),
+    );
+    const ready = known.every(
+      (out) => /num-slaves\n1\n/.test(out) && /num-other-sentinels\n2\n/.test(out),
+    );
+    if (info.includes("master_link_status:up") && ready) return self;
+    if (Date.now() > deadline) throw new Error("the Sentinels did not get ready");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }

@@ -3,7 +3,8 @@
 // `uvicorn main:app --reload` does for SocketAPI 0.2.
 //
 //   npx socketapi main.ts [--port 8000] [--host 127.0.0.1] [--path /ws] [--watch]
-//                         [--workers N] [--redis URL | --nats URL] [--prefix PREFIX]
+//                         [--workers N] [--redis URL | --redis-cluster NODES |
+//                         --redis-sentinel SENTINELS | --nats URLS] [--prefix PREFIX]
 //                         [--docs] [--metrics PORT]
 //   npx socketapi main.ts --asyncapi asyncapi.json
 //
@@ -18,7 +19,8 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 
 const usage = `Usage: socketapi MODULE [--port N] [--host HOST] [--path PATH] [--watch]
-                         [--workers N] [--redis URL | --nats URL] [--prefix PREFIX]
+                         [--workers N] [--redis URL | --redis-cluster NODES |
+                         --redis-sentinel SENTINELS | --nats URLS] [--prefix PREFIX]
                          [--docs] [--metrics PORT]
        socketapi MODULE --asyncapi FILE
 
@@ -30,7 +32,11 @@ Serves the SocketAPI app that MODULE exports as default (or as \`app\`).
   --workers  N processes on the same port (node:cluster), or \`auto\` for one per core;
              broadcasts go between them through the primary process, or the broker below
   --redis    carry broadcasts between instances over Redis (needs ioredis installed)
-  --nats     carry broadcasts between instances over NATS (needs @nats-io/transport-node)
+  --redis-cluster  over a Redis Cluster: some of its nodes, [user:password@]host:port,...
+  --redis-sentinel over the Redis that Sentinels watch:
+             [user:password@]host:port,...[/name] (name default: mymaster)
+  --nats     carry broadcasts between instances over NATS (needs @nats-io/transport-node);
+             several servers of a cluster separated by commas
   --prefix   the relay's prefix, so that several apps share one broker (default:
              socketapi: for Redis, socketapi for NATS); instances meet only under one prefix
   --docs     serve the docs page at /docs and the AsyncAPI document at /asyncapi.json
@@ -50,6 +56,8 @@ try {
       watch: { type: "boolean", default: false },
       workers: { type: "string" },
       redis: { type: "string" },
+      "redis-cluster": { type: "string" },
+      "redis-sentinel": { type: "string" },
       nats: { type: "string" },
       prefix: { type: "string" },
       docs: { type: "boolean", default: false },
@@ -87,12 +95,18 @@ if (
   console.error(`Invalid --metrics port: ${values.metrics}`);
   process.exit(2);
 }
-if (values.prefix !== undefined && !values.redis && !values.nats) {
+/** The broker options given: at most one may be. */
+const brokerFlags = ["redis", "redis-cluster", "redis-sentinel", "nats"].filter(
+  (flag) => values[flag] !== undefined,
+);
+/** `redis` or `nats`: the kind of broker given, if one is. */
+const brokerKind = brokerFlags[0]?.startsWith("redis") ? "redis" : brokerFlags[0];
+if (values.prefix !== undefined && brokerFlags.length === 0) {
   console.error("--prefix is the relay's: give it with --redis or --nats.");
   process.exit(2);
 }
-if (values.redis && values.nats) {
-  console.error("Give --redis or --nats, not both.");
+if (brokerFlags.length > 1) {
+  console.error(`Give one broker, not several: ${brokerFlags.map((f) => `--${f}`).join(", ")}.`);
   process.exit(2);
 }
 
@@ -191,9 +205,8 @@ if (values.watch) {
     console.log(`SocketAPI: docs at http://${new URL(server.url).host}/docs`);
   }
   if (!cluster.isWorker) {
-    const relayed = values.redis ?? values.nats;
-    const over = relayed
-      ? ` (relay: ${values.redis ? "Redis" : "NATS"}, prefix ${JSON.stringify(values.prefix ?? (values.redis ? "socketapi:" : "socketapi"))})`
+    const over = brokerKind
+      ? ` (relay: ${brokerKind === "redis" ? "Redis" : "NATS"}, prefix ${JSON.stringify(values.prefix ?? (brokerKind === "redis" ? "socketapi:" : "socketapi"))})`
       : "";
     console.log(`SocketAPI: serving ${positionals[0]} at ${server.url}${over}`);
   }
@@ -208,14 +221,47 @@ if (values.watch) {
   process.on("SIGTERM", stop);
 }
 
-/** The relay --redis or --nats names (with --prefix), or undefined. */
+/**
+ * `[user:password@]host:port,host:port[/name]` as the Redis relay takes it: the nodes, the
+ * credentials for Redis (percent-decoded), and the name after the slash.
+ */
+function redisNodes(text) {
+  const at = text.lastIndexOf("@");
+  const credentials = at < 0 ? "" : text.slice(0, at);
+  const [list = "", name] = text.slice(at + 1).split("/");
+  const nodes = list.split(",").map((node) => node.trim()).filter(Boolean);
+  const [username, password] = credentials.includes(":")
+    ? credentials.split(/:(.*)/s).map(decodeURIComponent)
+    : [undefined, credentials ? decodeURIComponent(credentials) : undefined];
+  const redis = {
+    ...(username ? { username } : {}),
+    ...(password ? { password } : {}),
+  };
+  return { nodes, name, redis };
+}
+
+/** The relay --redis, --redis-cluster, --redis-sentinel or --nats names (with --prefix), or undefined. */
 async function brokerRelay() {
   const prefix = values.prefix === undefined ? {} : { prefix: values.prefix };
   if (values.redis) {
     return (await import("socketapi/redis")).redisRelay({ url: values.redis, ...prefix });
   }
+  if (values["redis-cluster"]) {
+    const { nodes, redis } = redisNodes(values["redis-cluster"]);
+    return (await import("socketapi/redis")).redisRelay({ cluster: nodes, redis, ...prefix });
+  }
+  if (values["redis-sentinel"]) {
+    const { nodes, name, redis } = redisNodes(values["redis-sentinel"]);
+    return (await import("socketapi/redis")).redisRelay({
+      sentinels: nodes,
+      ...(name ? { sentinelName: name } : {}),
+      redis,
+      ...prefix,
+    });
+  }
   if (values.nats) {
-    return (await import("socketapi/nats")).natsRelay({ url: values.nats, ...prefix });
+    const url = values.nats.split(",").map((server) => server.trim()).filter(Boolean);
+    return (await import("socketapi/nats")).natsRelay({ url, ...prefix });
   }
   return undefined;
 }
@@ -226,7 +272,7 @@ async function brokerRelay() {
  * one dies, and stops them all on SIGINT or SIGTERM.
  */
 async function runPrimary() {
-  if (!values.redis && !values.nats) {
+  if (!brokerKind) {
     const { routeClusterBroadcasts } = await import("socketapi/node");
     routeClusterBroadcasts();
   } else {

@@ -4,6 +4,7 @@
 // primary killed mid-broadcast (its replica takes over) and a slot moved from one primary
 // to another under live subscribers. Each failure's gap is measured and stated in the test
 // names' bounds; what was lost is counted, and a client recovering across it is told.
+import { spawnSync } from "node:child_process";
 import * as v from "valibot";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NodeServer, serve } from "../adapters/node.ts";
@@ -16,6 +17,7 @@ import {
   startRedisCluster,
 } from "./helpers/brokers.ts";
 import type { Frame } from "./helpers/fake-client.ts";
+import { freePort, type ServerProcess, startServer } from "./helpers/server-process.ts";
 import { openClient, type WsClient } from "./helpers/ws-client.ts";
 
 let cluster: RedisCluster;
@@ -216,6 +218,51 @@ describe("a Redis Cluster with sharded pub/sub", () => {
     }
     await relay.close();
   });
+});
+
+describe("socketapi --redis-cluster", () => {
+  it("relays between two commands over the cluster, named by some of its nodes", async () => {
+    const started: ServerProcess[] = [];
+    try {
+      for (const name of ["a", "b"]) {
+        const command = [
+          ...["node", "adapters/node-cli.js", "tests/servers/scaling-app.ts", "--port", "{port}"],
+          ...["--redis-cluster", cluster.addresses.slice(1, 3).join(",")],
+        ];
+        started.push(await startServer(command, { env: { INSTANCE: name } }));
+      }
+      const [a, b] = started as [ServerProcess, ServerProcess];
+      expect(a.output()).toContain('(relay: Redis, prefix "socketapi:")');
+      const onB = await client(b.url);
+      await onB.request({ type: "subscribe", channel: "news" });
+      const onA = await client(a.url);
+      await onA.request({ type: "action", channel: "burst", data: { count: 3 }, id: 1 });
+      const got = await drain(onB);
+      expect(got.map((frame) => frame.data)).toEqual([
+        { seq: 0, from: "a" },
+        { seq: 1, from: "a" },
+        { seq: 2, from: "a" },
+      ]);
+    } finally {
+      await Promise.all(started.map((server) => server.stop()));
+    }
+  }, 60_000);
+
+  it("says why it cannot start when no node of the cluster answers, and exits 1", async () => {
+    const port = await freePort();
+    const result = spawnSync(
+      "node",
+      ["adapters/node-cli.js", "tests/servers/scaling-app.ts", "--port", "0"].concat([
+        "--redis-cluster",
+        `127.0.0.1:${port}`,
+      ]),
+      { encoding: "utf8", timeout: 30_000 },
+    );
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain(
+      `socketapi/redis: cannot connect to Redis Cluster at 127.0.0.1:${port}`,
+    );
+  }, 40_000);
 });
 
 describe("a Redis Cluster's failures", () => {

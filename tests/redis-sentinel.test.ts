@@ -11,6 +11,7 @@ import { redisRelay } from "../relays/redis.ts";
 import { type Relay, type RelayHealth, type RelayStats, SocketAPI } from "../src/index.ts";
 import { type RedisSentinels, startRedisSentinels } from "./helpers/brokers.ts";
 import type { Frame } from "./helpers/fake-client.ts";
+import { type ServerProcess, startServer } from "./helpers/server-process.ts";
 import { openClient, type WsClient } from "./helpers/ws-client.ts";
 
 let watched: RedisSentinels;
@@ -78,6 +79,32 @@ const until = async (check: () => boolean | Promise<boolean>, ms = 20_000) => {
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 };
+
+describe("socketapi --redis-sentinel", () => {
+  it("relays between two commands over the primary the Sentinels name", async () => {
+    const started: ServerProcess[] = [];
+    try {
+      for (const name of ["a", "b"]) {
+        const command = [
+          ...["node", "adapters/node-cli.js", "tests/servers/scaling-app.ts", "--port", "{port}"],
+          ...["--redis-sentinel", `${watched.addresses.join(",")}/${watched.name}`],
+        ];
+        started.push(await startServer(command, { env: { INSTANCE: name } }));
+      }
+      const [a, b] = started as [ServerProcess, ServerProcess];
+      const onB = await client(b.url, "b");
+      await onB.request({ type: "subscribe", channel: "news" });
+      const onA = await client(a.url, "a");
+      await onA.request({ type: "action", channel: "burst", data: { count: 2 }, id: 1 });
+      expect((await drain(onB)).map((frame) => frame.data)).toEqual([
+        { seq: 0, from: "a" },
+        { seq: 1, from: "a" },
+      ]);
+    } finally {
+      await Promise.all(started.map((server) => server.stop()));
+    }
+  }, 60_000);
+});
 
 describe("Redis through Sentinel", () => {
   it("follows a failover from a stopped primary within 15 s; history and presence go on", async () => {

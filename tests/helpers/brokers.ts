@@ -435,3 +435,59 @@ export async function startRedisSentinels({
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
+
+/** A NATS cluster the tests run themselves: `nats-server` nodes joined by routes. */
+export interface NatsCluster {
+  readonly nodes: readonly Broker[];
+  /** Each node's client URL. */
+  readonly urls: readonly string[];
+  /** Resolves once every node has a route to every other. */
+  routed(ms?: number): Promise<void>;
+  kill(): Promise<void>;
+}
+
+/** `size` NATS servers on free ports, each with routes to all the others. */
+export async function startNatsCluster(size = 3): Promise<NatsCluster> {
+  const ports = await Promise.all(Array.from({ length: size }, () => freePort()));
+  const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
+  const monitorPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
+  const nodes: Broker[] = [];
+  for (let i = 0; i < size; i++) {
+    const port = ports[i] as number;
+    const routes = clusterPorts
+      .filter((_, j) => j !== i)
+      .map((clusterPort) => `nats://127.0.0.1:${clusterPort}`)
+      .join(",");
+    const args = [
+      ...["-a", "127.0.0.1", "-p", String(port), "-m", String(monitorPorts[i])],
+      ...["--cluster_name", "socketapi-test", "--cluster", `nats://127.0.0.1:${clusterPorts[i]}`],
+      ...["--routes", routes],
+    ];
+    nodes.push(await broker("nats", port, `nats://127.0.0.1:${port}`, args));
+  }
+  const self: NatsCluster = {
+    nodes,
+    urls: nodes.map((node) => node.url),
+    async routed(ms = 20_000) {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const counts = await Promise.all(
+          monitorPorts.map((port) =>
+            fetch(`http://127.0.0.1:${port}/routez`)
+              .then((response) => response.json() as Promise<{ num_routes: number }>)
+              .then((routez) => routez.num_routes)
+              .catch(() => 0),
+          ),
+        );
+        if (counts.every((count) => count >= size - 1)) return;
+        if (Date.now() > deadline) throw new Error("the NATS cluster did not form");
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    },
+    async kill() {
+      await killAll(nodes);
+    },
+  };
+  await self.routed();
+  return self;
+}

@@ -229,7 +229,10 @@ function redisNodes(text) {
   const at = text.lastIndexOf("@");
   const credentials = at < 0 ? "" : text.slice(0, at);
   const [list = "", name] = text.slice(at + 1).split("/");
-  const nodes = list.split(",").map((node) => node.trim()).filter(Boolean);
+  const nodes = list
+    .split(",")
+    .map((node) => node.trim())
+    .filter(Boolean);
   const [username, password] = credentials.includes(":")
     ? credentials.split(/:(.*)/s).map(decodeURIComponent)
     : [undefined, credentials ? decodeURIComponent(credentials) : undefined];
@@ -260,7 +263,10 @@ async function brokerRelay() {
     });
   }
   if (values.nats) {
-    const url = values.nats.split(",").map((server) => server.trim()).filter(Boolean);
+    const url = values.nats
+      .split(",")
+      .map((server) => server.trim())
+      .filter(Boolean);
     return (await import("socketapi/nats")).natsRelay({ url, ...prefix });
   }
   return undefined;

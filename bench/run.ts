@@ -14,6 +14,7 @@ import { connect, createServer } from "node:net";
 import { cpus, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { startRedisCluster } from "../tests/helpers/brokers.ts";
 import type { LoadSizes } from "./load.ts";
 
 const root = resolve(import.meta.dirname, "..");
@@ -133,7 +134,8 @@ const subjects: Subject[] = [
  */
 interface ClusterSubject {
   subject: string;
-  broker: "redis" | "nats";
+  /** `redis-cluster`: three primaries and three replicas, joined by `redis-cli --cluster create`. */
+  broker: "redis" | "nats" | "redis-cluster";
   command: string[];
   protocol: "socketapi" | "socketio";
 }
@@ -154,6 +156,18 @@ const clusterSubjects: ClusterSubject[] = [
   {
     subject: "socket.io over redis",
     broker: "redis",
+    command: nodeServer("node-socketio-redis.ts"),
+    protocol: "socketio",
+  },
+  {
+    subject: "socketapi over redis cluster",
+    broker: "redis-cluster",
+    command: nodeServer("node-socketapi-relay.ts"),
+    protocol: "socketapi",
+  },
+  {
+    subject: "socket.io over redis cluster (sharded adapter)",
+    broker: "redis-cluster",
     command: nodeServer("node-socketio-redis.ts"),
     protocol: "socketio",
   },
@@ -308,8 +322,26 @@ const BROKERS = {
   nats: ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"],
 };
 
+/** A broker the bench started: where it is, and how it is stopped. */
+interface StartedBroker {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A Redis Cluster of three primaries (a replica each) on free ports, as the tests start it;
+ * its URL is `redis-cluster://` and its primaries.
+ */
+async function startClusterBroker(): Promise<StartedBroker> {
+  const cluster = await startRedisCluster();
+  return {
+    url: `redis-cluster://${cluster.addresses.slice(0, 3).join(",")}`,
+    stop: () => cluster.kill(),
+  };
+}
+
 /** Starts a broker of its own on a free port, on the servers' core; its URL and process. */
-async function startBroker(kind: "redis" | "nats"): Promise<{ child: ChildProcess; url: string }> {
+async function startBroker(kind: "redis" | "nats"): Promise<StartedBroker> {
   const binary = BROKERS[kind].find((path) => existsSync(path));
   if (!binary) throw new Error(`${kind} is not installed: apt-get install ${kind}-server`);
   const port = await freePort();
@@ -332,7 +364,13 @@ async function startBroker(kind: "redis" | "nats"): Promise<{ child: ChildProces
     if (attempt > 200) throw new Error(`${kind} did not start`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
-  return { child, url: `${kind}://127.0.0.1:${port}` };
+  return {
+    url: `${kind}://127.0.0.1:${port}`,
+    async stop() {
+      child.kill("SIGKILL");
+      if (child.exitCode === null && child.signalCode === null) await once(child, "exit");
+    },
+  };
 }
 
 async function freePort(): Promise<number> {
@@ -397,7 +435,10 @@ async function runLoad(options: Record<string, unknown>): Promise<Record<string,
 
 /** One run of a cross-process subject: its broker, three instances, the load. */
 async function runCluster(subject: ClusterSubject, sizes: Sizes): Promise<Record<string, number>> {
-  const broker = await startBroker(subject.broker);
+  const broker =
+    subject.broker === "redis-cluster"
+      ? await startClusterBroker()
+      : await startBroker(subject.broker);
   const instances: ChildProcess[] = [];
   try {
     const urls: string[] = [];
@@ -419,10 +460,11 @@ async function runCluster(subject: ClusterSubject, sizes: Sizes): Promise<Record
       protocol: subject.protocol,
     });
   } finally {
-    for (const child of [...instances, broker.child]) {
+    for (const child of instances) {
       child.kill("SIGKILL");
       if (child.exitCode === null && child.signalCode === null) await once(child, "exit");
     }
+    await broker.stop();
   }
 }
 
@@ -691,7 +733,7 @@ function table(
  */
 function clusterTable(results: BenchResult[]): string {
   const lines = [
-    "| scenario | subject | median | min – max | vs socket.io over redis | vs one process |",
+    "| scenario | subject | median | min – max | vs socket.io over the same broker | vs one process |",
     "| --- | --- | ---: | ---: | ---: | ---: |",
   ];
   const single = results.find(
@@ -699,8 +741,12 @@ function clusterTable(results: BenchResult[]): string {
   );
   for (const metric of CLUSTER_METRICS) {
     const rows = results.filter((r) => r.scenario === metric.scenario);
-    const socketio = rows.find((r) => r.subject === "socket.io over redis");
     for (const row of rows) {
+      // Over a Redis Cluster, against Socket.IO's sharded adapter on the same cluster.
+      const peer = row.subject.includes("redis cluster")
+        ? "socket.io over redis cluster (sharded adapter)"
+        : "socket.io over redis";
+      const socketio = rows.find((r) => r.subject === peer);
       const fanout = metric.scenario === "fan-out across processes";
       const vsSocketio =
         fanout && socketio && row !== socketio
@@ -1110,7 +1156,20 @@ function targets(results: BenchResult[]): string {
     `${overRedis.toFixed(2)}x`,
     overRedis >= 3,
   ]);
-  for (const subject of ["socketapi over redis", "socketapi over nats"]) {
+  const overCluster =
+    across("socketapi over redis cluster") /
+    across("socket.io over redis cluster (sharded adapter)");
+  rows.push([
+    "fan-out across processes over a 3-primary Redis Cluster vs Socket.IO's sharded adapter: at least 3x",
+    overCluster,
+    `${overCluster.toFixed(2)}x`,
+    overCluster >= 3,
+  ]);
+  for (const subject of [
+    "socketapi over redis",
+    "socketapi over nats",
+    "socketapi over redis cluster",
+  ]) {
     const ratio = across(subject) / get("fan-out", "node", "socketapi");
     rows.push([
       `fan-out across processes, ${subject}: at least 0.8 of one process (both instances share the servers' one core here)`,

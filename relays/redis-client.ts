@@ -16,6 +16,8 @@ export interface RedisEvents {
   up(): void;
   /** Part of Redis failed (a node of a cluster): what goes through it may be lost meanwhile. */
   trouble(error: unknown): void;
+  /** The subscriptions were made again by the client itself (a cluster's, after a move). */
+  resumed(): void;
 }
 
 /** The relay's connections to Redis. */

@@ -88,6 +88,10 @@ export class ClusterRedis implements RedisConnections {
       this.#up = false;
       events.down(new Error(`${this.name} closed the connection`));
     });
+    // ioredis subscribed again where the slots are now (after a failover or a move).
+    cluster.on("subscribersReady", () => {
+      if (this.#up) events.resumed();
+    });
     cluster.on("ready", () => {
       if (this.#up) return;
       this.#up = true;

@@ -144,6 +144,7 @@ class RedisLink implements BrokerLink {
       down: (error) => events.down(error),
       up: () => events.up(),
       trouble: (error) => events.trouble?.(error),
+      resumed: () => events.resumed?.(),
     });
   }
 

@@ -42,11 +42,13 @@ it("runs every subject on every runtime and writes the JSON the README promises"
       "node raw-naive",
       "node socket.io",
       "node socket.io over redis",
+      "node socket.io over redis cluster (sharded adapter)",
       "node socketapi",
       "node socketapi + otel metrics",
       "node socketapi + otel traces",
       "node socketapi over nats",
       "node socketapi over redis",
+      "node socketapi over redis cluster",
     ]);
     const scenarios = new Set(results.map((r: { scenario: string }) => r.scenario));
     expect([...scenarios]).toEqual([

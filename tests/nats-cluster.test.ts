@@ -124,7 +124,9 @@ describe("a NATS cluster", () => {
           `lost (counted) ${sender.relay.stats.lost}, health seen: ${[...states].join(", ")}`,
       );
       expect(gap).toBeLessThan(15_000);
-      expect(states.has("down")).toBe(true);
+      // The health changed with the failure: down or degraded since it, or ok again only
+      // since the relay recovered (polling may miss a down of a few ms).
+      expect(sender.relay.health.since).toBeGreaterThanOrEqual(killedAt);
       expect(sender.relay.stats.disconnects).toBe(1);
       expect(errors.length).toBeGreaterThanOrEqual(1);
       // In order, never twice; every one missing was counted lost by the sender (one

@@ -273,6 +273,14 @@ describe("a Redis Cluster's failures", () => {
     await listener.request({ type: "subscribe", channel: "plain/f" });
     const recovering = await client(b.server.url);
     await recovering.request({ type: "subscribe", channel: "rooms/f" });
+    // Stays subscribed to the channel with history through the failover.
+    const stayed = await client(b.server.url);
+    await stayed.request({ type: "subscribe", channel: "rooms/f" });
+    const withHistory: number[] = [];
+    stayed.ws.on("message", (data) => {
+      const frame = JSON.parse(String(data));
+      if (frame.type === "data") withHistory.push(frame.data.seq);
+    });
     let seq = 0;
     const received: { seq: number; at: number }[] = [];
     listener.ws.on("message", (data) => {
@@ -316,6 +324,15 @@ describe("a Redis Cluster's failures", () => {
     expect(gap).toBeLessThan(15_000);
     expect(degraded).toBe(true);
     expect(a.relay.stats.lost).toBeGreaterThan(0);
+    // Every broadcast of either channel that did not reach its subscriber was counted lost:
+    // the one with history caught up, once b's subscriptions were made again.
+    await until(() => received.length + withHistory.length >= 2 * seq - a.relay.stats.lost, 5000);
+    console.log(
+      `sent 2 x ${seq}, received ${received.length} + ${withHistory.length} (with history), ` +
+        `lost (counted) ${a.relay.stats.lost}`,
+    );
+    expect(new Set(withHistory).size).toBe(withHistory.length);
+    expect(withHistory).toEqual([...withHistory].sort((x, y) => x - y));
     expect(errors.length).toBeGreaterThan(0);
     // Nothing arrives twice, and in order.
     const seqs = received.map((entry) => entry.seq);

@@ -17,6 +17,15 @@ export function offsetOf(frame: string): number | undefined {
   return Number.isSafeInteger(offset) ? offset : undefined;
 }
 
+/** The offset and epoch a stamped frame carries, read from its end; `undefined` for an unstamped one. */
+export function positionOf(frame: string): StreamPosition | undefined {
+  const offset = offsetOf(frame);
+  const at = frame.lastIndexOf(',"epoch":"');
+  if (offset === undefined || at < 0) return undefined;
+  const end = frame.indexOf('"', at + 10);
+  return end < 0 ? undefined : { offset, epoch: frame.slice(at + 10, end) };
+}
+
 /**
  * The position a client sent as `since`, when it is one: an object with a whole
  * non-negative `offset` and a string `epoch` of at most 64 characters.

@@ -26,6 +26,11 @@ export interface LinkEvents {
    * it may be lost until it recovers. The relay shows itself `degraded` meanwhile.
    */
   trouble?(error: unknown): void;
+  /**
+   * The link subscribed again by itself after part of the broker failed (a cluster's
+   * client, after a failover or a slot move): broadcasts made meanwhile may have been missed.
+   */
+  resumed?(): void;
 }
 
 /** One broker's client, as a relay uses it: channels, not the broker's topic names. */
@@ -126,6 +131,8 @@ export class BrokerRelay implements Relay {
   readonly #interest = new Set<string>();
   readonly #counters: Counters = { published: 0, received: 0, lost: 0, disconnects: 0 };
   #report: (error: unknown) => void = () => {};
+  /** Tells the hub the relay subscribed again after it could not deliver. */
+  #resumed: () => void = () => {};
   #up = false;
   #closed = false;
   /** Whether the current outage (or stall) was reported already. */
@@ -259,8 +266,10 @@ export class BrokerRelay implements Relay {
     report: (error: unknown) => void,
     countHere: (channel: string) => number = () => 0,
     disconnectHere: (target: DisconnectTarget, code: number, reason: string) => number = () => 0,
+    resumed: () => void = () => {},
   ): Promise<void> {
     this.#report = report;
+    this.#resumed = resumed;
     const answers = { count: countHere, disconnect: disconnectHere };
     await this.#link.connect({
       message: (channel, frame) => {
@@ -272,6 +281,9 @@ export class BrokerRelay implements Relay {
       up: () => this.#restore(),
       trouble: (error) => {
         if (this.#up && !this.#closed) this.#troubled(error);
+      },
+      resumed: () => {
+        if (this.#up && !this.#closed) this.#resumed();
       },
     });
     this.#up = true;
@@ -445,7 +457,8 @@ export class BrokerRelay implements Relay {
   /** A command that did not reach the broker: counted if a broadcast, told once, marked. */
   #failed(kind: CommandKind, error: unknown): Error {
     if (kind === "broadcast") this.#counters.lost++;
-    if (this.#up) this.#troubled(error);
+    // Also while the broker is away: once back, the relay shows the loss for a while.
+    this.#troubled(error);
     const told = this.#reportOutage(error);
     return markReported(error instanceof Error ? error : told);
   }
@@ -478,11 +491,14 @@ export class BrokerRelay implements Relay {
     this.#up = true;
     this.#lossReported = false;
     const restoring = `${this.#link.name} is back: subscribing again`;
+    // What went wrong during the outage (broadcasts lost) still shows once subscribed again.
+    const before = this.#trouble;
     this.#troubled(new Error(restoring));
     this.#link.subscribe([...this.#census.topics, ...this.#interest]).then(
       () => {
         // Subscribed again: degraded no longer, unless something else went wrong meanwhile.
-        if (this.#trouble?.reason === restoring) this.#trouble = undefined;
+        if (this.#trouble?.reason === restoring) this.#trouble = before;
+        this.#resumed();
       },
       (error: unknown) => {
         const failure = this.#failure("could not subscribe again", error);

@@ -4,9 +4,11 @@ import type {
   Latest,
   LocalHistoryStore,
   SharedHistoryStore,
+  StreamPosition,
 } from "../history/history.ts";
 import { MemoryHistory } from "../history/memory-history.ts";
-import { offsetOf } from "../history/stamp.ts";
+import { positionOf } from "../history/stamp.ts";
+import { CatchUp } from "./catch-up.ts";
 import type { PlaceLink } from "./place-link.ts";
 import type { Subscriber } from "./subscriber.ts";
 
@@ -54,8 +56,10 @@ export class HistoryPlace {
   readonly #lingeringBy = new WeakMap<Subscriber, { count: number }>();
   /** Broadcasts of a shared history store waiting for their own copy to come back. */
   readonly #echoes = new Map<string, Echo[]>();
-  /** The last offset received here per channel of a shared history store with subscribers. */
-  readonly #heard = new Map<string, number>();
+  /** The last position received here per channel of a shared history store with subscribers. */
+  readonly #heard = new Map<string, StreamPosition>();
+  /** What the subscribers here missed while the relay was away, sent once it is back. */
+  readonly #catchUp = new CatchUp();
   /** Subscribers that a stand-in replaces in the index, per channel, for a while. */
   readonly #standIns = new Map<Subscriber, Map<string, Subscriber>>();
 
@@ -127,7 +131,7 @@ export class HistoryPlace {
         }
         if (!link.index.has(channel)) return 0;
         // Its copy may have come back before the store's answer did.
-        if ((this.#heard.get(channel) ?? 0) >= offset) return link.index.size(channel);
+        if ((this.#heard.get(channel)?.offset ?? 0) >= offset) return link.index.size(channel);
         return new Promise<number>((resolve) => {
           const echo: Echo = { offset, resolve, timer: undefined };
           echo.timer = setTimeout(() => this.#settleEcho(channel, echo, 0), ECHO_TIMEOUT_MS);
@@ -149,9 +153,10 @@ export class HistoryPlace {
    * broadcasts waiting for it (or an earlier one) resolve.
    */
   echoed(channel: string, frame: string, delivered: number): void {
-    const offset = offsetOf(frame);
-    if (offset === undefined) return;
-    if (this.#link.index.has(channel)) this.#heard.set(channel, offset);
+    const position = positionOf(frame);
+    if (position === undefined) return;
+    const { offset } = position;
+    if (this.#link.index.has(channel)) this.#heard.set(channel, position);
     const waiting = this.#echoes.get(channel);
     if (!waiting) return;
     for (const echo of [...waiting]) {
@@ -176,7 +181,50 @@ export class HistoryPlace {
    * while it has subscribers here.
    */
   heardOffset(channel: string): number | undefined {
-    return this.#heard.get(channel);
+    return this.#heard.get(channel)?.offset;
+  }
+
+  /**
+   * Whether a stamped frame of a shared store received on `channel` was received here
+   * already: its offset, in the epoch heard last, is not past the last one heard. A
+   * cluster's client may deliver a message twice while it subscribes again (seen during a
+   * Redis Cluster failover); a broadcast with history is still sent only once.
+   */
+  heardAlready(channel: string, frame: string): boolean {
+    const heard = this.#heard.get(channel);
+    if (!heard) return false;
+    const position = positionOf(frame);
+    return (
+      position !== undefined && position.epoch === heard.epoch && position.offset <= heard.offset
+    );
+  }
+
+  /**
+   * Whether a stamped frame of a shared store received on `channel` must wait: the channel
+   * is catching up with what it missed ({@link resume}), and sends it after.
+   */
+  held(channel: string, frame: string, except: string | undefined): boolean {
+    return this.#catchUp.hold(channel, frame, except);
+  }
+
+  /**
+   * The relay subscribed again after it could not deliver here (an outage, a failover):
+   * each channel of a shared store with subscribers here gets, through `deliver`, what its
+   * stream kept after the last broadcast heard here, then what came meanwhile, once each.
+   */
+  resume(
+    deliver: (channel: string, frame: string, except: string | undefined) => void,
+  ): Promise<void> {
+    const heard = this.#heard;
+    const index = this.#link.index;
+    return this.#catchUp.run({
+      *heard() {
+        for (const entry of heard) if (index.has(entry[0])) yield entry;
+      },
+      of: (channel) => this.of(channel),
+      deliver,
+      report: (error, channel) => this.#link.report(error, { channel, phase: "relay" }),
+    });
   }
 
   /**

@@ -152,6 +152,7 @@ export class Hub {
         (error) => this.#report(error, { phase: "relay" }),
         (channel) => this.subscriberCount(channel),
         (target, code, reason) => this.disconnectHere(target, { code, reason }),
+        () => this.#resume(),
       ),
     );
     return this.#opened;
@@ -358,12 +359,38 @@ export class Hub {
       history && kept && !kept.store.shared
         ? history.stamp(channel, frame, kept.options, kept.store)
         : frame;
+    if (!kept?.store.shared) {
+      return except === undefined
+        ? this.index.deliver(channel, stamped)
+        : this.#deliverExcept(channel, stamped, except);
+    }
+    // Received twice (a cluster's client subscribing again), or catching up after an
+    // outage: sent once what was missed before it has been.
+    if (history?.heardAlready(channel, stamped)) return 0;
+    if (history?.held(channel, stamped, except)) return 0;
+    return this.#deliverShared(channel, stamped, except);
+  }
+
+  /** A stamped frame of a shared history store, delivered here; how many it reached. */
+  #deliverShared(channel: string, stamped: string, except: string | undefined): number {
     const delivered =
       except === undefined
         ? this.index.deliver(channel, stamped)
         : this.#deliverExcept(channel, stamped, except);
-    if (kept?.store.shared) history?.echoed(channel, stamped, delivered);
+    this.#history?.echoed(channel, stamped, delivered);
     return delivered;
+  }
+
+  /**
+   * The relay subscribed again after it could not deliver here: the subscribers of
+   * channels with a shared history get what they missed meanwhile.
+   */
+  #resume(): void {
+    this.#history
+      ?.resume((channel, frame, except) => {
+        this.telemetry?.delivered(this.#deliverShared(channel, frame, except));
+      })
+      .catch((error: unknown) => this.#report(error, { phase: "relay" }));
   }
 
   /** Hands a frame to the relay, after the `local` deliveries here. */

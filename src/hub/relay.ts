@@ -44,13 +44,17 @@ export interface Relay {
    * Starts the relay: `receive` is called with every frame another instance published on
    * a channel this one joined; `report` tells the app's `onError` of a failure no call
    * returns (the broker went away). The hub calls it once, before the first join; a relay
-   * that cannot start (wrong address, wrong credentials) rejects, saying why.
+   * that cannot start (wrong address, wrong credentials) rejects, saying why. `resumed` is
+   * called each time the relay subscribed again after it could not deliver (an outage, a
+   * failover): the hub then sends its subscribers what they missed, where a shared history
+   * kept it.
    */
   open(
     receive: (channel: string, frame: string) => void,
     report: (error: unknown) => void,
     countHere?: (channel: string) => number,
     disconnectHere?: (target: DisconnectTarget, code: number, reason: string) => number,
+    resumed?: () => void,
   ): void | Promise<void>;
   /**
    * This instance has its first subscriber of `channel`: receive its broadcasts from now

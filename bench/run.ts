@@ -329,11 +329,12 @@ interface StartedBroker {
 }
 
 /**
- * A Redis Cluster of three primaries (a replica each) on free ports, as the tests start it;
- * its URL is `redis-cluster://` and its primaries.
+ * A Redis Cluster of three primaries (a replica each) on free ports, as the tests start it,
+ * on the servers' core; its URL is `redis-cluster://` and its primaries.
  */
 async function startClusterBroker(): Promise<StartedBroker> {
-  const cluster = await startRedisCluster();
+  // On the servers' core, as every broker of the bench.
+  const cluster = await startRedisCluster({ wrap: (command) => pinned(0, command) });
   return {
     url: `redis-cluster://${cluster.addresses.slice(0, 3).join(",")}`,
     stop: () => cluster.kill(),

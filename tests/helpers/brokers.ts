@@ -87,8 +87,17 @@ async function answering(port: number, ms = 10_000): Promise<void> {
   }
 }
 
-async function run(kind: Broker["kind"], args: string[], port: number): Promise<ChildProcess> {
-  const child = spawn(binary(kind), args, { stdio: "ignore" });
+/** How a broker's command line is run: as it is, or within another (`taskset -c 0 ...`). */
+export type CommandWrapper = (command: string[]) => string[];
+
+async function run(
+  kind: Broker["kind"],
+  args: string[],
+  port: number,
+  wrap: CommandWrapper = (command) => command,
+): Promise<ChildProcess> {
+  const [command, ...rest] = wrap([binary(kind), ...args]) as [string, ...string[]];
+  const child = spawn(command, rest, { stdio: "ignore" });
   const exited = once(child, "exit").then(([code]) => {
     throw new Error(`${kind} exited with ${code} on port ${port}`);
   });
@@ -97,7 +106,13 @@ async function run(kind: Broker["kind"], args: string[], port: number): Promise<
   return child;
 }
 
-function broker(kind: Broker["kind"], port: number, url: string, args: string[]): Promise<Broker> {
+function broker(
+  kind: Broker["kind"],
+  port: number,
+  url: string,
+  args: string[],
+  wrap?: CommandWrapper,
+): Promise<Broker> {
   let child: ChildProcess | undefined;
   const self: Broker = {
     kind,
@@ -113,7 +128,7 @@ function broker(kind: Broker["kind"], port: number, url: string, args: string[])
     },
     async restart() {
       await self.kill();
-      child = await run(kind, args, port);
+      child = await run(kind, args, port, wrap);
     },
     pause() {
       child?.kill("SIGSTOP");
@@ -217,10 +232,13 @@ export async function startRedisCluster({
   primaries = 3,
   replicas = 1,
   nodeTimeout = 1000,
+  wrap,
 }: {
   primaries?: number;
   replicas?: number;
   nodeTimeout?: number;
+  /** Runs each node's command within another (the bench pins them to a core). */
+  wrap?: CommandWrapper;
 } = {}): Promise<RedisCluster> {
   const directory = mkdtempSync(join(tmpdir(), "socketapi-cluster-"));
   const nodes: Broker[] = [];
@@ -250,7 +268,7 @@ export async function startRedisCluster({
       "--repl-diskless-sync-delay",
       "0",
     ];
-    nodes.push(await broker("redis", port, `redis://127.0.0.1:${port}`, args));
+    nodes.push(await broker("redis", port, `redis://127.0.0.1:${port}`, args, wrap));
   }
   const addresses = nodes.map((node) => `127.0.0.1:${node.port}`);
   await redisCliRun([

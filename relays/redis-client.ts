@@ -34,6 +34,8 @@ export interface RedisConnections {
   publish(topic: string, message: string): Promise<unknown>;
   /** How many connections hear each of `topics`. */
   listeners(topics: readonly string[]): Promise<number[]>;
+  /** A command sent over them failed: a cluster's connections ask where the slots are. */
+  commandFailed?(): void;
   /** The pub/sub channels matching `pattern` that somebody hears. */
   topics(pattern: string): Promise<string[]>;
   close(): Promise<void>;

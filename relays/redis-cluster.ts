@@ -38,8 +38,9 @@ export class ClusterRedis implements RedisConnections {
       // again later: a broadcast sent again would overtake those made after it. It is
       // counted lost, and the relay asks the cluster where the slots are now.
       maxRedirections: 0,
-      // Where the slots are, asked again this often even without a failure.
-      slotsRefreshInterval: 2000,
+      // Where the slots are, asked again this often even without a failure (ioredis asks
+      // only at a failure otherwise: a slot moved under subscribers alone goes unseen).
+      slotsRefreshInterval: 5000,
       lazyConnect: true,
       clusterRetryStrategy: (attempt) => Math.min(attempt * 100, 2000),
       ...options,
@@ -120,15 +121,12 @@ export class ClusterRedis implements RedisConnections {
   publish(topic: string, message: string): Promise<unknown> {
     const cluster = this.#cluster;
     if (!cluster) return Promise.reject(new Error(`${this.name} is not connected`));
-    return this.#refreshing(cluster.spublish(topic, message));
+    return cluster.spublish(topic, message);
   }
 
-  /** `command`, and where the slots are asked again if it fails (a moved slot, a failover). */
-  #refreshing<T>(command: Promise<T>): Promise<T> {
-    return command.catch((error: unknown) => {
-      this.#cluster?.refreshSlotsCache();
-      throw error;
-    });
+  /** A command failed (a moved slot, a failover?): where the slots are is asked again. */
+  commandFailed(): void {
+    this.#cluster?.refreshSlotsCache();
   }
 
   /** Each primary counts the subscribers of the shard channels in its slots: their sum. */

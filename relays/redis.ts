@@ -173,6 +173,10 @@ class RedisLink implements BrokerLink {
     }));
   }
 
+  commandFailed(): void {
+    this.#connections.commandFailed?.();
+  }
+
   async listeners(channel: string): Promise<number> {
     const [count] = await this.#connections.listeners([this.#names.topic(channel)]);
     return count ?? 0;

@@ -60,6 +60,11 @@ export interface BrokerLink {
    */
   listeners?(channel: string): Promise<number>;
   /**
+   * A command through the link failed or timed out (a broadcast, a history read, presence):
+   * a link that routes commands (a cluster's) may ask the broker where things are now.
+   */
+  commandFailed?(error: unknown): void;
+  /**
    * The instances on the same broker under other prefixes, where the broker can tell
    * (Redis): they never hear this app's broadcasts, nor it theirs. Told once at start.
    */
@@ -459,6 +464,7 @@ export class BrokerRelay implements Relay {
     if (kind === "broadcast") this.#counters.lost++;
     // Also while the broker is away: once back, the relay shows the loss for a while.
     this.#troubled(error);
+    if (this.#up) this.#link.commandFailed?.(error);
     const told = this.#reportOutage(error);
     return markReported(error instanceof Error ? error : told);
   }

@@ -32,7 +32,8 @@ interface Held {
 
 /**
  * Sends this place's subscribers the broadcasts they missed while the relay could not
- * deliver to them (an outage, a failover, a slot moved), once it subscribed again: for each
+ * deliver to them (an outage, a failover, a slot moved), once it subscribed again, or
+ * once a broadcast arrives with an offset past the next one (a gap): for each
  * channel with a shared history and subscribers here, what the stream kept after the last
  * broadcast heard here, then the live broadcasts held back meanwhile, each once and in
  * offset order. A stream that started a new epoch meanwhile (a failover) gives what it has
@@ -71,6 +72,16 @@ export class CatchUp {
   async run(place: CatchUpPlace): Promise<void> {
     const channels = [...place.heard()].filter(([channel]) => !this.#held.has(channel));
     await Promise.all(channels.map(([channel, since]) => this.#catchUp(place, channel, since)));
+  }
+
+  /**
+   * Catches one channel up from `since` (a live broadcast came with an offset past the
+   * next one: those between were missed); the broadcasts received meanwhile, the one that
+   * showed the gap first, are held until it is done.
+   */
+  async channel(place: CatchUpPlace, channel: string, since: StreamPosition): Promise<void> {
+    if (this.#held.has(channel)) return;
+    await this.#catchUp(place, channel, since);
   }
 
   async #catchUp(place: CatchUpPlace, channel: string, since: StreamPosition): Promise<void> {

@@ -8,7 +8,7 @@ import type {
 } from "../history/history.ts";
 import { MemoryHistory } from "../history/memory-history.ts";
 import { positionOf } from "../history/stamp.ts";
-import { CatchUp } from "./catch-up.ts";
+import { CatchUp, type CatchUpPlace } from "./catch-up.ts";
 import type { PlaceLink } from "./place-link.ts";
 import type { Subscriber } from "./subscriber.ts";
 
@@ -200,6 +200,26 @@ export class HistoryPlace {
   }
 
   /**
+   * Whether a stamped frame of a shared store received on `channel` shows that broadcasts
+   * before it were missed here (its offset past the next one heard, or past the first of
+   * a new epoch): then the channel catches up ({@link resume}'s way), holding it meanwhile.
+   */
+  catchUpBefore(
+    channel: string,
+    frame: string,
+    deliver: (channel: string, frame: string, except: string | undefined) => void,
+  ): void {
+    const heard = this.#heard.get(channel);
+    const position = heard && positionOf(frame);
+    if (!heard || !position) return;
+    const next = position.epoch === heard.epoch ? heard.offset + 1 : 1;
+    if (position.offset <= next) return;
+    this.#catchUp
+      .channel(this.#catchUpPlace(deliver), channel, heard)
+      .catch((error: unknown) => this.#link.report(error, { channel, phase: "relay" }));
+  }
+
+  /**
    * Whether a stamped frame of a shared store received on `channel` must wait: the channel
    * is catching up with what it missed ({@link resume}), and sends it after.
    */
@@ -215,16 +235,22 @@ export class HistoryPlace {
   resume(
     deliver: (channel: string, frame: string, except: string | undefined) => void,
   ): Promise<void> {
+    return this.#catchUp.run(this.#catchUpPlace(deliver));
+  }
+
+  #catchUpPlace(
+    deliver: (channel: string, frame: string, except: string | undefined) => void,
+  ): CatchUpPlace {
     const heard = this.#heard;
     const index = this.#link.index;
-    return this.#catchUp.run({
+    return {
       *heard() {
         for (const entry of heard) if (index.has(entry[0])) yield entry;
       },
       of: (channel) => this.of(channel),
       deliver,
       report: (error, channel) => this.#link.report(error, { channel, phase: "relay" }),
-    });
+    };
   }
 
   /**

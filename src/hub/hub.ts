@@ -367,6 +367,8 @@ export class Hub {
     // Received twice (a cluster's client subscribing again), or catching up after an
     // outage: sent once what was missed before it has been.
     if (history?.heardAlready(channel, stamped)) return 0;
+    // Broadcasts before this one were missed here: the channel catches up first.
+    history?.catchUpBefore(channel, stamped, this.#deliverCaughtUp);
     if (history?.held(channel, stamped, except)) return 0;
     return this.#deliverShared(channel, stamped, except);
   }
@@ -387,11 +389,14 @@ export class Hub {
    */
   #resume(): void {
     this.#history
-      ?.resume((channel, frame, except) => {
-        this.telemetry?.delivered(this.#deliverShared(channel, frame, except));
-      })
+      ?.resume(this.#deliverCaughtUp)
       .catch((error: unknown) => this.#report(error, { phase: "relay" }));
   }
+
+  /** Delivers what a catch-up sends, as a broadcast received. */
+  readonly #deliverCaughtUp = (channel: string, frame: string, except: string | undefined) => {
+    this.telemetry?.delivered(this.#deliverShared(channel, frame, except));
+  };
 
   /** Hands a frame to the relay, after the `local` deliveries here. */
   #relayPublish(channel: string, frame: string, local: number): number | Promise<number> {

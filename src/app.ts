@@ -172,7 +172,10 @@ export class SocketAPI<
     const telemetry = new Telemetry(options.telemetry ?? {});
     this.#telemetry = telemetry;
     this.#hub.telemetry = telemetry;
-    telemetry.watchRelay(() => this.#hub.relay?.stats);
+    telemetry.watchRelay(
+      () => this.#hub.relay?.stats,
+      () => this.#hub.relay?.health,
+    );
     if (options.userId) {
       this.#hub.userOf = options.userId as (connection: Connection<object>) => string | undefined;
     }

@@ -21,7 +21,7 @@ import {
   SimpleSpanProcessor,
 } from "@opentelemetry/sdk-trace-base";
 import * as v from "valibot";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import WebSocket from "ws";
 import { type NodeServer, serve } from "../adapters/node.ts";
 import { redisRelay } from "../relays/redis.ts";
@@ -457,6 +457,14 @@ describe("with a relay", () => {
       expect(value("socketapi.relay.lost")).toBe(0);
       expect(value("socketapi.relay.disconnects")).toBe(0);
       expect(unitOf("socketapi.relay.published")).toBe("{message}");
+      // 0 while ok; 2 once the broker is gone (1 while degraded).
+      expect(points("socketapi.relay.health")).toHaveLength(1);
+      expect(value("socketapi.relay.health")).toBe(0);
+      await redis.kill();
+      await vi.waitFor(async () => {
+        metrics = (await relayReader.collect()).resourceMetrics;
+        expect(value("socketapi.relay.health")).toBe(2);
+      });
     } finally {
       await Promise.all([onA.close(), onB.close()]);
       await redis.kill();

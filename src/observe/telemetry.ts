@@ -24,7 +24,7 @@ import {
   trace,
   type UpDownCounter,
 } from "@opentelemetry/api";
-import type { RelayStats } from "../hub/relay.ts";
+import type { RelayHealth, RelayStats } from "../hub/relay.ts";
 import { errorCodeOf } from "../protocol/encode.ts";
 import { CloseCode } from "../protocol/protocol.ts";
 
@@ -133,15 +133,20 @@ export class Telemetry {
   #instruments: Instruments | undefined | null;
   #tracer: Tracer | undefined | null;
   #relays: (() => RelayStats | undefined) | undefined;
+  #relayHealth: (() => RelayHealth | undefined) | undefined;
   #subscriptionCounter: ((name: string, change: 1 | -1) => void) | undefined;
 
   constructor(options: TelemetryOptions | false = {}) {
     this.#options = options;
   }
 
-  /** The relay whose counters are reported (read when metrics are collected). */
-  watchRelay(stats: () => RelayStats | undefined): void {
+  /** The relay whose counters and health are reported (read when metrics are collected). */
+  watchRelay(
+    stats: () => RelayStats | undefined,
+    health: () => RelayHealth | undefined = () => undefined,
+  ): void {
     this.#relays = stats;
+    this.#relayHealth = health;
   }
 
   /** The instruments, or `null` when nothing records metrics. */
@@ -344,13 +349,22 @@ export class Telemetry {
     const relay = RELAY_COUNTERS.map(([stat, unit, description]) =>
       meter.createObservableCounter(`socketapi.relay.${stat}`, { description, unit }),
     );
-    meter.addBatchObservableCallback((result) => {
-      const stats = this.#relays?.();
-      if (!stats) return;
-      RELAY_COUNTERS.forEach(([stat], i) => {
-        result.observe(relay[i] as ObservableCounter, stats[stat]);
-      });
-    }, relay);
+    const health = meter.createObservableGauge("socketapi.relay.health", {
+      description: "The relay's health: 0 ok, 1 degraded, 2 down (relay.health).",
+      unit: "{state}",
+    });
+    meter.addBatchObservableCallback(
+      (result) => {
+        const now = this.#relayHealth?.();
+        if (now) result.observe(health, HEALTH_VALUES[now.status]);
+        const stats = this.#relays?.();
+        if (!stats) return;
+        RELAY_COUNTERS.forEach(([stat], i) => {
+          result.observe(relay[i] as ObservableCounter, stats[stat]);
+        });
+      },
+      [...relay, health],
+    );
     return made as unknown as Instruments;
   }
 }
@@ -428,6 +442,9 @@ const INSTRUMENTS: [
     "Requests their client cancelled, by action.",
   ],
 ];
+
+/** What `socketapi.relay.health` reports for each status. */
+const HEALTH_VALUES: Record<RelayHealth["status"], number> = { ok: 0, degraded: 1, down: 2 };
 
 /** The relay's counters, read when metrics are collected: stat, unit, description. */
 const RELAY_COUNTERS: [Exclude<keyof RelayStats, "pendingBytes">, string, string][] = [

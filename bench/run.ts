@@ -1220,7 +1220,10 @@ ${sizes.subscribers} subscribers split between the first two instances, ${sizes.
 (deliveries per second until every subscriber has them all, median of five bursts); then
 100 broadcasts per second, timed from the request to their arrival at the subscribers of
 the other instance (p50, p99); and the messages the third instance, which has no
-subscriber, received from the broker meanwhile.
+subscriber, received from the broker meanwhile. "over redis cluster": three primaries and
+three replicas (six \`redis-server\` processes), SocketAPI over sharded pub/sub against
+Socket.IO's \`createShardedAdapter\`. The time without delivery at each broker failover is
+measured by \`npm run bench:failovers\`, in [FAILOVERS.md](FAILOVERS.md).
 
 ${clusterTable(lastResults)}
 

@@ -38,9 +38,10 @@ export class ClusterRedis implements RedisConnections {
       // again later: a broadcast sent again would overtake those made after it. It is
       // counted lost, and the relay asks the cluster where the slots are now.
       maxRedirections: 0,
-      // Where the slots are, asked again this often even without a failure (ioredis asks
-      // only at a failure otherwise: a slot moved under subscribers alone goes unseen).
-      slotsRefreshInterval: 5000,
+      // Where the slots are is asked at every failed command (and when a subscriber is
+      // moved); this often besides, in case nothing failed. Sooner costs latency: asking
+      // every 2 s put the cross-process p99 at 15 ms against 10 ms at 5 s.
+      slotsRefreshInterval: 30_000,
       lazyConnect: true,
       clusterRetryStrategy: (attempt) => Math.min(attempt * 100, 2000),
       ...options,

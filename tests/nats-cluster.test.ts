@@ -3,7 +3,7 @@
 // instance is connected to dies, the client's server list moves it to another node, where
 // it subscribes again. The gap is measured, the loss counted and told, the health shows it.
 import * as v from "valibot";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type NodeServer, serve } from "../adapters/node.ts";
 import { natsRelay } from "../relays/nats.ts";
 import { type Relay, type RelayHealth, type RelayStats, SocketAPI } from "../src/index.ts";
@@ -44,14 +44,6 @@ async function client(url: string): Promise<WsClient> {
   sockets.push(opened);
   return opened;
 }
-
-const until = async (check: () => boolean, ms = 20_000) => {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-};
 
 describe("a NATS cluster", () => {
   it("carries broadcasts between instances on different nodes", async () => {
@@ -104,15 +96,18 @@ describe("a NATS cluster", () => {
       void sender.app.channels["ticks/{id}"]({ id: "f", seq });
     }, 10);
     try {
-      await until(() => received.length >= 20);
+      await vi.waitUntil(() => received.length >= 20, { timeout: 20_000, interval: 25 });
       const killedAt = Date.now();
       const before = received.length;
       const states = new Set<string>();
       await cluster.nodes[0]?.kill();
-      await until(() => {
-        states.add(sender.relay.health.status);
-        return received.length > before + 20;
-      }, 15_000);
+      await vi.waitUntil(
+        () => {
+          states.add(sender.relay.health.status);
+          return received.length > before + 20;
+        },
+        { timeout: 15_000, interval: 25 },
+      );
       let gap = 0;
       for (let i = 1; i < received.length; i++) {
         const at = received[i]?.at ?? 0;
@@ -121,7 +116,12 @@ describe("a NATS cluster", () => {
       // Those sent last may still be on their way: stopped, every broadcast is received or
       // counted lost within a moment.
       clearInterval(timer);
-      await until(() => received.length >= seq - sender.relay.stats.lost, 5000).catch(() => {});
+      await vi
+        .waitUntil(() => received.length >= seq - sender.relay.stats.lost, {
+          timeout: 5000,
+          interval: 25,
+        })
+        .catch(() => {});
       const missing = seq - received.length;
       console.log(
         `NATS node killed: no delivery for ${gap} ms; sent ${seq}, received ${received.length}, ` +

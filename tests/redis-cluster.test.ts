@@ -6,7 +6,7 @@
 // names' bounds; what was lost is counted, and a client recovering across it is told.
 import { spawnSync } from "node:child_process";
 import * as v from "valibot";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type NodeServer, serve } from "../adapters/node.ts";
 import { redisRelay } from "../relays/redis.ts";
 import { type Relay, type RelayHealth, type RelayStats, SocketAPI } from "../src/index.ts";
@@ -86,27 +86,6 @@ async function client(url: string, user = "x"): Promise<WsClient> {
   return opened;
 }
 
-/** The data frames `c` gets until none comes for `quiet` ms. */
-async function drain(c: WsClient, quiet = 300): Promise<Frame[]> {
-  const frames: Frame[] = [];
-  for (;;) {
-    try {
-      const frame = await c.next(quiet);
-      if (frame.type === "data") frames.push(frame);
-    } catch {
-      return frames;
-    }
-  }
-}
-
-const until = async (check: () => boolean | Promise<boolean>, ms = 20_000) => {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-};
-
 describe("a Redis Cluster with sharded pub/sub", () => {
   it("carries a broadcast only to the shard of its slot and the instances with subscribers", async () => {
     const [a, b, c] = [await instance(), await instance(), await instance()];
@@ -141,7 +120,7 @@ describe("a Redis Cluster with sharded pub/sub", () => {
     await bob.request({ type: "subscribe", channel: "rooms/1" });
     expect(await ada.take((frame) => frame.type === "join")).toMatchObject({ user: "bob" });
     for (let seq = 1; seq <= 5; seq++) await b.app.channels["rooms/{room}"]({ room: "1", seq });
-    const seen = (await drain(ada)).filter((frame) => frame.channel === "rooms/1");
+    const seen = (await ada.dataUntilQuiet()).filter((frame) => frame.channel === "rooms/1");
     expect(seen.map((frame) => frame.offset)).toEqual([1, 2, 3, 4, 5]);
     expect(await a.app.countSubscribers("rooms/1")).toBe(2);
     await b.app.channels["rooms/{room}"].toUser("ada")({ room: "1", seq: 99 });
@@ -149,7 +128,10 @@ describe("a Redis Cluster with sharded pub/sub", () => {
     // Away and back on the other instance: exactly what it missed.
     const last = seen.at(-1) as Frame;
     ada.ws.terminate();
-    await until(async () => (await b.app.presenceCount("rooms/1")).members === 1);
+    await vi.waitUntil(async () => (await b.app.presenceCount("rooms/1")).members === 1, {
+      timeout: 20_000,
+      interval: 25,
+    });
     for (let seq = 6; seq <= 8; seq++) await a.app.channels["rooms/{room}"]({ room: "1", seq });
     const again = await client(b.server.url, "ada");
     expect(
@@ -159,7 +141,7 @@ describe("a Redis Cluster with sharded pub/sub", () => {
         since: { offset: last.offset, epoch: last.epoch },
       }),
     ).toMatchObject({ recovered: true, offset: 8 });
-    const missed = await drain(again);
+    const missed = await again.dataUntilQuiet();
     expect(missed.map((frame) => (frame.data as { seq: number }).seq)).toEqual([6, 7, 8]);
     expect(errors).toEqual([]);
     // Every key of the channel is in the channel's slot.
@@ -237,7 +219,7 @@ describe("socketapi --redis-cluster", () => {
       await onB.request({ type: "subscribe", channel: "news" });
       const onA = await client(a.url);
       await onA.request({ type: "action", channel: "burst", data: { count: 3 }, id: 1 });
-      const got = await drain(onB);
+      const got = await onB.dataUntilQuiet();
       expect(got.map((frame) => frame.data)).toEqual([
         { seq: 0, from: "a" },
         { seq: 1, from: "a" },
@@ -297,7 +279,7 @@ describe("a Redis Cluster's failures", () => {
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
     })();
-    await until(() => received.length >= 20);
+    await vi.waitUntil(() => received.length >= 20, { timeout: 20_000, interval: 25 });
     recovering.ws.terminate();
     await recovering.closed;
     const stamped = recovering.frames.map((text) => JSON.parse(text) as Frame);
@@ -307,10 +289,13 @@ describe("a Redis Cluster's failures", () => {
     const before = received.length;
     await owner.kill();
     let degraded = false;
-    await until(() => {
-      if (a.relay.health.status !== "ok") degraded = true;
-      return received.length > before + 20;
-    }, 15_000);
+    await vi.waitUntil(
+      () => {
+        if (a.relay.health.status !== "ok") degraded = true;
+        return received.length > before + 20;
+      },
+      { timeout: 15_000, interval: 25 },
+    );
     running = false;
     await sending;
     // The gap: from the last broadcast received before the kill to the first after it.
@@ -329,7 +314,12 @@ describe("a Redis Cluster's failures", () => {
     // counted lost: b caught up with the others once its subscriptions were made again, or
     // when the next one showed the gap. (Without history, those published at the new
     // primary before b subscribed there are missed: nothing keeps them.)
-    await until(() => withHistory.length >= seq - c.relay.stats.lost, 5000).catch(() => {});
+    await vi
+      .waitUntil(() => withHistory.length >= seq - c.relay.stats.lost, {
+        timeout: 5000,
+        interval: 25,
+      })
+      .catch(() => {});
     console.log(
       `with history: sent ${seq}, received ${withHistory.length}, lost (counted) ` +
         `${c.relay.stats.lost}; without: received ${received.length}, lost (counted) ` +
@@ -353,7 +343,7 @@ describe("a Redis Cluster's failures", () => {
     });
     console.log(`a recovery across the failover: recovered ${answer.recovered}`);
     if (answer.recovered === true) {
-      const missed = await drain(again);
+      const missed = await again.dataUntilQuiet();
       expect(missed.map((frame) => frame.offset)).toEqual(
         Array.from(
           { length: (answer.offset as number) - (seenBefore.offset as number) },
@@ -372,7 +362,7 @@ describe("a Redis Cluster's failures", () => {
     const live = await client(b.server.url);
     await live.request({ type: "subscribe", channel: "rooms/m" });
     for (let seq = 1; seq <= 3; seq++) await a.app.channels["rooms/{room}"]({ room: "m", seq });
-    const first = await drain(live);
+    const first = await live.dataUntilQuiet();
     expect(first.map((frame) => frame.offset)).toEqual([1, 2, 3]);
     const slot = await slotOf("{rooms/m}");
     const source = await cluster.primaryOf(slot);
@@ -407,13 +397,16 @@ describe("a Redis Cluster's failures", () => {
     // Broadcasts flow again, from the new primary, to the subscriber that stayed.
     let seq = 3;
     let back: Frame | undefined;
-    await until(async () => {
-      seq++;
-      await a.app.channels["rooms/{room}"]({ room: "m", seq });
-      const got = await drain(live, 50);
-      back = got.at(-1);
-      return back !== undefined;
-    }, 15_000);
+    await vi.waitUntil(
+      async () => {
+        seq++;
+        await a.app.channels["rooms/{room}"]({ room: "m", seq });
+        const got = await live.dataUntilQuiet(50);
+        back = got.at(-1);
+        return back !== undefined;
+      },
+      { timeout: 15_000, interval: 25 },
+    );
     console.log(
       `slot moved: broadcasts reached the subscriber again after ${Date.now() - movedAt} ms`,
     );

@@ -5,7 +5,7 @@
 // a client recovering across the failover is told it was not recovered, or gets exactly
 // what it missed.
 import * as v from "valibot";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type NodeServer, serve } from "../adapters/node.ts";
 import { redisRelay } from "../relays/redis.ts";
 import { type Relay, type RelayHealth, type RelayStats, SocketAPI } from "../src/index.ts";
@@ -60,26 +60,6 @@ async function client(url: string, user: string): Promise<WsClient> {
   return opened;
 }
 
-async function drain(c: WsClient, quiet = 300): Promise<Frame[]> {
-  const frames: Frame[] = [];
-  for (;;) {
-    try {
-      const frame = await c.next(quiet);
-      if (frame.type === "data") frames.push(frame);
-    } catch {
-      return frames;
-    }
-  }
-}
-
-const until = async (check: () => boolean | Promise<boolean>, ms = 20_000) => {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-};
-
 describe("socketapi --redis-sentinel", () => {
   it("relays between two commands over the primary the Sentinels name", async () => {
     const started: ServerProcess[] = [];
@@ -96,7 +76,7 @@ describe("socketapi --redis-sentinel", () => {
       await onB.request({ type: "subscribe", channel: "news" });
       const onA = await client(a.url, "a");
       await onA.request({ type: "action", channel: "burst", data: { count: 2 }, id: 1 });
-      expect((await drain(onB)).map((frame) => frame.data)).toEqual([
+      expect((await onB.dataUntilQuiet()).map((frame) => frame.data)).toEqual([
         { seq: 0, from: "a" },
         { seq: 1, from: "a" },
       ]);
@@ -128,7 +108,7 @@ describe("Redis through Sentinel", () => {
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
     })();
-    await until(() => received.length >= 20);
+    await vi.waitUntil(() => received.length >= 20, { timeout: 20_000, interval: 25 });
     away.ws.terminate();
     await away.closed;
     const seenBefore = away.frames
@@ -140,10 +120,13 @@ describe("Redis through Sentinel", () => {
     const before = received.length;
     old.pause();
     const states = new Set<string>();
-    await until(() => {
-      states.add(a.relay.health.status);
-      return received.length > before + 20;
-    }, 15_000);
+    await vi.waitUntil(
+      () => {
+        states.add(a.relay.health.status);
+        return received.length > before + 20;
+      },
+      { timeout: 15_000, interval: 25 },
+    );
     running = false;
     await sending;
     let gap = 0;
@@ -163,7 +146,10 @@ describe("Redis through Sentinel", () => {
     // command lost is counted in lost. The listener's instance, subscribed again, caught
     // up from the history with what was broadcast before it did: the listener got every
     // broadcast that was not counted lost, once each.
-    await until(() => received.length >= seq - a.relay.stats.lost, 5000);
+    await vi.waitUntil(() => received.length >= seq - a.relay.stats.lost, {
+      timeout: 5000,
+      interval: 25,
+    });
     expect(received.length).toBe(seq - a.relay.stats.lost);
     console.log(
       `sent ${seq}, received ${seqs.length}, lost (counted) ${a.relay.stats.lost}, ` +
@@ -184,7 +170,7 @@ describe("Redis through Sentinel", () => {
     });
     console.log(`a recovery across the Sentinel failover: recovered ${answer.recovered}`);
     if (answer.recovered === true) {
-      const missed = await drain(again);
+      const missed = await again.dataUntilQuiet();
       expect(missed.map((frame) => frame.offset)).toEqual(
         Array.from(
           { length: (answer.offset as number) - (seenBefore.offset as number) },
@@ -194,10 +180,10 @@ describe("Redis through Sentinel", () => {
     } else {
       expect(answer.recovered).toBe(false);
     }
-    await drain(again);
+    await again.dataUntilQuiet();
     // After it, history is whole again: away and back, exactly what was missed.
     for (let i = 0; i < 3; i++) await a.app.channels["rooms/{room}"]({ room: "s", seq: ++seq });
-    const position = (await drain(again)).at(-1) as Frame;
+    const position = (await again.dataUntilQuiet()).at(-1) as Frame;
     again.ws.terminate();
     for (let i = 0; i < 3; i++) await b.app.channels["rooms/{room}"]({ room: "s", seq: ++seq });
     const back = await client(b.server.url, "avi");
@@ -208,18 +194,16 @@ describe("Redis through Sentinel", () => {
         since: { offset: position.offset, epoch: position.epoch },
       }),
     ).toMatchObject({ recovered: true });
-    expect((await drain(back)).map((frame) => (frame.data as { seq: number }).seq)).toEqual([
-      seq - 2,
-      seq - 1,
-      seq,
-    ]);
+    expect(
+      (await back.dataUntilQuiet()).map((frame) => (frame.data as { seq: number }).seq),
+    ).toEqual([seq - 2, seq - 1, seq]);
     // Presence on the new primary: a join is seen on the other instance.
     const newcomer = await client(a.server.url, "neo");
     await newcomer.request({ type: "subscribe", channel: "rooms/s" });
     expect(
       await listener.take((frame) => frame.type === "join" && frame.user === "neo", 5000),
     ).toMatchObject({ channel: "rooms/s" });
-    await until(() => a.relay.health.status === "ok", 10_000);
+    await vi.waitUntil(() => a.relay.health.status === "ok", { timeout: 10_000, interval: 25 });
     old.resume();
   }, 60_000);
 });

@@ -185,46 +185,32 @@ export class HistoryPlace {
   }
 
   /**
-   * Whether a stamped frame of a shared store received on `channel` was received here
-   * already: its offset, in the epoch heard last, is not past the last one heard. A
-   * cluster's client may deliver a message twice while it subscribes again (seen during a
-   * Redis Cluster failover); a broadcast with history is still sent only once.
+   * Whether a stamped frame of a shared store received on `channel` is to be delivered
+   * now. Not when it was heard here already (its offset, in the epoch heard last, not past
+   * the last one heard: a cluster's client may deliver a message twice while it subscribes
+   * again), nor while the channel catches up with what it missed (it is held, and sent
+   * after). A frame past the next offset heard (or past the first of a new epoch) shows
+   * that broadcasts before it were missed here: the channel catches up first
+   * ({@link resume}'s way), through `deliver`.
    */
-  heardAlready(channel: string, frame: string): boolean {
-    const heard = this.#heard.get(channel);
-    if (!heard) return false;
-    const position = positionOf(frame);
-    return (
-      position !== undefined && position.epoch === heard.epoch && position.offset <= heard.offset
-    );
-  }
-
-  /**
-   * Whether a stamped frame of a shared store received on `channel` shows that broadcasts
-   * before it were missed here (its offset past the next one heard, or past the first of
-   * a new epoch): then the channel catches up ({@link resume}'s way), holding it meanwhile.
-   */
-  catchUpBefore(
+  arrived(
     channel: string,
     frame: string,
+    except: string | undefined,
     deliver: (channel: string, frame: string, except: string | undefined) => void,
-  ): void {
+  ): boolean {
     const heard = this.#heard.get(channel);
     const position = heard && positionOf(frame);
-    if (!heard || !position) return;
-    const next = position.epoch === heard.epoch ? heard.offset + 1 : 1;
-    if (position.offset <= next) return;
-    this.#catchUp
-      .channel(this.#catchUpPlace(deliver), channel, heard)
-      .catch((error: unknown) => this.#link.report(error, { channel, phase: "relay" }));
-  }
-
-  /**
-   * Whether a stamped frame of a shared store received on `channel` must wait: the channel
-   * is catching up with what it missed ({@link resume}), and sends it after.
-   */
-  held(channel: string, frame: string, except: string | undefined): boolean {
-    return this.#catchUp.hold(channel, frame, except);
+    if (heard && position) {
+      const sameEpoch = position.epoch === heard.epoch;
+      if (sameEpoch && position.offset <= heard.offset) return false;
+      if (position.offset > (sameEpoch ? heard.offset + 1 : 1)) {
+        this.#catchUp
+          .channel(this.#catchUpPlace(deliver), channel, heard)
+          .catch((error: unknown) => this.#link.report(error, { channel, phase: "relay" }));
+      }
+    }
+    return !this.#catchUp.hold(channel, frame, except);
   }
 
   /**

@@ -364,12 +364,8 @@ export class Hub {
         ? this.index.deliver(channel, stamped)
         : this.#deliverExcept(channel, stamped, except);
     }
-    // Received twice (a cluster's client subscribing again), or catching up after an
-    // outage: sent once what was missed before it has been.
-    if (history?.heardAlready(channel, stamped)) return 0;
-    // Broadcasts before this one were missed here: the channel catches up first.
-    history?.catchUpBefore(channel, stamped, this.#deliverCaughtUp);
-    if (history?.held(channel, stamped, except)) return 0;
+    // Received twice, or held while the channel catches up with what it missed.
+    if (history && !history.arrived(channel, stamped, except, this.#deliverCaughtUp)) return 0;
     return this.#deliverShared(channel, stamped, except);
   }
 

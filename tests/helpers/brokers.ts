@@ -140,10 +140,15 @@ function broker(
   return self.restart().then(() => self);
 }
 
+/** What every `redis-server` the tests run is started with: its port, loopback, no persistence. */
+function redisServerArgs(port: number): string[] {
+  return ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+}
+
 /** A `redis-server` of its own, without persistence; with `password`, clients must give it. */
 export async function startRedis({ password }: { password?: string } = {}): Promise<Broker> {
   const port = await freePort();
-  const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+  const args = redisServerArgs(port);
   if (password) args.push("--requirepass", password);
   const url = `redis://${password ? `:${password}@` : ""}127.0.0.1:${port}`;
   return broker("redis", port, url, args);
@@ -246,14 +251,7 @@ export async function startRedisCluster({
     const port = await freePort();
     const busPort = await freePort();
     const args = [
-      "--port",
-      String(port),
-      "--bind",
-      "127.0.0.1",
-      "--save",
-      "",
-      "--appendonly",
-      "no",
+      ...redisServerArgs(port),
       "--dir",
       directory,
       "--cluster-enabled",
@@ -368,18 +366,8 @@ export async function startRedisSentinels({
   downAfter?: number;
 } = {}): Promise<RedisSentinels> {
   const directory = mkdtempSync(join(tmpdir(), "socketapi-sentinel-"));
-  const redisArgs = (port: number) => [
-    "--port",
-    String(port),
-    "--bind",
-    "127.0.0.1",
-    "--save",
-    "",
-    "--appendonly",
-    "no",
-    "--repl-diskless-sync-delay",
-    "0",
-  ];
+  // A replica syncs at once (not after the default 5 s).
+  const redisArgs = (port: number) => [...redisServerArgs(port), "--repl-diskless-sync-delay", "0"];
   const primaryPort = await freePort();
   const primary = await broker(
     "redis",

@@ -101,6 +101,20 @@ export class WsClient {
     }
   }
 
+  /** The data frames that come until none has come for `quiet` ms (others are read past). */
+  async dataUntilQuiet(quiet = 300): Promise<Frame[]> {
+    const frames: Frame[] = [];
+    for (;;) {
+      let frame: Frame;
+      try {
+        frame = await this.next(quiet);
+      } catch {
+        return frames;
+      }
+      if (frame.type === "data") frames.push(frame);
+    }
+  }
+
   async request(frame: unknown, ms?: number): Promise<Frame> {
     this.send(frame);
     return this.next(ms);

@@ -366,8 +366,17 @@ export async function startRedisSentinels({
   downAfter?: number;
 } = {}): Promise<RedisSentinels> {
   const directory = mkdtempSync(join(tmpdir(), "socketapi-sentinel-"));
-  // A replica syncs at once (not after the default 5 s).
-  const redisArgs = (port: number) => [...redisServerArgs(port), "--repl-diskless-sync-delay", "0"];
+  // A replica syncs at once (not after the default 5 s), and the snapshot a full sync
+  // writes goes to the test's directory, not to the working directory.
+  const redisArgs = (port: number) => [
+    ...redisServerArgs(port),
+    "--repl-diskless-sync-delay",
+    "0",
+    "--dir",
+    directory,
+    "--dbfilename",
+    `dump-${port}.rdb`,
+  ];
   const primaryPort = await freePort();
   const primary = await broker(
     "redis",

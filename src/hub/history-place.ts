@@ -3,10 +3,12 @@ import type {
   HistoryStore,
   Latest,
   LocalHistoryStore,
+  Recovery,
   SharedHistoryStore,
   StreamPosition,
 } from "../history/history.ts";
 import { MemoryHistory } from "../history/memory-history.ts";
+import { SharedRecoveries } from "../history/shared-recoveries.ts";
 import { positionOf } from "../history/stamp.ts";
 import { CatchUp, type CatchUpPlace } from "./catch-up.ts";
 import type { PlaceLink } from "./place-link.ts";
@@ -60,6 +62,8 @@ export class HistoryPlace {
   readonly #heard = new Map<string, StreamPosition>();
   /** What the subscribers here missed while the relay was away, sent once it is back. */
   readonly #catchUp = new CatchUp();
+  /** The shared reads of recoveries, per shared store. */
+  readonly #sharedRecoveries = new WeakMap<SharedHistoryStore, SharedRecoveries>();
   /** Subscribers that a stand-in replaces in the index, per channel, for a while. */
   readonly #standIns = new Map<Subscriber, Map<string, Subscriber>>();
 
@@ -90,6 +94,27 @@ export class HistoryPlace {
     const options = this.optionsOf(channel);
     const store = options && this.#store;
     return options && store ? { options, store } : undefined;
+  }
+
+  /**
+   * The recovery of a subscribe to `channel` from `since`: from a shared store, reads of
+   * one channel asked at once are shared ({@link SharedRecoveries}), so that a reconnect
+   * storm reads each channel about twice instead of once per client.
+   */
+  recover(
+    channel: string,
+    history: ChannelHistory,
+    since: StreamPosition | undefined,
+    maxBytes: number,
+  ): Recovery | Promise<Recovery> {
+    const { store, options } = history;
+    if (!store.shared) return store.recover(channel, since, options, maxBytes);
+    let shared = this.#sharedRecoveries.get(store);
+    if (!shared) {
+      shared = new SharedRecoveries(store);
+      this.#sharedRecoveries.set(store, shared);
+    }
+    return shared.recover(channel, since, options, maxBytes);
   }
 
   /** A frame stamped by a local store; unstamped (and reported) if the store fails. */

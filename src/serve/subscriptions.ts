@@ -239,7 +239,7 @@ async function subscribeWithHistory(
     try {
       // Already subscribed, nothing was missed on this connection: only the position.
       const maxBytes = recovering ? Math.floor(maxBufferedBytes / 2) : 0;
-      recovery = await history.store.recover(name, since, history.options, maxBytes);
+      recovery = await session.hub.history?.recover(name, history, since, maxBytes);
     } catch (error) {
       // The store cannot be read: subscribed without a position (not recovered, then).
       session.host.reportError(error, { connection: session, channel: name, phase: "subscribe" });

@@ -181,7 +181,7 @@ export class SocketAPI<
     }
     this.#admissions = new Admissions(
       options as AdmissionRules<State>,
-      this.limits.maxConnections,
+      this.limits,
       report,
       (limit) => telemetry.refused(limit),
     );

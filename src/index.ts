@@ -116,4 +116,4 @@ export {
 export { BROADCAST_PATH, type BroadcastEndpointOptions } from "./serve/broadcast-endpoint.ts";
 export type { Credential, RefreshedCredential, TokenSource } from "./serve/credential.ts";
 export type { DocsOptions } from "./serve/docs-endpoint.ts";
-export type { LimitOptions, Limits } from "./serve/limits.ts";
+export type { ConnectRate, LimitOptions, Limits } from "./serve/limits.ts";

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import WebSocket from "ws";
 import { type NodeServer, serve } from "../adapters/node.ts";
 import { admitUpgrade, hubOf } from "../src/adapter.ts";
+import { createClient } from "../src/client/index.ts";
 import { SocketAPI, subscribeParam } from "../src/index.ts";
 import { MAX_ISSUE_MESSAGE, MAX_ISSUES } from "../src/protocol/issues.ts";
 import { createTestClient } from "../src/testing.ts";
@@ -123,6 +124,58 @@ describe("connections per server", () => {
     await a?.close();
     await vi.waitFor(() => expect(app.connections.size).toBe(1));
     await expect(openClient(server.url)).resolves.toBeInstanceOf(WsClient);
+  });
+});
+
+describe("upgrades per second (connectRate)", () => {
+  it("refuses past the burst with 503 and Retry-After: 1, before onConnect, and admits again as the bucket refills", async () => {
+    const onConnect = vi.fn(() => ({}));
+    const app = new SocketAPI({ connectRate: { perSecond: 2, burst: 3 }, onConnect });
+    const server = await start(app);
+    const opened = await Promise.all([1, 2, 3].map(() => openClient(server.url)));
+    expect(opened).toHaveLength(3);
+    await expect(openClient(server.url)).rejects.toMatchObject({ status: 503, retryAfter: "1" });
+    expect(onConnect).toHaveBeenCalledTimes(3);
+    // One token every 500 ms: one more after 600 ms, not two.
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    await expect(openClient(server.url)).resolves.toBeInstanceOf(WsClient);
+    await expect(openClient(server.url)).rejects.toMatchObject({ status: 503 });
+  });
+
+  it("lets 30 typed clients that come at once all in, each retrying after its backoff", async () => {
+    const app = new SocketAPI({ connectRate: { perSecond: 50, burst: 5 } });
+    const server = await start(app);
+    const refusals: number[] = [];
+    const clients = Array.from({ length: 30 }, () => {
+      const client = createClient(server.url, {
+        WebSocket,
+        reconnect: { initialDelay: 100, maxDelay: 1000 },
+      });
+      client.onError((error) => {
+        if (error.status !== undefined) refusals.push(error.status);
+      });
+      return client;
+    });
+    try {
+      await vi.waitFor(
+        () => {
+          expect(app.connections.size).toBe(30);
+          expect(clients.filter((client) => client.status === "open")).toHaveLength(30);
+        },
+        { timeout: 10_000 },
+      );
+      // The burst lets 5 in at once; the others were refused (503) at least once.
+      expect(refusals.length).toBeGreaterThanOrEqual(25);
+      expect(new Set(refusals)).toEqual(new Set([503]));
+    } finally {
+      for (const client of clients) client.close();
+    }
+  });
+
+  it("is refused as an option without a positive rate", () => {
+    expect(() => new SocketAPI({ connectRate: { perSecond: 0 } })).toThrow(
+      "connectRate.perSecond must be above 0",
+    );
   });
 });
 

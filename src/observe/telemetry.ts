@@ -43,6 +43,7 @@ export type RefusedBy =
   | "size"
   | "subscriptions"
   | "connections"
+  | "connect_rate"
   | "origin"
   | "slow_consumer";
 

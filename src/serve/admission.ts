@@ -10,6 +10,7 @@ import {
   readOffer,
   withoutProtocolToken,
 } from "./credential.ts";
+import { type ResolvedRateLimit, TokenBucket } from "./rate-limiter.ts";
 import { refusalOf } from "./request-router.ts";
 
 /**
@@ -93,21 +94,24 @@ class Slot implements ConnectionSlot {
 export class Admissions<State> {
   readonly #rules: AdmissionRules<State>;
   readonly #maxConnections: number;
+  /** Upgrades admitted per second (`connectRate`), when limited. */
+  readonly #connects: TokenBucket | undefined;
   readonly #report: (error: unknown, info: ErrorInfo) => void;
   /** Told of each upgrade a limit refused, for the app's metrics. */
-  readonly #refused: (limit: "origin" | "connections") => void;
+  readonly #refused: (limit: "origin" | "connections" | "connect_rate") => void;
   /** Upgrades admitted whose sockets have not opened yet: they count as connections. */
   readonly #slots = new Set<Slot>();
   #warnedAboutCookies = false;
 
   constructor(
     rules: AdmissionRules<State>,
-    maxConnections: number,
+    limits: { readonly maxConnections: number; readonly connectRate: ResolvedRateLimit | false },
     report: (error: unknown, info: ErrorInfo) => void,
-    refused: (limit: "origin" | "connections") => void = () => {},
+    refused: (limit: "origin" | "connections" | "connect_rate") => void = () => {},
   ) {
     this.#rules = rules;
-    this.#maxConnections = maxConnections;
+    this.#maxConnections = limits.maxConnections;
+    this.#connects = limits.connectRate ? new TokenBucket(limits.connectRate) : undefined;
     this.#report = report;
     this.#refused = refused;
   }
@@ -132,6 +136,10 @@ export class Admissions<State> {
       if (open + this.#waiting() >= this.#maxConnections) {
         this.#refused("connections");
         return { ok: false, response: refusalOf("too-many-connections") };
+      }
+      if (this.#connects && !this.#connects.take()) {
+        this.#refused("connect_rate");
+        return { ok: false, response: refusalOf("too-many-connects") };
       }
       const slot = new Slot(this.#slots);
       const { onConnect } = this.#rules;

@@ -33,6 +33,19 @@ export interface LimitOptions {
   /** How many connections the app holds at once (default 10,000); more upgrades are refused with 503. */
   maxConnections?: number | undefined;
   /**
+   * How many upgrades the app admits per second, and at once above that (a token bucket):
+   * past it an upgrade is refused with 503 and `Retry-After: 1`, before `onConnect` runs,
+   * and the typed client retries after its jittered backoff. For reconnect storms: a
+   * deploy drops every socket of an instance and they come back together
+   * (docs/scaling.md, "Deploys and reconnect storms"). Default `false`: no limit.
+   *
+   * @example
+   * ```ts
+   * const app = new SocketAPI({ connectRate: { perSecond: 2000, burst: 4000 } });
+   * ```
+   */
+  connectRate?: ConnectRate | false | undefined;
+  /**
    * The longest action or channel name a client may send, in characters (default 256);
    * longer ones are answered INVALID_MESSAGE before anything is looked up or kept.
    */
@@ -107,6 +120,7 @@ export interface Limits {
   readonly maxQueuedBytes: number;
   readonly maxSubscriptions: number;
   readonly maxConnections: number;
+  readonly connectRate: ResolvedRateLimit | false;
   readonly maxNameLength: number;
   readonly handlerTimeout: number | false;
   readonly idleTimeout: number;
@@ -141,6 +155,7 @@ export function resolveLimits(options: LimitOptions): Limits {
     maxQueuedBytes: options.maxQueuedBytes ?? 4 * maxMessageBytes,
     maxSubscriptions: options.maxSubscriptions ?? 100,
     maxConnections: options.maxConnections ?? 10_000,
+    connectRate: resolveConnectRate(options.connectRate),
     maxNameLength: options.maxNameLength ?? 256,
     handlerTimeout: options.handlerTimeout ?? DEFAULT_HANDLER_TIMEOUT,
     idleTimeout: options.idleTimeout ?? 60,
@@ -150,5 +165,24 @@ export function resolveLimits(options: LimitOptions): Limits {
     maxStreams: options.maxStreams ?? 16,
     streamTimeout: options.streamTimeout ?? 600_000,
     streamHighWaterMark: options.streamHighWaterMark ?? 64 * 1024,
+  };
+}
+
+/** Upgrades admitted per second, and at once above that. */
+export interface ConnectRate {
+  /** Upgrades per second, on average. */
+  perSecond: number;
+  /** Upgrades that may come at once above the rate (default: one second's worth). */
+  burst?: number | undefined;
+}
+
+/** The token bucket's terms for a `connectRate` option; `false` for none. */
+function resolveConnectRate(option: ConnectRate | false | undefined): ResolvedRateLimit | false {
+  if (option === undefined || option === false) return false;
+  if (!(option.perSecond > 0)) throw new TypeError("connectRate.perSecond must be above 0");
+  return {
+    messagesPerSecond: option.perSecond,
+    burst: Math.max(1, option.burst ?? option.perSecond),
+    maxViolations: 0,
   };
 }

@@ -68,7 +68,12 @@ export function routeRequest(
 
 /** The answer of a route that refuses: 404, 426 or 503. */
 export function refusalOf(
-  route: "not-found" | "upgrade-required" | "shutting-down" | "too-many-connections",
+  route:
+    | "not-found"
+    | "upgrade-required"
+    | "shutting-down"
+    | "too-many-connections"
+    | "too-many-connects",
 ): Response {
   switch (route) {
     case "not-found":
@@ -79,6 +84,11 @@ export function refusalOf(
       return new Response("Server shutting down\n", { status: 503 });
     case "too-many-connections":
       return new Response("Too many connections", { status: 503 });
+    case "too-many-connects":
+      return new Response("Too many connections at once: try again", {
+        status: 503,
+        headers: { "retry-after": "1" },
+      });
   }
 }
 

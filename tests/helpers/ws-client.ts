@@ -19,7 +19,12 @@ export class WsClient {
       this.ws.once("open", () => resolve());
       this.ws.once("error", reject);
       this.ws.once("unexpected-response", (_req, res) =>
-        reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { status: res.statusCode })),
+        reject(
+          Object.assign(new Error(`HTTP ${res.statusCode}`), {
+            status: res.statusCode,
+            retryAfter: res.headers["retry-after"],
+          }),
+        ),
       );
     });
     this.closed = new Promise((resolve) => {

@@ -394,6 +394,79 @@ describe("the client when the connection cannot open", () => {
   });
 });
 
+describe("subscribes a busy server answers too late", () => {
+  /** A server that answers subscribes except those `ignore` picks, and logs every frame. */
+  async function busyServer(ignore: (frame: { type: string }, connection: number) => boolean) {
+    const wss = new WebSocketServer({ port: 0, host: "127.0.0.1" });
+    await once(wss, "listening");
+    const frames: { type: string; channel?: string; connection: number }[] = [];
+    let connections = 0;
+    wss.on("connection", (ws) => {
+      const connection = ++connections;
+      ws.on("message", (raw) => {
+        const frame = JSON.parse(raw.toString());
+        frames.push({ ...frame, connection });
+        if (frame.type === "ping") return ws.send('{"type":"pong"}');
+        if (frame.type !== "subscribe" || ignore(frame, connection)) return;
+        ws.send(JSON.stringify({ type: "subscribed", channel: frame.channel, id: frame.id }));
+        ws.send(JSON.stringify({ type: "data", channel: frame.channel, data: connection }));
+      });
+    });
+    const url = `ws://127.0.0.1:${(wss.address() as { port: number }).port}/`;
+    return {
+      url,
+      frames,
+      dropAll: () => {
+        for (const ws of wss.clients) ws.terminate();
+      },
+      close: async () => {
+        for (const ws of wss.clients) ws.terminate();
+        await new Promise((resolve) => wss.close(resolve));
+      },
+    };
+  }
+
+  it("asks again, after a backoff, for a resubscribe that timed out, instead of dropping it", async () => {
+    // The second connection ignores its first subscribe (a storm), answers the next.
+    let ignored = 0;
+    const server = await busyServer((_frame, connection) => connection === 2 && ignored++ === 0);
+    try {
+      const client = connect<App>(server.url, { timeout: 300 });
+      const errors: string[] = [];
+      client.onError((error) => errors.push(error.code));
+      const data: unknown[] = [];
+      const feed = client.subscribe("chat", (value) => data.push(value));
+      await feed.ready;
+      await until(() => data.length === 1);
+      server.dropAll();
+      await until(() => data.length === 2, 5000);
+      expect(data).toEqual([1, 2]);
+      expect(errors).toContain("TIMEOUT");
+      const subscribes = server.frames.filter((frame) => frame.type === "subscribe");
+      expect(subscribes.map((frame) => frame.connection)).toEqual([1, 2, 2]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("rejects a first subscribe that timed out, and unsubscribes it in case the server took it late", async () => {
+    const server = await busyServer(() => true);
+    try {
+      const client = connect<App>(server.url, { timeout: 200 });
+      await expect(client.subscribe("chat", () => {}).ready).rejects.toMatchObject({
+        code: "TIMEOUT",
+      });
+      await until(() => server.frames.some((frame) => frame.type === "unsubscribe"));
+      expect(server.frames.map((frame) => [frame.type, frame.channel])).toEqual([
+        ["subscribe", "chat"],
+        ["unsubscribe", "chat"],
+      ]);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe("the client against servers that are not SocketAPI for TypeScript", () => {
   let wss: WebSocketServer;
   let url: string;

@@ -767,6 +767,7 @@ export class SocketAPIClient<App = unknown> {
       () => {
         record.inFlight = false;
         record.confirmed = true;
+        record.retries = 0;
         record.confirm();
       },
       (error: unknown) => {
@@ -775,14 +776,38 @@ export class SocketAPIClient<App = unknown> {
         if (error instanceof SocketAPIClientError && error.code === ClientErrorCode.DISCONNECTED) {
           return;
         }
-        if (this.#subscriptions.get(name) === record) this.#subscriptions.delete(name);
         // Told where it is awaited: `ready` if the app took it, else onError (a resubscribe
         // after a reconnect, whose `ready` settled long ago, always goes there).
         const awaited = record.readyTaken && !record.readySettled;
+        const timedOut =
+          error instanceof SocketAPIClientError && error.code === ClientErrorCode.TIMEOUT;
+        if (timedOut && record.readySettled && this.#subscriptions.get(name) === record) {
+          // A resubscribe the server was too busy to answer in time (a reconnect storm):
+          // not dropped, for its listeners would go deaf without a word; asked again after
+          // a backoff, from the same position.
+          this.#emitError(error as SocketAPIClientError);
+          this.#resubscribeLater(name, record);
+          return;
+        }
+        if (this.#subscriptions.get(name) === record) this.#subscriptions.delete(name);
+        // The server may still take a subscribe it answered too late: undone.
+        if (timedOut && this.#status === "open") {
+          this.#request("unsubscribe", name, undefined).catch(() => {});
+        }
         record.refuse(error);
         if (!awaited) this.#emitError(error as SocketAPIClientError);
       },
     );
+  }
+
+  /** Sends a timed-out resubscribe again after a jittered backoff, while it is still wanted. */
+  #resubscribeLater(name: string, record: Subscription): void {
+    const reconnect = this.#options.reconnect;
+    const delay = reconnectDelay(record.retries++, reconnect || undefined);
+    setTimeout(() => {
+      if (this.#subscriptions.get(name) !== record || record.confirmed || record.inFlight) return;
+      if (this.#status === "open") this.#sendSubscribe(name, record);
+    }, delay);
   }
 
   #failPending(which: (pending: Pending) => boolean, code: string, message: string): void {

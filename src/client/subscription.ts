@@ -42,6 +42,8 @@ export class Subscription {
   confirmed = false;
   /** A subscribe frame is queued or waiting for its answer. */
   inFlight = false;
+  /** Resubscribes that timed out in a row, for the backoff before the next. */
+  retries = 0;
   /** Settles with the first confirmation, or the server's refusal. */
   readonly ready: Promise<void>;
   /** The app read `ready`: a refusal is its to handle, not `onError`'s. */

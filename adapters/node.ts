@@ -38,6 +38,9 @@ import type {
 } from "./node/options.ts";
 import { decision, handleUpgrades } from "./node/upgrades.ts";
 
+/** The listen backlog of `serve`, where Node's own is 511 (see `ServeOptions.backlog`). */
+const DEFAULT_BACKLOG = 4096;
+
 /** What this runtime can and cannot do, for the cross-runtime suite and the docs. */
 export { nodeCapabilities as capabilities } from "./capabilities.ts";
 
@@ -177,7 +180,7 @@ export async function serve(app: AnyApp, options: ServeOptions = {}): Promise<No
   const host = options.host ?? "127.0.0.1";
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.port ?? 8000, host, () => {
+    server.listen(options.port ?? 8000, host, options.backlog ?? DEFAULT_BACKLOG, () => {
       server.off("error", reject);
       resolve();
     });

@@ -1,5 +1,7 @@
 // The Node adapter over real sockets: serve, attach, refusal, limits, shutdown.
+import { execFileSync } from "node:child_process";
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import * as v from "valibot";
@@ -32,6 +34,21 @@ async function until(condition: () => boolean, ms = 2000): Promise<void> {
 }
 
 describe("serve", () => {
+  it("listens with a backlog of 4096 (Node's own is 511), or the one given", async () => {
+    // `ss` shows a listening socket's backlog as its Send-Q.
+    const backlogOf = (port: number) =>
+      Number(
+        execFileSync("ss", ["-ltnH", `sport = :${port}`], { encoding: "utf8" })
+          .trim()
+          .split(/\s+/)[2],
+      );
+    const wide = await start(new SocketAPI());
+    const narrow = await start(new SocketAPI(), { backlog: 100 });
+    const somaxconn = Number(readFileSync("/proc/sys/net/core/somaxconn", "utf8"));
+    expect(backlogOf(wide.port)).toBe(Math.min(4096, somaxconn));
+    expect(backlogOf(narrow.port)).toBe(100);
+  });
+
   it("serves the seed example: an action, and a broadcast to every chat subscriber", async () => {
     const server = await start(seed);
     const [a, b, c] = await Promise.all([

@@ -27,6 +27,13 @@ export interface ServeOptions extends AttachOptions, Omit<RoutingOptions, "path"
   port?: number | undefined;
   /** The interface to listen on; default `127.0.0.1`. Use `0.0.0.0` to accept from the network. */
   host?: string | undefined;
+  /**
+   * How many connections the kernel may hold waiting to be accepted (the listen backlog);
+   * default 4096, where Node's is 511. A reconnect storm brings thousands at once: past the
+   * backlog the kernel drops their SYNs, and each client waits 1, 3, 7 s... to retry. Linux
+   * caps it at `net.core.somaxconn` (4096 since 5.4).
+   */
+  backlog?: number | undefined;
 }
 
 /** Options of a graceful shutdown. */

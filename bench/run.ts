@@ -6,12 +6,14 @@
 //   npm run bench -- --quick             # 1 repetition, small sizes, under 90 seconds
 //   npm run bench -- --json out.json     # also writes the results as JSON
 //   npm run bench -- --render out.json   # writes bench/RESULTS.md again from such a JSON
+//   npm run bench -- --storm-only        # the reconnect storms alone (bench/STORM.md)
+//   npm run bench -- --skip-storm        # a full run without them
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { connect, createServer } from "node:net";
-import { cpus, totalmem } from "node:os";
+import { cpus, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { startRedisCluster } from "../tests/helpers/brokers.ts";
@@ -874,6 +876,8 @@ async function main(): Promise<void> {
       results: { type: "string" },
       render: { type: "string" },
       "scale-only": { type: "boolean", default: false },
+      "storm-only": { type: "boolean", default: false },
+      "skip-storm": { type: "boolean", default: false },
       repetitions: { type: "string" },
       only: { type: "string" },
     },
@@ -889,6 +893,10 @@ async function main(): Promise<void> {
     return;
   }
   const mode = values.smoke ? "smoke" : values.quick ? "quick" : "full";
+  if (values["storm-only"]) {
+    await runStorm(mode);
+    return;
+  }
   const sizes = {
     ...SIZES[mode],
     ...(values.repetitions ? { repetitions: Number(values.repetitions) } : {}),
@@ -1048,6 +1056,21 @@ async function main(): Promise<void> {
       resultsPage(machine, sizes, rendered),
     );
   }
+  // The reconnect storms (bench/STORM.md), after the rest: they take about ten minutes.
+  if (mode === "full" && !scaleOnly && !values["skip-storm"] && !only) await runStorm(mode);
+}
+
+/**
+ * bench/storm/run.ts in its own process: 19,000 clients in a full run, 2,000 in a quick
+ * one (written to bench/STORM.md only in a full run).
+ */
+async function runStorm(mode: "full" | "quick" | "smoke"): Promise<void> {
+  const clients = mode === "full" ? 19_000 : mode === "quick" ? 2000 : 200;
+  const args = ["--import", "tsx", "bench/storm/run.ts", "--clients", String(clients)];
+  if (mode !== "full") args.push("--processes", "1", "--results", join(tmpdir(), "STORM.md"));
+  const child = spawn(process.execPath, args, { cwd: root, stdio: "inherit" });
+  const [code] = (await once(child, "exit")) as [number | null];
+  if (code !== 0) throw new Error(`bench/storm/run.ts exited with ${code}`);
 }
 
 /** The issue's targets, each with what this run measured. */
@@ -1223,7 +1246,9 @@ the other instance (p50, p99); and the messages the third instance, which has no
 subscriber, received from the broker meanwhile. "over redis cluster": three primaries and
 three replicas (six \`redis-server\` processes), SocketAPI over sharded pub/sub against
 Socket.IO's \`createShardedAdapter\`. The time without delivery at each broker failover is
-measured by \`npm run bench:failovers\`, in [FAILOVERS.md](FAILOVERS.md).
+measured by \`npm run bench:failovers\`, in [FAILOVERS.md](FAILOVERS.md); the reconnect
+storms (19,000 clients back after a restart or a failover) by \`npm run bench -- --storm-only\`
+(and at the end of a full run), in [STORM.md](STORM.md).
 
 ${clusterTable(lastResults)}
 

@@ -9,6 +9,7 @@ import {
   type LinkEvents,
   STALLED_MS,
 } from "../src/adapter.ts";
+import type { SharedHistoryStore } from "../src/history/history.ts";
 
 /** A broker in the test's hands: it takes publishes when told to, and can go away. */
 function fakeBroker() {
@@ -65,7 +66,7 @@ function fakeBroker() {
   return broker;
 }
 
-async function opened(broker: ReturnType<typeof fakeBroker>, options = {}) {
+async function opened(broker: { link: BrokerLink }, options = {}) {
   const relay = new BrokerRelay(broker.link, options);
   const received: string[] = [];
   const reported: string[] = [];
@@ -236,6 +237,41 @@ describe("a broker relay", () => {
     await tick();
     relay.publish("a", frame);
     expect(broker.published).toHaveLength(11);
+  });
+
+  it("counts a broadcast with history that is late as lost only when its command fails, not when it is taken late", async () => {
+    const broker = fakeBroker();
+    const answers: { resolve: (offset: number) => void; reject: (error: Error) => void }[] = [];
+    const history: SharedHistoryStore = {
+      shared: true,
+      publish: () => new Promise<number>((resolve, reject) => answers.push({ resolve, reject })),
+      recover: () => Promise.reject(new Error("not read here")),
+    };
+    const { relay, reported } = await opened(
+      { ...broker, link: { ...broker.link, history } },
+      { commandTimeout: 20 },
+    );
+    const store = relay.history as SharedHistoryStore;
+    const options = { size: 10, ttl: 1000 };
+    // Both wait past the timeout: whoever waited goes on, told, and neither is lost yet.
+    const first = store.publish("a", "one", options);
+    const second = store.publish("a", "two", options);
+    await expect(first).rejects.toThrow("did not answer within 20 ms");
+    await expect(second).rejects.toThrow("did not answer within 20 ms");
+    expect(relay.stats.lost).toBe(0);
+    expect(reported).toHaveLength(1);
+    // The first is taken late (sent again to a new primary): it reached the others. The
+    // second fails (its connection closed): lost, once.
+    answers[0]?.resolve(1);
+    answers[1]?.reject(new Error("Connection is closed."));
+    await tick();
+    expect(relay.stats.lost).toBe(1);
+    expect(relay.stats.pendingBytes).toBe(0);
+    // One that fails before the timeout counts once, too.
+    const third = store.publish("a", "three", options);
+    answers[2]?.reject(new Error("Connection is closed."));
+    await expect(third).rejects.toThrow("Connection is closed.");
+    expect(relay.stats.lost).toBe(2);
   });
 
   it("does not keep a subscribe waiting forever for a broker that does not confirm it", async () => {

@@ -416,16 +416,25 @@ export class BrokerRelay implements Relay {
       this.#pendingBytes -= bytes;
       this.#inFlight.delete(pending);
     };
-    sent.then(() => {
-      release();
-      // Taken again, and nothing failed for a while: a later stall or outage is reported
-      // again (a cluster whose one shard fails while the others answer is told once).
-      if (this.#up && !this.#troubledLately()) this.#lossReported = false;
-    }, release);
+    sent.then(
+      () => {
+        release();
+        // Taken again, and nothing failed for a while: a later stall or outage is reported
+        // again (a cluster whose one shard fails while the others answer is told once).
+        if (this.#up && !this.#troubledLately()) this.#lossReported = false;
+      },
+      () => {
+        release();
+        // A broadcast is lost when the broker fails it, also after whoever waited went on;
+        // one the broker takes late (a stalled primary's command that its client sends
+        // again to the new one) reached the others: it is not counted. Each counts, even
+        // when the publishes of one turn share one failure.
+        if (kind === "broadcast") this.#counters.lost++;
+      },
+    );
     if (!waited) {
       return sent.catch((error: unknown) => {
-        // Each counts, even when the publishes of one turn share one failure.
-        throw this.#failed(kind, error);
+        throw this.#told(error);
       });
     }
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -452,16 +461,20 @@ export class BrokerRelay implements Relay {
         stop();
         // The broker's own answer to a read is the caller's to tell.
         if (kind === "read" && error !== late) throw error;
-        // Each broadcast counts (the publishes of one turn may share one failure), and
-        // the outage is told once.
-        throw this.#failed(kind, error);
+        // The outage (or the stall) is told once.
+        throw this.#told(error);
       },
     );
   }
 
-  /** A command that did not reach the broker: counted if a broadcast, told once, marked. */
+  /** A command refused before it was sent: counted if a broadcast, told once, marked. */
   #failed(kind: CommandKind, error: unknown): Error {
     if (kind === "broadcast") this.#counters.lost++;
+    return this.#told(error);
+  }
+
+  /** A command that failed or is late: the relay shows it, tells it once, and marks it. */
+  #told(error: unknown): Error {
     // Also while the broker is away: once back, the relay shows the loss for a while.
     this.#troubled(error);
     if (this.#up) this.#link.commandFailed?.(error);

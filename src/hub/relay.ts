@@ -134,8 +134,10 @@ export interface RelayStats {
   /** Broadcasts received from other instances. */
   readonly received: number;
   /**
-   * Broadcasts that did not reach the other instances: the broker was unreachable, or did
-   * not take them as fast as they came. Local subscribers got them all.
+   * Broadcasts that did not reach the other instances: the broker was unreachable, did
+   * not take them as fast as they came, or failed them. One the broker has not answered
+   * (stalled) counts once its command fails, not while it waits, and not at all when the
+   * broker takes it late. Local subscribers got them all.
    */
   readonly lost: number;
   /** Times the connection to the broker was lost. */

@@ -8,6 +8,10 @@
 //   npm run bench -- --render out.json   # writes bench/RESULTS.md again from such a JSON
 //   npm run bench -- --storm-only        # the reconnect storms alone (bench/STORM.md)
 //   npm run bench -- --skip-storm        # a full run without them
+//   npm run bench -- --faults-only       # the network between hosts alone (bench/FAULTS.md)
+//   npm run bench -- --skip-faults       # a full run without it
+//   npm run bench -- --hundred-thousand-only  # 100,000 connections alone (bench/HUNDRED-THOUSAND.md)
+//   npm run bench -- --skip-hundred-thousand  # a full run without them
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
@@ -878,6 +882,10 @@ async function main(): Promise<void> {
       "scale-only": { type: "boolean", default: false },
       "storm-only": { type: "boolean", default: false },
       "skip-storm": { type: "boolean", default: false },
+      "faults-only": { type: "boolean", default: false },
+      "skip-faults": { type: "boolean", default: false },
+      "hundred-thousand-only": { type: "boolean", default: false },
+      "skip-hundred-thousand": { type: "boolean", default: false },
       repetitions: { type: "string" },
       only: { type: "string" },
     },
@@ -895,6 +903,14 @@ async function main(): Promise<void> {
   const mode = values.smoke ? "smoke" : values.quick ? "quick" : "full";
   if (values["storm-only"]) {
     await runStorm(mode);
+    return;
+  }
+  if (values["faults-only"]) {
+    await runFaults(mode);
+    return;
+  }
+  if (values["hundred-thousand-only"]) {
+    await runHundredThousand(mode);
     return;
   }
   const sizes = {
@@ -1058,6 +1074,41 @@ async function main(): Promise<void> {
   }
   // The reconnect storms (bench/STORM.md), after the rest: they take about ten minutes.
   if (mode === "full" && !scaleOnly && !values["skip-storm"] && !only) await runStorm(mode);
+  // The network between hosts (bench/FAULTS.md), where namespaces can be made: about 7 minutes.
+  if (mode === "full" && !scaleOnly && !values["skip-faults"] && !only) await runFaults(mode);
+  // 100,000 connections (bench/HUNDRED-THOUSAND.md): about five minutes.
+  if (mode === "full" && !scaleOnly && !values["skip-hundred-thousand"] && !only) {
+    await runHundredThousand(mode);
+  }
+}
+
+/**
+ * bench/hundred-thousand/run.ts in its own process: 100,000 connections over 8 workers in a
+ * full run, 5,000 over 2 in a quick one (written to bench/HUNDRED-THOUSAND.md only in a
+ * full run).
+ */
+async function runHundredThousand(mode: "full" | "quick" | "smoke"): Promise<void> {
+  const args = ["--import", "tsx", "bench/hundred-thousand/run.ts"];
+  if (mode !== "full") {
+    const connections = mode === "quick" ? "5000" : "200";
+    args.push("--connections", connections, "--workers", "2", "--processes", "2");
+    args.push("--results", join(tmpdir(), "HUNDRED-THOUSAND.md"));
+  }
+  const child = spawn(process.execPath, args, { cwd: root, stdio: "inherit" });
+  const [code] = (await once(child, "exit")) as [number | null];
+  if (code !== 0) throw new Error(`bench/hundred-thousand/run.ts exited with ${code}`);
+}
+
+/**
+ * bench/faults.ts in its own process: three repetitions in a full run, one short one in a
+ * quick run (written to bench/FAULTS.md only in a full run).
+ */
+async function runFaults(mode: "full" | "quick" | "smoke"): Promise<void> {
+  const args = ["--import", "tsx", "bench/faults.ts"];
+  if (mode !== "full") args.push("--quick", "--results", join(tmpdir(), "FAULTS.md"));
+  const child = spawn(process.execPath, args, { cwd: root, stdio: "inherit" });
+  const [code] = (await once(child, "exit")) as [number | null];
+  if (code !== 0) throw new Error(`bench/faults.ts exited with ${code}`);
 }
 
 /**
@@ -1248,7 +1299,11 @@ three replicas (six \`redis-server\` processes), SocketAPI over sharded pub/sub 
 Socket.IO's \`createShardedAdapter\`. The time without delivery at each broker failover is
 measured by \`npm run bench:failovers\`, in [FAILOVERS.md](FAILOVERS.md); the reconnect
 storms (19,000 clients back after a restart or a failover) by \`npm run bench -- --storm-only\`
-(and at the end of a full run), in [STORM.md](STORM.md).
+(and at the end of a full run), in [STORM.md](STORM.md); a network that drops, delays or
+cuts packets between an instance and Redis by \`npm run bench -- --faults-only\` (and at
+the end of a full run), in [FAULTS.md](FAULTS.md); 100,000 connections over \`--workers\`
+against Socket.IO's cluster adapter by \`npm run bench -- --hundred-thousand-only\` (and
+last in a full run), in [HUNDRED-THOUSAND.md](HUNDRED-THOUSAND.md).
 
 ${clusterTable(lastResults)}
 

@@ -36,6 +36,10 @@ export interface RedisConnections {
   listeners(topics: readonly string[]): Promise<number[]>;
   /** A command sent over them failed: a cluster's connections ask where the slots are. */
   commandFailed?(): void;
+  /** Asks every connection for an answer (PING); resolves once each gave it. */
+  ping?(): Promise<void>;
+  /** Drops every connection and makes it again. */
+  reconnect?(): void;
   /** The pub/sub channels matching `pattern` that somebody hears. */
   topics(pattern: string): Promise<string[]>;
   close(): Promise<void>;

@@ -40,10 +40,12 @@ export class SingleRedis implements RedisConnections {
       "socketapi/redis",
       () => import("ioredis"),
     );
+    // What a closed connection left unanswered is not sent again: it fails (see "close").
+    const options = { autoResendUnfulfilledCommands: false, ...this.#options };
     const make = (connectionName: string) =>
       this.#url === undefined
-        ? new Redis({ ...this.#options, connectionName })
-        : new Redis(this.#url, { ...this.#options, connectionName });
+        ? new Redis({ ...options, connectionName })
+        : new Redis(this.#url, { ...options, connectionName });
     const publisher = make("socketapi-publish");
     const subscriber = make("socketapi-subscribe");
     this.#publisher = publisher;
@@ -70,6 +72,14 @@ export class SingleRedis implements RedisConnections {
     this.#up = true;
     for (const client of [publisher, subscriber]) {
       client.on("close", () => {
+        // What the closed connection left unanswered fails now: ioredis would send it again
+        // once connected (or, told not to, forget it unsettled), and a broadcast sent again
+        // arrives after the ones made since, or twice when Redis ran it and only the
+        // answer was lost.
+        const error = new Error(`${this.name} closed the connection before answering`);
+        for (let item = client.commandQueue.shift(); item; item = client.commandQueue.shift()) {
+          item.command.reject(error);
+        }
         if (!this.#up) return;
         this.#up = false;
         events.down(new Error(`${this.name} closed the connection`));
@@ -105,6 +115,23 @@ export class SingleRedis implements RedisConnections {
 
   async topics(pattern: string): Promise<string[]> {
     return ((await this.#publisher?.pubsub("CHANNELS", pattern)) as string[] | undefined) ?? [];
+  }
+
+  async ping(): Promise<void> {
+    // PING is one of the commands a subscribed connection may send.
+    await Promise.all([this.#publisher?.ping(), this.#subscriber?.ping()]);
+  }
+
+  reconnect(): void {
+    for (const client of [this.#publisher, this.#subscriber]) {
+      if (!client) continue;
+      // Reset, not ended: what was written and not yet sent (a partition holds it) is
+      // thrown away, so that Redis never runs it late. ioredis connects again by itself;
+      // what the connection left unanswered fails (see "close").
+      const stream = client.stream as { resetAndDestroy?: () => void } | undefined;
+      if (typeof stream?.resetAndDestroy === "function") stream.resetAndDestroy();
+      else client.disconnect(true);
+    }
   }
 
   async close(): Promise<void> {

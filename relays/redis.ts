@@ -173,6 +173,14 @@ class RedisLink implements BrokerLink {
     }));
   }
 
+  ping(): Promise<void> {
+    return this.#connections.ping?.() ?? Promise.resolve();
+  }
+
+  reconnect(): void {
+    this.#connections.reconnect?.();
+  }
+
   commandFailed(): void {
     this.#connections.commandFailed?.();
   }

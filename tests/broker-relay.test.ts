@@ -274,6 +274,57 @@ describe("a broker relay", () => {
     expect(relay.stats.lost).toBe(2);
   });
 
+  it("pings the broker: degraded while a ping waits, and connects again once one waited commandTimeout, told once", async () => {
+    const broker = fakeBroker();
+    let answering = true;
+    const pings: ((value: undefined) => void)[] = [];
+    let reconnects = 0;
+    const link: BrokerLink = {
+      ...broker.link,
+      ping: () =>
+        answering ? Promise.resolve() : new Promise<undefined>((resolve) => pings.push(resolve)),
+      reconnect: () => {
+        reconnects++;
+      },
+    };
+    const { relay, reported } = await opened({ link }, { heartbeat: 20, commandTimeout: 1500 });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(relay.health.status).toBe("ok");
+    // Quiet, not deaf: the broker stops answering pings.
+    answering = false;
+    await vi.waitFor(() => expect(relay.health.status).toBe("degraded"), { timeout: 3000 });
+    expect(relay.health.reason).toContain("has not answered for");
+    expect(pings).toHaveLength(1);
+    expect(reconnects).toBe(0);
+    await vi.waitFor(() => expect(reconnects).toBe(1), { timeout: 3000 });
+    expect(reported).toEqual([
+      "Fake at fake://broker has not answered a ping for 1500 ms: connecting again " +
+        "(broadcasts from other instances are not heard meanwhile)",
+    ]);
+    // Back: pings are answered again; the relay is ok once the trouble is past.
+    answering = true;
+    broker.down();
+    broker.up();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(reconnects).toBe(1);
+    await relay.close();
+  });
+
+  it("never pings with heartbeat: false", async () => {
+    const broker = fakeBroker();
+    let pinged = 0;
+    const link: BrokerLink = {
+      ...broker.link,
+      ping: async () => {
+        pinged++;
+      },
+    };
+    const { relay } = await opened({ link }, { heartbeat: false });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(pinged).toBe(0);
+    await relay.close();
+  });
+
   it("does not keep a subscribe waiting forever for a broker that does not confirm it", async () => {
     const broker = fakeBroker();
     const { relay } = await opened(broker, { joinTimeout: 50 });

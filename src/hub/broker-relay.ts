@@ -10,6 +10,7 @@ import type { HistoryOptions, SharedHistoryStore } from "../history/history.ts";
 import type { SharedPresenceStore } from "../presence/presence-registry.ts";
 import { Census } from "./census.ts";
 import type { DisconnectTarget } from "./disconnect.ts";
+import { markLate } from "./late.ts";
 import type { Relay, RelayHealth, RelayStats } from "./relay.ts";
 import { markReported } from "./reported.ts";
 
@@ -69,6 +70,15 @@ export interface BrokerLink {
    * (Redis): they never hear this app's broadcasts, nor it theirs. Told once at start.
    */
   otherPrefixes?(): Promise<{ readonly prefix: string; readonly instances: number }[]>;
+  /**
+   * Asks the broker something over every connection the link holds, and resolves once each
+   * answered: the relay's heartbeat. It tells a link that no longer hears (a network
+   * partition, a connection the broker closed while the network kept that from this side)
+   * from one that is only quiet.
+   */
+  ping?(): Promise<void>;
+  /** Drops the link's connections and makes them again: its heartbeat went unanswered. */
+  reconnect?(): void;
 }
 
 /** Options every broker relay has. */
@@ -91,6 +101,14 @@ export interface BrokerRelayOptions {
    * it: a stalled broker's connection keeps what was written to it.
    */
   commandTimeout?: number | undefined;
+  /**
+   * How often the relay pings the broker over each of its connections, in ms, where the
+   * broker's link can (Redis on one server or through Sentinel). A ping unanswered for
+   * {@link STALLED_MS} shows the relay `degraded`; one unanswered for `commandTimeout`
+   * makes it drop its connections and connect again (reported once), so that a connection
+   * that stopped hearing is not taken for a quiet one. Default 2000; `false` turns it off.
+   */
+  heartbeat?: number | false | undefined;
 }
 
 const DEFAULT_MAX_PENDING_BYTES = 8 * 1024 * 1024;
@@ -102,6 +120,7 @@ export const DEGRADED_MS = 5000;
 export const STALLED_MS = 1000;
 const DEFAULT_JOIN_TIMEOUT_MS = 5000;
 const DEFAULT_COMMAND_TIMEOUT_MS = 5000;
+const DEFAULT_HEARTBEAT_MS = 2000;
 
 /** What a command to the broker is, for its accounting: a broadcast is lost when it fails. */
 type CommandKind = "broadcast" | "read";
@@ -130,6 +149,10 @@ export class BrokerRelay implements Relay {
   readonly #maxPendingBytes: number;
   readonly #joinTimeout: number;
   readonly #commandTimeout: number;
+  readonly #heartbeat: number | false;
+  #heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  /** Whether a heartbeat's ping waits for its answer. */
+  #beating = false;
   #history: SharedHistoryStore | undefined;
   #presence: SharedPresenceStore | undefined;
   /** The channels this instance has subscribers of. */
@@ -162,6 +185,7 @@ export class BrokerRelay implements Relay {
     this.#maxPendingBytes = options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
     this.#joinTimeout = options.joinTimeout ?? DEFAULT_JOIN_TIMEOUT_MS;
     this.#commandTimeout = options.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    this.#heartbeat = options.heartbeat ?? DEFAULT_HEARTBEAT_MS;
   }
 
   get stats(): RelayStats {
@@ -294,6 +318,10 @@ export class BrokerRelay implements Relay {
     this.#up = true;
     this.#downSince = Date.now();
     await this.#link.subscribe(this.#census.topics);
+    if (this.#heartbeat !== false && this.#heartbeat > 0 && this.#link.ping) {
+      this.#heartbeatTimer = setInterval(() => this.#beat(), this.#heartbeat);
+      (this.#heartbeatTimer as { unref?: () => void }).unref?.();
+    }
     // Two instances of one app started with different prefixes never meet: say so.
     const others = await this.#link.otherPrefixes?.().catch(() => []);
     if (others && others.length > 0) {
@@ -461,6 +489,8 @@ export class BrokerRelay implements Relay {
         stop();
         // The broker's own answer to a read is the caller's to tell.
         if (kind === "read" && error !== late) throw error;
+        // How it ends is still to come: the broker may take it late.
+        if (late && error === late) markLate(late, sent);
         // The outage (or the stall) is told once.
         throw this.#told(error);
       },
@@ -489,7 +519,41 @@ export class BrokerRelay implements Relay {
     );
   }
 
+  /**
+   * Pings the broker unless a ping waits already. Unanswered, it shows in {@link health}
+   * as a stalled command; unanswered for `commandTimeout`, the link connects again.
+   */
+  #beat(): void {
+    const ping = this.#link.ping;
+    if (!ping || !this.#up || this.#closed || this.#beating) return;
+    this.#beating = true;
+    const pending = { at: Date.now() };
+    this.#inFlight.add(pending);
+    const done = () => {
+      clearTimeout(timer);
+      this.#inFlight.delete(pending);
+      this.#beating = false;
+    };
+    const timer = setTimeout(() => {
+      done();
+      if (!this.#up || this.#closed) return;
+      const unanswered = new Error(
+        `${this.#link.name} has not answered a ping for ${this.#commandTimeout} ms: ` +
+          "connecting again (broadcasts from other instances are not heard meanwhile)",
+      );
+      this.#troubled(unanswered);
+      this.#reportOutage(unanswered);
+      this.#link.reconnect?.();
+    }, this.#commandTimeout);
+    (timer as { unref?: () => void }).unref?.();
+    ping.call(this.#link).then(done, (error: unknown) => {
+      done();
+      if (this.#up && !this.#closed) this.#troubled(error);
+    });
+  }
+
   async close(): Promise<void> {
+    if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer);
     this.#closed = true;
     this.#up = false;
     this.#downSince = Date.now();

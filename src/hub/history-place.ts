@@ -11,8 +11,10 @@ import { MemoryHistory } from "../history/memory-history.ts";
 import { SharedRecoveries } from "../history/shared-recoveries.ts";
 import { positionOf } from "../history/stamp.ts";
 import { CatchUp, type CatchUpPlace } from "./catch-up.ts";
+import { lateSettlement } from "./late.ts";
 import type { PlaceLink } from "./place-link.ts";
 import type { Subscriber } from "./subscriber.ts";
+import { UnstampedOrder } from "./unstamped-order.ts";
 
 /** The most channels kept heard for their history after their last subscriber left. */
 export interface LingerLimits {
@@ -62,6 +64,8 @@ export class HistoryPlace {
   readonly #heard = new Map<string, StreamPosition>();
   /** What the subscribers here missed while the relay was away, sent once it is back. */
   readonly #catchUp = new CatchUp();
+  /** The order in which broadcasts the broker failed reach the subscribers here. */
+  readonly #unstamped = new UnstampedOrder();
   /** The shared reads of recoveries, per shared store. */
   readonly #sharedRecoveries = new WeakMap<SharedHistoryStore, SharedRecoveries>();
   /** Subscribers that a stand-in replaces in the index, per channel, for a while. */
@@ -144,16 +148,28 @@ export class HistoryPlace {
       target
         ? link.deliverExcept(channel, frame, target.except)
         : link.index.deliver(channel, frame);
+    const place = this.#unstamped.enter(channel);
+    const failed = () =>
+      this.#unstamped.settle(channel, place, { deliver: here, bytes: frame.length });
     return link.start().then(
       async () => {
         let offset: number;
         try {
           offset = await store.publish(channel, frame, options, target);
         } catch (error) {
-          // Not kept, not carried: the subscribers here still get it, without an offset.
           link.report(error, { channel, phase: "relay" });
-          return here();
+          // Late: the broker may still keep and carry it, and its copy reach the subscribers
+          // here, stamped. They get it without an offset only once the broker failed it.
+          const late = lateSettlement(error);
+          if (late) {
+            late.then(() => this.#unstamped.settle(channel, place), failed);
+            return 0;
+          }
+          // Not kept, not carried: the subscribers here still get it, without an offset,
+          // after the broadcasts before it (whoever waited goes on if they are late).
+          return failed();
         }
+        this.#unstamped.settle(channel, place);
         if (!link.index.has(channel)) return 0;
         // Its copy may have come back before the store's answer did.
         if ((this.#heard.get(channel)?.offset ?? 0) >= offset) return link.index.size(channel);
@@ -168,7 +184,7 @@ export class HistoryPlace {
       },
       (error: unknown) => {
         link.openFailed(error);
-        return here();
+        return failed();
       },
     );
   }

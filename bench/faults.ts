@@ -23,6 +23,7 @@ import {
   startFaultHosts,
 } from "../tests/helpers/fault-hosts.ts";
 import { whyNoNamespaces } from "../tests/helpers/netns.ts";
+import { putSection } from "./results-sections.ts";
 
 const root = resolve(import.meta.dirname, "..");
 const MAX_PENDING_BYTES = 256 * 1024;
@@ -270,7 +271,9 @@ async function main(): Promise<void> {
     runs.push(await repetition(ms, partitionMs));
   }
   const file = values.results ?? join(root, "bench", "FAULTS.md");
-  await writeFile(file, page(runs, ms, partitionMs));
+  const written = page(runs, ms, partitionMs);
+  await writeFile(file, written);
+  if (!values.results) await putSection("faults", written.replace(/^# /, "## "));
   console.error(`faults: wrote ${file}`);
 }
 

@@ -22,6 +22,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { startRedisCluster } from "../tests/helpers/brokers.ts";
 import type { LoadSizes } from "./load.ts";
+import { sectionsOf } from "./results-sections.ts";
 
 const root = resolve(import.meta.dirname, "..");
 const bin = (name: string) => join(root, "node_modules", ".bin", name);
@@ -894,8 +895,8 @@ async function main(): Promise<void> {
     // Writes RESULTS.md again from a run's JSON, without running anything.
     const { machine, results } = JSON.parse(await readFile(values.render, "utf8"));
     lastResults = results;
-    await writeFile(
-      values.results ?? join(root, "bench", "RESULTS.md"),
+    await writeResults(
+      values.results,
       resultsPage(machine, SIZES[machine.mode as keyof typeof SIZES], table(results)),
     );
     return;
@@ -1067,10 +1068,7 @@ async function main(): Promise<void> {
   if (values.json)
     await writeFile(values.json, `${JSON.stringify({ machine, results }, null, 2)}\n`);
   if ((mode === "full" && !scaleOnly) || values.results) {
-    await writeFile(
-      values.results ?? join(root, "bench", "RESULTS.md"),
-      resultsPage(machine, sizes, rendered),
-    );
+    await writeResults(values.results, resultsPage(machine, sizes, rendered));
   }
   // The reconnect storms (bench/STORM.md), after the rest: they take about ten minutes.
   if (mode === "full" && !scaleOnly && !values["skip-storm"] && !only) await runStorm(mode);
@@ -1097,6 +1095,17 @@ async function runHundredThousand(mode: "full" | "quick" | "smoke"): Promise<voi
   const child = spawn(process.execPath, args, { cwd: root, stdio: "inherit" });
   const [code] = (await once(child, "exit")) as [number | null];
   if (code !== 0) throw new Error(`bench/hundred-thousand/run.ts exited with ${code}`);
+}
+
+/**
+ * Writes the results page to `file`, or to bench/RESULTS.md keeping the long scenarios'
+ * sections it has (bench/results-sections.ts).
+ */
+async function writeResults(file: string | undefined, page: string): Promise<void> {
+  if (file) return writeFile(file, page);
+  const path = join(root, "bench", "RESULTS.md");
+  const kept = existsSync(path) ? sectionsOf(await readFile(path, "utf8")) : "";
+  await writeFile(path, kept ? `${page.trimEnd()}\n\n${kept}` : page);
 }
 
 /**

@@ -5,11 +5,12 @@
 // servers' memory per connection and per subscribed connection (RSS of the primary and
 // its workers), a broadcast to all of them (from one client's action to the last
 // delivery; median of five after a warm-up), and round trips per second on 1,000 of them
-// while all are connected. Socket.IO with its cluster adapter (node:cluster, WebSocket
-// only) in the same run and at the same size.
+// while all are connected (median of three). Against the limit (`ws` in node:cluster,
+// broadcasts relayed by the primary) and Socket.IO with its cluster adapter (WebSocket
+// only), in the same run and at the same size.
 //
 //   node --import tsx bench/hundred-thousand/run.ts [--connections 100000] [--workers 8]
-//        [--processes 8] [--only "NAME;NAME"] [--results FILE] [--json FILE]
+//        [--processes 8] [--action-seconds 10] [--only "NAME;NAME"] [--results FILE] [--json FILE]
 //
 // Run by `npm run bench -- --hundred-thousand-only`, and at the end of a full run.
 import { type ChildProcess, spawn } from "node:child_process";
@@ -20,6 +21,7 @@ import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { freePort } from "../../tests/helpers/server-process.ts";
+import { putSection } from "../results-sections.ts";
 
 const root = resolve(import.meta.dirname, "..", "..");
 /** How long one answer of a load process may take (opening its share, say). */
@@ -28,17 +30,35 @@ const ANSWER_TIMEOUT_MS = 300_000;
 const BROADCASTS = 5;
 /** Connections that do round trips while all are connected, and for how long. */
 const ACTING = 1000;
-const ACTING_SECONDS = 10;
+/** The default of `--action-seconds`: each of ACTING_ROUNDS, of which the median is reported. */
+const ACTING_SECONDS = 5;
+const ACTING_ROUNDS = 3;
 
 /** A subject of the scenario. */
 export interface CrowdSubject {
   name: string;
+  /** What the load speaks to it. */
   protocol: "socketapi" | "socketio";
+  /** How it is started (from the repository's root). */
+  command: string[];
 }
 
 export const CROWD_SUBJECTS: CrowdSubject[] = [
-  { name: "socketapi, --workers", protocol: "socketapi" },
-  { name: "socket.io, cluster adapter", protocol: "socketio" },
+  {
+    name: "raw ws, node:cluster",
+    protocol: "socketapi",
+    command: ["--import", "tsx", "bench/hundred-thousand/raw-server.ts"],
+  },
+  {
+    name: "socketapi, --workers",
+    protocol: "socketapi",
+    command: ["adapters/node-cli.js", "bench/hundred-thousand/socketapi-app.ts"],
+  },
+  {
+    name: "socket.io, cluster adapter",
+    protocol: "socketio",
+    command: ["--import", "tsx", "bench/hundred-thousand/socketio-server.ts"],
+  },
 ];
 
 /** What one run measured. */
@@ -57,8 +77,9 @@ export interface CrowdResult {
   /** From one client's action to the last delivery: median and each run, ms. */
   broadcastMs: number;
   broadcastRuns: number[];
-  /** Round trips per second on ACTING connections while all are connected. */
+  /** Round trips per second on ACTING connections while all are connected: median and each run. */
   actions: number;
+  actionRuns: number[];
 }
 
 /** A load process, and its answers awaited by key. */
@@ -76,7 +97,11 @@ function startLoad(options: Record<string, unknown>): Load {
   );
   started.add(child);
   const received: Record<string, number>[] = [];
-  const waiting: { key: string; resolve: (message: Record<string, number>) => void }[] = [];
+  const waiting: {
+    key: string;
+    resolve: (message: Record<string, number>) => void;
+    reject: (error: Error) => void;
+  }[] = [];
   let exited: Error | undefined;
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   lines.on("line", (line) => {
@@ -86,8 +111,10 @@ function startLoad(options: Record<string, unknown>): Load {
     if (waiter >= 0) waiting.splice(waiter, 1)[0]?.resolve(message);
     else received.push(message);
   });
+  // "close", not "exit": its last answers may still be in its stdout when it exits.
   child.once("close", (code) => {
     exited = new Error(`a load process exited with ${code}`);
+    for (const waiter of waiting.splice(0)) waiter.reject(exited);
   });
   return {
     child,
@@ -101,12 +128,15 @@ function startLoad(options: Record<string, unknown>): Load {
           () => reject(new Error(`no ${key} within ${ANSWER_TIMEOUT_MS} ms`)),
           ANSWER_TIMEOUT_MS,
         );
-        child.once("close", () => reject(exited));
         waiting.push({
           key,
           resolve: (message) => {
             clearTimeout(timer);
             resolve(message);
+          },
+          reject: (error) => {
+            clearTimeout(timer);
+            reject(error);
           },
         });
       }),
@@ -119,17 +149,7 @@ async function startServer(
   port: number,
   workers: number,
 ): Promise<ChildProcess> {
-  const args =
-    subject.protocol === "socketapi"
-      ? [
-          "adapters/node-cli.js",
-          "bench/hundred-thousand/socketapi-app.ts",
-          "--port",
-          String(port),
-          "--workers",
-          String(workers),
-        ]
-      : ["--import", "tsx", "bench/hundred-thousand/socketio-server.ts"];
+  const args = [...subject.command, "--port", String(port), "--workers", String(workers)];
   const child = spawn(process.execPath, args, {
     cwd: root,
     env: { ...process.env, PORT: String(port), WORKERS: String(workers) },
@@ -185,6 +205,7 @@ export async function crowd(
   workers: number,
   processes: number,
   firstAddress: number,
+  actingSeconds = ACTING_SECONDS,
 ): Promise<CrowdResult> {
   const port = await freePort();
   const server = await startServer(subject, port, workers);
@@ -228,7 +249,13 @@ export async function crowd(
       await sleep(500);
     }
     const perProcess = Math.max(1, Math.round(ACTING / processes));
-    const answered = await all(`actions ${perProcess} 1 ${ACTING_SECONDS}`, "answered");
+    const actionRuns: number[] = [];
+    for (let round = 0; round < ACTING_ROUNDS; round++) {
+      const answered = await all(`actions ${perProcess} 1 ${actingSeconds}`, "answered");
+      actionRuns.push(
+        answered.reduce((sum, m) => sum + (m.answered as number) / (m.seconds as number), 0),
+      );
+    }
     return {
       subject: subject.name,
       connections,
@@ -241,7 +268,8 @@ export async function crowd(
       rssSubscribed,
       broadcastMs: median(broadcastRuns),
       broadcastRuns,
-      actions: answered.reduce((sum, m) => sum + (m.answered as number) / (m.seconds as number), 0),
+      actions: median(actionRuns),
+      actionRuns,
     };
   } finally {
     for (const load of loads) load.child.kill("SIGKILL");
@@ -266,14 +294,37 @@ const count = (n: number) => Math.round(n).toLocaleString("en-US");
 /** The scenario's table, in Markdown. */
 export function crowdTable(results: readonly CrowdResult[]): string {
   const lines = [
-    "| subject | connections | server processes | connect rate (/s) | server RSS before → connected → subscribed | per connection | per subscribed connection | broadcast to all, to the last delivery (median; runs) | round trips/s on 1,000 while all are connected |",
+    "| subject | connections | server processes | connect rate (/s) | server RSS before → connected → subscribed | per connection | per subscribed connection | broadcast to all, to the last delivery (median; runs) | round trips/s on 1,000 while all are connected (median; runs) |",
     "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ];
   for (const r of results) {
     const perConnection = (r.rssConnected - r.rssBefore) / r.connections;
     const perSubscribed = (r.rssSubscribed - r.rssBefore) / r.connections;
     lines.push(
-      `| ${r.subject} | ${count(r.connections)} | ${r.workers} + primary | ${count(r.connectRate)}${r.connectFailures ? ` (${r.connectFailures} tried again)` : ""} | ${mib(r.rssBefore)} → ${mib(r.rssConnected)} → ${mib(r.rssSubscribed)} | ${kib(perConnection)} | ${kib(perSubscribed)} | ${count(r.broadcastMs)} ms (${r.broadcastRuns.map(count).join(", ")}) | ${count(r.actions)} |`,
+      `| ${r.subject} | ${count(r.connections)} | ${r.workers} + primary | ${count(r.connectRate)}${r.connectFailures ? ` (${r.connectFailures} tried again)` : ""} | ${mib(r.rssBefore)} → ${mib(r.rssConnected)} → ${mib(r.rssSubscribed)} | ${kib(perConnection)} | ${kib(perSubscribed)} | ${count(r.broadcastMs)} ms (${r.broadcastRuns.map(count).join(", ")}) | ${count(r.actions)} (${r.actionRuns.map(count).join(", ")}) |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+/** Each subject's figures as a ratio of the limit's (the first subject) in the same run. */
+export function ratioTable(results: readonly CrowdResult[]): string {
+  const [limit, ...others] = results;
+  if (!limit || others.length === 0) return "";
+  const perSubscribed = (r: CrowdResult) => (r.rssSubscribed - r.rssBefore) / r.connections;
+  const metrics: [string, (r: CrowdResult) => number][] = [
+    ["connect rate", (r) => r.connectRate],
+    ["memory per subscribed connection", perSubscribed],
+    ["broadcast to all, to the last delivery", (r) => r.broadcastMs],
+    ["round trips/s", (r) => r.actions],
+  ];
+  const lines = [
+    `| against ${limit.subject} | ${others.map((r) => r.subject).join(" | ")} |`,
+    `| --- | ${others.map(() => "---:").join(" | ")} |`,
+  ];
+  for (const [name, value] of metrics) {
+    lines.push(
+      `| ${name} | ${others.map((r) => `${(value(r) / value(limit)).toFixed(2)}x`).join(" | ")} |`,
     );
   }
   return lines.join("\n");
@@ -294,6 +345,7 @@ async function main(): Promise<void> {
       connections: { type: "string", default: "100000" },
       workers: { type: "string", default: "8" },
       processes: { type: "string", default: "8" },
+      "action-seconds": { type: "string", default: String(ACTING_SECONDS) },
       only: { type: "string" },
       results: { type: "string" },
       json: { type: "string" },
@@ -302,13 +354,21 @@ async function main(): Promise<void> {
   const connections = Number(values.connections);
   const workers = Number(values.workers);
   const processes = Number(values.processes);
+  const actingSeconds = Number(values["action-seconds"]);
   const only = values.only?.split(";").map((name) => name.trim());
   const results: CrowdResult[] = [];
   for (const [index, subject] of CROWD_SUBJECTS.entries()) {
     if (only && !only.includes(subject.name)) continue;
     console.error(`${subject.name}: ${connections} connections`);
     // Each subject from addresses of its own: the last one's ports may still be closing.
-    const result = await crowd(subject, connections, workers, processes, 30 + index * 20);
+    const result = await crowd(
+      subject,
+      connections,
+      workers,
+      processes,
+      30 + index * 20,
+      actingSeconds,
+    );
     console.error(JSON.stringify(result));
     results.push(result);
   }
@@ -323,11 +383,14 @@ Connect rate: all opened at once, 256 handshakes in flight per load process. Mem
 of the primary and its workers. Broadcast: one client's action broadcasts to the channel
 every connection subscribes to (carried to the other workers by the primary); from the
 action's sending to the last connection's delivery, median of ${BROADCASTS} after a warm-up. Round trips:
-${ACTING.toLocaleString("en-US")} connections, one in flight each, for ${ACTING_SECONDS} s, the rest connected and idle.
+${ACTING.toLocaleString("en-US")} connections, one in flight each, ${ACTING_ROUNDS} times ${actingSeconds} s, the rest connected and idle.
 
 ${crowdTable(results)}
+
+${ratioTable(results)}
 `;
   await writeFile(values.results ?? join(root, "bench", "HUNDRED-THOUSAND.md"), page);
+  if (!values.results) await putSection("hundred-thousand", page.replace(/^# /, "## "));
   if (values.json) await writeFile(values.json, JSON.stringify(results, null, 2));
   console.log(page);
 }

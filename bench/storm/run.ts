@@ -21,6 +21,7 @@ import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { ensureNginx, redisCliRun, startRedis } from "../../tests/helpers/brokers.ts";
 import { freePort } from "../../tests/helpers/server-process.ts";
+import { putSection } from "../results-sections.ts";
 
 const root = resolve(import.meta.dirname, "..", "..");
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
@@ -418,6 +419,7 @@ one). Gaps and duplicates: offsets each client checked on every frame it receive
 ${stormTable(results)}
 `;
   await writeFile(values.results ?? join(root, "bench", "STORM.md"), page);
+  if (!values.results) await putSection("storm", page.replace(/^# /, "## "));
   if (values.json) await writeFile(values.json, JSON.stringify(results, null, 2));
   console.log(page);
 }

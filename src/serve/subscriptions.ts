@@ -21,6 +21,7 @@ import { utf8Length } from "../protocol/utf8.ts";
 import { isThenable } from "../thenable.ts";
 import { whenSettled } from "./answers.ts";
 import { SubscribeHandlerContext } from "./handler-context.ts";
+import { JoiningSubscriber } from "./joining-subscriber.ts";
 import { RecoveringSubscriber } from "./recovering-subscriber.ts";
 import type { ChannelMatch, SubscribingConnection } from "./served-connection.ts";
 
@@ -102,22 +103,32 @@ function subscribeNow(
   if (!session.holds(name)) {
     // An adapter that keeps subscriptions (a Durable Object's attachment) may refuse one.
     session.keeper?.subscribing(session, name, given && withoutNameParams(given, match.nameParams));
-    const joining = session.hub.add(name, session);
-    if (joining) return joining.then(() => addedAndAnswer(session, ctx, name, initial));
+    if (session.hub.relay) {
+      // Joining the relay takes a while: what is broadcast meanwhile waits for `subscribed`.
+      const standIn = new JoiningSubscriber(session, name, session.limits.maxBufferedBytes);
+      const joined = session.hub.add(name, standIn);
+      if (joined) return joined.then(() => addedAndAnswer(session, ctx, name, initial, standIn));
+      return addedAndAnswer(session, ctx, name, initial, standIn);
+    }
+    session.hub.add(name, session);
   }
   addedAndAnswer(session, ctx, name, initial);
 }
 
-/** The connection is in the hub: it holds the channel, and is told `subscribed`. */
+/**
+ * The connection (or `standIn` for it) is in the hub: it holds the channel, and is told
+ * `subscribed`, then gets what `standIn` held.
+ */
 function addedAndAnswer(
   session: SubscribingConnection,
   ctx: SubscribeHandlerContext,
   name: string,
   initial: string | undefined,
+  standIn?: JoiningSubscriber,
 ): void {
   if (ctx.ended || session.closed) {
     // The client left, or the handler timed out, while the relay joined: nobody to add.
-    forgetUnheld(session, name);
+    forgetUnheld(session, name, standIn);
     return;
   }
   session.hold(name);
@@ -125,12 +136,17 @@ function addedAndAnswer(
   ctx.trace?.end();
   session.answer(replyFrame("subscribed", name, ctx.id));
   if (initial !== undefined) session.answer(initial);
+  standIn?.handOver();
 }
 
-/** Takes the connection back out of a channel it was added to but does not hold. */
-function forgetUnheld(session: SubscribingConnection, name: string): void {
+/** Takes the connection (or its stand-in) back out of a channel it was added to but does not hold. */
+function forgetUnheld(
+  session: SubscribingConnection,
+  name: string,
+  standIn?: JoiningSubscriber,
+): void {
   if (session.holds(name)) return;
-  session.hub.remove(name, session);
+  session.hub.remove(name, standIn ?? session);
   session.keeper?.unsubscribed(session, name);
 }
 
@@ -156,25 +172,32 @@ async function subscribeSteps(
   if (history) {
     return subscribeWithHistory(session, ctx, frame, match, given, initial, info, history);
   }
+  let standIn: JoiningSubscriber | undefined;
   if (!session.holds(name)) {
     // An adapter that keeps subscriptions (a Durable Object's attachment) may refuse one.
     session.keeper?.subscribing(session, name, given && withoutNameParams(given, match.nameParams));
-    await session.hub.add(name, session);
+    // What is broadcast while the relay joins and presence enters waits for `subscribed`.
+    standIn = new JoiningSubscriber(session, name, session.limits.maxBufferedBytes);
+    await session.hub.add(name, standIn);
     if (ctx.ended || session.closed) {
-      forgetUnheld(session, name);
+      forgetUnheld(session, name, standIn);
       return;
     }
     session.hold(name);
     if (info !== undefined) await session.enterPresence(name, info);
   }
   const members = await presenceFields(session, name, frame, info);
-  if (ctx.ended || session.closed) return;
+  if (ctx.ended || session.closed) {
+    standIn?.settle();
+    return;
+  }
   ctx.ended = true;
   ctx.trace?.end();
   session.answer(
     members ? subscribedFrame(name, ctx.id, members) : replyFrame("subscribed", name, ctx.id),
   );
   if (initial !== undefined) session.answer(initial);
+  standIn?.settle();
 }
 
 /** What a connection shows to the others, as JSON: at most {@link MAX_PRESENCE_INFO_BYTES}. */

@@ -84,7 +84,10 @@ async function subscriber(url: string, channel: string, sockets: WsClient[]): Pr
     heard.seqs.push(tick.seq);
     heard.latencies.push(Date.now() - tick.at);
   });
-  const answer = await client.request({ type: "subscribe", channel }, 10_000);
+  // A broadcast may come before the answer (the instance broadcasts on it itself): the
+  // listener above has it; the answer is the first frame that is not data.
+  let answer = await client.request({ type: "subscribe", channel }, 10_000);
+  while (answer.type === "data") answer = await client.next(10_000);
   if (answer.type !== "subscribed") throw new Error(`subscribe to ${channel}: ${answer.type}`);
   return heard;
 }
@@ -92,7 +95,9 @@ async function subscriber(url: string, channel: string, sockets: WsClient[]): Pr
 /** Redis answers a PING at `host`. */
 function answers(host: string): boolean {
   try {
-    return execFileSync("redis-cli", ["-h", host, "ping"]).toString().includes("PONG");
+    return execFileSync("redis-cli", ["-h", host, "ping"], { stdio: ["ignore", "pipe", "ignore"] })
+      .toString()
+      .includes("PONG");
   } catch {
     return false;
   }

@@ -23,6 +23,10 @@ function relayFromEnv(url = process.env.RELAY_URL): Relay | undefined {
 // With RELAY_URL, through that relay; the socketapi command gives one with --redis/--nats.
 const app = new SocketAPI({
   relay: relayFromEnv(),
+  // tests/scaling.test.ts bursts 8 MiB of broadcasts at a client that a loaded test
+  // process may read slower than that comes: what it checks is the relay's bound, not
+  // the slow-consumer limit (4 MiB by default, tested in tests/channels.test.ts).
+  maxBufferedBytes: 32 * 1024 * 1024,
   onConnect: (request, credential) => {
     const url = new URL(request.url);
     // `?ttl=MS`: the connection's credential expires MS from now.

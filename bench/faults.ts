@@ -273,7 +273,7 @@ async function main(): Promise<void> {
   const file = values.results ?? join(root, "bench", "FAULTS.md");
   const written = page(runs, ms, partitionMs);
   await writeFile(file, written);
-  if (!values.results) await putSection("faults", written.replace(/^# /, "## "));
+  if (!values.results) await putSection("faults", written.replace(/^#/gm, "##"));
   console.error(`faults: wrote ${file}`);
 }
 

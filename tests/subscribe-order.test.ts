@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { type BrokerLink, BrokerRelay } from "../src/adapter.ts";
 import { SocketAPI } from "../src/index.ts";
 import { createTestClient } from "../src/testing.ts";
+import { connect } from "./helpers/fake-client.ts";
 
 /** A broker whose subscribes to "news" wait for the test to let them through. */
 function slowJoin() {
@@ -23,10 +24,15 @@ function slowJoin() {
   return { link, joins };
 }
 
-function newsApp(link: BrokerLink) {
+function newsApp(link: BrokerLink, maxBufferedBytes?: number) {
   return new SocketAPI({
     relay: new BrokerRelay(link, { heartbeat: false }),
-  }).channel("news", { params: v.object({ n: v.optional(v.number(), 0) }) }, ({ n }) => ({ n }));
+    ...(maxBufferedBytes !== undefined && { maxBufferedBytes }),
+  }).channel(
+    "news",
+    { params: v.object({ n: v.optional(v.number(), 0), pad: v.optional(v.string()) }) },
+    ({ n, pad }) => ({ n, ...(pad !== undefined && { pad }) }),
+  );
 }
 
 describe("a broadcast made while a subscribe joins the relay", () => {
@@ -56,6 +62,20 @@ describe("a broadcast made while a subscribe joins the relay", () => {
     await expect.poll(() => joins.length).toBe(1);
     await app.channels.news({ n: 1 });
     await client.close();
+    joins[0]?.();
+    await expect.poll(() => app.subscriberCount("news")).toBe(0);
+  });
+
+  it("holds at most maxBufferedBytes meanwhile: past it the client is dropped as a slow one", async () => {
+    const { link, joins } = slowJoin();
+    const app = newsApp(link, 1000);
+    const client = await connect(app);
+    client.send({ type: "subscribe", channel: "news", id: 1 });
+    await expect.poll(() => joins.length).toBe(1);
+    await app.channels.news({ n: 1, pad: "x".repeat(600) });
+    expect(client.socket.closedWith).toBeUndefined();
+    await app.channels.news({ n: 2, pad: "x".repeat(600) });
+    expect(client.socket.closedWith).toEqual({ code: 1013, reason: "Slow consumer" });
     joins[0]?.();
     await expect.poll(() => app.subscriberCount("news")).toBe(0);
   });

@@ -390,7 +390,7 @@ ${crowdTable(results)}
 ${ratioTable(results)}
 `;
   await writeFile(values.results ?? join(root, "bench", "HUNDRED-THOUSAND.md"), page);
-  if (!values.results) await putSection("hundred-thousand", page.replace(/^# /, "## "));
+  if (!values.results) await putSection("hundred-thousand", page.replace(/^#/gm, "##"));
   if (values.json) await writeFile(values.json, JSON.stringify(results, null, 2));
   console.log(page);
 }

@@ -419,7 +419,7 @@ one). Gaps and duplicates: offsets each client checked on every frame it receive
 ${stormTable(results)}
 `;
   await writeFile(values.results ?? join(root, "bench", "STORM.md"), page);
-  if (!values.results) await putSection("storm", page.replace(/^# /, "## "));
+  if (!values.results) await putSection("storm", page.replace(/^#/gm, "##"));
   if (values.json) await writeFile(values.json, JSON.stringify(results, null, 2));
   console.log(page);
 }

@@ -33,14 +33,17 @@ export class JoiningSubscriber implements Subscriber {
 
   deliver(frame: string): boolean {
     this.#bytes += frame.length;
+    // Past the limit: dropped by the index after its loop, then cut off below.
     if (this.#bytes > this.#maxBytes) return false;
     this.#held.push(frame);
     return true;
   }
 
   dropAfterFailedDelivery(): void {
+    this.#held.length = 0;
     this.#session.hub.remove(this.#channel, this);
-    this.#session.dropAfterFailedDelivery();
+    if (this.#bytes > this.#maxBytes) this.#session.cutOffSlow();
+    else this.#session.dropAfterFailedDelivery();
   }
 
   /**

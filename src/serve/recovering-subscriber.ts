@@ -48,9 +48,12 @@ export class RecoveringSubscriber implements Subscriber {
 
   dropAfterFailedDelivery(): void {
     this.#passing = false;
+    this.#held.length = 0;
     this.#session.hub.history?.standDown(this.#channel, this.#session);
     this.#session.hub.remove(this.#channel, this);
-    this.#session.dropAfterFailedDelivery();
+    // Past what it may hold: a slow consumer (1013); else the connection's send failed.
+    if (this.#bytes > this.#maxBytes) this.#session.cutOffSlow();
+    else this.#session.dropAfterFailedDelivery();
   }
 
   /**

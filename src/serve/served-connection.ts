@@ -103,6 +103,8 @@ export interface SubscribingConnection extends StreamingConnection, HandlerConne
   leavePresence(channel: string): void;
   listenToPresence(channel: string): void;
   presenceMember(channel: string): string;
+  /** Cuts it off as a slow consumer (1013), as when what waits to be sent passes its limit. */
+  cutOffSlow(): void;
 }
 
 /** A connection as the serving modules see it: all of the above. */

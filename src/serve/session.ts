@@ -415,15 +415,19 @@ export class Session<State extends object = ConnectionState>
     return this.#write(text);
   }
 
+  /** @internal */
+  cutOffSlow(): void {
+    if (this.#closing) return;
+    this.host.telemetry.refused("slow_consumer");
+    this.#closing = true;
+    this.#unsubscribeAll();
+    closeSlowConsumer(this.#socket);
+  }
+
   #write(text: string): boolean {
     try {
       const written = writeFrame(this.#socket, text, this.host.limits.maxBufferedBytes);
-      if (written === "slow" && !this.#closing) {
-        this.host.telemetry.refused("slow_consumer");
-        this.#closing = true;
-        this.#unsubscribeAll();
-        closeSlowConsumer(this.#socket);
-      }
+      if (written === "slow") this.cutOffSlow();
       return written !== "dropped";
     } catch (error) {
       this.host.reportError(error, { connection: this, phase: "send" });

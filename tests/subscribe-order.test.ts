@@ -1,9 +1,12 @@
 // A subscribe waits for the relay to join the channel; a broadcast made here meanwhile
 // reaches the client after `subscribed`, never before it (a data frame for a channel the
-// client has not been told it is subscribed to).
+// client has not been told it is subscribed to). What a stand-in holds meanwhile, for a
+// join or a read of the history, is bounded by maxBufferedBytes: past it, 1013.
 import * as v from "valibot";
 import { describe, expect, it } from "vitest";
-import { type BrokerLink, BrokerRelay } from "../src/adapter.ts";
+import { type BrokerLink, BrokerRelay, hubOf } from "../src/adapter.ts";
+import type { Recovery, SharedHistoryStore } from "../src/history/history.ts";
+import { stampedFrame } from "../src/history/stamp.ts";
 import { SocketAPI } from "../src/index.ts";
 import { createTestClient } from "../src/testing.ts";
 import { connect } from "./helpers/fake-client.ts";
@@ -78,5 +81,49 @@ describe("a broadcast made while a subscribe joins the relay", () => {
     expect(client.socket.closedWith).toEqual({ code: 1013, reason: "Slow consumer" });
     joins[0]?.();
     await expect.poll(() => app.subscriberCount("news")).toBe(0);
+  });
+});
+
+describe("a broadcast heard while a subscribe with history reads the stream", () => {
+  it("is held within maxBufferedBytes: past it the client is dropped as a slow one", async () => {
+    const reads: ((recovery: Recovery) => void)[] = [];
+    const history: SharedHistoryStore = {
+      shared: true,
+      publish: async () => 1,
+      recover: () => new Promise<Recovery>((resolve) => reads.push(resolve)),
+    };
+    const link: BrokerLink = {
+      name: "Slow at slow://broker",
+      async connect() {},
+      async subscribe() {},
+      async unsubscribe() {},
+      async publish() {},
+      async close() {},
+      history,
+    };
+    const app = new SocketAPI({
+      relay: new BrokerRelay(link, { heartbeat: false }),
+      maxBufferedBytes: 1000,
+    }).channel(
+      "feed",
+      { params: v.object({ pad: v.optional(v.string(), "") }), history: { size: 10, ttl: 60_000 } },
+      ({ pad }) => ({ pad }),
+    );
+    const client = await connect(app);
+    client.send({ type: "subscribe", channel: "feed", id: 1 });
+    await expect.poll(() => reads.length).toBe(1);
+    // Copies from another instance, as the relay hands them over, while the read waits.
+    const copy = (offset: number) =>
+      stampedFrame(
+        JSON.stringify({ type: "data", channel: "feed", data: { pad: "x".repeat(600) } }),
+        offset,
+        "e",
+      );
+    hubOf(app).receive("feed", copy(1));
+    expect(client.socket.closedWith).toBeUndefined();
+    hubOf(app).receive("feed", copy(2));
+    expect(client.socket.closedWith).toEqual({ code: 1013, reason: "Slow consumer" });
+    reads[0]?.({ position: { offset: 2, epoch: "e" }, recovered: undefined, frames: [] });
+    await expect.poll(() => app.subscriberCount("feed")).toBe(0);
   });
 });

@@ -103,8 +103,9 @@ function subscribeNow(
   if (!session.holds(name)) {
     // An adapter that keeps subscriptions (a Durable Object's attachment) may refuse one.
     session.keeper?.subscribing(session, name, given && withoutNameParams(given, match.nameParams));
-    if (session.hub.relay) {
-      // Joining the relay takes a while: what is broadcast meanwhile waits for `subscribed`.
+    if (session.hub.relay && !session.hub.index.has(name)) {
+      // The first subscriber here joins the relay, which takes a while: what is broadcast
+      // meanwhile waits for `subscribed`.
       const standIn = new JoiningSubscriber(session, name, session.limits.maxBufferedBytes);
       const joined = session.hub.add(name, standIn);
       if (joined) return joined.then(() => addedAndAnswer(session, ctx, name, initial, standIn));

@@ -81,9 +81,12 @@ export interface BunHandler {
  */
 export class BunSocket implements SocketLike {
   readonly ws: ServerWebSocket<SocketData>;
+  /** Frames this long and longer are compressed, where the socket negotiated it. */
+  readonly #compressFrom: number;
 
-  constructor(ws: ServerWebSocket<SocketData>) {
+  constructor(ws: ServerWebSocket<SocketData>, compressFrom = Number.POSITIVE_INFINITY) {
     this.ws = ws;
+    this.#compressFrom = compressFrom;
   }
 
   get readyState(): number {
@@ -94,8 +97,8 @@ export class BunSocket implements SocketLike {
     return this.ws.getBufferedAmount();
   }
 
-  send(data: string): number {
-    return this.ws.send(data);
+  send(data: string | Uint8Array<ArrayBuffer>): number {
+    return this.ws.send(data, data.length >= this.#compressFrom);
   }
 
   close(code?: number, reason?: string): void {
@@ -124,6 +127,9 @@ export function websocketLimits(app: AnyApp): Partial<WebSocketHandler<SocketDat
     idleTimeout: Math.min(960, app.limits.idleTimeout),
     backpressureLimit: app.limits.maxBufferedBytes,
     closeOnBackpressureLimit: true,
+    // uWS's shared compressor and decompressor: no zlib memory per socket. Inflating stops
+    // at maxPayloadLength, counted inflated (1009).
+    perMessageDeflate: app.limits.compression !== false,
   };
 }
 
@@ -131,7 +137,7 @@ export function websocketLimits(app: AnyApp): Partial<WebSocketHandler<SocketDat
 export const websocket: WebSocketHandler<SocketData> = {
   open(ws) {
     const { app, request, state, slot, protocol, expiresAt } = ws.data;
-    ws.data.session = openConnection(app, new BunSocket(ws), request, state, {
+    ws.data.session = openConnection(app, new BunSocket(ws, compressFrom(app)), request, state, {
       slot,
       protocol,
       expiresAt,
@@ -158,10 +164,17 @@ export const websocket: WebSocketHandler<SocketData> = {
 class BunDelivery implements NativeDelivery {
   /** The server, known from the first request. */
   server: Server<SocketData> | undefined;
+  /** Frames this long and longer are published compressed (deflated once for the topic). */
+  readonly compressFrom: number;
+
+  constructor(app: AnyApp) {
+    this.compressFrom = compressFrom(app);
+  }
 
   join(channel: string, subscriber: Subscriber): boolean {
     const ws = bunSocketOf(subscriber);
-    if (!ws) return false;
+    // A connection that speaks a binary codec is sent its frames encoded, in the loop.
+    if (!ws || (subscriber as Session<object>).codec !== undefined) return false;
     ws.subscribe(channel);
     return true;
   }
@@ -175,7 +188,7 @@ class BunDelivery implements NativeDelivery {
   publish(channel: string, frame: string): number {
     if (!this.server) return 0;
     // 0 means nobody received it (no subscriber, or every send was dropped).
-    if (this.server.publish(channel, frame) === 0) return 0;
+    if (this.server.publish(channel, frame, frame.length >= this.compressFrom) === 0) return 0;
     return this.server.subscriberCount(channel);
   }
 
@@ -185,9 +198,15 @@ class BunDelivery implements NativeDelivery {
     if (!this.server || ws?.readyState !== 1 || !ws.isSubscribed(channel)) {
       return this.publish(channel, frame);
     }
-    if (ws.publish(channel, frame) === 0) return 0;
+    if (ws.publish(channel, frame, frame.length >= this.compressFrom) === 0) return 0;
     return this.server.subscriberCount(channel) - 1;
   }
+}
+
+/** The shortest frame compressed for `app`; infinite without `compression`. */
+function compressFrom(app: AnyApp): number {
+  const { compression } = app.limits;
+  return compression === false ? Number.POSITIVE_INFINITY : compression.threshold;
 }
 
 function bunSocketOf(subscriber: Subscriber): ServerWebSocket<SocketData> | undefined {
@@ -201,7 +220,7 @@ const deliveries = new WeakMap<AnyApp, BunDelivery>();
 function deliverThroughBun(app: AnyApp, server: Server<SocketData>): void {
   let delivery = deliveries.get(app);
   if (!delivery) {
-    delivery = new BunDelivery();
+    delivery = new BunDelivery(app);
     deliveries.set(app, delivery);
     hubOf(app).useNativeDelivery(delivery);
   }

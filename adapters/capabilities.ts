@@ -19,6 +19,12 @@ export const nodeCapabilities = {
   slowConsumers: true,
   /** A connection closed for abuse gets its close frame (1008) even while it floods. */
   cleanCloseUnderFlood: true,
+  /**
+   * `compression` negotiates permessage-deflate (`ws`): windows of `windowBits`, no context
+   * kept; inflating stops at `maxPayload`, counted inflated (1009); a frame is deflated once
+   * for all the sockets it is sent to in a turn.
+   */
+  compression: true,
 } as const;
 
 /** What the adapter for Bun (`socketapi/bun`) can and cannot do. */
@@ -37,6 +43,12 @@ export const bunCapabilities = {
   slowConsumers: true,
   /** A connection closed for abuse gets its close frame (1008) even while it floods. */
   cleanCloseUnderFlood: true,
+  /**
+   * `compression` negotiates permessage-deflate with uWS's shared compressor and
+   * decompressor (no zlib memory per socket; `windowBits` and `level` do not apply);
+   * inflating stops at `maxPayloadLength`, counted inflated (1009).
+   */
+  compression: true,
 } as const;
 
 /** What the adapter for Deno and Deno Deploy (`socketapi/deno`) can and cannot do. */
@@ -62,6 +74,12 @@ export const denoCapabilities = {
    * closed for abuse sees 1006, not 1008.
    */
   cleanCloseUnderFlood: false,
+  /**
+   * `Deno.upgradeWebSocket` never negotiates permessage-deflate (a client's offer gets no
+   * `Sec-WebSocket-Extensions`): `compression` has no effect; a frame marked compressed
+   * is a protocol error (1002). `socketapi/node` on Deno compresses.
+   */
+  compression: false,
 } as const;
 
 /** What the adapter for Cloudflare Workers (`socketapi/cloudflare`, Durable Objects) can and cannot do. */
@@ -94,4 +112,11 @@ export const workersCapabilities = {
   slowConsumers: false,
   /** A connection closed for abuse gets its close frame (1008) even while it floods. */
   cleanCloseUnderFlood: true,
+  /**
+   * Compression is the Worker's compatibility flag, not the adapter's: without
+   * `no_web_socket_compression` workerd deflates every frame it sends and inflates what it
+   * receives up to its own 32 MiB (1009 past it), before `maxMessageBytes` can refuse it.
+   * The app's `compression` only says which of the two is meant (a warning otherwise).
+   */
+  compression: "runtime",
 } as const;

@@ -24,6 +24,7 @@ import {
 } from "../tests/helpers/fault-hosts.ts";
 import { whyNoNamespaces } from "../tests/helpers/netns.ts";
 import { putSection } from "./results-sections.ts";
+import { spread } from "./stats.ts";
 
 const root = resolve(import.meta.dirname, "..");
 const MAX_PENDING_BYTES = 256 * 1024;
@@ -122,21 +123,6 @@ async function repetition(ms: number, partitionMs: number) {
 }
 
 type Repetition = Awaited<ReturnType<typeof repetition>>;
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((x, y) => x - y);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-}
-
-/** `median (min–max)` of `values`, with `unit`. */
-function spread(values: readonly number[], unit = ""): string {
-  const fmt = (n: number) => n.toLocaleString("en-US", { maximumFractionDigits: 0 });
-  const min = Math.min(...values);
-  const max = Math.max(...values);
-  return values.length > 1 && min !== max
-    ? `${fmt(median(values))}${unit} (${fmt(min)}–${fmt(max)})`
-    : `${fmt(median(values))}${unit}`;
-}
 
 function page(runs: readonly Repetition[], ms: number, partitionMs: number): string {
   const cpu = cpus()[0]?.model.trim() ?? "unknown CPU";

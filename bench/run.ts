@@ -12,6 +12,8 @@
 //   npm run bench -- --skip-faults       # a full run without it
 //   npm run bench -- --hundred-thousand-only  # 100,000 connections alone (bench/HUNDRED-THOUSAND.md)
 //   npm run bench -- --skip-hundred-thousand  # a full run without them
+//   npm run bench -- --wire-only         # compression (and codecs) on the wire alone (bench/WIRE.md)
+//   npm run bench -- --skip-wire         # a full run without it
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
@@ -23,6 +25,7 @@ import { parseArgs } from "node:util";
 import { startRedisCluster } from "../tests/helpers/brokers.ts";
 import type { LoadSizes } from "./load.ts";
 import { sectionsOf } from "./results-sections.ts";
+import { median } from "./stats.ts";
 
 const root = resolve(import.meta.dirname, "..");
 const bin = (name: string) => join(root, "node_modules", ".bin", name);
@@ -657,14 +660,6 @@ async function runScaleScenario(subject: Subject, sizes: Sizes): Promise<Record<
 
 let lastResults: BenchResult[] = [];
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2
-    ? (sorted[middle] as number)
-    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
-}
-
 export interface BenchResult {
   scenario: string;
   runtime: string;
@@ -885,6 +880,8 @@ async function main(): Promise<void> {
       "skip-storm": { type: "boolean", default: false },
       "faults-only": { type: "boolean", default: false },
       "skip-faults": { type: "boolean", default: false },
+      "wire-only": { type: "boolean", default: false },
+      "skip-wire": { type: "boolean", default: false },
       "hundred-thousand-only": { type: "boolean", default: false },
       "skip-hundred-thousand": { type: "boolean", default: false },
       repetitions: { type: "string" },
@@ -904,6 +901,10 @@ async function main(): Promise<void> {
   const mode = values.smoke ? "smoke" : values.quick ? "quick" : "full";
   if (values["storm-only"]) {
     await runStorm(mode);
+    return;
+  }
+  if (values["wire-only"]) {
+    await runWire(mode);
     return;
   }
   if (values["faults-only"]) {
@@ -1074,6 +1075,7 @@ async function main(): Promise<void> {
   if (mode === "full" && !scaleOnly && !values["skip-storm"] && !only) await runStorm(mode);
   // The network between hosts (bench/FAULTS.md), where namespaces can be made: about 7 minutes.
   if (mode === "full" && !scaleOnly && !values["skip-faults"] && !only) await runFaults(mode);
+  if (mode === "full" && !scaleOnly && !values["skip-wire"] && !only) await runWire(mode);
   // 100,000 connections (bench/HUNDRED-THOUSAND.md): about five minutes.
   if (mode === "full" && !scaleOnly && !values["skip-hundred-thousand"] && !only) {
     await runHundredThousand(mode);
@@ -1106,6 +1108,18 @@ async function writeResults(file: string | undefined, page: string): Promise<voi
   const path = join(root, "bench", "RESULTS.md");
   const kept = existsSync(path) ? sectionsOf(await readFile(path, "utf8")) : "";
   await writeFile(path, kept ? `${page.trimEnd()}\n\n${kept}` : page);
+}
+
+/**
+ * bench/wire.ts in its own process: three repetitions in a full run, one short one in a
+ * quick run (written to bench/WIRE.md only in a full run).
+ */
+async function runWire(mode: "full" | "quick" | "smoke"): Promise<void> {
+  const args = ["--import", "tsx", "bench/wire.ts"];
+  if (mode !== "full") args.push("--quick", "--results", join(tmpdir(), "WIRE.md"));
+  const child = spawn(process.execPath, args, { cwd: root, stdio: "inherit" });
+  const [code] = (await once(child, "exit")) as [number | null];
+  if (code !== 0) throw new Error(`bench/wire.ts exited with ${code}`);
 }
 
 /**

@@ -64,6 +64,7 @@ export {
   handleBroadcastRequest,
   isLoopbackAddress,
 } from "./serve/broadcast-endpoint.ts";
+export type { Compression } from "./serve/compression.ts";
 export {
   ASYNCAPI_PATH,
   type DocsOptions,

@@ -13,6 +13,8 @@ import type { Relay } from "./hub/relay.ts";
 import type { Target } from "./hub/target.ts";
 import { Telemetry, type TelemetryOptions } from "./observe/telemetry.ts";
 import type { PresenceCount } from "./presence/presence-registry.ts";
+import { writeBytesInJson } from "./protocol/bytes.ts";
+import type { Codec } from "./protocol/codec.ts";
 import { dataFrame } from "./protocol/encode.ts";
 import { SOCKETAPI_PROTOCOL } from "./protocol/protocol.ts";
 import { type AdmissionRules, Admissions } from "./serve/admission.ts";
@@ -42,6 +44,20 @@ export interface SocketAPIOptions<State extends object> extends LimitOptions {
    * hears only the channels it has subscribers of. Default: none, one process.
    */
   relay?: Relay | undefined;
+  /**
+   * The binary codecs the app speaks besides JSON, for clients that offer their subprotocol
+   * (`socketapi.msgpack` for `msgpack` of `socketapi/msgpack`). Default: none, JSON only.
+   * A client that offers none of them is spoken to in JSON text, as always.
+   *
+   * @example
+   * ```ts
+   * import { SocketAPI } from "socketapi";
+   * import { msgpack } from "socketapi/msgpack";
+   *
+   * const app = new SocketAPI({ codecs: [msgpack] });
+   * ```
+   */
+  codecs?: readonly Codec[] | undefined;
   /**
    * Where channels declared with `history` keep it. Default: the relay's shared store when
    * it has one (socketapi/redis), else this process's memory.
@@ -153,6 +169,8 @@ export class SocketAPI<
 > extends Router<State, "", Actions, Channels, "app"> {
   /** Every limit of the app, from its options with defaults applied. */
   readonly limits: Limits;
+  /** The binary codecs it speaks besides JSON (its `codecs` option). */
+  readonly codecs: readonly Codec[];
   readonly #options: SocketAPIOptions<State>;
   readonly #hub: Hub;
   readonly #admissions: Admissions<State>;
@@ -166,6 +184,7 @@ export class SocketAPI<
     super();
     this.#options = options;
     this.limits = resolveLimits(options);
+    this.codecs = options.codecs ?? [];
     const report = (error: unknown, info: ErrorInfo): void => this.#reportError(error, info);
     this.#hub = new Hub(report, options.relay);
     this.#hub.presenceLeaveDelay = this.limits.presenceLeaveDelay;
@@ -188,6 +207,9 @@ export class SocketAPI<
     // What adapters reach through the kit (socketapi/adapter), kept out of this type; the
     // sessions' host too.
     const hub = this.#hub;
+    const codecs = new Map(this.codecs.map((codec) => [codec.protocol, codec]));
+    // Frames travel as JSON text first (between instances, in history): bytes must survive.
+    if (codecs.size > 0) writeBytesInJson();
     const internals: AppInternals = {
       hub,
       limits: this.limits,
@@ -198,9 +220,13 @@ export class SocketAPI<
         openOptions?.slot?.release();
         place.connections.add(session);
         telemetry.connectionOpened();
+        const protocol = openOptions?.protocol;
+        const codec = protocol === undefined ? undefined : codecs.get(protocol);
+        if (codec !== undefined) session.speak(codec);
         session.startExpiry(openOptions?.expiresAt, {
           timed: openOptions?.expiryTimer ?? true,
-          greet: openOptions?.protocol === SOCKETAPI_PROTOCOL,
+          // A client that speaks `socketapi` (in JSON or a codec) is told of its expiry.
+          greet: !openOptions?.greeted && (protocol === SOCKETAPI_PROTOCOL || codec !== undefined),
         });
         return session;
       },

@@ -82,6 +82,7 @@ export type { DisconnectOptions, DisconnectTarget } from "./hub/disconnect.ts";
 export type { Relay, RelayHealth, RelayStats } from "./hub/relay.ts";
 export type { TelemetryOptions } from "./observe/telemetry.ts";
 export type { PresenceCount, SharedPresenceStore } from "./presence/presence-registry.ts";
+export type { Codec } from "./protocol/codec.ts";
 export {
   type ActionCompletedFrame,
   type ActionFrame,
@@ -114,6 +115,7 @@ export {
   type WireIssue,
 } from "./protocol/protocol.ts";
 export { BROADCAST_PATH, type BroadcastEndpointOptions } from "./serve/broadcast-endpoint.ts";
+export type { Compression, CompressionOptions } from "./serve/compression.ts";
 export type { Credential, RefreshedCredential, TokenSource } from "./serve/credential.ts";
 export type { DocsOptions } from "./serve/docs-endpoint.ts";
 export type { ConnectRate, LimitOptions, Limits } from "./serve/limits.ts";

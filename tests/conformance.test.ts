@@ -12,6 +12,7 @@ import {
   nodeCapabilities,
   workersCapabilities,
 } from "../adapters/capabilities.ts";
+import { msgpack } from "../src/msgpack.ts";
 import type { Frame } from "./helpers/fake-client.ts";
 import { root, type ServerProcess, startServer } from "./helpers/server-process.ts";
 import { openClient, WsClient } from "./helpers/ws-client.ts";
@@ -102,14 +103,22 @@ const runtimes = [
   },
 ];
 
+/** Each runtime twice: in JSON, and in MessagePack (`socketapi.msgpack`, offered first). */
+const suites = runtimes.flatMap((runtime) => [
+  { ...runtime, codec: undefined, label: runtime.name },
+  { ...runtime, codec: msgpack, label: `${runtime.name}, MessagePack` },
+]);
+
 const LIMIT = 64 * 1024;
 const NOT_UNICODE = "Channel must be well-formed Unicode (it holds a lone surrogate).";
 
-describe.each(runtimes)("$name", ({ command, capabilities, hono }) => {
+describe.each(suites)("$label", ({ command, capabilities, hono, codec }) => {
   let server: ServerProcess;
   const clients: WsClient[] = [];
   const open = async (path = "", headers?: Record<string, string>) => {
-    const client = await openClient(`ws://127.0.0.1:${server.port}/${path}`, headers);
+    const client = await openClient(`ws://127.0.0.1:${server.port}/${path}`, headers, undefined, {
+      codec,
+    });
     clients.push(client);
     return client;
   };
@@ -123,6 +132,102 @@ describe.each(runtimes)("$name", ({ command, capabilities, hono }) => {
   afterAll(async () => {
     for (const client of clients) client.ws.terminate();
     await server?.stop();
+  });
+
+  it.runIf(codec !== undefined)(
+    "speaks MessagePack to a client that offers it: binary frames, bytes as bytes (skipped in JSON)",
+    async () => {
+      const client = await open();
+      expect(client.ws.protocol).toBe("socketapi.msgpack");
+      const bytes = new Uint8Array([7, 8, 9, 10]);
+      const received: { data: unknown; binary: boolean }[] = [];
+      client.ws.on("message", (data, binary) => {
+        if (binary) received.push({ data: msgpack.decode(data as Buffer), binary });
+      });
+      client.send({ type: "action", channel: "bytes", data: { data: bytes }, id: 1 });
+      await client.next();
+      expect(received).toHaveLength(1);
+      const answer = received[0]?.data as { data: { length: number; head: Uint8Array } };
+      expect(answer.data.length).toBe(4);
+      // MessagePack bin, decoded as bytes, not an object of indices nor base64.
+      expect(answer.data.head).toBeInstanceOf(Uint8Array);
+      expect([...answer.data.head]).toEqual([7, 8, 9]);
+      // Within the suite's connection limit for the tests that follow.
+      client.ws.close();
+      await client.closed;
+    },
+  );
+
+  it.runIf(codec !== undefined)(
+    "answers malformed MessagePack with INVALID_MESSAGE, and one past the limit with MESSAGE_TOO_LARGE, and stays open (skipped in JSON)",
+    async () => {
+      const client = await open();
+      // A map of two entries that ends before them.
+      client.sendRaw(Buffer.from([0x82, 0xa4]), true);
+      expect(await client.next()).toEqual({
+        type: "error",
+        code: "INVALID_MESSAGE",
+        message: "Invalid MessagePack.",
+      });
+      // A number, not a map: the same check and text as JSON's.
+      client.sendRaw(Buffer.from([0x01]), true);
+      expect(await client.next()).toEqual({
+        type: "error",
+        code: "INVALID_MESSAGE",
+        message: "Message must be a JSON object.",
+      });
+      client.sendRaw(
+        Buffer.from(
+          msgpack.encode({ type: "action", channel: "add_numbers", data: "é".repeat(LIMIT / 2) }),
+        ),
+        true,
+      );
+      expect(await client.next()).toEqual({
+        type: "error",
+        code: "MESSAGE_TOO_LARGE",
+        message: `Message exceeds ${LIMIT} bytes.`,
+      });
+      // Text frames are still read as JSON on a MessagePack connection; answers are binary.
+      client.sendRaw('{"type":"action","channel":"add_numbers","data":{"a":2,"b":5}}');
+      expect((await client.next()).data).toBe(7);
+      client.ws.close();
+      await client.closed;
+    },
+  );
+
+  it("carries a broadcast's bytes to MessagePack and JSON subscribers alike", async () => {
+    const url = `ws://127.0.0.1:${server.port}/`;
+    const packed = await openClient(url, {}, undefined, { codec: msgpack });
+    const plain = await openClient(url);
+    // A JSON client sends bytes as {"$bytes": base64}.
+    const sender = await openClient(url);
+    try {
+      const decoded: unknown[] = [];
+      packed.ws.on("message", (data, binary) => {
+        if (binary) decoded.push(msgpack.decode(data as Buffer));
+      });
+      for (const each of [packed, plain]) {
+        expect(await each.request({ type: "subscribe", channel: "bin" })).toMatchObject({
+          type: "subscribed",
+        });
+      }
+      const base64 = Buffer.from([1, 2, 250]).toString("base64");
+      sender.send({ type: "action", channel: "send_bytes", data: { data: { $bytes: base64 } } });
+      expect(await sender.next()).toMatchObject({ status: "completed" });
+      await packed.take((frame) => frame.type === "data");
+      const json = await plain.take((frame) => frame.type === "data");
+      expect(json.data).toEqual({ data: { $bytes: base64 } });
+      const binary = decoded.find((frame) => (frame as { type: string }).type === "data") as {
+        data: { data: Uint8Array };
+      };
+      expect(binary.data.data).toBeInstanceOf(Uint8Array);
+      expect([...binary.data.data]).toEqual([1, 2, 250]);
+    } finally {
+      for (const each of [packed, plain, sender]) {
+        each.ws.close();
+        await each.closed;
+      }
+    }
   });
 
   it("serves the seed example's add_numbers", async () => {
@@ -302,18 +407,22 @@ describe.each(runtimes)("$name", ({ command, capabilities, hono }) => {
     },
   );
 
-  it("refuses a binary frame and stays open", async () => {
-    const client = await open();
-    client.sendRaw(Buffer.from([1, 2, 3]), true);
-    expect(await client.next()).toEqual({
-      type: "error",
-      code: "INVALID_MESSAGE",
-      message: "Binary frames are not supported.",
-    });
-    expect(
-      (await client.request({ type: "action", channel: "add_numbers", data: { a: 1, b: 1 } })).data,
-    ).toBe(2);
-  });
+  it.runIf(codec === undefined)(
+    "refuses a binary frame and stays open (skipped where the client speaks a codec: binary is its frames)",
+    async () => {
+      const client = await open();
+      client.sendRaw(Buffer.from([1, 2, 3]), true);
+      expect(await client.next()).toEqual({
+        type: "error",
+        code: "INVALID_MESSAGE",
+        message: "Binary frames are not supported.",
+      });
+      expect(
+        (await client.request({ type: "action", channel: "add_numbers", data: { a: 1, b: 1 } }))
+          .data,
+      ).toBe(2);
+    },
+  );
 
   it("answers a frame over the limit with MESSAGE_TOO_LARGE and stays open", async () => {
     const client = await open();
@@ -684,22 +793,26 @@ describe.each(runtimes)("$name", ({ command, capabilities, hono }) => {
 
   it("gives handlers the connection state and the upgrade request", async () => {
     const client = await open("?user=ada", { "x-probe": "42" });
-    expect((await client.request({ type: "action", channel: "whoami" })).data).toEqual({
-      user: "ada",
-      path: "/",
-      probe: "42",
-      protocol: null,
-    });
+    // What the client offered (with a codec: the codec's and `socketapi`).
+    const offered = codec === undefined ? undefined : [codec.protocol, "socketapi"];
+    const seen = (await client.request({ type: "action", channel: "whoami" })).data as {
+      protocol: string | null;
+    };
+    expect(seen).toMatchObject({ user: "ada", path: "/", probe: "42" });
+    // Workers keep only the headers the app names (keepHeaders): none of this one.
+    if (seen.protocol !== null) expect(seen.protocol.split(/,\s*/)).toEqual(offered);
   });
 
   // The suite's tokens are `user:NAME:TTL` (conformance-app.ts), offered as the typed
   // client offers them: `socketapi`, and the token in base64url.
   const bearer = (token: string) => `socketapi.bearer.${Buffer.from(token).toString("base64url")}`;
   const openWithToken = async (token: string) => {
-    const client = await openClient(`ws://127.0.0.1:${server.port}/`, {}, [
-      "socketapi",
-      bearer(token),
-    ]);
+    const client = await openClient(
+      `ws://127.0.0.1:${server.port}/`,
+      {},
+      ["socketapi", bearer(token)],
+      { codec },
+    );
     clients.push(client);
     return client;
   };
@@ -735,7 +848,8 @@ describe.each(runtimes)("$name", ({ command, capabilities, hono }) => {
 
   it("takes a token in Sec-WebSocket-Protocol, answers socketapi alone, keeps no token, says the expiry", async () => {
     const client = await openWithToken("user:grace:60000");
-    expect(client.ws.protocol).toBe("socketapi");
+    // With a codec offered first, the server chooses the codec's subprotocol.
+    expect(client.ws.protocol).toBe(codec?.protocol ?? "socketapi");
     const expiry = await client.next();
     expect(expiry.type).toBe("expiry");
     expect(expiry.expiresIn).toBeGreaterThan(50_000);
@@ -746,10 +860,11 @@ describe.each(runtimes)("$name", ({ command, capabilities, hono }) => {
     };
     expect(seen.user).toBe("grace");
     // Workers keep only the headers the app names (keepHeaders): none of this one.
-    expect(seen.protocol === "socketapi" || seen.protocol === null).toBe(true);
-    // A client that offers nothing gets no subprotocol and no expiry frame, as before.
+    expect(seen.protocol === (codec?.protocol ?? "socketapi") || seen.protocol === null).toBe(true);
+    // A client that offers nothing gets no subprotocol and no expiry frame, as before (one
+    // that offers a codec gets it).
     const plain = await open();
-    expect(plain.ws.protocol).toBe("");
+    expect(plain.ws.protocol).toBe(codec?.protocol ?? "");
     plain.send({ type: "ping" });
     expect(await plain.next()).toEqual({ type: "pong" });
     // Within the suite's connection limit for the tests that follow.

@@ -10,11 +10,11 @@ import { createRequire } from "node:module";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { constants, deflateRawSync } from "node:zlib";
 import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { COMPRESSION_WARNING } from "../adapters/cloudflare/compression.ts";
+import { compressedFrame } from "./helpers/compressed-frame.ts";
 import { freePort, root } from "./helpers/server-process.ts";
 
 /** The binary of this platform, as the `workerd` package (wrangler's and miniflare's) finds it. */
@@ -24,17 +24,23 @@ let dir: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "workerd-alone-"));
-  await build({
-    entryPoints: [join(root, "tests", "servers", "workerd-alone.ts")],
-    bundle: true,
-    format: "esm",
-    platform: "neutral",
-    conditions: ["workerd", "worker", "browser"],
-    mainFields: ["module", "main"],
-    external: ["cloudflare:*"],
-    outfile: join(dir, "worker.js"),
-    logLevel: "silent",
-  });
+  for (const [file, compression] of [
+    ["worker.js", false],
+    ["worker-compression.js", true],
+  ] as const) {
+    await build({
+      entryPoints: [join(root, "tests", "servers", "workerd-alone.ts")],
+      bundle: true,
+      format: "esm",
+      platform: "neutral",
+      conditions: ["workerd", "worker", "browser"],
+      mainFields: ["module", "main"],
+      external: ["cloudflare:*"],
+      outfile: join(dir, file),
+      logLevel: "silent",
+      define: compression ? { WORKER_COMPRESSION: "true" } : {},
+    });
+  }
 }, 30_000);
 
 afterAll(async () => {
@@ -42,9 +48,12 @@ afterAll(async () => {
 });
 
 /** workerd serving the test Worker with these compatibility flags, on a free port. */
-async function workerd(flags: string[]): Promise<{ port: number; stop(): Promise<void> }> {
+async function workerd(
+  flags: string[],
+  script = "worker.js",
+): Promise<{ port: number; stop(): Promise<void> }> {
   const port = await freePort();
-  const name = `config-${flags.length}.capnp`;
+  const name = `config-${flags.length}-${script}.capnp`;
   await writeFile(
     join(dir, name),
     `using Workerd = import "/workerd/workerd.capnp";
@@ -53,7 +62,7 @@ const config :Workerd.Config = (
   sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
 );
 const worker :Workerd.Worker = (
-  modules = [ (name = "worker.js", esModule = embed "worker.js") ],
+  modules = [ (name = "worker.js", esModule = embed "${script}") ],
   compatibilityDate = "2026-04-20",
   compatibilityFlags = [${flags.map((flag) => JSON.stringify(flag)).join(", ")}],
   durableObjectNamespaces = [
@@ -102,56 +111,6 @@ async function offer(port: number, action: string, data?: unknown) {
   return { header: await header, extensions: ws.extensions, answer: JSON.parse(String(answer)) };
 }
 
-/**
- * Sends the upgrade by hand, offering permessage-deflate, then a text frame marked
- * compressed (RSV1) whose 1 KB inflate to 1 MiB; resolves with the close code it gets.
- */
-function compressedFrame(port: number): Promise<number | undefined> {
-  return new Promise((resolve) => {
-    const socket = connect(port, "127.0.0.1");
-    let received = Buffer.alloc(0);
-    let upgraded = false;
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve(undefined);
-    }, 5000);
-    socket.on("connect", () =>
-      socket.write(
-        `GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-          "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
-          "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n",
-      ),
-    );
-    socket.on("data", (chunk) => {
-      received = Buffer.concat([received, chunk]);
-      if (!upgraded) {
-        const end = received.indexOf("\r\n\r\n");
-        if (end < 0) return;
-        upgraded = true;
-        received = received.subarray(end + 4);
-        const deflated = deflateRawSync("a".repeat(1 << 20), {
-          finishFlush: constants.Z_SYNC_FLUSH,
-        });
-        const payload = deflated.subarray(0, deflated.length - 4);
-        const mask = Buffer.from([1, 2, 3, 4]);
-        const masked = payload.map((byte, i) => byte ^ (mask[i % 4] as number));
-        const head = Buffer.from([0xc1, 0x80 | 126, payload.length >> 8, payload.length & 255]);
-        socket.write(Buffer.concat([head, mask, masked]));
-      }
-      // The server's close frame: opcode 8, its code in the first two bytes of the body
-      // (after a 16-bit length when the reason is long).
-      if (received.length >= 4 && ((received[0] as number) & 15) === 8) {
-        const start = ((received[1] as number) & 127) === 126 ? 4 : 2;
-        if (received.length < start + 2) return;
-        clearTimeout(timer);
-        socket.destroy();
-        resolve(received.readUInt16BE(start));
-      }
-    });
-    socket.on("error", () => {});
-  });
-}
-
 describe("workerd alone, without the no_web_socket_compression flag", () => {
   it("negotiates permessage-deflate whatever the Worker answers, and the adapter says so", async () => {
     const served = await workerd([]);
@@ -183,6 +142,39 @@ describe("workerd alone, without the no_web_socket_compression flag", () => {
       expect(
         told.answer.data.filter((m: string) => m === COMPRESSION_WARNING).length,
       ).toBeLessThanOrEqual(2);
+    } finally {
+      await served.stop();
+    }
+  }, 30_000);
+});
+
+describe("workerd alone, with the app's compression and without the flag", () => {
+  it("compresses what it sends, holds inflated frames to 32 MiB, and warns of nothing", async () => {
+    const served = await workerd([], "worker-compression.js");
+    try {
+      const ws = new WebSocket(`ws://127.0.0.1:${served.port}/`, { perMessageDeflate: true });
+      await once(ws, "open");
+      expect(ws.extensions).toContain("permessage-deflate");
+      const socket = (ws as unknown as { _socket: { bytesRead: number; bytesWritten: number } })
+        ._socket;
+      const read = socket.bytesRead;
+      ws.send(JSON.stringify({ type: "action", channel: "text", data: 16_000 }));
+      const [answer] = await once(ws, "message");
+      expect(JSON.parse(String(answer)).data).toHaveLength(16_000);
+      // 16 KB of text crossed the wire compressed.
+      expect(socket.bytesRead - read).toBeLessThan(1024);
+      // 30 MiB inflated: read whole by the runtime, refused by maxMessageBytes.
+      ws.send(`{"type":"action","channel":"text","data":"${"a".repeat(30 * 1024 * 1024)}"}`);
+      const [refusal] = await once(ws, "message");
+      expect(JSON.parse(String(refusal))).toMatchObject({ code: "MESSAGE_TOO_LARGE" });
+      // 34 MiB inflated: past the runtime's 32 MiB, the socket is closed with 1009.
+      const written = socket.bytesWritten;
+      const closed = once(ws, "close");
+      ws.send(`{"type":"action","channel":"text","data":"${"a".repeat(34 * 1024 * 1024)}"}`);
+      const [code] = await closed;
+      expect(socket.bytesWritten - written).toBeLessThan(100 * 1024);
+      expect(code).toBe(1009);
+      expect((await offer(served.port, "told")).answer.data).toEqual([]);
     } finally {
       await served.stop();
     }

@@ -7,7 +7,7 @@
 // run alone, without wrangler's proxy: a 30 KB compressed frame reached a Durable Object as
 // 30 MiB. The flags a Worker runs with are in `Cloudflare.compatibilityFlags`
 // (https://developers.cloudflare.com/workers/configuration/compatibility-flags/).
-import { reportToApp } from "../../src/adapter.ts";
+import { type AnyApp, reportToApp } from "../../src/adapter.ts";
 
 /** What the app's error hook is told when the flag is missing. */
 export const COMPRESSION_WARNING =
@@ -15,6 +15,12 @@ export const COMPRESSION_WARNING =
   "`no_web_socket_compression` compatibility flag): a 30 KB compressed frame can inflate to 30 MiB " +
   'inside a Durable Object, whatever maxMessageBytes says. Add compatibility_flags = ["no_web_socket_compression"] ' +
   "to wrangler.toml (docs/cloudflare.md).";
+
+/** What the app's error hook is told when it asks for compression the Worker does not have. */
+export const NO_COMPRESSION_WARNING =
+  "socketapi/cloudflare: the app asks for `compression`, but this Worker has the " +
+  "`no_web_socket_compression` compatibility flag: nothing is compressed. Remove the flag to " +
+  "compress (inflated frames are then bounded by the runtime's 32 MiB, docs/transports.md).";
 
 let told = false;
 
@@ -25,11 +31,15 @@ export function compressesWebSockets(): boolean {
   return flags?.web_socket_compression === true;
 }
 
-/** Tells the app's error hook, once per isolate, when WebSockets are compressed. */
-export function warnOfCompression(app: object): void {
+/**
+ * Tells the app's error hook, once per isolate, when WebSockets are compressed and the app
+ * did not ask for it (`compression`), or when it asked and they are not.
+ */
+export function warnOfCompression(app: AnyApp): void {
   if (told) return;
   told = true;
-  if (compressesWebSockets()) {
-    reportToApp(app, new Error(COMPRESSION_WARNING), { phase: "upgrade" });
-  }
+  const asked = app.limits.compression !== false;
+  if (compressesWebSockets() === asked) return;
+  const warning = asked ? NO_COMPRESSION_WARNING : COMPRESSION_WARNING;
+  reportToApp(app, new Error(warning), { phase: "upgrade" });
 }

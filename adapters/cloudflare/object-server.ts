@@ -54,6 +54,8 @@ interface Attachment {
   p?: string[];
   /** When its credential expires (ms since the epoch): the object's alarm wakes it then. */
   e?: number;
+  /** The subprotocol it was accepted with, when not JSON's `socketapi` (a codec's). */
+  k?: string;
 }
 
 /** The URL a connection keeps: without fragment, and without query but for the names given. */
@@ -131,10 +133,12 @@ export class ObjectServer implements ConnectionKeeper {
       const value = request.headers.get(name);
       return value === null ? [] : [[name.toLowerCase(), value]];
     });
-    // The Worker forwards `socketapi` alone when the client offered it (never the token).
+    // The Worker forwards the protocol it chose alone (never the token): `socketapi`, or a
+    // codec's the app speaks.
+    const offered = request.headers.get("sec-websocket-protocol");
     const protocol =
-      request.headers.get("sec-websocket-protocol") === SOCKETAPI_PROTOCOL
-        ? SOCKETAPI_PROTOCOL
+      offered === SOCKETAPI_PROTOCOL || this.#app.codecs.some((codec) => codec.protocol === offered)
+        ? (offered as string)
         : undefined;
     const expires = Number(request.headers.get(EXPIRES_HEADER) ?? Number.NaN);
     const pair = new WebSocketPair();
@@ -148,6 +152,7 @@ export class ObjectServer implements ConnectionKeeper {
       c: {},
     };
     if (Number.isFinite(expires)) attachment.e = expires;
+    if (protocol !== undefined && protocol !== SOCKETAPI_PROTOCOL) attachment.k = protocol;
     server.serializeAttachment(attachment);
     // The expiry frame, first (an accepted pair's socket may not say it is open yet).
     this.#open(server, attachment, protocol).greet();
@@ -335,8 +340,9 @@ export class ObjectServer implements ConnectionKeeper {
 
   /**
    * Opens a connection's session from its attachment; `protocol` only when it is new (a
-   * client that speaks `socketapi` is told its expiry once). Its expiry keeps no timer:
-   * the object's alarm wakes it (`expireDue`), and one already past closes it now.
+   * client that speaks `socketapi` is told its expiry once; one restored speaks the codec
+   * its attachment names). Its expiry keeps no timer: the object's alarm wakes it
+   * (`expireDue`), and one already past closes it now.
    */
   #open(ws: WebSocket, attachment: Attachment, protocol?: string): Session<object> {
     const request: UpgradeRequest = { url: attachment.u, headers: new Headers(attachment.h) };
@@ -345,7 +351,8 @@ export class ObjectServer implements ConnectionKeeper {
       hub: this.#hub,
       expiresAt: attachment.e,
       expiryTimer: false,
-      protocol,
+      protocol: protocol ?? attachment.k,
+      greeted: protocol === undefined,
     });
     this.#sessions.set(ws, session);
     this.#sockets.set(session, ws);

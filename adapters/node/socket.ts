@@ -12,6 +12,7 @@ import {
   type Session,
   type UpgradeRequest,
 } from "../../src/adapter.ts";
+import { perMessageDeflateOf, SharedDeflate } from "./compression.ts";
 
 // Node writes each `ws.send` to the socket at once: one syscall per frame. Corking the
 // socket and uncorking once per event-loop turn batches the frames of a turn (a broadcast,
@@ -21,10 +22,35 @@ const corkedSockets = new Set<CorkedWebSocket>();
 
 let flushScheduled = false;
 
+/** The deflaters of apps with `compression`: what each keeps is let go every turn. */
+const deflaters = new Set<SharedDeflate>();
+
 function flushCorkedSockets(): void {
   flushScheduled = false;
   for (const ws of corkedSockets) ws.uncork();
   corkedSockets.clear();
+  for (const deflater of deflaters) deflater.release();
+}
+
+/** The deflater of an app with `compression` (one per app), or `undefined`. */
+export function deflaterOf(app: AnyApp): SharedDeflate | undefined {
+  const { compression } = app.limits;
+  if (compression === false) return undefined;
+  const deflater = new SharedDeflate(compression);
+  deflaters.add(deflater);
+  return deflater;
+}
+
+/** How many frames the deflaters of the running apps deflated (the tests read it). */
+export function deflatedFrames(): number {
+  let count = 0;
+  for (const deflater of deflaters) count += deflater.deflated;
+  return count;
+}
+
+/** Forgets an app's deflater once its server closed. */
+export function forgetDeflater(deflater: SharedDeflate | undefined): void {
+  if (deflater) deflaters.delete(deflater);
 }
 
 /**
@@ -37,12 +63,14 @@ export class CorkedWebSocket extends WebSocket {
   maxBytes = 0;
   /** Whether the peer sent anything (a frame, a pong) since the heartbeat's last round. */
   alive = true;
+  /** Where its text frames are deflated, when it negotiated permessage-deflate. */
+  deflater: SharedDeflate | undefined = undefined;
   /** Bytes sent in this turn, waiting in the corked socket until it is flushed. */
   #corkedBytes = 0;
   #corked = false;
 
   // Named parameters, not `...rest`: a rest array would be allocated for every frame.
-  override send(data: string | Buffer, options?: unknown, cb?: unknown): void {
+  override send(data: string | Uint8Array, options?: unknown, cb?: unknown): void {
     if (!this.#corked) {
       const socket = (this as unknown as { _socket?: Duplex })._socket;
       if (socket && !socket.destroyed) {
@@ -54,6 +82,21 @@ export class CorkedWebSocket extends WebSocket {
           setImmediate(flushCorkedSockets);
         }
       }
+    }
+    const deflater = this.deflater;
+    if (
+      deflater !== undefined &&
+      this.#corked &&
+      typeof data === "string" &&
+      data.length >= deflater.threshold &&
+      this.readyState === WebSocket.OPEN
+    ) {
+      // `ws` never compresses (its threshold is out of reach), so it never queues frames
+      // behind a deflate: writing to its socket keeps the order of the frames.
+      const frame = deflater.frameOf(data);
+      (this as unknown as { _socket: Duplex })._socket.write(frame);
+      this.#corkedBytes += frame.length;
+      return;
     }
     if (this.#corked) this.#corkedBytes += data.length;
     (super.send as (data: unknown, options?: unknown, cb?: unknown) => void)(data, options, cb);
@@ -82,7 +125,8 @@ function handleProtocols(offered: Set<string>, request: IncomingMessage): string
   return chosenProtocols.get(request) ?? offered.values().next().value ?? false;
 }
 
-export function createWebSocketServer(maxPayload: number): WebSocketServer {
+export function createWebSocketServer(app: AnyApp, maxPayload: number): WebSocketServer {
+  const { compression } = app.limits;
   return new WebSocketServer({
     handleProtocols,
     noServer: true,
@@ -90,7 +134,8 @@ export function createWebSocketServer(maxPayload: number): WebSocketServer {
     // Invalid UTF-8 must not close the connection: it decodes to U+FFFD and is then
     // answered like any other bad frame.
     skipUTF8Validation: true,
-    perMessageDeflate: false,
+    // Inflated frames are held to maxPayload too: `ws` stops inflating past it (1009).
+    perMessageDeflate: compression === false ? false : perMessageDeflateOf(compression),
     WebSocket: CorkedWebSocket,
   });
 }
@@ -116,7 +161,7 @@ function onMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
   ws.alive = true;
   const session = ws.session;
   if (!session) return;
-  if (isBinary) session.receiveBinary();
+  if (isBinary) session.receiveBinary(data);
   else if (data.length > ws.maxBytes) session.receiveTooLarge();
   else session.receiveText(data.toString("utf8"), data.length);
 }
@@ -137,6 +182,7 @@ function onError(): void {}
 export function openSession(
   app: AnyApp,
   ws: CorkedWebSocket,
+  deflater: SharedDeflate | undefined,
   accepted: {
     request: UpgradeRequest;
     state: object | undefined;
@@ -148,6 +194,9 @@ export function openSession(
   const { request, state, slot, protocol, expiresAt } = accepted;
   ws.session = openConnection(app, ws, keepRequest(request), state, { slot, protocol, expiresAt });
   ws.maxBytes = app.limits.maxMessageBytes;
+  if (deflater !== undefined && ws.extensions.includes("permessage-deflate")) {
+    ws.deflater = deflater;
+  }
   ws.alive = true;
   ws.on("message", onMessage);
   ws.on("pong", onPong);

@@ -13,12 +13,15 @@ import {
   refusalOf,
   type UpgradeRequest,
 } from "../../src/adapter.ts";
+import type { SharedDeflate } from "./compression.ts";
 import { refuseUpgrade } from "./http.ts";
 import type { Attachment, CloseOptions } from "./options.ts";
 import {
   type CorkedWebSocket,
   chosenProtocols,
   createWebSocketServer,
+  deflaterOf,
+  forgetDeflater,
   openSession,
   startHeartbeat,
 } from "./socket.ts";
@@ -59,7 +62,11 @@ export function handleUpgrades(
   /** Per app: its `ws` server (for its frame limit and its sockets) and their heartbeat. */
   const apps = new Map<
     AnyApp,
-    { wss: WebSocketServer; heartbeat: ReturnType<typeof setInterval> }
+    {
+      wss: WebSocketServer;
+      heartbeat: ReturnType<typeof setInterval>;
+      deflater: SharedDeflate | undefined;
+    }
   >();
   let closing = false;
 
@@ -87,15 +94,16 @@ export function handleUpgrades(
     }
     let served = apps.get(app);
     if (!served) {
-      const wss = createWebSocketServer(maxPayload(app));
-      served = { wss, heartbeat: startHeartbeat(app, wss) };
+      const wss = createWebSocketServer(app, maxPayload(app));
+      served = { wss, heartbeat: startHeartbeat(app, wss), deflater: deflaterOf(app) };
       apps.set(app, served);
     }
+    const { deflater } = served;
     let opened = false;
     if (decision.protocol !== undefined) chosenProtocols.set(req, decision.protocol);
     served.wss.handleUpgrade(req, socket, head, (ws) => {
       opened = true;
-      openSession(app, ws as CorkedWebSocket, decision);
+      openSession(app, ws as CorkedWebSocket, deflater, decision);
     });
     // `ws` answers a malformed handshake (400) itself, without calling back.
     if (!opened) slot.release();
@@ -127,8 +135,9 @@ export function handleUpgrades(
     async close({ timeout }: CloseOptions = {}): Promise<void> {
       closing = true;
       server.off("upgrade", listener);
-      for (const { wss, heartbeat } of apps.values()) {
+      for (const { wss, heartbeat, deflater } of apps.values()) {
         clearInterval(heartbeat);
+        forgetDeflater(deflater);
         const sockets = [...wss.clients] as CorkedWebSocket[];
         const sessions = sockets.flatMap((ws) => (ws.session ? [ws.session] : []));
         await closeSessions(sessions, timeout);

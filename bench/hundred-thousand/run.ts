@@ -22,6 +22,7 @@ import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { freePort } from "../../tests/helpers/server-process.ts";
 import { putSection } from "../results-sections.ts";
+import { median, rssOf } from "../stats.ts";
 
 const root = resolve(import.meta.dirname, "..", "..");
 /** How long one answer of a load process may take (opening its share, say). */
@@ -170,14 +171,6 @@ async function startServer(
 
 /** RSS of `pid` and of its children, from /proc, in bytes. */
 function treeRss(pid: number): number {
-  const rssOf = (id: number) => {
-    try {
-      const status = readFileSync(`/proc/${id}/status`, "utf8");
-      return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
-    } catch {
-      return 0;
-    }
-  };
   let children: number[] = [];
   try {
     children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
@@ -190,14 +183,6 @@ function treeRss(pid: number): number {
 }
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2
-    ? (sorted[middle] as number)
-    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
-};
-
 /** One run of `subject` with `connections` over `workers` server and `processes` load processes. */
 export async function crowd(
   subject: CrowdSubject,

@@ -22,6 +22,7 @@ import { parseArgs } from "node:util";
 import { ensureNginx, redisCliRun, startRedis } from "../../tests/helpers/brokers.ts";
 import { freePort } from "../../tests/helpers/server-process.ts";
 import { putSection } from "../results-sections.ts";
+import { usageOf } from "../stats.ts";
 
 const root = resolve(import.meta.dirname, "..", "..");
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
@@ -145,20 +146,6 @@ async function startServer(file: string, env: Record<string, string>): Promise<C
     child.once("exit", (code) => fail(new Error(`${file} exited with ${code}`)));
   });
   return child;
-}
-
-/** RSS (bytes) and CPU time (ms) of a process, from /proc. */
-function usageOf(pid: number): { rss: number; cpuMs: number } | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    const status = readFileSync(`/proc/${pid}/status`, "utf8");
-    const rss = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
-    return { rss, cpuMs: ticks * 10 };
-  } catch {
-    return undefined;
-  }
 }
 
 /** The calls Redis served so far, per command. */

@@ -1,4 +1,5 @@
 /** The client's options, and the WebSocket it works with. */
+import type { Codec } from "../protocol/codec.ts";
 import type { ReconnectOptions } from "./backoff.ts";
 
 // Event handler types are left open so that every WebSocket class fits: the browser's,
@@ -9,7 +10,9 @@ type Handler = ((event: any) => void) | null;
 /** The part of a WHATWG `WebSocket` the client uses; `ws`'s class fits too. */
 export interface ClientSocket {
   readonly readyState: number;
-  send(data: string): void;
+  /** The subprotocol the server chose (`socketapi`, a codec's, or none). */
+  readonly protocol?: string;
+  send(data: string | Uint8Array<ArrayBuffer>): void;
   close(code?: number, reason?: string): void;
   /** Called when the connection opens. */
   onopen: Handler;
@@ -38,6 +41,20 @@ export interface ClientOptions {
   WebSocket?: WebSocketConstructor | undefined;
   /** WebSocket subprotocols to ask for. */
   protocols?: string | string[] | undefined;
+  /**
+   * A binary codec to offer (`msgpack` of `socketapi/msgpack`): spoken when the server
+   * chooses its subprotocol, else the connection stays JSON (a server without it).
+   * `Uint8Array`s in frames travel as bytes in it; in JSON as `{"$bytes": base64}`.
+   *
+   * @example
+   * ```ts
+   * import { createClient } from "socketapi/client";
+   * import { msgpack } from "socketapi/msgpack";
+   *
+   * const client = createClient("ws://127.0.0.1:8000/", { codec: msgpack });
+   * ```
+   */
+  codec?: Codec | undefined;
   /**
    * The credential the server's `onConnect` reads as `credential.token`: a string, or a
    * callback asked at every connect and refresh. It travels in `Sec-WebSocket-Protocol`

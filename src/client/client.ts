@@ -1,3 +1,5 @@
+import { parseJsonWithBytes, stringifyWithBytes } from "../protocol/bytes.ts";
+import type { Codec } from "../protocol/codec.ts";
 import type { RequestId, WireIssue } from "../protocol/protocol.ts";
 import { RESET_AFTER_MS, reconnectDelay } from "./backoff.ts";
 import { ClientErrorCode, SocketAPIClientError } from "./client-error.ts";
@@ -32,7 +34,15 @@ import {
 import { type Pending, type Position, Requests } from "./requests.ts";
 import { type ActionStream, StreamReader } from "./stream-reader.ts";
 import { type CallListener, Subscription } from "./subscription.ts";
-import { REFRESH_ID_PREFIX, refreshLead, tokenOf, tokenProtocols } from "./token.ts";
+import {
+  offeredProtocols,
+  REFRESH_ID_PREFIX,
+  refreshLead,
+  tokenOf,
+  tokenProtocols,
+} from "./token.ts";
+
+const PING = { type: "ping" } as const;
 
 /** The longest delay a timer takes (2^31 - 1 ms); longer waits are re-armed. */
 const MAX_TIMER_MS = 2_147_483_647;
@@ -72,6 +82,8 @@ export class SocketAPIClient<App = unknown> {
   #refusal: SocketAPIClientError | undefined;
   /** Whether the current socket opened, and what its handshake's failure said if not. */
   #socketOpened = false;
+  /** The codec the open connection speaks (the server chose its subprotocol); else JSON. */
+  #speaking: Codec | undefined;
   #handshakeFailure: HandshakeFailure | undefined;
   #attempt = 0;
   /** When the scheduled attempt starts, while reconnecting. */
@@ -115,7 +127,7 @@ export class SocketAPIClient<App = unknown> {
     });
     this.#heartbeat = new Heartbeat(
       options.heartbeat,
-      () => this.#send('{"type":"ping"}'),
+      () => this.#send(PING),
       () => this.#deadConnection(),
     );
     if (options.token !== undefined) {
@@ -337,7 +349,7 @@ export class SocketAPIClient<App = unknown> {
     this.#handshakeFailure = undefined;
     const source = this.#options.token;
     if (source === undefined) {
-      this.#openSocket(this.#options.protocols);
+      this.#openSocket(offeredProtocols(this.#options.protocols, this.#options.codec));
       return;
     }
     const attempt = ++this.#tokenAttempt;
@@ -352,7 +364,7 @@ export class SocketAPIClient<App = unknown> {
       (token) => {
         clearTimeout(late);
         if (attempt !== this.#tokenAttempt || this.#closedByUser) return;
-        this.#openSocket(tokenProtocols(token, this.#options.protocols));
+        this.#openSocket(tokenProtocols(token, this.#options.protocols, this.#options.codec));
       },
       (error: unknown) => {
         clearTimeout(late);
@@ -391,6 +403,8 @@ export class SocketAPIClient<App = unknown> {
       return;
     }
     this.#socket = socket;
+    // Binary frames (a codec's) as bytes at once, where the socket can say so.
+    if ("binaryType" in socket) (socket as { binaryType: string }).binaryType = "arraybuffer";
     this.#watch(socket);
   }
 
@@ -413,6 +427,9 @@ export class SocketAPIClient<App = unknown> {
 
   #opened(): void {
     this.#socketOpened = true;
+    // The server chose the codec's subprotocol, or spoke JSON (an older server).
+    const codec = this.#options.codec;
+    this.#speaking = codec && this.#socket?.protocol === codec.protocol ? codec : undefined;
     // Not at once: a server that accepts and closes at once would be retried at full speed.
     const reconnect = this.#options.reconnect;
     this.#stableTimer = setTimeout(
@@ -513,10 +530,58 @@ export class SocketAPIClient<App = unknown> {
     socket.onerror = ignore;
   }
 
-  #received(data: unknown): void {
+  #received(received: unknown): void {
     this.#heartbeat.heard();
-    if (typeof data !== "string") return;
-    let frame: {
+    let data: string;
+    if (typeof received === "string") data = received;
+    else if (this.#speaking && received instanceof ArrayBuffer) {
+      this.#receivedDecoded(this.#speaking, new Uint8Array(received));
+      return;
+    } else if (this.#speaking && ArrayBuffer.isView(received)) {
+      const view = received;
+      this.#receivedDecoded(
+        this.#speaking,
+        new Uint8Array(view.buffer, view.byteOffset, view.byteLength),
+      );
+      return;
+    } else return;
+    let value: unknown;
+    try {
+      value = parseJsonWithBytes(data);
+    } catch (error) {
+      this.#emitError(
+        new SocketAPIClientError(
+          ClientErrorCode.INVALID_FRAME,
+          `Not a SocketAPI frame (not JSON): ${data.slice(0, 100)}`,
+          { cause: error },
+        ),
+      );
+      return;
+    }
+    this.#route(value, () => data.slice(0, 100));
+  }
+
+  /** A binary frame of the codec the connection speaks, decoded and routed. */
+  #receivedDecoded(codec: Codec, bytes: Uint8Array): void {
+    let value: unknown;
+    try {
+      value = codec.decode(bytes);
+    } catch (error) {
+      this.#emitError(
+        new SocketAPIClientError(
+          ClientErrorCode.INVALID_FRAME,
+          `Not a SocketAPI frame (not ${codec.name}): ${bytes.byteLength} bytes`,
+          { cause: error },
+        ),
+      );
+      return;
+    }
+    this.#route(value, () => `${bytes.byteLength} bytes of ${codec.name}`);
+  }
+
+  /** A frame from the server, to the request, subscription or stream it is for. */
+  #route(value: unknown, shown: () => string): void {
+    const frame = value as {
       type?: unknown;
       channel?: unknown;
       id?: RequestId;
@@ -528,23 +593,11 @@ export class SocketAPIClient<App = unknown> {
       issues?: WireIssue[];
       expiresIn?: unknown;
     };
-    try {
-      frame = JSON.parse(data);
-    } catch (error) {
-      this.#emitError(
-        new SocketAPIClientError(
-          ClientErrorCode.INVALID_FRAME,
-          `Not a SocketAPI frame (not JSON): ${data.slice(0, 100)}`,
-          { cause: error },
-        ),
-      );
-      return;
-    }
     if (frame === null || typeof frame !== "object") {
       this.#emitError(
         new SocketAPIClientError(
           ClientErrorCode.INVALID_FRAME,
-          `Not a SocketAPI frame: ${data.slice(0, 100)}`,
+          `Not a SocketAPI frame: ${shown()}`,
         ),
       );
       return;
@@ -616,7 +669,7 @@ export class SocketAPIClient<App = unknown> {
     const cancel = (): void => {
       // Sent: the server is told (it answers CANCELLED, which nothing waits for any more).
       if (pending.sent && pending.id !== undefined && this.#status === "open") {
-        this.#send(JSON.stringify({ type: "cancel", channel, id: pending.id }));
+        this.#send({ type: "cancel", channel, id: pending.id });
       }
       this.#requests.settle(pending);
       pending.reject(cancelledBy(signal, channel));
@@ -677,7 +730,7 @@ export class SocketAPIClient<App = unknown> {
       this.#endRefresh(ClientErrorCode.DISCONNECTED, "The connection is not open.");
       return answer;
     }
-    this.#send(JSON.stringify({ type: "refresh", token, id }));
+    this.#send({ type: "refresh", token, id });
     return answer;
   }
 
@@ -740,13 +793,17 @@ export class SocketAPIClient<App = unknown> {
 
   #transmit(pending: Pending): void {
     pending.sent = true;
-    this.#send(pending.text);
+    this.#send(pending.frame);
   }
 
-  /** Sends a frame; a socket that throws (closing under our feet) is left to its close event. */
-  #send(text: string): void {
+  /**
+   * Sends a frame, as JSON text or in the codec the connection speaks; a socket that throws
+   * (closing under our feet) is left to its close event.
+   */
+  #send(frame: Record<string, unknown>): void {
     try {
-      this.#socket?.send(text);
+      const codec = this.#speaking;
+      this.#socket?.send(codec ? codec.encode(frame) : (stringifyWithBytes(frame) as string));
     } catch (error) {
       this.#emitError(
         new SocketAPIClientError(

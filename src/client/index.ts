@@ -14,6 +14,7 @@
  *
  * @module
  */
+export type { Codec } from "../protocol/codec.ts";
 export type { ReconnectOptions } from "./backoff.ts";
 export { reconnectDelay } from "./backoff.ts";
 export { createClient, SocketAPIClient } from "./client.ts";

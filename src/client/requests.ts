@@ -13,8 +13,8 @@ export interface Pending {
   readonly id: RequestId | undefined;
   readonly type: "action" | "subscribe" | "unsubscribe";
   readonly channel: string;
-  /** The frame, serialized. */
-  readonly text: string;
+  /** The frame, serialized when it is sent (as JSON text, or in the connection's codec). */
+  readonly frame: Record<string, unknown>;
   /** Whether it went out on the current connection. */
   sent: boolean;
   resolve(value: unknown): void;
@@ -72,7 +72,7 @@ export class Requests {
         id,
         type,
         channel,
-        text: JSON.stringify(frame),
+        frame,
         sent: false,
         resolve,
         reject,

@@ -1,4 +1,5 @@
 import { SocketAPIError } from "../errors.ts";
+import { stringifyData } from "./bytes.ts";
 import { errorFrame } from "./parse.ts";
 import { ErrorCode, ErrorMessage, type RequestId, type WireIssue } from "./protocol.ts";
 
@@ -22,7 +23,7 @@ function prefixOf(prefixes: Map<string, string>, name: string, make: () => strin
 
 /** `,"data":…` unless `value` is `undefined`, then `,"id":…` when there is an id, and `}`. */
 function dataAndId(value: unknown, id: RequestId | undefined): string {
-  const data = value === undefined ? undefined : JSON.stringify(value);
+  const data = value === undefined ? undefined : stringifyData(value);
   return `${data === undefined ? "" : `,"data":${data}`}${
     id === undefined ? "" : `,"id":${encodeId(id)}`
   }}`;
@@ -61,7 +62,7 @@ export class ChunkFrames {
 
   /** The frame of `chunk`; throws when it cannot be serialized. */
   frame(chunk: unknown): string {
-    const data = chunk === undefined ? undefined : JSON.stringify(chunk);
+    const data = chunk === undefined ? undefined : stringifyData(chunk);
     return data === undefined ? this.#empty : this.#start + data + this.#end;
   }
 }
@@ -111,7 +112,7 @@ export function membersFields(members: string, count: number): string {
  * nothing sends `null`, so that the frame always has its `data` key.
  */
 export function dataFrame(channel: string, data: unknown): string {
-  return `{"type":"data","channel":${JSON.stringify(channel)},"data":${JSON.stringify(data) ?? "null"}}`;
+  return `{"type":"data","channel":${JSON.stringify(channel)},"data":${stringifyData(data) ?? "null"}}`;
 }
 
 /** An error frame as text. */

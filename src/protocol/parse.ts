@@ -1,3 +1,4 @@
+import { parseJson } from "./bytes.ts";
 import {
   type ClientFrame,
   ErrorCode,
@@ -49,10 +50,22 @@ export function parseFrame(
 ): ClientFrame | ErrorFrame {
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = parseJson(text);
   } catch {
     return errorFrame(ErrorCode.INVALID_JSON, ErrorMessage.invalidJson, undefined);
   }
+  return checkFrame(value, maxNameLength, refreshes);
+}
+
+/**
+ * Checks one decoded frame (a binary codec's, or JSON's), running checks 4 to 11 of
+ * protocol.md's table in order: what {@link parseFrame} does after parsing.
+ */
+export function checkFrame(
+  value: unknown,
+  maxNameLength = Infinity,
+  refreshes = false,
+): ClientFrame | ErrorFrame {
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     return errorFrame(ErrorCode.INVALID_MESSAGE, ErrorMessage.notAnObject, undefined);
   }

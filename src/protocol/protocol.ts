@@ -247,6 +247,7 @@ export const ErrorMessage = {
   binaryFrame: "Binary frames are not supported.",
   tooLarge: (limit: number): string => `Message exceeds ${limit} bytes.`,
   invalidJson: "Invalid JSON.",
+  invalidEncoding: (name: string): string => `Invalid ${name}.`,
   notAnObject: "Message must be a JSON object.",
   typeRequired: "Message type is required.",
   typeNotString: "Message type must be a string.",

@@ -1,5 +1,4 @@
 import type { ErrorInfo, UpgradeRequest } from "../context.ts";
-import type { SOCKETAPI_PROTOCOL } from "../protocol/protocol.ts";
 import { isThenable } from "../thenable.ts";
 import {
   ConnectCredential,
@@ -33,10 +32,11 @@ export type Admission<State> =
       state: State | undefined;
       slot: ConnectionSlot;
       /**
-       * The subprotocol the 101 must answer with (`Sec-WebSocket-Protocol`): `socketapi`
+       * The subprotocol the 101 must answer with (`Sec-WebSocket-Protocol`): a codec's
+       * (`socketapi.msgpack`) when the client offered one the app speaks, else `socketapi`
        * when the client offered it, else none.
        */
-      protocol: typeof SOCKETAPI_PROTOCOL | undefined;
+      protocol: string | undefined;
       /**
        * The request the connection keeps for `ctx.request`: the upgrade's, without the
        * token the client offered in `Sec-WebSocket-Protocol`.
@@ -56,6 +56,8 @@ export interface AdmissionRules<State> {
       ) => State | Response | undefined | Promise<State | Response | undefined>)
     | undefined;
   allowedOrigins?: readonly string[] | ((origin: string) => boolean) | undefined;
+  /** The app's codecs, whose subprotocols a client may offer. */
+  codecs?: readonly { readonly protocol: string }[] | undefined;
 }
 
 function admitted<State>(
@@ -93,6 +95,7 @@ class Slot implements ConnectionSlot {
  */
 export class Admissions<State> {
   readonly #rules: AdmissionRules<State>;
+  readonly #codecProtocols: readonly string[];
   readonly #maxConnections: number;
   /** Upgrades admitted per second (`connectRate`), when limited. */
   readonly #connects: TokenBucket | undefined;
@@ -110,6 +113,7 @@ export class Admissions<State> {
     refused: (limit: "origin" | "connections" | "connect_rate") => void = () => {},
   ) {
     this.#rules = rules;
+    this.#codecProtocols = (rules.codecs ?? []).map((codec) => codec.protocol);
     this.#maxConnections = limits.maxConnections;
     this.#connects = limits.connectRate ? new TokenBucket(limits.connectRate) : undefined;
     this.#report = report;
@@ -129,7 +133,7 @@ export class Admissions<State> {
         this.#refused("origin");
         return { ok: false, response: new Response("Origin not allowed", { status: 403 }) };
       }
-      const offer = readOffer(request);
+      const offer = readOffer(request, this.#codecProtocols);
       if (isRefusal(offer)) {
         return { ok: false, response: new Response(offer.message, { status: offer.status }) };
       }

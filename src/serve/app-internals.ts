@@ -16,10 +16,12 @@ export interface OpenOptions {
   expiresAt?: number | undefined;
   /**
    * The subprotocol the socket was accepted with (the admission's `protocol`): a client that
-   * speaks `socketapi` is told its expiry in an `expiry` frame. Leave it out when restoring
-   * a connection that was told already.
+   * speaks `socketapi` is told its expiry in an `expiry` frame, and one that offered a
+   * codec's (`socketapi.msgpack`) is spoken to in it.
    */
   protocol?: string | undefined;
+  /** When restoring a connection that was told its expiry already: not again. */
+  greeted?: boolean | undefined;
   /**
    * Whether the expiry keeps a timer (default `true`). `false` where timers do not outlive
    * hibernation: the adapter wakes for the expiry itself (the keeper's `expiryChanged`)

@@ -53,8 +53,11 @@ export interface RefreshedCredential extends Credential {
 
 /** What an upgrade offered, read once by the admission. */
 export interface Offer {
-  /** The subprotocol to answer with: `socketapi` when the client offered it. */
-  readonly protocol: typeof SOCKETAPI_PROTOCOL | undefined;
+  /**
+   * The subprotocol to answer with: a codec's (`socketapi.msgpack`) when the client offered
+   * one the app speaks, else `socketapi` when the client offered it.
+   */
+  readonly protocol: string | undefined;
   /** The token offered in `Sec-WebSocket-Protocol`, decoded. */
   readonly protocolToken: string | undefined;
 }
@@ -88,32 +91,40 @@ export const OfferRefused = {
 
 /**
  * Reads what the client offered in `Sec-WebSocket-Protocol`: whether it speaks `socketapi`
- * and the token it carries there. A request without the header costs one header lookup.
+ * (or one of `codecs`, the subprotocols of the app's codecs: the first the client offered
+ * wins) and the token it carries there. A request without the header costs one header
+ * lookup.
  */
-export function readOffer(request: UpgradeRequest): Offer | OfferRefusal {
+export function readOffer(
+  request: UpgradeRequest,
+  codecs: readonly string[] = [],
+): Offer | OfferRefusal {
   const header = headerOf(request, "sec-websocket-protocol");
   if (header === null || header === undefined) return NO_OFFER;
   let protocol: typeof SOCKETAPI_PROTOCOL | undefined;
+  let codec: string | undefined;
   let encoded: string | undefined;
   for (const item of header.split(",")) {
     const entry = item.trim();
     if (entry === SOCKETAPI_PROTOCOL) protocol = SOCKETAPI_PROTOCOL;
+    else if (codec === undefined && codecs.includes(entry)) codec = entry;
     else if (entry.startsWith(TOKEN_PROTOCOL_PREFIX)) {
       if (encoded !== undefined) return OfferRefused.twoTokens;
       encoded = entry.slice(TOKEN_PROTOCOL_PREFIX.length);
     }
   }
+  const chosen = codec ?? protocol;
   if (encoded === undefined)
-    return protocol === undefined ? NO_OFFER : { protocol, protocolToken: undefined };
+    return chosen === undefined ? NO_OFFER : { protocol: chosen, protocolToken: undefined };
   // base64url without padding: 4 characters per 3 bytes.
   if (encoded.length > Math.ceil((MAX_TOKEN_BYTES * 4) / 3)) return OfferRefused.tooLong;
-  if (protocol === undefined) return OfferRefused.withoutProtocol;
+  if (chosen === undefined) return OfferRefused.withoutProtocol;
   const token = decodeToken(encoded);
   if (token === undefined) return OfferRefused.malformed;
   if (token !== "" && (bearerOf(request) !== undefined || queryTokenOf(request) !== undefined)) {
     return OfferRefused.twice;
   }
-  return { protocol, protocolToken: token };
+  return { protocol: chosen, protocolToken: token };
 }
 
 /** Whether a read offer is a refusal. */
@@ -189,12 +200,12 @@ export function expiryOf(expiresAt: number | Date | undefined): number | undefin
 
 /**
  * The request a connection keeps for `ctx.request`: without the token it offered in
- * `Sec-WebSocket-Protocol` (only `socketapi` is left there), so that no handler, log or
+ * `Sec-WebSocket-Protocol` (only the protocol chosen is left there), so that no handler, log or
  * stored attachment holds it. A request that offered none is kept as it is.
  */
 export function withoutProtocolToken(request: UpgradeRequest, offer: Offer): UpgradeRequest {
   if (offer.protocolToken === undefined) return request;
-  return KeptRequest.of(request, ["sec-websocket-protocol", SOCKETAPI_PROTOCOL]);
+  return KeptRequest.of(request, ["sec-websocket-protocol", offer.protocol ?? SOCKETAPI_PROTOCOL]);
 }
 
 /** A token from its base64url; `undefined` when it is not base64url of UTF-8. */

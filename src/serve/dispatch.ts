@@ -1,5 +1,5 @@
 import { errorText } from "../protocol/encode.ts";
-import { parseFrame } from "../protocol/parse.ts";
+import { checkFrame, parseFrame } from "../protocol/parse.ts";
 import {
   type ActionFrame,
   type CancelFrame,
@@ -12,7 +12,7 @@ import { isThenable } from "../thenable.ts";
 import { answerResult } from "./action-stream.ts";
 import { answerFailure, whenSettled } from "./answers.ts";
 import { HandlerContext } from "./handler-context.ts";
-import { type QueuedFrame, Refusals } from "./intake.ts";
+import { DecodedFrame, type QueuedFrame, Refusals } from "./intake.ts";
 import { serveRefresh } from "./refresh.ts";
 import type { ServedConnection } from "./served-connection.ts";
 import { serveSubscribe, serveUnsubscribe } from "./subscriptions.ts";
@@ -26,6 +26,13 @@ export function serveFrame(
   session: ServedConnection,
   frame: QueuedFrame,
 ): Promise<void> | undefined {
+  const { onRefresh } = session.host;
+  if (frame instanceof DecodedFrame) {
+    return serveParsed(
+      session,
+      checkFrame(frame.value, session.host.limits.maxNameLength, onRefresh !== undefined),
+    );
+  }
   if (typeof frame !== "string") {
     if (frame instanceof Refusals) {
       for (let i = 0; i < frame.count; i++) session.answer(frame.text);
@@ -36,8 +43,18 @@ export function serveFrame(
     session.answer(PONG_FRAME);
     return undefined;
   }
+  return serveParsed(
+    session,
+    parseFrame(frame, session.host.limits.maxNameLength, onRefresh !== undefined),
+  );
+}
+
+/** Serves a frame once parsed (or the error frame that answers it). */
+function serveParsed(
+  session: ServedConnection,
+  parsed: ReturnType<typeof parseFrame>,
+): Promise<void> | undefined {
   const { onRefresh } = session.host;
-  const parsed = parseFrame(frame, session.host.limits.maxNameLength, onRefresh !== undefined);
   switch (parsed.type) {
     case "error":
       session.answer(JSON.stringify(parsed));

@@ -1,5 +1,5 @@
 import { errorText } from "../protocol/encode.ts";
-import { errorFrame, parseFrame } from "../protocol/parse.ts";
+import { checkFrame, errorFrame, parseFrame } from "../protocol/parse.ts";
 import { ErrorCode, type ErrorFrame, ErrorMessage } from "../protocol/protocol.ts";
 import type { Limits } from "./limits.ts";
 import { TokenBucket, Violations } from "./rate-limiter.ts";
@@ -22,8 +22,23 @@ export class Refusals {
 /** The longest text taken for a cancel frame when looking for one (a name, an id, the envelope). */
 const MAX_CANCEL_LENGTH = 1024;
 
-/** A frame waiting its turn: its text, an error frame to send (binary, too large), or refusals. */
-export type QueuedFrame = string | ErrorFrame | Refusals;
+/** A binary frame a codec decoded (`socketapi.msgpack`): the value, checked in its turn. */
+export class DecodedFrame {
+  readonly value: unknown;
+  /** Its size as it came, in bytes: what it counts toward `maxQueuedBytes`. */
+  readonly size: number;
+
+  constructor(value: unknown, size: number) {
+    this.value = value;
+    this.size = size;
+  }
+}
+
+/**
+ * A frame waiting its turn: its text, a decoded binary frame, an error frame to send
+ * (binary, too large), or refusals.
+ */
+export type QueuedFrame = string | DecodedFrame | ErrorFrame | Refusals;
 
 /** What the intake needs from the connection it feeds. */
 export interface IntakeOwner {
@@ -88,7 +103,7 @@ export class Intake {
   }
 
   /** Takes a frame of `size` (its text's length; 0 for an error frame to send). */
-  take(frame: string | ErrorFrame, size: number): void {
+  take(frame: string | DecodedFrame | ErrorFrame, size: number): void {
     if (this.#onDrained) return;
     const refusal = this.#refusal(size);
     if (refusal !== undefined) {
@@ -105,7 +120,9 @@ export class Intake {
     }
     // A cancel does not wait behind the request it cancels: it is served now, and a
     // request it names that is still waiting its turn is answered CANCELLED in that turn.
-    if (typeof frame === "string" && this.#cancelledNow(frame)) return;
+    if ((typeof frame === "string" || frame instanceof DecodedFrame) && this.#cancelledNow(frame)) {
+      return;
+    }
     this.#queue ??= [];
     this.#queue.push(frame);
     this.#queuedSize += size;
@@ -113,15 +130,27 @@ export class Intake {
   }
 
   /** Serves `frame` at once if it is a cancel (and cancels what waits); says whether it was. */
-  #cancelledNow(frame: string): boolean {
-    if (frame.length > MAX_CANCEL_LENGTH || !frame.includes('"cancel"')) return false;
-    const cancel = parseFrame(frame, this.#owner.limits.maxNameLength);
+  #cancelledNow(frame: string | DecodedFrame): boolean {
+    const { maxNameLength } = this.#owner.limits;
+    let cancel: ReturnType<typeof parseFrame>;
+    if (typeof frame === "string") {
+      if (frame.length > MAX_CANCEL_LENGTH || !frame.includes('"cancel"')) return false;
+      cancel = parseFrame(frame, maxNameLength);
+    } else {
+      if ((frame.value as { type?: unknown } | null)?.type !== "cancel") return false;
+      cancel = checkFrame(frame.value, maxNameLength);
+    }
     if (cancel.type !== "cancel") return false;
     const queue = this.#queue ?? [];
     for (let i = 0; i < queue.length; i++) {
       const waiting = queue[i];
-      if (typeof waiting !== "string" || !waiting.includes(cancel.channel)) continue;
-      const request = parseFrame(waiting, this.#owner.limits.maxNameLength);
+      let request: ReturnType<typeof parseFrame>;
+      if (typeof waiting === "string") {
+        if (!waiting.includes(cancel.channel)) continue;
+        request = parseFrame(waiting, maxNameLength);
+      } else if (waiting instanceof DecodedFrame) {
+        request = checkFrame(waiting.value, maxNameLength);
+      } else continue;
       if (
         request.type !== "action" ||
         request.channel !== cancel.channel ||
@@ -130,7 +159,7 @@ export class Intake {
         continue;
       }
       // Answered now, not in its turn: the client matches it by its id.
-      this.#queuedSize -= waiting.length;
+      this.#queuedSize -= typeof waiting === "string" ? waiting.length : waiting.size;
       queue.splice(i--, 1);
       const cancelled = errorFrame(
         ErrorCode.CANCELLED,
@@ -218,6 +247,7 @@ export class Intake {
       while (this.#queue?.length && this.#inFlight < concurrency) {
         const frame = this.#queue.shift() as QueuedFrame;
         if (typeof frame === "string") this.#queuedSize -= frame.length;
+        else if (frame instanceof DecodedFrame) this.#queuedSize -= frame.size;
         this.#run(frame);
       }
     } finally {

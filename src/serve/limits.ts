@@ -1,3 +1,4 @@
+import { type Compression, type CompressionOptions, resolveCompression } from "./compression.ts";
 import {
   DEFAULT_RATE_LIMIT,
   type RateLimit,
@@ -101,6 +102,18 @@ export interface LimitOptions {
    * stream costs at most about this much, however fast its generator yields.
    */
   streamHighWaterMark?: number | undefined;
+  /**
+   * permessage-deflate for clients that offer it (default off). A compressed frame is
+   * held to `maxMessageBytes` once inflated, like any other; where the runtime cannot
+   * stop inflating at a bound (Workers: 32 MiB), docs/transports.md says so. `true`
+   * takes the defaults of {@link CompressionOptions}.
+   *
+   * @example
+   * ```ts
+   * const app = new SocketAPI({ compression: true });
+   * ```
+   */
+  compression?: boolean | CompressionOptions | undefined;
 }
 
 /** Every limit of an app, defaults applied: resolved once, read by sessions and adapters. */
@@ -130,6 +143,8 @@ export interface Limits {
   readonly maxStreams: number;
   readonly streamTimeout: number | false;
   readonly streamHighWaterMark: number;
+  /** permessage-deflate's settings; `false`: off. */
+  readonly compression: Compression | false;
 }
 
 /** The default largest frame: 1 MiB. */
@@ -165,6 +180,7 @@ export function resolveLimits(options: LimitOptions): Limits {
     maxStreams: options.maxStreams ?? 16,
     streamTimeout: options.streamTimeout ?? 600_000,
     streamHighWaterMark: options.streamHighWaterMark ?? 64 * 1024,
+    compression: resolveCompression(options.compression),
   };
 }
 

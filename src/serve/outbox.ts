@@ -5,14 +5,18 @@ import { OPEN, type SocketLike } from "./socket.ts";
 export type Written = "sent" | "dropped" | "slow";
 
 /**
- * Writes one text frame to a socket. A client that stops reading makes its send buffer
+ * Writes one frame to a socket (text; bytes for a connection that speaks a binary codec). A client that stops reading makes its send buffer
  * grow; past `maxBufferedBytes` the frame is still written but the answer is `slow`, and
  * the caller cuts the client off, so that one slow reader never holds unbounded memory.
  * Throws when the socket's `send` throws.
  */
-export function writeFrame(socket: SocketLike, text: string, maxBufferedBytes: number): Written {
+export function writeFrame(
+  socket: SocketLike,
+  frame: string | Uint8Array<ArrayBuffer>,
+  maxBufferedBytes: number,
+): Written {
   if (socket.readyState !== OPEN) return "dropped";
-  const sent = socket.send(text);
+  const sent = socket.send(frame);
   // Bun's `send` returns 0 for a frame it dropped.
   if (sent === 0 || sent === false) return "dropped";
   const buffered = socket.bufferedAmount;

@@ -3,6 +3,7 @@ import { bindChannelHandles } from "../declare/channel-handle.ts";
 import type { Hub } from "../hub/hub.ts";
 import type { Subscriber } from "../hub/subscriber.ts";
 import { MAX_PRESENCE_USER_LENGTH } from "../presence/presence-registry.ts";
+import type { Codec } from "../protocol/codec.ts";
 import { errorFrame } from "../protocol/parse.ts";
 import {
   CloseCode,
@@ -12,6 +13,7 @@ import {
   type ServerFrame,
 } from "../protocol/protocol.ts";
 import { utf8Length } from "../protocol/utf8.ts";
+import { type CodecWriter, writerOf } from "./codec-writer.ts";
 import { Expiry } from "./expiry.ts";
 import {
   type HeldChannels,
@@ -21,7 +23,7 @@ import {
   withChannel,
   withoutChannel,
 } from "./held-channels.ts";
-import { Intake, type QueuedFrame } from "./intake.ts";
+import { DecodedFrame, Intake, type QueuedFrame } from "./intake.ts";
 import type { Limits } from "./limits.ts";
 import { closeSlowConsumer, writeFrame } from "./outbox.ts";
 import { RunningRequests } from "./running-requests.ts";
@@ -77,6 +79,8 @@ export class Session<State extends object = ConnectionState>
    * limit's bucket or counts refusals.
    */
   #intake: Intake | undefined;
+  /** What it encodes its frames with, when it speaks a binary codec; else JSON text. */
+  #codec: CodecWriter | undefined;
   /** Its requests that may be cancelled and its open streams; made when one starts. */
   #running: RunningRequests | undefined;
   #closed = false;
@@ -292,7 +296,10 @@ export class Session<State extends object = ConnectionState>
   /** Feeds the data of a WHATWG `message` event (text or binary). */
   receive(data: MessageData): void {
     if (typeof data === "string") this.receiveText(data);
-    else this.receiveBinary();
+    else if (data instanceof ArrayBuffer) this.receiveBinary(new Uint8Array(data));
+    else if (ArrayBuffer.isView(data)) {
+      this.receiveBinary(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    } else this.receiveBinary();
   }
 
   /**
@@ -312,9 +319,43 @@ export class Session<State extends object = ConnectionState>
     this.#take(errorFrame(ErrorCode.MESSAGE_TOO_LARGE, ErrorMessage.tooLarge(limit), undefined), 0);
   }
 
-  /** Feeds a binary frame: it is refused, in its turn. */
-  receiveBinary(): void {
-    this.#take(errorFrame(ErrorCode.INVALID_MESSAGE, ErrorMessage.binaryFrame, undefined), 0);
+  /**
+   * Feeds a binary frame. On a connection that speaks a codec (`socketapi.msgpack`) it is
+   * decoded and served like a text frame, held to `maxMessageBytes` as it is; on any
+   * other it is refused, in its turn (as it is without its bytes).
+   */
+  receiveBinary(bytes?: Uint8Array): void {
+    const codec = this.#codec?.codec;
+    if (codec === undefined || bytes === undefined) {
+      this.#take(errorFrame(ErrorCode.INVALID_MESSAGE, ErrorMessage.binaryFrame, undefined), 0);
+      return;
+    }
+    if (bytes.byteLength > this.host.limits.maxMessageBytes) {
+      this.receiveTooLarge();
+      return;
+    }
+    let value: unknown;
+    try {
+      value = codec.decode(bytes);
+    } catch {
+      const message = ErrorMessage.invalidEncoding(codec.name);
+      this.#take(errorFrame(ErrorCode.INVALID_MESSAGE, message, undefined), 0);
+      return;
+    }
+    this.#take(new DecodedFrame(value, bytes.byteLength), bytes.byteLength);
+  }
+
+  /**
+   * Speaks `codec` from now on: frames are sent encoded with it, and binary frames are
+   * decoded with it (text frames are still read as JSON). @internal
+   */
+  speak(codec: Codec): void {
+    this.#codec = writerOf(codec);
+  }
+
+  /** The codec it speaks, when not JSON. */
+  get codec(): Codec | undefined {
+    return this.#codec?.codec;
   }
 
   /** Tells the session its socket closed: subscriptions end, pending frames are dropped. */
@@ -426,7 +467,8 @@ export class Session<State extends object = ConnectionState>
 
   #write(text: string): boolean {
     try {
-      const written = writeFrame(this.#socket, text, this.host.limits.maxBufferedBytes);
+      const frame = this.#codec === undefined ? text : this.#codec.bytesOf(text);
+      const written = writeFrame(this.#socket, frame, this.host.limits.maxBufferedBytes);
       if (written === "slow") this.cutOffSlow();
       return written !== "dropped";
     } catch (error) {
@@ -515,7 +557,7 @@ export class Session<State extends object = ConnectionState>
     }
   }
 
-  #take(frame: string | ErrorFrame, size: number): void {
+  #take(frame: string | DecodedFrame | ErrorFrame, size: number): void {
     if (this.#closed || this.#closing) return;
     this.host.telemetry.frameReceived();
     this.#intake ??= new Intake(this);

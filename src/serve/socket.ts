@@ -8,10 +8,11 @@ export interface SocketLike {
   /** Bytes queued but not yet sent, where the runtime tells. */
   readonly bufferedAmount?: number;
   /**
-   * Sends a text frame. May throw when the socket is broken; returning `0` or `false`
-   * also means the frame was dropped (Bun's `ServerWebSocket.send` returns `0` then).
+   * Sends a text frame (a string), or a binary one (bytes: only to a connection that speaks
+   * a binary codec). May throw when the socket is broken; returning `0` or `false` also
+   * means the frame was dropped (Bun's `ServerWebSocket.send` returns `0` then).
    */
-  send(data: string): unknown;
+  send(data: string | Uint8Array<ArrayBuffer>): unknown;
   /** Closes the socket. */
   close(code?: number, reason?: string): void;
   /** Drops the connection without a close handshake, where the runtime can (`ws`, Bun). */

@@ -33,6 +33,8 @@ export function serveWebSocket<State extends object>(
   if (expiresAt !== undefined && socket.readyState === CONNECTING) {
     socket.addEventListener("open", () => session.greet(), { once: true });
   }
+  // Binary frames as bytes at once (a Blob, the default, would have to be read first).
+  socket.binaryType = "arraybuffer";
   socket.addEventListener("message", (event: MessageEvent) => session.receive(event.data));
   socket.addEventListener("close", (event: CloseEvent) => {
     session.handleClose(event.code, event.reason);

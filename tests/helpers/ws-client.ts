@@ -1,4 +1,5 @@
 import WebSocket from "ws";
+import type { Codec } from "../../src/protocol/codec.ts";
 import type { Frame } from "./fake-client.ts";
 
 /** A real WebSocket client for end-to-end tests, with the same reading helpers. */
@@ -7,14 +8,28 @@ export class WsClient {
   readonly frames: string[] = [];
   readonly opened: Promise<void>;
   readonly closed: Promise<{ code: number; reason: string }>;
+  /** The server's `Sec-WebSocket-Extensions`, once upgraded. */
+  extensionsHeader: string | undefined = undefined;
   #read = 0;
   #waiters: (() => void)[] = [];
 
-  constructor(url: string, headers: Record<string, string> = {}, protocols?: string[]) {
+  /** The codec it offered; frames are sent in it once the server chose it. */
+  readonly codec: Codec | undefined;
+
+  constructor(
+    url: string,
+    headers: Record<string, string> = {},
+    protocols?: string[],
+    options: WebSocket.ClientOptions & { codec?: Codec | undefined } = {},
+  ) {
+    const { codec, ...wsOptions } = options;
+    this.codec = codec;
+    const offered =
+      codec === undefined ? protocols : [codec.protocol, ...(protocols ?? ["socketapi"])];
     this.ws =
-      protocols === undefined
-        ? new WebSocket(url, { headers })
-        : new WebSocket(url, protocols, { headers });
+      offered === undefined
+        ? new WebSocket(url, { ...wsOptions, headers })
+        : new WebSocket(url, offered, { ...wsOptions, headers });
     this.opened = new Promise((resolve, reject) => {
       this.ws.once("open", () => resolve());
       this.ws.once("error", reject);
@@ -27,6 +42,9 @@ export class WsClient {
         ),
       );
     });
+    this.ws.once("upgrade", (response) => {
+      this.extensionsHeader = response.headers["sec-websocket-extensions"];
+    });
     this.closed = new Promise((resolve) => {
       this.ws.once("close", (code, reason) => {
         this.#wake();
@@ -34,7 +52,10 @@ export class WsClient {
       });
     });
     this.ws.on("message", (data, isBinary) => {
-      this.frames.push(isBinary ? "<binary>" : data.toString());
+      // A codec's frames are kept as the JSON text they encode, for the same reading helpers.
+      const speaks = this.speaks;
+      if (isBinary && speaks) this.frames.push(JSON.stringify(speaks.decode(data as Buffer)));
+      else this.frames.push(isBinary ? "<binary>" : data.toString());
       this.#wake();
     });
     this.ws.on("error", () => {});
@@ -44,8 +65,14 @@ export class WsClient {
     for (const wake of this.#waiters.splice(0)) wake();
   }
 
+  /** The codec the connection speaks: the one offered, when the server chose it. */
+  get speaks(): Codec | undefined {
+    return this.codec && this.ws.protocol === this.codec.protocol ? this.codec : undefined;
+  }
+
   send(frame: unknown): void {
-    this.ws.send(JSON.stringify(frame));
+    const speaks = this.speaks;
+    this.ws.send(speaks ? speaks.encode(frame) : JSON.stringify(frame));
   }
 
   sendRaw(data: string | Buffer, binary = false): void {
@@ -125,6 +152,13 @@ export class WsClient {
     return this.next(ms);
   }
 
+  /** Bytes read from and written to its TCP socket so far. */
+  get wire(): { read: number; written: number } {
+    const socket = (this.ws as unknown as { _socket: { bytesRead: number; bytesWritten: number } })
+      ._socket;
+    return { read: socket.bytesRead, written: socket.bytesWritten };
+  }
+
   close(): Promise<{ code: number; reason: string }> {
     this.ws.close();
     return this.closed;
@@ -136,8 +170,9 @@ export async function openClient(
   url: string,
   headers?: Record<string, string>,
   protocols?: string[],
+  options?: WebSocket.ClientOptions & { codec?: Codec | undefined },
 ): Promise<WsClient> {
-  const client = new WsClient(url, headers, protocols);
+  const client = new WsClient(url, headers, protocols, options);
   await client.opened;
   return client;
 }

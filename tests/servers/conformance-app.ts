@@ -12,6 +12,7 @@ import {
   subscribeParam,
   UnauthorizedError,
 } from "../../src/index.ts";
+import { msgpack } from "../../src/msgpack.ts";
 
 /** What the streaming action's generators did, in this place (process, Durable Object). */
 const streams = { open: 0, finished: 0, cancelled: 0, pulledBytes: 0 };
@@ -37,6 +38,8 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
 
 const app = new SocketAPI({
   maxMessageBytes: 64 * 1024,
+  // The suite runs twice: in JSON, and in MessagePack for clients that offer it.
+  codecs: [msgpack],
   // Limits low enough for the suite to reach them quickly.
   rateLimit: { messagesPerSecond: 300, burst: 300, maxViolations: 100 },
   maxSubscriptions: 10,
@@ -221,7 +224,26 @@ const app = new SocketAPI({
       streams.finished++;
     }
   })
-  .action("stream_state", () => ({ ...streams }));
+  .action("stream_state", () => ({ ...streams }))
+  // Bytes in and out: as MessagePack bytes to a client that speaks it, as {"$bytes"} in JSON.
+  .action("bytes", { input: v.object({ data: v.instance(Uint8Array) }) }, ({ data }) => ({
+    length: data.length,
+    head: data.subarray(0, 3),
+  }))
+  .channel(
+    "bin",
+    { params: v.object({ data: v.optional(v.instance(Uint8Array)) }) },
+    ({ data }) => ({
+      data,
+    }),
+  )
+  .action(
+    "send_bytes",
+    { input: v.object({ data: v.instance(Uint8Array) }) },
+    async (input, ctx) => {
+      await ctx.channels.bin(input);
+    },
+  );
 
 // Who is in the lobby, as the app counts it (on Workers, the object asks over RPC).
 app.action("lobby_count", async () => ({

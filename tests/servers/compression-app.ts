@@ -1,0 +1,66 @@
+/**
+ * The app the compression suite serves on every runtime: `compression` on, a 64 KiB frame
+ * limit (so 256 KiB where the runtime refuses frames before reading them), an action that
+ * answers with as many characters as asked, and a channel to broadcast on. bench/wire.ts
+ * serves it too.
+ */
+import * as v from "valibot";
+import { SocketAPI } from "../../src/index.ts";
+
+/** `count` characters of a text that deflates well (JSON-like, repeated). */
+function textOf(count: number): string {
+  return '{"user":"ada","text":"hello"}'.repeat(Math.ceil(count / 29)).slice(0, count);
+}
+
+const WORDS = ["ada", "lovelace", "engine", "note", "bernoulli", "loom", "card", "table", "sum"];
+
+/**
+ * About `count` characters of JSON like an app's (rows of ids, names, words and times,
+ * from a fixed pseudo-random sequence): it deflates about as well as real data.
+ */
+function rowsOf(count: number): unknown[] {
+  const rows: unknown[] = [];
+  let seed = 7;
+  let length = 2;
+  const next = () => {
+    seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+    return seed;
+  };
+  while (length < count) {
+    const row = {
+      id: next() % 1_000_000,
+      user: WORDS[next() % WORDS.length],
+      text: Array.from({ length: 1 + (next() % 6) }, () => WORDS[next() % WORDS.length]).join(" "),
+      at: 1_765_000_000_000 + (next() % 86_400_000),
+    };
+    length += JSON.stringify(row).length + 1;
+    rows.push(row);
+  }
+  return rows;
+}
+
+const count = v.object({
+  count: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(60_000)),
+  /** Rows of JSON (bench/wire.ts) instead of a repeated text. */
+  rows: v.optional(v.boolean(), false),
+});
+
+/** `COMPRESSION=off` serves it without compression (bench/wire.ts compares the two). */
+const off = (globalThis as { process?: NodeJS.Process }).process?.env.COMPRESSION === "off";
+
+const app = new SocketAPI({
+  maxMessageBytes: 64 * 1024,
+  compression: off ? false : { threshold: 1024 },
+  rateLimit: false,
+})
+  .action("text", { input: count }, ({ count, rows }) => (rows ? rowsOf(count) : textOf(count)))
+  // How many characters it was sent (a frame past the limit never reaches it).
+  .action("echo", { input: v.object({ text: v.string() }) }, ({ text }) => text.length)
+  .channel("feed", { params: v.object({ text: v.optional(v.unknown(), "") }) }, ({ text }) => text)
+  // The process's resident memory, where the runtime can tell (Node, Bun, Deno).
+  .action("rss", () => (globalThis as { process?: NodeJS.Process }).process?.memoryUsage().rss)
+  .action("broadcast", { input: count }, async ({ count, rows }, ctx) => {
+    await ctx.channels.feed({ text: rows ? rowsOf(count) : textOf(count) });
+  });
+
+export default app;

@@ -1,10 +1,14 @@
 // What crosses the wire, and what it costs the server: bytes and server CPU per delivery
 // for actions (one client, 16 requests in flight) and fan-out (subscribers of one channel,
-// broadcasts 20 at a time), with small (about 150 B) and 16 KB frames of JSON rows (ids, names, words, times), on Node and
-// Bun, with permessage-deflate off and on (`compression`, threshold 1 KiB, window 10
-// bits); and the memory a connection holds once it sent a compressed frame (the inflate
-// stream). The server is tests/servers/compression-*.ts, the clients `ws` in this process.
-// CPU is the server process's user and system time from /proc, in 10 ms ticks.
+// broadcasts 20 at a time), with small (about 150 B) and 16 KB frames of JSON rows (ids,
+// names, words, times) and frames of 64 KiB of bytes, on Node and Bun, in three ways: JSON,
+// JSON with permessage-deflate (`compression`, threshold 1 KiB, window 10 bits), and
+// MessagePack (`socketapi.msgpack`); the memory a connection holds once it sent a
+// compressed frame (the inflate stream); and the two MessagePack libraries side by side
+// (msgpackr, which socketapi/msgpack uses, and @msgpack/msgpack) on the same frames. The
+// server is tests/servers/compression-*.ts (MessagePack on in every row, so bytes are
+// {"$bytes": base64} in JSON), the clients `ws` in this process. CPU is the server
+// process's user and system time from /proc, in 10 ms ticks.
 //
 //   node --import tsx bench/wire.ts              # 3 repetitions, writes bench/WIRE.md
 //   node --import tsx bench/wire.ts --quick      # 1 short repetition
@@ -13,6 +17,10 @@ import { writeFile } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { Decoder, Encoder } from "@msgpack/msgpack";
+import { Packr } from "msgpackr";
+import { msgpack } from "../src/msgpack.ts";
+import type { Codec } from "../src/protocol/codec.ts";
 import { startServer } from "../tests/helpers/server-process.ts";
 import { openClient, type WsClient } from "../tests/helpers/ws-client.ts";
 import { putSection } from "./results-sections.ts";
@@ -29,11 +37,19 @@ const RUNTIMES = [
   { name: "Bun", command: [bin("bun"), "tests/servers/compression-bun.ts"] },
 ];
 
-/** About how many characters of JSON rows the `text` action answers: 150 B, and 16 KB. */
+/** What the `text` action answers: about 150 B and 16 KB of JSON rows, and 64 KiB of bytes. */
 const FRAMES = [
-  { name: "small", count: 100 },
-  { name: "16 KB", count: 16_300 },
+  { name: "small", count: 100, bytes: false },
+  { name: "16 KB", count: 16_300, bytes: false },
+  { name: "64 KiB of bytes", count: 65_536, bytes: true },
 ];
+
+/** The three ways a frame crosses the wire: how the server runs, what the client offers. */
+const MODES = [
+  { name: "JSON", compression: "off", codec: undefined },
+  { name: "JSON + deflate", compression: "on", codec: undefined },
+  { name: "MessagePack", compression: "off", codec: msgpack },
+] as const;
 
 interface Sizes {
   repetitions: number;
@@ -69,14 +85,29 @@ function cpuMsOf(pid: number): number {
   return usageOf(pid)?.cpuMs ?? Number.NaN;
 }
 
-const open = (url: string) => openClient(url, {}, undefined, { perMessageDeflate: true });
+let codec: Codec | undefined;
+const open = (url: string) => openClient(url, {}, undefined, { perMessageDeflate: true, codec });
 
-/** `requests` actions answered with `count` characters, 16 in flight. */
-async function actions(pid: number, url: string, count: number, requests: number) {
+/** What the client read for its last frame, in bytes (as it came: text or binary). */
+function lastFrameBytes(client: WsClient, received: { bytes: number }) {
+  client.ws.on("message", (data: Buffer) => {
+    received.bytes = data.length;
+  });
+}
+
+/** The `text` action's input for a frame. */
+function inputOf(count: number, bytes: boolean) {
+  return { count, rows: !bytes, bytes };
+}
+
+/** `requests` actions answered with `count` characters (or bytes), 16 in flight. */
+async function actions(pid: number, url: string, count: number, bytes: boolean, requests: number) {
   const client = await open(url);
-  const frame = { type: "action", channel: "text", data: { count, rows: true } };
-  const answer = await client.request(frame);
-  const frameBytes = JSON.stringify(answer).length;
+  const last = { bytes: 0 };
+  lastFrameBytes(client, last);
+  const frame = { type: "action", channel: "text", data: inputOf(count, bytes) };
+  await client.request(frame);
+  const frameBytes = last.bytes;
   const read = client.wire.read;
   const cpu = cpuMsOf(pid);
   let sent = 0;
@@ -100,11 +131,12 @@ async function actions(pid: number, url: string, count: number, requests: number
   return measured;
 }
 
-/** `broadcasts` of `count` characters to `subscribers`, 20 at a time. */
+/** `broadcasts` of `count` characters (or bytes) to `subscribers`, 20 at a time. */
 async function fanOut(
   pid: number,
   url: string,
   count: number,
+  bytes: boolean,
   subscribers: number,
   broadcasts: number,
 ) {
@@ -115,6 +147,8 @@ async function fanOut(
     clients.push(client);
   }
   const sender = await open(url);
+  const last = { bytes: 0 };
+  if (clients[0]) lastFrameBytes(clients[0], last);
   let received = 0;
   let wake: (() => void) | undefined;
   for (const client of clients) {
@@ -123,7 +157,7 @@ async function fanOut(
       wake?.();
     });
   }
-  const frame = { type: "action", channel: "broadcast", data: { count, rows: true } };
+  const frame = { type: "action", channel: "broadcast", data: inputOf(count, bytes) };
   const until = (total: number) =>
     new Promise<void>((done) => {
       wake = () => received >= total && done();
@@ -131,7 +165,7 @@ async function fanOut(
     });
   await sender.request(frame);
   await until(subscribers);
-  const frameBytes = (clients[0]?.frames.at(-1) ?? "").length;
+  const frameBytes = last.bytes;
   const reads = clients.reduce((sum, client) => sum + client.wire.read, 0);
   const cpu = cpuMsOf(pid);
   const start = received;
@@ -175,29 +209,106 @@ async function repetition(sizes: Sizes, rows: Row) {
     rows.set(key, values);
   };
   for (const runtime of RUNTIMES) {
-    for (const compression of ["off", "on"]) {
-      const server = await startServer(runtime.command, { env: { COMPRESSION: compression } });
+    for (const mode of MODES) {
+      const server = await startServer(runtime.command, {
+        env: { COMPRESSION: mode.compression },
+      });
+      codec = mode.codec;
       const pid = server.child.pid as number;
       try {
-        for (const { name, count } of FRAMES) {
-          const a = await actions(pid, server.url, count, sizes.requests);
-          const key = `${runtime.name}|${compression}|action|${name}`;
+        for (const { name, count, bytes } of FRAMES) {
+          const a = await actions(pid, server.url, count, bytes, sizes.requests);
+          const key = `${runtime.name}|${mode.name}|action|${name}`;
           add(`${key}|bytes`, a.bytes);
           add(`${key}|cpu`, a.cpuUs);
           add(`${key}|frame`, a.frameBytes);
-          const f = await fanOut(pid, server.url, count, sizes.subscribers, sizes.broadcasts);
-          const fKey = `${runtime.name}|${compression}|fan-out|${name}`;
+          const broadcasts = bytes ? Math.ceil(sizes.broadcasts / 4) : sizes.broadcasts;
+          const f = await fanOut(pid, server.url, count, bytes, sizes.subscribers, broadcasts);
+          const fKey = `${runtime.name}|${mode.name}|fan-out|${name}`;
           add(`${fKey}|bytes`, f.bytes);
           add(`${fKey}|cpu`, f.cpuUs);
           add(`${fKey}|frame`, f.frameBytes);
-          console.error(`${runtime.name} compression ${compression} ${name}:`, a, f);
+          console.error(`${runtime.name} ${mode.name} ${name}:`, a, f);
         }
-        add(
-          `${runtime.name}|${compression}|memory`,
-          await memoryPerConnection(pid, server.url, sizes.idle),
-        );
+        if (mode.codec === undefined) {
+          add(
+            `${runtime.name}|${mode.name}|memory`,
+            await memoryPerConnection(pid, server.url, sizes.idle),
+          );
+        }
       } finally {
         await server.stop();
+      }
+    }
+  }
+  codec = undefined;
+}
+
+/** The frames of the library comparison: the same three as on the wire. */
+function libraryFrames() {
+  const rows = JSON.parse(
+    JSON.stringify(
+      Array.from({ length: 400 }, (_, i) => ({
+        id: (i * 7919) % 1_000_000,
+        user: "ada",
+        text: "hello engine note",
+        at: 1_765_000_000_000 + i,
+      })),
+    ),
+  );
+  return [
+    {
+      name: "small",
+      frame: { type: "action", channel: "add_numbers", status: "completed", data: 8, id: 12 },
+      times: 200_000,
+    },
+    { name: "16 KB", frame: { type: "data", channel: "feed", data: rows }, times: 5000 },
+    {
+      name: "64 KiB of bytes",
+      frame: { type: "data", channel: "feed", data: new Uint8Array(65_536).fill(7) },
+      times: 5000,
+    },
+  ];
+}
+
+/** Encode and decode µs per frame, and the size, for msgpackr and @msgpack/msgpack. */
+function libraries(rows: Row, quick: boolean) {
+  const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
+  const encoder = new Encoder();
+  const decoder = new Decoder();
+  const libs = [
+    {
+      name: "msgpackr",
+      encode: (v: unknown) => packr.pack(v),
+      decode: (b: Uint8Array) => packr.unpack(b),
+    },
+    {
+      name: "@msgpack/msgpack",
+      encode: (v: unknown) => encoder.encode(v),
+      decode: (b: Uint8Array) => decoder.decode(b),
+    },
+  ];
+  for (const { name, frame, times } of libraryFrames()) {
+    const n = quick ? Math.ceil(times / 10) : times;
+    for (const lib of libs) {
+      let bytes = lib.encode(frame);
+      // Warm up, then measure.
+      for (let i = 0; i < n / 10; i++) lib.decode(lib.encode(frame));
+      let start = performance.now();
+      for (let i = 0; i < n; i++) bytes = lib.encode(frame);
+      const encodeUs = ((performance.now() - start) * 1000) / n;
+      start = performance.now();
+      for (let i = 0; i < n; i++) lib.decode(bytes);
+      const decodeUs = ((performance.now() - start) * 1000) / n;
+      const key = `lib|${lib.name}|${name}`;
+      for (const [what, value] of [
+        ["encode", encodeUs],
+        ["decode", decodeUs],
+        ["size", bytes.length],
+      ] as const) {
+        const values = rows.get(`${key}|${what}`) ?? [];
+        values.push(value);
+        rows.set(`${key}|${what}`, values);
       }
     }
   }
@@ -206,31 +317,44 @@ async function repetition(sizes: Sizes, rows: Row) {
 function table(rows: Row, sizes: Sizes): string {
   const get = (key: string) => rows.get(key) ?? [];
   const lines = [
-    "| runtime | scenario | frame | bytes per delivery, off → on | server CPU per delivery, off → on |",
+    "| runtime | scenario | frame (JSON) | bytes per delivery: JSON · deflate · MessagePack | server CPU per delivery: JSON · deflate · MessagePack |",
     "| --- | --- | --- | --- | --- |",
   ];
   for (const runtime of RUNTIMES) {
     for (const scenario of ["action", "fan-out"]) {
       for (const { name } of FRAMES) {
-        const key = (c: string, what: string) => `${runtime.name}|${c}|${scenario}|${name}|${what}`;
-        const frame = spread(get(key("off", "frame")), " B");
+        const key = (mode: string, what: string) =>
+          `${runtime.name}|${mode}|${scenario}|${name}|${what}`;
+        const all = (what: string, unit: string, digits: number) =>
+          MODES.map((mode) => spread(get(key(mode.name, what)), unit, digits)).join(" · ");
         lines.push(
-          `| ${runtime.name} | ${scenario} | ${frame} | ${spread(get(key("off", "bytes")), " B")} → ${spread(get(key("on", "bytes")), " B")} | ${spread(get(key("off", "cpu")), " µs", 1)} → ${spread(get(key("on", "cpu")), " µs", 1)} |`,
+          `| ${runtime.name} | ${scenario} | ${name}: ${spread(get(key("JSON", "frame")), " B")} | ${all("bytes", " B", 0)} | ${all("cpu", " µs", 1)} |`,
         );
       }
     }
   }
-  lines.push("", "| runtime | memory per connection after one compressed frame, off → on |");
+  lines.push("", "| runtime | memory per connection after one compressed frame, JSON → deflate |");
   lines.push("| --- | --- |");
   for (const runtime of RUNTIMES) {
-    const kib = (c: string) => get(`${runtime.name}|${c}|memory`).map((b) => b / 1024);
+    const kib = (mode: string) => get(`${runtime.name}|${mode}|memory`).map((b) => b / 1024);
     lines.push(
-      `| ${runtime.name} | ${spread(kib("off"), " KiB", 1)} → ${spread(kib("on"), " KiB", 1)} |`,
+      `| ${runtime.name} | ${spread(kib("JSON"), " KiB", 1)} → ${spread(kib("JSON + deflate"), " KiB", 1)} |`,
     );
+  }
+  lines.push("", "| library | frame | size | encode | decode |", "| --- | --- | --- | --- | --- |");
+  for (const lib of ["msgpackr", "@msgpack/msgpack"]) {
+    for (const { name } of libraryFrames()) {
+      const key = (what: string) => get(`lib|${lib}|${name}|${what}`);
+      lines.push(
+        `| ${lib} | ${name} | ${spread(key("size"), " B")} | ${spread(key("encode"), " µs", 2)} | ${spread(key("decode"), " µs", 2)} |`,
+      );
+    }
   }
   lines.push(
     "",
-    `Actions: ${sizes.requests.toLocaleString("en-US")} requests, 16 in flight. Fan-out: ${sizes.subscribers} subscribers, ${sizes.broadcasts.toLocaleString("en-US")} broadcasts, 20 at a time. Memory: ${sizes.idle.toLocaleString("en-US")} connections, each after one 2 KB action frame (compressed by the client where negotiated). Medians of ${sizes.repetitions} (min–max).`,
+    `Actions: ${sizes.requests.toLocaleString("en-US")} requests, 16 in flight. Fan-out: ${sizes.subscribers} subscribers, ${sizes.broadcasts.toLocaleString("en-US")} broadcasts (a quarter of them for 64 KiB of bytes), 20 at a time. Memory: ${sizes.idle.toLocaleString("en-US")} connections, each after one 2 KB action frame (compressed by the client where negotiated). Libraries: encode and decode in this process, ${libraryFrames()
+      .map((f) => `${f.times.toLocaleString("en-US")} times for ${f.name}`)
+      .join(", ")}. Medians of ${sizes.repetitions} (min–max).`,
   );
   return lines.join("\n");
 }
@@ -243,9 +367,12 @@ const { values } = parseArgs({
 });
 const sizes = values.quick ? QUICK : FULL;
 const rows: Row = new Map();
-for (let i = 0; i < sizes.repetitions; i++) await repetition(sizes, rows);
+for (let i = 0; i < sizes.repetitions; i++) {
+  await repetition(sizes, rows);
+  libraries(rows, values.quick ?? false);
+}
 const body = table(rows, sizes);
-const page = `# On the wire: compression
+const page = `# On the wire: compression and MessagePack
 
 Generated by \`npm run bench -- --wire-only\` on ${new Date().toISOString().slice(0, 10)}: ${cpus().length} cores (${cpus()[0]?.model ?? "unknown"}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}. Bytes per delivery are what the clients read off their TCP sockets (frames and headers); CPU is the server's.
 
@@ -255,5 +382,8 @@ console.log(page);
 if (values.results) await writeFile(values.results, page);
 else {
   await writeFile(join(root, "bench", "WIRE.md"), page);
-  await putSection("wire", `## On the wire: compression (bench/WIRE.md)\n\n${body}`);
+  await putSection(
+    "wire",
+    `## On the wire: compression and MessagePack (bench/WIRE.md)\n\n${body}`,
+  );
 }

@@ -273,6 +273,7 @@ export class SocketAPI<
         actions: this.actionDeclarations,
         channels: this.channelDeclarations,
         refreshes: this.#options.onRefresh !== undefined,
+        codecs: this.codecs,
       },
       options,
     );

@@ -14,6 +14,7 @@ import { afterAll, describe, expect, it, vi } from "vitest";
 import { type NodeServer, serve } from "../adapters/node.ts";
 import seed from "../examples/main.ts";
 import { depends, ForbiddenError, SocketAPI, subscribeParam } from "../src/index.ts";
+import { msgpack } from "../src/msgpack.ts";
 import { root, startServer } from "./helpers/server-process.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: the document is JSON, read by path.
@@ -108,6 +109,29 @@ describe("the seed example's document", () => {
 
   it("is valid for AsyncAPI's parser: no error, no warning", async () => {
     expect(await problemsOf(await seed.asyncapi())).toEqual([]);
+  });
+});
+
+describe("an app with MessagePack", () => {
+  it("lists the subprotocols on every channel's binding, says how bytes travel, and stays valid", async () => {
+    const app = new SocketAPI({ codecs: [msgpack] }).action(
+      "echo",
+      { input: v.string() },
+      (s) => s,
+    );
+    const document: Json = await app.asyncapi();
+    expect(await problemsOf(document)).toEqual([]);
+    for (const channel of Object.values(document.channels) as Json[]) {
+      const header = channel.bindings.ws.headers.properties["Sec-WebSocket-Protocol"];
+      expect(header.examples).toEqual(["socketapi.msgpack, socketapi"]);
+      expect(header.description).toContain("`socketapi.msgpack` (MessagePack, binary frames)");
+    }
+    expect(document.info.description).toContain('bytes are written {"$bytes": base64}');
+    // An app without codecs: the binding as it always was.
+    const plain: Json = await seed.asyncapi();
+    expect(plain.channels.add_numbers.bindings).toEqual({
+      ws: { method: "GET", bindingVersion: "0.1.0" },
+    });
   });
 });
 

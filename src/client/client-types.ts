@@ -19,7 +19,8 @@ type AnyFunction = (...args: any[]) => unknown;
 /**
  * What a value becomes after `JSON.stringify` and `JSON.parse`: dates and other `toJSON`
  * values become their JSON form, functions and symbols disappear, `undefined` in arrays
- * becomes `null`.
+ * becomes `null`. Bytes (any typed array, a `Buffer`) arrive as a `Uint8Array`: as
+ * MessagePack bytes, or `{"$bytes"}` in JSON, from an app with `codecs`.
  *
  * @example
  * ```ts
@@ -30,22 +31,28 @@ export type Jsonify<T> = T extends string | number | boolean | null
   ? T
   : T extends undefined | AnyFunction | symbol | bigint
     ? never
-    : T extends { toJSON(): infer J }
-      ? Jsonify<J>
-      : // biome-ignore lint/suspicious/noExplicitAny: any Map or Set serializes as {}.
-        T extends ReadonlyMap<any, any> | ReadonlySet<any> | WeakMap<object, any> | WeakSet<object>
-        ? Record<never, never>
-        : T extends readonly (infer E)[]
-          ? (E extends undefined | AnyFunction | symbol ? null : Jsonify<E>)[]
-          : T extends object
-            ? {
-                [K in keyof T as K extends symbol
-                  ? never
-                  : T[K] extends AnyFunction | symbol
+    : T extends ArrayBufferView
+      ? Uint8Array
+      : T extends { toJSON(): infer J }
+        ? Jsonify<J>
+        : // biome-ignore lint/suspicious/noExplicitAny: any Map or Set serializes as {}.
+          T extends
+              | ReadonlyMap<any, any>
+              | ReadonlySet<any>
+              | WeakMap<object, any>
+              | WeakSet<object>
+          ? Record<never, never>
+          : T extends readonly (infer E)[]
+            ? (E extends undefined | AnyFunction | symbol ? null : Jsonify<E>)[]
+            : T extends object
+              ? {
+                  [K in keyof T as K extends symbol
                     ? never
-                    : K]: Jsonify<T[K]>;
-              }
-            : never;
+                    : T[K] extends AnyFunction | symbol
+                      ? never
+                      : K]: Jsonify<T[K]>;
+                }
+              : never;
 
 /** What the client receives for a result: `undefined` stays (no `data` key), the rest is JSON. */
 // biome-ignore lint/suspicious/noConfusingVoidType: a handler that returns nothing has type void.

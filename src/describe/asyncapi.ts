@@ -7,6 +7,7 @@ import type { JsonSchema } from "@valibot/to-json-schema";
 import type { ActionDeclaration, ChannelDeclaration } from "../declare/declarations.ts";
 import { ErrorCode, MAX_REQUEST_ID_LENGTH } from "../protocol/protocol.ts";
 import { describeChannel } from "./asyncapi-channel.ts";
+import { describeCodecs } from "./asyncapi-codecs.ts";
 import { describeCredentials, EXPIRY_CLOSE } from "./asyncapi-credentials.ts";
 import {
   ACTION_ERRORS,
@@ -61,6 +62,8 @@ export interface Declarations {
   readonly channels: ReadonlyMap<string, ChannelDeclaration>;
   /** Whether the app takes `refresh` frames (it has `onRefresh`). */
   readonly refreshes?: boolean | undefined;
+  /** The binary codecs it speaks besides JSON (its `codecs`). */
+  readonly codecs?: readonly { readonly protocol: string; readonly name: string }[] | undefined;
 }
 
 /** What answers a frame that cannot be read or names nothing declared. */
@@ -108,6 +111,7 @@ export function buildAsyncApi(
         "a channel's name is the frame's `channel`; `id` (a string or a number, chosen by the " +
         "client) is echoed on the answer.",
   };
+  if (declarations.codecs?.length) describeCodecs(declarations.codecs, channels, info);
   const document: AsyncApiDocument = { asyncapi: "3.0.0", info };
   if (options.servers && Object.keys(options.servers).length > 0) {
     document.servers = Object.fromEntries(

@@ -20,6 +20,7 @@ import type { AnyApp, RoutingOptions } from "../src/adapter.ts";
 import {
   admitUpgrade,
   type ConnectionSlot,
+  closeFallbackSessions,
   closeSessions,
   hubOf,
   isLoopbackAddress,
@@ -283,6 +284,7 @@ export function bun(app: AnyApp, options: BunOptions = {}): BunHandler {
         path: options.path,
         broadcast: options.broadcast,
         docs: options.docs,
+        fallback: options.fallback,
         fromLoopback: () => isLoopbackAddress(server.requestIP(request)?.address),
         stopping: () => stopping,
         upgrade: () => upgrade(app, request, server),
@@ -297,6 +299,7 @@ export function bun(app: AnyApp, options: BunOptions = {}): BunHandler {
     },
     async shutdown(server, { timeout } = {}) {
       stopping = true;
+      if (options.fallback) await closeFallbackSessions(app);
       const sessions = [...app.connections].filter(
         (c) => (c as Session<object>).socket instanceof BunSocket,
       );

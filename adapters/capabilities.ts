@@ -25,6 +25,11 @@ export const nodeCapabilities = {
    * for all the sockets it is sent to in a turn.
    */
   compression: true,
+  /**
+   * `fallback: true` on `serve` answers Server-Sent Events and POSTs for clients that cannot
+   * open a WebSocket (`attach` leaves plain requests to the server it is attached to).
+   */
+  fallback: true,
 } as const;
 
 /** What the adapter for Bun (`socketapi/bun`) can and cannot do. */
@@ -49,6 +54,8 @@ export const bunCapabilities = {
    * inflating stops at `maxPayloadLength`, counted inflated (1009).
    */
   compression: true,
+  /** `fallback: true` answers Server-Sent Events and POSTs (Bun's own streaming responses). */
+  fallback: true,
 } as const;
 
 /** What the adapter for Deno and Deno Deploy (`socketapi/deno`) can and cannot do. */
@@ -80,6 +87,8 @@ export const denoCapabilities = {
    * is a protocol error (1002). `socketapi/node` on Deno compresses.
    */
   compression: false,
+  /** `fallback: true` answers Server-Sent Events and POSTs. */
+  fallback: true,
 } as const;
 
 /** What the adapter for Cloudflare Workers (`socketapi/cloudflare`, Durable Objects) can and cannot do. */
@@ -119,4 +128,11 @@ export const workersCapabilities = {
    * The app's `compression` only says which of the two is meant (a warning otherwise).
    */
   compression: "runtime",
+  /**
+   * No fallback transport: a Durable Object hibernates only with WebSockets; an SSE
+   * response would keep it awake (and billed) for as long as the client stays, and every
+   * POST would have to find the object that holds the stream. Clients on Workers use the
+   * WebSocket, which Cloudflare's network passes through proxies as HTTPS.
+   */
+  fallback: false,
 } as const;

@@ -19,6 +19,7 @@
  */
 import {
   type AnyApp,
+  closeFallbackSessions,
   closeSessions,
   isLoopbackAddress,
   type RoutingOptions,
@@ -106,6 +107,7 @@ export function deno(app: AnyApp, options: DenoOptions = {}): DenoHandler {
         path: options.path,
         broadcast: options.broadcast,
         docs: options.docs,
+        fallback: options.fallback,
         fromLoopback: () =>
           isLoopbackAddress(
             info?.remoteAddr.transport === "tcp" ? info.remoteAddr.hostname : undefined,
@@ -116,6 +118,7 @@ export function deno(app: AnyApp, options: DenoOptions = {}): DenoHandler {
     },
     async shutdown({ timeout } = {}) {
       stopping = true;
+      if (options.fallback) await closeFallbackSessions(app);
       await closeSessions(sessions, timeout);
     },
   };

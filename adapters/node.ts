@@ -22,13 +22,15 @@ import {
   BROADCAST_PATH,
   type BroadcastEndpointOptions,
   broadcastOptions,
+  closeFallbackSessions,
   docsOptions,
   handleDocsRequest,
+  handleFallbackRequest,
   refusalOf,
   reportToApp,
   routeRequest,
 } from "../src/adapter.ts";
-import { answerBroadcast, pathOf, sendResponse, upgradeRequest } from "./node/http.ts";
+import { answerBroadcast, pathOf, sendResponse, upgradeRequest, webRequest } from "./node/http.ts";
 import type {
   Attachment,
   AttachOptions,
@@ -151,9 +153,20 @@ export function broadcastHandler(
  */
 export async function serve(app: AnyApp, options: ServeOptions = {}): Promise<NodeServer> {
   // Plain HTTP requests, by the one table: the broadcast endpoint, 404 off the path, 426.
+  let stopping = false;
   const server = createServer((req, res) => {
     void (async () => {
-      const route = routeRequest(pathOf(req), false, options, false);
+      const url = req.url ?? "/";
+      const query = url.indexOf("?");
+      const route = routeRequest(pathOf(req), false, options, stopping, {
+        method: req.method ?? "GET",
+        accept: req.headers.accept,
+        search: query === -1 ? "" : url.slice(query),
+      });
+      if (route === "fallback-stream" || route === "fallback-post") {
+        await sendResponse(req, res, await handleFallbackRequest(app, route, webRequest(req)));
+        return;
+      }
       const response =
         route === "broadcast"
           ? await answerBroadcast(app, req, broadcastOptions(options) ?? {})
@@ -192,6 +205,8 @@ export async function serve(app: AnyApp, options: ServeOptions = {}): Promise<No
     port,
     url: `ws://${urlHost}:${port}${path ?? "/"}`,
     async close(closeOptions?: CloseOptions): Promise<void> {
+      stopping = true;
+      await closeFallbackSessions(app);
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await attachment.close(closeOptions);

@@ -71,11 +71,17 @@ export {
   docsOptions,
   handleDocsRequest,
 } from "./serve/docs-endpoint.ts";
+export {
+  closeFallbackSessions,
+  fallbackRouteOf,
+  handleFallbackRequest,
+} from "./serve/fallback/fallback-endpoint.ts";
 export { KeptRequest, keepRequest } from "./serve/kept-request.ts";
 export {
   broadcastOptions,
   type FetchRoute,
   isWebSocketUpgrade,
+  type PlainRequest,
   type RequestRoute,
   type RoutingOptions,
   refusalOf,

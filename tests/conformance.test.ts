@@ -12,10 +12,12 @@ import {
   nodeCapabilities,
   workersCapabilities,
 } from "../adapters/capabilities.ts";
+import { createClient } from "../src/client/index.ts";
 import { msgpack } from "../src/msgpack.ts";
 import type { Frame } from "./helpers/fake-client.ts";
 import { root, type ServerProcess, startServer } from "./helpers/server-process.ts";
 import { openClient, WsClient } from "./helpers/ws-client.ts";
+import type conformanceApp from "./servers/conformance-app.ts";
 
 const bin = (name: string) => join(root, "node_modules", ".bin", name);
 const tsx = [process.execPath, "--import", "tsx"];
@@ -229,6 +231,39 @@ describe.each(suites)("$label", ({ command, capabilities, hono, codec }) => {
       }
     }
   });
+
+  it.runIf(capabilities.fallback === true && !hono && codec === undefined)(
+    "falls back to Server-Sent Events and POST when the WebSocket cannot open (skipped where the runtime has no fallback, under Hono, and under MessagePack)",
+    async () => {
+      // A WebSocket that never opens, as behind a proxy that strips the upgrade.
+      class Blocked extends WebSocket {
+        constructor(_url: string, protocols?: string | string[]) {
+          super("ws://127.0.0.1:1/", protocols);
+        }
+      }
+      const options = { WebSocket: Blocked, fallback: true };
+      const url = `ws://127.0.0.1:${server.port}/`;
+      const [speaker, listener] = [
+        createClient<typeof conformanceApp>(url, options),
+        createClient<typeof conformanceApp>(url, options),
+      ];
+      try {
+        expect(await speaker.action("add_numbers", { a: 20, b: 22 })).toBe(42);
+        const heard: unknown[] = [];
+        const subscription = listener.subscribe("chat", (data) => heard.push(data));
+        await subscription.ready;
+        await speaker.action("send_message", { message: "over SSE" });
+        const deadline = Date.now() + 5000;
+        while (heard.length === 0 && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        expect(heard).toEqual([{ message: "over SSE" }]);
+      } finally {
+        speaker.close();
+        listener.close();
+      }
+    },
+  );
 
   it("serves the seed example's add_numbers", async () => {
     const client = await open();

@@ -65,10 +65,55 @@ export async function sendResponse(
   response.headers.forEach((value, name) => {
     headers[name] = value;
   });
+  if (response.body && headers["content-type"]?.startsWith("text/event-stream")) {
+    res.writeHead(response.status, headers);
+    res.flushHeaders();
+    await streamBody(res, response.body);
+    return;
+  }
   // A body left unread (the caller was refused first) ends with the connection.
   if (!req.readableEnded) headers.connection = "close";
   res.writeHead(response.status, headers);
   res.end(Buffer.from(await response.arrayBuffer()));
+}
+
+/**
+ * Writes a streamed body (the fallback's events) as it comes, no faster than the client
+ * reads: the stream keeps what waits, where the session sees it. The client going away
+ * cancels the stream.
+ */
+async function streamBody(res: ServerResponse, body: ReadableStream<Uint8Array>): Promise<void> {
+  const reader = body.getReader();
+  const gone = () => void reader.cancel().catch(() => {});
+  res.once("close", gone);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (!res.write(value)) {
+        await new Promise<void>((resolve) => {
+          res.once("drain", resolve);
+          res.once("close", resolve);
+        });
+      }
+      if (res.destroyed) break;
+    }
+  } catch {
+    // Cancelled or ended with an error: the response ends.
+  } finally {
+    res.off("close", gone);
+    res.end();
+  }
+}
+
+/** A Node request as a WHATWG one, its body streamed (POSTs). */
+export function webRequest(req: IncomingMessage): Request {
+  const post = req.method === "POST";
+  return new Request(requestUrl(req.url ?? "/", req.headers.host), {
+    method: req.method ?? "GET",
+    headers: toHeaders(req.headers),
+    ...(post ? { body: Readable.toWeb(req) as unknown as ReadableStream, duplex: "half" } : {}),
+  } as RequestInit);
 }
 
 /**
@@ -80,13 +125,7 @@ export function answerBroadcast(
   req: IncomingMessage,
   options: BroadcastEndpointOptions,
 ): Promise<Response> {
-  const post = req.method === "POST";
-  const request = new Request(requestUrl(req.url ?? "/", req.headers.host), {
-    method: req.method ?? "GET",
-    headers: toHeaders(req.headers),
-    ...(post ? { body: Readable.toWeb(req) as unknown as ReadableStream, duplex: "half" } : {}),
-  } as RequestInit);
-  return handleBroadcastRequest(app, request, {
+  return handleBroadcastRequest(app, webRequest(req), {
     fromLoopback: isLoopbackAddress(req.socket.remoteAddress),
     options,
   });

@@ -56,6 +56,27 @@ export interface ClientOptions {
    */
   codec?: Codec | undefined;
   /**
+   * When the WebSocket cannot open (a proxy strips the upgrade, the socket never opens)
+   * and not because the server refused it, connect over Server-Sent Events and HTTP POST
+   * instead, to a server with `fallback` on (the same app and protocol), and try the
+   * WebSocket again after `retryWebSocket` ms (default 60,000). Default off.
+   *
+   * @example
+   * ```ts
+   * import { createClient } from "socketapi/client";
+   *
+   * const client = createClient("wss://api.example.com/", { fallback: true });
+   * ```
+   */
+  fallback?:
+    | boolean
+    | {
+        retryWebSocket?: number | undefined;
+        /** The `fetch` it uses; default the global one. */
+        fetch?: typeof fetch | undefined;
+      }
+    | undefined;
+  /**
    * The credential the server's `onConnect` reads as `credential.token`: a string, or a
    * callback asked at every connect and refresh. It travels in `Sec-WebSocket-Protocol`
    * (what a browser can set; a URL would put it in every proxy's access log), never in the

@@ -24,6 +24,7 @@ import type {
   SubscriptionHandlers,
   SubscriptionListener,
 } from "./client-types.ts";
+import { FallbackSocket } from "./fallback-socket.ts";
 import { Heartbeat } from "./heartbeat.ts";
 import {
   type HandshakeFailure,
@@ -84,6 +85,11 @@ export class SocketAPIClient<App = unknown> {
   #socketOpened = false;
   /** The codec the open connection speaks (the server chose its subprotocol); else JSON. */
   #speaking: Codec | undefined;
+  /** The `fallback` option, resolved; `undefined` without it. */
+  readonly #fallback: { retryWebSocket: number; fetch: typeof fetch | undefined } | undefined;
+  /** Whether the next attempts go over SSE and POST (the WebSocket could not open). */
+  #onFallback = false;
+  #fallbackTimer: ReturnType<typeof setTimeout> | undefined;
   #handshakeFailure: HandshakeFailure | undefined;
   #attempt = 0;
   /** When the scheduled attempt starts, while reconnecting. */
@@ -121,6 +127,13 @@ export class SocketAPIClient<App = unknown> {
       );
     }
     this.#WebSocket = ctor;
+    const { fallback } = options;
+    this.#fallback = fallback
+      ? {
+          retryWebSocket: (fallback === true ? undefined : fallback.retryWebSocket) ?? 60_000,
+          fetch: fallback === true ? undefined : fallback.fetch,
+        }
+      : undefined;
     this.#requests = new Requests({
       ids: options.ids !== false,
       timeout: options.timeout ?? 10_000,
@@ -349,7 +362,7 @@ export class SocketAPIClient<App = unknown> {
     this.#handshakeFailure = undefined;
     const source = this.#options.token;
     if (source === undefined) {
-      this.#openSocket(offeredProtocols(this.#options.protocols, this.#options.codec));
+      this.#openSocket(offeredProtocols(this.#options.protocols, this.#options.codec), undefined);
       return;
     }
     const attempt = ++this.#tokenAttempt;
@@ -364,7 +377,10 @@ export class SocketAPIClient<App = unknown> {
       (token) => {
         clearTimeout(late);
         if (attempt !== this.#tokenAttempt || this.#closedByUser) return;
-        this.#openSocket(tokenProtocols(token, this.#options.protocols, this.#options.codec));
+        this.#openSocket(
+          tokenProtocols(token, this.#options.protocols, this.#options.codec),
+          token,
+        );
       },
       (error: unknown) => {
         clearTimeout(late);
@@ -386,10 +402,12 @@ export class SocketAPIClient<App = unknown> {
     this.#retry();
   }
 
-  #openSocket(protocols: string | string[] | undefined): void {
+  #openSocket(protocols: string | string[] | undefined, token: string | undefined): void {
     let socket: ClientSocket;
     try {
-      socket = new this.#WebSocket(this.url, protocols);
+      socket = this.#onFallback
+        ? new FallbackSocket(this.url, { token, fetch: this.#fallback?.fetch })
+        : new this.#WebSocket(this.url, protocols);
     } catch (error) {
       // Refused by the runtime when it worked before (a blocked port): a failed attempt.
       this.#emitError(
@@ -423,6 +441,11 @@ export class SocketAPIClient<App = unknown> {
     watchRefusal(socket, (failure) => {
       if (socket === this.#socket) this.#handshakeFailure = failure;
     });
+    if (socket instanceof FallbackSocket) {
+      socket.onrefused = (failure) => {
+        if (socket === this.#socket) this.#handshakeFailure = failure;
+      };
+    }
   }
 
   #opened(): void {
@@ -440,6 +463,15 @@ export class SocketAPIClient<App = unknown> {
     );
     this.#setStatus("open");
     this.#heartbeat.start();
+    // On the fallback: the WebSocket is tried again after a while (a network that blocked
+    // it may not any more); the subscriptions move over as after any reconnect.
+    if (this.#onFallback && this.#fallback) {
+      const socket = this.#socket;
+      this.#fallbackTimer = setTimeout(() => {
+        this.#onFallback = false;
+        if (socket === this.#socket) socket?.close(1000, "Trying the WebSocket again");
+      }, this.#fallback.retryWebSocket);
+    }
     for (const pending of this.#requests.unsent()) this.#transmit(pending);
     for (const [name, record] of this.#subscriptions) {
       if (!record.confirmed && !record.inFlight) this.#sendSubscribe(name, record);
@@ -448,6 +480,7 @@ export class SocketAPIClient<App = unknown> {
 
   #dropped(socket: ClientSocket): void {
     if (socket !== this.#socket) return;
+    clearTimeout(this.#fallbackTimer);
     this.#detach(socket);
     this.#socket = undefined;
     clearTimeout(this.#stableTimer);
@@ -461,8 +494,23 @@ export class SocketAPIClient<App = unknown> {
     );
     for (const record of this.#subscriptions.values()) record.confirmed = false;
     if (this.#closedByUser) return;
+    if (!this.#socketOpened && this.#fellBack()) return;
     if (!this.#socketOpened && this.#connectFailed()) return;
     this.#retry();
+  }
+
+  /**
+   * A WebSocket that never opened, and not because the server refused it (no status, or
+   * 426 from a proxy that stripped the upgrade): with `fallback`, the next attempt goes
+   * over SSE and POST, at once. Says whether it fell back.
+   */
+  #fellBack(): boolean {
+    if (!this.#fallback || this.#onFallback) return false;
+    const status = this.#handshakeFailure?.status;
+    if (status !== undefined && status !== 426) return false;
+    this.#onFallback = true;
+    this.#connect();
+    return true;
   }
 
   /**

@@ -38,6 +38,8 @@ export class Hub {
   /** The runtime's pub/sub, once an adapter lent it. */
   #native: NativeDelivery | undefined;
   #relay: Relay | undefined;
+  /** The topics of this instance's own that it hears, and who hears each. */
+  #direct: Map<string, (message: string) => void> | undefined;
   #opened: Promise<void> | undefined;
   /** Whether the relay's failure to open was told to the app (once, not per broadcast). */
   #openFailureReported = false;
@@ -156,6 +158,33 @@ export class Hub {
       ),
     );
     return this.#opened;
+  }
+
+  /**
+   * Hears `topic` on the relay for `listener`: a topic of this instance's own (the fallback
+   * transport's, `//fallback/INSTANCE`), whose messages go to the listener, never to
+   * subscribers. Resolves once joined (never rejects: a relay that cannot join is reported).
+   */
+  listenDirect(topic: string, listener: (message: string) => void): Promise<void> {
+    const relay = this.#relay;
+    this.#direct ??= new Map();
+    this.#direct.set(topic, listener);
+    if (!relay) return Promise.resolve();
+    return this.start().then(
+      () =>
+        Promise.resolve()
+          .then(() => relay.join(topic))
+          .catch((error: unknown) => this.#report(error, { phase: "relay" })),
+      (error: unknown) => this.#openFailed(error),
+    );
+  }
+
+  /** Sends `message` on another instance's own topic, over the relay. */
+  async sendDirect(topic: string, message: string): Promise<void> {
+    const relay = this.#relay;
+    if (!relay) return;
+    await this.start();
+    await relay.publish(topic, message);
   }
 
   /** Closes the connections here that `target` names; how many it closed. */
@@ -337,6 +366,11 @@ export class Hub {
   }
 
   #receive(channel: string, text: string): number {
+    const direct = this.#direct?.get(channel);
+    if (direct !== undefined) {
+      direct(text);
+      return 0;
+    }
     let frame = text;
     let except: string | undefined;
     if (text.charCodeAt(0) === 35 /* # */) {

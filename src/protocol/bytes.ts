@@ -20,12 +20,33 @@ export function writesBytesInJson(): boolean {
   return bytesInJson;
 }
 
+const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const CODES = Uint8Array.from(ALPHABET, (char) => char.charCodeAt(0));
+const PAD = 61; // "="
+const ascii = new TextDecoder();
+
+/** Base64 of `bytes`, written into bytes and decoded once (no string built char by char). */
 function toBase64(bytes: Uint8Array): string {
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  const out = new Uint8Array(Math.ceil(bytes.length / 3) * 4);
+  let o = 0;
+  let i = 0;
+  for (; i + 2 < bytes.length; i += 3) {
+    const n =
+      ((bytes[i] as number) << 16) | ((bytes[i + 1] as number) << 8) | (bytes[i + 2] as number);
+    out[o++] = CODES[n >> 18] as number;
+    out[o++] = CODES[(n >> 12) & 63] as number;
+    out[o++] = CODES[(n >> 6) & 63] as number;
+    out[o++] = CODES[n & 63] as number;
   }
-  return btoa(binary);
+  if (i < bytes.length) {
+    const n =
+      ((bytes[i] as number) << 16) | (i + 1 < bytes.length ? (bytes[i + 1] as number) << 8 : 0);
+    out[o++] = CODES[n >> 18] as number;
+    out[o++] = CODES[(n >> 12) & 63] as number;
+    out[o++] = i + 1 < bytes.length ? (CODES[(n >> 6) & 63] as number) : PAD;
+    out[o++] = PAD;
+  }
+  return ascii.decode(out);
 }
 
 function fromBase64(text: string): Uint8Array | undefined {
@@ -60,10 +81,46 @@ export function stringifyData(value: unknown): string | undefined {
   return bytesInJson ? stringifyWithBytes(value) : JSON.stringify(value);
 }
 
-/** `JSON.stringify(value)` with bytes written as `{"$bytes":…}` whatever the mapping (the client's). */
+/** How many values the look for bytes visits before it leaves the question to the text. */
+const LOOK_BUDGET = 32;
+
+/**
+ * Whether `value` holds bytes, looking at no more than {@link LOOK_BUDGET} values:
+ * `true` or `false` when it could tell, `undefined` when the value is larger than that.
+ */
+function holdsBytes(value: unknown): boolean | undefined {
+  const pending: unknown[] = [value];
+  let budget = LOOK_BUDGET;
+  while (pending.length > 0) {
+    const item = pending.pop();
+    if (item === null || typeof item !== "object") continue;
+    if (ArrayBuffer.isView(item)) return true;
+    if (--budget <= 0) return undefined;
+    if (Array.isArray(item)) {
+      for (const element of item)
+        if (element !== null && typeof element === "object") pending.push(element);
+    } else {
+      for (const key in item) {
+        const child = (item as Record<string, unknown>)[key];
+        if (child !== null && typeof child === "object") pending.push(child);
+      }
+    }
+  }
+  return false;
+}
+
+/**
+ * `JSON.stringify(value)` with bytes written as `{"$bytes":…}` whatever the mapping (the
+ * client's). A small value is looked through for bytes first (a frame of bytes is never
+ * written as the object of indices JSON makes of it); a large one is written plainly and
+ * written again with the replacer only when its text may hold a view (`{"0":`, `{}`, or a
+ * Buffer's `"type":"Buffer"`).
+ */
 export function stringifyWithBytes(value: unknown): string | undefined {
+  const holds = holdsBytes(value);
+  if (holds === true) return JSON.stringify(value, replaceBytes);
   const text = JSON.stringify(value);
-  if (text === undefined) return text;
+  if (holds === false || text === undefined) return text;
   if (!text.includes('{"0":') && !text.includes("{}") && !text.includes('"type":"Buffer"')) {
     return text;
   }

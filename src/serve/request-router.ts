@@ -5,6 +5,7 @@ import {
   handleBroadcastRequest,
 } from "./broadcast-endpoint.ts";
 import { type DocsOptions, docsOptions, docsRouteOf, handleDocsRequest } from "./docs-endpoint.ts";
+import { fallbackRouteOf, handleFallbackRequest } from "./fallback/fallback-endpoint.ts";
 
 /**
  * What becomes of one request to a server that serves an app: the one table every adapter
@@ -16,6 +17,8 @@ import { type DocsOptions, docsOptions, docsRouteOf, handleDocsRequest } from ".
  * | `docs`             | not an upgrade, the docs page's path (`docs` on)  | the page |
  * | `asyncapi`         | not an upgrade, the document's path (`docs` on)   | the AsyncAPI document |
  * | `not-found`        | a `path` is set and this is another path          | 404 |
+ * | `fallback-stream`  | `fallback` on, a GET that accepts text/event-stream | `onConnect`, then the session's events |
+ * | `fallback-post`    | `fallback` on, a POST with `?session=`            | 204 (fed), 202 (sent on), 404 |
  * | `upgrade-required` | not a WebSocket upgrade                           | 426 |
  * | `shutting-down`    | the server is shutting down                       | 503 |
  * | `upgrade`          | a WebSocket upgrade                               | `onConnect`, then 101 |
@@ -25,6 +28,8 @@ export type RequestRoute =
   | "docs"
   | "asyncapi"
   | "not-found"
+  | "fallback-stream"
+  | "fallback-post"
   | "upgrade-required"
   | "shutting-down"
   | "upgrade";
@@ -37,6 +42,20 @@ export interface RoutingOptions {
   broadcast?: BroadcastEndpointOptions | false | undefined;
   /** The docs page and the AsyncAPI document (`/docs`, `/asyncapi.json`); off by default. */
   docs?: DocsOptions | boolean | undefined;
+  /**
+   * Server-Sent Events and POST for clients whose network lets no WebSocket through (the
+   * typed client's `fallback`), on the same path; off by default. Sessions work across
+   * instances over the app's relay, without sticky sessions (docs/transports.md).
+   */
+  fallback?: boolean | undefined;
+}
+
+/** What the table reads of a plain (not upgrade) request, for the fallback's routes. */
+export interface PlainRequest {
+  readonly method: string;
+  readonly accept: string | null | undefined;
+  /** The URL's query, with its `?`. */
+  readonly search: string;
 }
 
 /** The broadcast endpoint's options, or `undefined` when it is turned off. */
@@ -55,12 +74,18 @@ export function routeRequest(
   upgrade: boolean,
   options: RoutingOptions,
   stopping: boolean,
+  plain?: PlainRequest,
 ): RequestRoute {
   const broadcast = broadcastOptions(options);
   if (broadcast && path === (broadcast.path ?? BROADCAST_PATH)) return "broadcast";
   const docs = upgrade ? undefined : docsRouteOf(path, docsOptions(options.docs));
   if (docs) return docs;
   if (options.path !== undefined && path !== options.path) return "not-found";
+  if (!upgrade && options.fallback && plain) {
+    const fallback = fallbackRouteOf(plain.method, plain.accept, plain.search);
+    if (fallback === "fallback-stream" && stopping) return "shutting-down";
+    if (fallback) return fallback;
+  }
   if (!upgrade) return "upgrade-required";
   if (stopping) return "shutting-down";
   return "upgrade";
@@ -117,9 +142,13 @@ export function routeFetch<Upgraded extends Response | undefined>(
   request: Request,
   route: FetchRoute<Upgraded>,
 ): Promise<Response | Upgraded> | Response {
-  const path = new URL(request.url).pathname;
+  const url = new URL(request.url);
   const upgrade = isWebSocketUpgrade(request.headers.get("upgrade"));
-  const where = routeRequest(path, upgrade, route, route.stopping());
+  const where = routeRequest(url.pathname, upgrade, route, route.stopping(), {
+    method: request.method,
+    accept: request.headers.get("accept"),
+    search: url.search,
+  });
   switch (where) {
     case "broadcast":
       return handleBroadcastRequest(app, request, {
@@ -131,6 +160,9 @@ export function routeFetch<Upgraded extends Response | undefined>(
       return handleDocsRequest(app, where, request, docsOptions(route.docs) ?? {}, route.path);
     case "upgrade":
       return route.upgrade();
+    case "fallback-stream":
+    case "fallback-post":
+      return handleFallbackRequest(app, where, request);
     default:
       return refusalOf(where);
   }

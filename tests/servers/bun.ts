@@ -3,7 +3,7 @@ import { bun } from "../../adapters/bun.ts";
 import app from "./conformance-app.ts";
 
 // SOCKETAPI_PATH: serve only that path (the conformance suite's path checks).
-const socketapi = bun(app, { path: process.env.SOCKETAPI_PATH, docs: true });
+const socketapi = bun(app, { path: process.env.SOCKETAPI_PATH, docs: true, fallback: true });
 const server = Bun.serve({ ...socketapi, port: Number(process.env.PORT), hostname: "127.0.0.1" });
 console.log(`listening at ws://127.0.0.1:${server.port}/`);
 process.on("SIGTERM", async () => {

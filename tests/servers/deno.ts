@@ -3,7 +3,7 @@ import { deno } from "../../adapters/deno.ts";
 import app from "./conformance-app.ts";
 
 // SOCKETAPI_PATH: serve only that path (the conformance suite's path checks).
-const socketapi = deno(app, { path: Deno.env.get("SOCKETAPI_PATH"), docs: true });
+const socketapi = deno(app, { path: Deno.env.get("SOCKETAPI_PATH"), docs: true, fallback: true });
 const server = Deno.serve(
   {
     port: Number(Deno.env.get("PORT")),

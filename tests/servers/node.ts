@@ -7,6 +7,7 @@ const server = await serve(app, {
   port: Number(process.env.PORT),
   path: process.env.SOCKETAPI_PATH,
   docs: true,
+  fallback: true,
 });
 console.log(`listening at ${server.url}`);
 process.on("SIGTERM", async () => {

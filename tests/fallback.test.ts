@@ -268,6 +268,21 @@ describe("one instance", () => {
     });
   });
 
+  it("writes a keepalive comment every 5 seconds on a quiet stream", async () => {
+    const response = await fetch(http, { headers: { accept: "text/event-stream" } });
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    const started = Date.now();
+    let text = "";
+    while (!text.includes(": keepalive")) {
+      text += new TextDecoder().decode((await reader.read()).value);
+    }
+    const waited = Date.now() - started;
+    // Not before the interval (and well within three of them, however loaded the machine).
+    expect(waited).toBeGreaterThanOrEqual(4900);
+    expect(waited).toBeLessThan(15_000);
+    await reader.cancel();
+  }, 20_000);
+
   it("is off unless asked for: a GET for events is answered 426, as any plain request", async () => {
     const plain = await serve(appOf(), { port: 0 });
     const response = await fetch(`http://127.0.0.1:${plain.port}/`, {
@@ -331,6 +346,49 @@ describe("the typed client", () => {
       status: 401,
     });
     expect(client.status).toBe("closed");
+  });
+});
+
+describe("the client's fallback socket, against a recording fetch", () => {
+  it("sends what waits in one POST, one POST at a time, at most 64 frames each, numbered", async () => {
+    const posts: { seq: string | null; lines: number }[] = [];
+    let answer: (() => void) | undefined;
+    const events = new TransformStream<Uint8Array, Uint8Array>();
+    const writer = events.writable.getWriter();
+    const recording = (async (input: string | URL, init?: RequestInit) => {
+      const url = new URL(String(input));
+      if (init?.method !== "POST") {
+        void writer.write(new TextEncoder().encode('event: open\ndata: {"session":"i.s"}\n\n'));
+        return new Response(events.readable, { headers: { "content-type": "text/event-stream" } });
+      }
+      posts.push({ seq: url.searchParams.get("seq"), lines: String(init.body).split("\n").length });
+      // The POST is answered when the test says so: the next waits for it.
+      await new Promise<void>((resolve) => {
+        answer = resolve;
+      });
+      return new Response(null, { status: 204 });
+    }) as typeof fetch;
+    const { FallbackSocket } = await import("../src/client/fallback-socket.ts");
+    const socket = new FallbackSocket("ws://127.0.0.1:1/", { fetch: recording });
+    await new Promise<void>((resolve) => {
+      socket.onopen = () => resolve();
+    });
+    socket.send('{"type":"ping"}');
+    for (let i = 0; i < 100; i++) socket.send('{"type":"ping"}');
+    await eventually(() => posts.length === 1);
+    expect(posts).toEqual([{ seq: "0", lines: 1 }]);
+    answer?.();
+    await eventually(() => posts.length === 2);
+    answer?.();
+    await eventually(() => posts.length === 3);
+    answer?.();
+    expect(posts).toEqual([
+      { seq: "0", lines: 1 },
+      { seq: "1", lines: 64 },
+      { seq: "2", lines: 36 },
+    ]);
+    socket.close();
+    await writer.close().catch(() => {});
   });
 });
 

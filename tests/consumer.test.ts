@@ -52,6 +52,8 @@ beforeAll(async () => {
     "@cloudflare/workers-types",
     // socketapi/redis's optional dependency, and what it needs.
     ...(await dependencyClosure("ioredis")),
+    // socketapi/msgpack's.
+    ...(await dependencyClosure("msgpackr")),
   ]) {
     dependencies[name] = `file:${join(root, "node_modules", name)}`;
   }
@@ -215,6 +217,49 @@ await server.close();
     );
     const { stdout } = await run(process.execPath, ["node-server.mjs"]);
     expect(JSON.parse(stdout)).toEqual({ sum: 8, message: { message: "hi" } });
+  });
+
+  it("speaks MessagePack, compresses, and falls back to SSE and POST, from the installed package", async () => {
+    await writeFile(
+      join(project, "transports.mjs"),
+      `import * as v from "valibot";
+import WebSocket from "ws";
+import { SocketAPI } from "socketapi";
+import { createClient } from "socketapi/client";
+import { msgpack } from "socketapi/msgpack";
+import { serve } from "socketapi/node";
+
+const app = new SocketAPI({ codecs: [msgpack], compression: true }).action(
+  "head",
+  { input: v.object({ bytes: v.instance(Uint8Array) }) },
+  ({ bytes }) => ({ head: bytes.subarray(0, 2), text: "x".repeat(2000) }),
+);
+const server = await serve(app, { port: 0, fallback: true });
+const packed = createClient(server.url, { codec: msgpack, WebSocket });
+const answer = await packed.action("head", { bytes: new Uint8Array([7, 8, 9]) });
+class Blocked extends WebSocket {
+  constructor(_url, protocols) {
+    super("ws://127.0.0.1:1/", protocols);
+  }
+}
+const fallen = createClient(server.url, { WebSocket: Blocked, fallback: true });
+const overSse = await fallen.action("head", { bytes: new Uint8Array([1, 2, 3]) });
+const raw = new WebSocket(server.url, { perMessageDeflate: true });
+await new Promise((resolve) => raw.on("open", resolve));
+console.log(JSON.stringify({
+  head: [...answer.head],
+  bytes: answer.head instanceof Uint8Array,
+  sse: [...overSse.head],
+  deflate: raw.extensions.includes("permessage-deflate"),
+}));
+raw.close();
+packed.close();
+fallen.close();
+await server.close();
+`,
+    );
+    const { stdout } = await run(process.execPath, ["transports.mjs"]);
+    expect(JSON.parse(stdout)).toEqual({ head: [7, 8], bytes: true, sse: [1, 2], deflate: true });
   });
 
   it("describes itself: the AsyncAPI document and the docs page, from the installed package", async () => {

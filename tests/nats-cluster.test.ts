@@ -52,9 +52,22 @@ describe("a NATS cluster", () => {
     const onC = await client(c.server.url);
     await onB.request({ type: "subscribe", channel: "ticks/1" });
     await onC.request({ type: "subscribe", channel: "ticks/1" });
-    await a.app.channels["ticks/{id}"]({ id: "1", seq: 7 });
-    expect(await onB.next()).toMatchObject({ type: "data", data: { seq: 7 } });
-    expect(await onC.next()).toMatchObject({ type: "data", data: { seq: 7 } });
+    // Node 0 learns of the interest of nodes 1 and 2 over its routes a moment after they
+    // confirmed it (docs/scaling.md): broadcast until both have heard one, then every
+    // broadcast reaches both, once, in order.
+    const tick = (seq: number) => a.app.channels["ticks/{id}"]({ id: "1", seq });
+    const warm = setInterval(() => void tick(-1), 20);
+    try {
+      await Promise.all([onB, onC].map((c) => c.take((f) => f.type === "data", 5000)));
+    } finally {
+      clearInterval(warm);
+    }
+    for (const c of [onB, onC]) await c.dataUntilQuiet(200);
+    for (let seq = 0; seq < 5; seq++) await tick(seq);
+    for (const c of [onB, onC]) {
+      const seqs = (await c.dataUntilQuiet(300)).map((f) => (f.data as { seq: number }).seq);
+      expect(seqs).toEqual([0, 1, 2, 3, 4]);
+    }
   });
 
   it("with several servers on the command line", async () => {

@@ -181,6 +181,10 @@ export function cloudflare<Env = Cloudflare.Env>(
     }
     if (where === "upgrade") return routeUpgrade(request, env);
     if (options.fetch) return options.fetch(request, env, ctx);
+    // Workers have no fallback transport (capabilities.ts says why): never routed here.
+    if (where === "fallback-stream" || where === "fallback-post") {
+      return refusalOf("upgrade-required");
+    }
     return refusalOf(where);
   }
 

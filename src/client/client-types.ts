@@ -16,6 +16,13 @@ export type ChannelsOf<App> =
 // biome-ignore lint/suspicious/noExplicitAny: any function is dropped by JSON.
 type AnyFunction = (...args: any[]) => unknown;
 
+/** Any Map or Set: each serializes as `{}`. */
+type AnyCollection =
+  | ReadonlyMap<unknown, unknown>
+  | ReadonlySet<unknown>
+  | WeakMap<object, unknown>
+  | WeakSet<object>;
+
 /**
  * What a value becomes after `JSON.stringify` and `JSON.parse`: dates and other `toJSON`
  * values become their JSON form, functions and symbols disappear, `undefined` in arrays
@@ -35,12 +42,7 @@ export type Jsonify<T> = T extends string | number | boolean | null
       ? Uint8Array
       : T extends { toJSON(): infer J }
         ? Jsonify<J>
-        : // biome-ignore lint/suspicious/noExplicitAny: any Map or Set serializes as {}.
-          T extends
-              | ReadonlyMap<any, any>
-              | ReadonlySet<any>
-              | WeakMap<object, any>
-              | WeakSet<object>
+        : T extends AnyCollection
           ? Record<never, never>
           : T extends readonly (infer E)[]
             ? (E extends undefined | AnyFunction | symbol ? null : Jsonify<E>)[]

@@ -337,6 +337,7 @@ export class SocketAPIClient<App = unknown> {
     this.#closedByUser = true;
     clearTimeout(this.#reconnectTimer);
     clearTimeout(this.#stableTimer);
+    clearTimeout(this.#fallbackTimer);
     this.#heartbeat.stop();
     this.#endRefresh(ClientErrorCode.CLOSED, "The client was closed.");
     this.#failPending(() => true, ClientErrorCode.CLOSED, "The client was closed.");

@@ -66,7 +66,7 @@ export class OrderedPosts {
   clear(): void {
     this.#held.clear();
     this.#heldBytes = 0;
-    clearTimeout(this.#gapTimer);
+    if (this.#gapTimer !== undefined) clearTimeout(this.#gapTimer);
     this.#gapTimer = undefined;
   }
 }

@@ -116,7 +116,7 @@ export class SseSocket implements SocketLike {
   #ended(code: number, reason: string): void {
     if (this.readyState === CLOSED) return;
     this.readyState = CLOSED;
-    clearInterval(this.#keepalive);
+    if (this.#keepalive !== undefined) clearInterval(this.#keepalive);
     this.onClosed?.(code, reason);
   }
 }

@@ -40,7 +40,7 @@ describe.skipIf(!executablePath)(
         if (message.type() === "error") problems.push(`${name}: ${message.text()}`);
       });
       await page.goto(`http://127.0.0.1:${served.port}/?name=${name}`);
-      await page.getByLabel("status").getByText("open").waitFor({ timeout: 15_000 });
+      await page.getByTestId("status").getByText("open").waitFor({ timeout: 15_000 });
       return page;
     };
     const say = async (page: Page, text: string) => {
@@ -55,7 +55,7 @@ describe.skipIf(!executablePath)(
     it("carries messages between pages, shows who is here, recovers a reload, streams a summary", async () => {
       const ada = await open("ada");
       const bob = await open("bob");
-      await ada.getByLabel("people").getByText("ada, bob").waitFor({ timeout: 10_000 });
+      await ada.getByTestId("people").getByText("ada, bob").waitFor({ timeout: 10_000 });
       await say(ada, "hello bob");
       await bob.getByLabel("messages").getByText("hello bob").waitFor({ timeout: 10_000 });
       await say(bob, "hi ada");
@@ -64,7 +64,7 @@ describe.skipIf(!executablePath)(
       const reloading = bob.reload();
       await say(ada, "while you were away");
       await reloading;
-      await bob.getByLabel("status").getByText("open").waitFor({ timeout: 15_000 });
+      await bob.getByTestId("status").getByText("open").waitFor({ timeout: 15_000 });
       await bob
         .getByLabel("messages")
         .getByText("while you were away")
@@ -77,7 +77,7 @@ describe.skipIf(!executablePath)(
       ]);
       await ada.getByRole("button", { name: "Summary" }).click();
       await ada
-        .getByLabel("summary")
+        .getByTestId("summary")
         .getByText("3 messages from 2 people in this room.")
         .waitFor({ timeout: 10_000 });
       // One subscription per page, StrictMode and all.

@@ -5,8 +5,7 @@ import type { SocketAPIClientError } from "../src/client/index.ts";
 import { createSocketAPIHooks } from "../src/react/index.ts";
 import type conformance from "./servers/conformance-app.ts";
 
-const { useAction, useChannel, usePresence, useStream, useConnection } =
-  createSocketAPIHooks<typeof seed>();
+const { useAction, useChannel, usePresence, useConnection } = createSocketAPIHooks<typeof seed>();
 const full = createSocketAPIHooks<typeof conformance>();
 
 describe("useAction", () => {

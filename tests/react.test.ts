@@ -82,6 +82,58 @@ const wrapperFor =
     return strict ? createElement(StrictMode, null, provider) : provider;
   };
 
+// The test's components.
+const Both = () => {
+  const latest = useChannel("chat");
+  const all = useChannel("chat", {
+    initial: [] as string[],
+    reducer: (texts, data) => [...texts, data.text],
+  });
+  const third = useChannel("chat");
+  const say = useAction("say");
+  return createElement(
+    "div",
+    null,
+    createElement("p", { "data-testid": "latest" }, latest.data?.text ?? ""),
+    createElement("p", { "data-testid": "all" }, all.data.join(",")),
+    createElement("p", { "data-testid": "ready" }, String(third.ready)),
+    createElement("button", { type: "button", onClick: () => say.call({ text: "hi" }) }, "say"),
+  );
+};
+
+// The listener mounts once the socket is open: StrictMode then runs its effect, its
+// cleanup and its effect again while frames go out at once.
+const ReadyListener = () => {
+  const chat = useChannel("chat");
+  return createElement("p", { "data-testid": "ready" }, String(chat.ready));
+};
+
+const WhenOpen = () => {
+  const connection = useConnection();
+  return connection.status === "open" ? createElement(ReadyListener) : null;
+};
+
+const ChatListener = () => {
+  useChannel("chat");
+  return null;
+};
+
+const Toggle = () => {
+  const [shown, setShown] = useState(true);
+  return createElement(
+    "div",
+    null,
+    shown ? createElement(ChatListener) : null,
+    createElement("button", { type: "button", onClick: () => setShown(false) }, "hide"),
+  );
+};
+
+const StatusLine = () => {
+  const connection = useConnection();
+  const chat = useChannel("chat");
+  return createElement("p", null, `${connection.status} ${chat.ready}`);
+};
+
 describe("useAction", () => {
   it("calls the action: pending, then its typed result; an invalid input's error", async () => {
     const { result } = renderHook(() => useAction("add"), { wrapper: wrapperFor() });
@@ -104,23 +156,6 @@ describe("useAction", () => {
 describe("useChannel", () => {
   it("gives the latest broadcast, or a reducer's state, to every component, over one subscription", async () => {
     const before = seen.subscribes;
-    const Both = () => {
-      const latest = useChannel("chat");
-      const all = useChannel("chat", {
-        initial: [] as string[],
-        reducer: (texts, data) => [...texts, data.text],
-      });
-      const third = useChannel("chat");
-      const say = useAction("say");
-      return createElement(
-        "div",
-        null,
-        createElement("p", { "data-testid": "latest" }, latest.data?.text ?? ""),
-        createElement("p", { "data-testid": "all" }, all.data.join(",")),
-        createElement("p", { "data-testid": "ready" }, String(third.ready)),
-        createElement("button", { onClick: () => say.call({ text: "hi" }) }, "say"),
-      );
-    };
     const view = render(createElement(Both), { wrapper: wrapperFor() });
     await waitFor(() => expect(view.getByTestId("ready").textContent).toBe("true"));
     for (let i = 0; i < 3; i++) {
@@ -138,17 +173,7 @@ describe("useChannel", () => {
 
   it("under StrictMode's double mount: one socket and one subscribe frame, none left behind", async () => {
     const before = { ...seen };
-    // The listener mounts once the socket is open: StrictMode then runs its effect, its
-    // cleanup and its effect again while frames go out at once.
-    const Listener = () => {
-      const chat = useChannel("chat");
-      return createElement("p", { "data-testid": "ready" }, String(chat.ready));
-    };
-    const Page = () => {
-      const connection = useConnection();
-      return connection.status === "open" ? createElement(Listener) : null;
-    };
-    const view = render(createElement(Page), { wrapper: wrapperFor("", true) });
+    const view = render(createElement(WhenOpen), { wrapper: wrapperFor("", true) });
     await waitFor(() => expect(view.getByTestId("ready").textContent).toBe("true"));
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(seen.connects - before.connects).toBe(1);
@@ -161,19 +186,6 @@ describe("useChannel", () => {
   });
 
   it("unsubscribes a moment after its last component unmounts, and not before", async () => {
-    const Toggle = () => {
-      const [shown, setShown] = useState(true);
-      const Listener = () => {
-        useChannel("chat");
-        return null;
-      };
-      return createElement(
-        "div",
-        null,
-        shown ? createElement(Listener) : null,
-        createElement("button", { onClick: () => setShown(false) }, "hide"),
-      );
-    };
     const view = render(createElement(Toggle), { wrapper: wrapperFor() });
     await waitFor(async () => expect(await app.countSubscribers("chat")).toBe(1));
     await act(async () => {
@@ -237,12 +249,7 @@ describe("useConnection", () => {
 
 describe("on a server (SSR)", () => {
   it("renders without opening a socket or throwing; the hooks say connecting", async () => {
-    const Page = () => {
-      const connection = useConnection();
-      const chat = useChannel("chat");
-      return createElement("p", null, `${connection.status} ${chat.ready}`);
-    };
-    const html = renderToString(createElement(wrapperFor(), null, createElement(Page)));
+    const html = renderToString(createElement(wrapperFor(), null, createElement(StatusLine)));
     expect(html).toBe("<p>connecting false</p>");
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(app.connections.size).toBe(0);

@@ -38,7 +38,7 @@ function Messages() {
 function People() {
   const { members } = usePresence("room");
   return (
-    <p className="people" aria-label="people">
+    <p className="people" data-testid="people">
       Here: {members.map((member) => member.info.name).join(", ") || "nobody yet"}
     </p>
   );
@@ -47,7 +47,7 @@ function People() {
 function Summary() {
   const summary = useStream("summary", undefined);
   return (
-    <p className="summary" aria-label="summary">
+    <p className="summary" data-testid="summary">
       {summary.chunks.join("")}
       {summary.done ? "" : "…"}
     </p>
@@ -79,7 +79,7 @@ export function App() {
   return (
     <main>
       <h1>SocketAPI chat</h1>
-      <p className="status" aria-label="status">
+      <p className="status" data-testid="status">
         {status}
       </p>
       <People />

@@ -54,6 +54,10 @@ beforeAll(async () => {
     ...(await dependencyClosure("ioredis")),
     // socketapi/msgpack's.
     ...(await dependencyClosure("msgpackr")),
+    // socketapi/react's.
+    ...(await dependencyClosure("react")),
+    ...(await dependencyClosure("react-dom")),
+    ...(await dependencyClosure("@types/react")),
   ]) {
     dependencies[name] = `file:${join(root, "node_modules", name)}`;
   }
@@ -260,6 +264,22 @@ await server.close();
     );
     const { stdout } = await run(process.execPath, ["transports.mjs"]);
     expect(JSON.parse(stdout)).toEqual({ head: [7, 8], bytes: true, sse: [1, 2], deflate: true });
+  });
+
+  it("renders socketapi/react's provider and hooks on a server, opening no socket", async () => {
+    await writeFile(
+      join(project, "react-ssr.mjs"),
+      `import { createElement } from "react";
+import { renderToString } from "react-dom/server";
+import { createSocketAPIHooks } from "socketapi/react";
+
+const { SocketAPIProvider, useConnection, useChannel } = createSocketAPIHooks();
+const Status = () => createElement("p", null, useConnection().status + " " + useChannel("chat").ready);
+console.log(renderToString(createElement(SocketAPIProvider, { url: "ws://127.0.0.1:1/" }, createElement(Status))));
+`,
+    );
+    const { stdout } = await run(process.execPath, ["react-ssr.mjs"]);
+    expect(stdout.trim()).toBe("<p>connecting false</p>");
   });
 
   it("describes itself: the AsyncAPI document and the docs page, from the installed package", async () => {

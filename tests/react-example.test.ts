@@ -1,7 +1,7 @@
 // examples/react, built with Vite and driven in Chromium: two pages of the chat room; a
 // message from one shown in the other, presence updated, a reload that gets the messages
 // it missed, a summary streamed; no console error; a screenshot for docs/react.md.
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,6 +11,27 @@ import { CHROMIUM_ARGS, ensureChromium } from "./helpers/chromium.ts";
 import { root } from "./helpers/server-process.ts";
 
 const executablePath = ensureChromium();
+
+describe("docs/react.md", () => {
+  it("shows the example's code as the example has it", async () => {
+    const flat = (text: string) => text.replace(/\s+/g, " ").trim();
+    const example = flat(
+      (
+        await Promise.all(
+          ["App.tsx", "main.tsx"].map((file) =>
+            readFile(join(root, "examples", "react", file), "utf8"),
+          ),
+        )
+      ).join("\n"),
+    );
+    const guide = await readFile(join(root, "docs", "react.md"), "utf8");
+    const blocks = [...guide.matchAll(/```tsx\n([\s\S]*?)```/g)].map((match) => match[1] ?? "");
+    expect(blocks.length).toBeGreaterThanOrEqual(6);
+    for (const block of blocks) {
+      for (const part of block.split("// ...")) expect(example).toContain(flat(part));
+    }
+  });
+});
 
 describe.skipIf(!executablePath)(
   "the React example in Chromium (skipped: no chromium, and no root to install it)",

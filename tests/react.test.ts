@@ -5,6 +5,7 @@
 // runs once per subscribe), cancelled streams.
 import { act, cleanup, render, renderHook, waitFor } from "@testing-library/react";
 import { createElement, type ReactNode, StrictMode, useState } from "react";
+import { hydrateRoot } from "react-dom/client";
 import { renderToString } from "react-dom/server";
 import * as v from "valibot";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -253,5 +254,21 @@ describe("on a server (SSR)", () => {
     expect(html).toBe("<p>connecting false</p>");
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(app.connections.size).toBe(0);
+  });
+
+  it("hydrates the server's HTML, then connects and subscribes", async () => {
+    const element = createElement(wrapperFor(), null, createElement(StatusLine));
+    const container = document.createElement("div");
+    container.innerHTML = renderToString(element);
+    document.body.append(container);
+    const problems: unknown[] = [];
+    let root: ReturnType<typeof hydrateRoot> | undefined;
+    await act(async () => {
+      root = hydrateRoot(container, element, { onRecoverableError: (e) => problems.push(e) });
+    });
+    await waitFor(() => expect(container.textContent).toBe("open true"));
+    expect(problems).toEqual([]);
+    await act(async () => root?.unmount());
+    container.remove();
   });
 });

@@ -74,7 +74,7 @@ function Composer() {
 }
 
 export function App() {
-  const { status } = useConnection();
+  const { status, refusal } = useConnection();
   const [showSummary, setShowSummary] = useState(false);
   return (
     <main>
@@ -82,6 +82,7 @@ export function App() {
       <p className="status" data-testid="status">
         {status}
       </p>
+      {refusal ? <p className="error">Refused: {refusal.message}</p> : null}
       <People />
       <Messages />
       <Composer />

@@ -198,6 +198,40 @@ describe("one instance", () => {
     stream.abort();
   });
 
+  it("holds a POST's frames to the queue's bound as a socket's: past maxQueuedMessages, RATE_LIMITED", async () => {
+    const slow = new SocketAPI({ rateLimit: false, maxQueuedMessages: 5 }).action(
+      "wait",
+      async () => {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        return "done";
+      },
+    );
+    const own = await serve(slow, { port: 0, fallback: true });
+    try {
+      const stream = await openStream(`http://127.0.0.1:${own.port}/`);
+      const frames = Array.from({ length: 10 }, (_, id) =>
+        JSON.stringify({ type: "action", channel: "wait", id }),
+      );
+      expect((await stream.post(frames.join("\n"))).status).toBe(204);
+      const answers: Record<string, unknown>[] = [];
+      for (let i = 0; i < 10; i++) answers.push(await stream.frame());
+      const refused = answers.filter((frame) => frame.code === "RATE_LIMITED");
+      // One running, five waiting, four refused in their turn (not read, so without their
+      // ids, as on a socket).
+      expect(refused).toHaveLength(4);
+      expect(refused[0]).toEqual({
+        type: "error",
+        code: "RATE_LIMITED",
+        message: "Too many messages waiting: at most 5.",
+      });
+      const completed = answers.filter((frame) => frame.status === "completed");
+      expect(completed.map((frame) => frame.id)).toEqual([0, 1, 2, 3, 4, 5]);
+      stream.abort();
+    } finally {
+      await own.close();
+    }
+  });
+
   it("answers 404 for a session nobody holds, 413 past the frame limit, 409 too far ahead", async () => {
     const unknown = await fetch(`${http}?session=nobody.here&seq=0`, {
       method: "POST",

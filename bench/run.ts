@@ -1115,11 +1115,7 @@ async function writeResults(file: string | undefined, page: string): Promise<voi
  * quick run (written to bench/WIRE.md only in a full run).
  */
 async function runWire(mode: "full" | "quick" | "smoke"): Promise<void> {
-  const args = ["--import", "tsx", "bench/wire.ts"];
-  if (mode !== "full") args.push("--quick", "--results", join(tmpdir(), "WIRE.md"));
-  const child = spawn(process.execPath, args, { cwd: root, stdio: "inherit" });
-  const [code] = (await once(child, "exit")) as [number | null];
-  if (code !== 0) throw new Error(`bench/wire.ts exited with ${code}`);
+  await runLongScenario("bench/wire.ts", mode, "WIRE.md");
 }
 
 /**
@@ -1127,11 +1123,23 @@ async function runWire(mode: "full" | "quick" | "smoke"): Promise<void> {
  * quick run (written to bench/FAULTS.md only in a full run).
  */
 async function runFaults(mode: "full" | "quick" | "smoke"): Promise<void> {
-  const args = ["--import", "tsx", "bench/faults.ts"];
-  if (mode !== "full") args.push("--quick", "--results", join(tmpdir(), "FAULTS.md"));
+  await runLongScenario("bench/faults.ts", mode, "FAULTS.md");
+}
+
+/**
+ * A long scenario's script in its own process: as it is in a full run (writing its page
+ * and its section of RESULTS.md), `--quick` with its page in the temporary directory else.
+ */
+async function runLongScenario(
+  script: string,
+  mode: "full" | "quick" | "smoke",
+  page: string,
+): Promise<void> {
+  const args = ["--import", "tsx", script];
+  if (mode !== "full") args.push("--quick", "--results", join(tmpdir(), page));
   const child = spawn(process.execPath, args, { cwd: root, stdio: "inherit" });
   const [code] = (await once(child, "exit")) as [number | null];
-  if (code !== 0) throw new Error(`bench/faults.ts exited with ${code}`);
+  if (code !== 0) throw new Error(`${script} exited with ${code}`);
 }
 
 /**

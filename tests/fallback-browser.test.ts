@@ -1,12 +1,6 @@
-// The fallback transport as users meet it: Chromium, behind the nginx configuration of
-// docs/transports.md, which passes no upgrade, in front of two instances over Redis,
-// balanced round-robin without sticky sessions. Two pages: what one says, the other shows;
-// every frame goes over SSE and POST; POSTs land on both instances and reach the session.
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Browser, chromium } from "playwright-core";
 import * as v from "valibot";
@@ -14,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NodeServer, serve } from "../adapters/node.ts";
 import { redisRelay } from "../relays/redis.ts";
 import { SocketAPI } from "../src/index.ts";
-import { type Broker, ensureNginx, startRedis } from "./helpers/brokers.ts";
+import { type Broker, ensureNginx, type Nginx, startNginx, startRedis } from "./helpers/brokers.ts";
 import { CHROMIUM_ARGS, ensureChromium } from "./helpers/chromium.ts";
 import { bundleClient } from "./helpers/client-bundle.ts";
 import { freePort, root } from "./helpers/server-process.ts";
@@ -60,8 +54,7 @@ describe.skipIf(!executablePath || !nginx)(
     /** Requests each instance was sent, by method. */
     const seen = [new Map<string, number>(), new Map<string, number>()];
     let files: Server;
-    let proxy: ChildProcess;
-    let work: string;
+    let proxy: Nginx | undefined;
     let browser: Browser;
     let base: string;
 
@@ -100,16 +93,7 @@ describe.skipIf(!executablePath || !nginx)(
           "    location / {",
           `    location /page/ {\n        proxy_pass http://127.0.0.1:${(files.address() as AddressInfo).port}/;\n    }\n    location / {`,
         );
-      work = await mkdtemp(join(tmpdir(), "socketapi-fallback-nginx-"));
-      await writeFile(
-        join(work, "nginx.conf"),
-        `daemon off;\npid ${work}/nginx.pid;\nerror_log stderr;\nevents {}\nhttp {\n` +
-          `access_log off;\nclient_body_temp_path ${work}/body;\nproxy_temp_path ${work}/proxy;\n` +
-          `${config}}\n`,
-      );
-      proxy = spawn(nginx as string, ["-p", work, "-c", join(work, "nginx.conf")], {
-        stdio: "ignore",
-      });
+      proxy = startNginx(nginx as string, config);
       base = `http://127.0.0.1:${port}`;
       const deadline = Date.now() + 10_000;
       for (;;) {
@@ -129,11 +113,10 @@ describe.skipIf(!executablePath || !nginx)(
 
     afterAll(async () => {
       await browser?.close();
-      proxy?.kill("SIGKILL");
+      await proxy?.stop();
       files?.close();
       for (const instance of instances) await instance.close();
       await redis?.kill();
-      if (work) await rm(work, { recursive: true, force: true });
     });
 
     it("falls back to SSE and POST, and carries a message from one page to the other", async () => {

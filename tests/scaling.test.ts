@@ -2,13 +2,19 @@
 // these tests start, kill and start again on free ports), over node:cluster with
 // `--workers`, and Node, Bun and Deno instances on one broker. Real processes, real
 // sockets, real brokers.
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { execFileSync } from "node:child_process";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { type Broker, ensureNginx, startNats, startRedis } from "./helpers/brokers.ts";
+import {
+  type Broker,
+  ensureNginx,
+  type Nginx,
+  startNats,
+  startNginx,
+  startRedis,
+} from "./helpers/brokers.ts";
 import { freePort, root, type ServerProcess, startServer } from "./helpers/server-process.ts";
 import { openClient, type WsClient } from "./helpers/ws-client.ts";
 
@@ -550,8 +556,7 @@ describe("behind nginx, configured as docs/scaling.md says", () => {
     const nginx = ensureNginx();
     expect(nginx, "nginx is not installed, nor installable").toBeDefined();
     const redis = await startRedis();
-    const work = await mkdtemp(join(tmpdir(), "socketapi-nginx-"));
-    let proxy: ChildProcess | undefined;
+    let proxy: Nginx | undefined;
     try {
       const [a, b] = await Promise.all([nodeInstance("a", redis), nodeInstance("b", redis)]);
       const guide = await readFile(join(root, "docs", "scaling.md"), "utf8");
@@ -564,15 +569,7 @@ describe("behind nginx, configured as docs/scaling.md says", () => {
         .replace("server 10.0.0.12:8000;", `server 127.0.0.1:${b.port};`)
         .replace("listen 80;", `listen 127.0.0.1:${port};`);
       expect(servers).not.toContain("10.0.0.");
-      await writeFile(
-        join(work, "nginx.conf"),
-        `daemon off;\npid ${work}/nginx.pid;\nerror_log stderr;\nevents {}\nhttp {\n` +
-          `access_log off;\nclient_body_temp_path ${work}/body;\nproxy_temp_path ${work}/proxy;\n` +
-          `${servers}}\n`,
-      );
-      proxy = spawn(nginx as string, ["-p", work, "-c", join(work, "nginx.conf")], {
-        stdio: "ignore",
-      });
+      proxy = startNginx(nginx as string, servers);
       const url = `ws://127.0.0.1:${port}/`;
       await eventually(async () => {
         (await client(url)).ws.terminate();
@@ -588,9 +585,8 @@ describe("behind nginx, configured as docs/scaling.md says", () => {
       await call(seen.get("a") as WsClient, "burst", { count: 20 });
       for (const c of seen.values()) expect(await broadcasts(c, 20)).toEqual(sequence("a", 20));
     } finally {
-      proxy?.kill("SIGKILL");
+      await proxy?.stop();
       await redis.kill();
-      await rm(work, { recursive: true, force: true });
     }
   }, 60_000);
 });

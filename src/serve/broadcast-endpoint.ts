@@ -6,6 +6,7 @@ import type { Target } from "../hub/target.ts";
 import { ErrorMessage } from "../protocol/protocol.ts";
 import { isWellFormed, utf8ByteLength } from "../protocol/utf8.ts";
 import { internalsOf } from "./app-internals.ts";
+import { readBounded } from "./read-bounded.ts";
 
 /** The target a broadcast request names: `undefined` for none, `null` when it is malformed. */
 function targetOf(body: Record<string, unknown>): Target | undefined | null {
@@ -114,33 +115,6 @@ export function refuseBroadcastCaller(
     return json(403, { error: "Forbidden: callers through a proxy need the token." });
   }
   return undefined;
-}
-
-/** The body as text, or `undefined` when it passes `limit` bytes (read no further). */
-async function readBounded(request: Request, limit: number): Promise<string | undefined> {
-  const declared = Number(request.headers.get("content-length") ?? Number.NaN);
-  if (declared > limit) return undefined;
-  if (!request.body) return "";
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel().catch(() => {});
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return new TextDecoder().decode(bytes);
 }
 
 /**

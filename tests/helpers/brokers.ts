@@ -64,6 +64,40 @@ export function ensureNginx(): string | undefined {
   }
 }
 
+/** A running nginx of a test's own. */
+export interface Nginx {
+  /** Kills it and removes its working directory. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts nginx (as {@link ensureNginx} finds it) in the foreground with `servers` (the
+ * `upstream` and `server` blocks a guide shows, pointed at the test's ports) as its whole
+ * `http` block, in a working directory of its own; logs to stderr, none to files.
+ */
+export function startNginx(binaryPath: string, servers: string): Nginx {
+  const work = mkdtempSync(join(tmpdir(), "socketapi-nginx-"));
+  writeFileSync(
+    join(work, "nginx.conf"),
+    `daemon off;\npid ${work}/nginx.pid;\nerror_log stderr;\nevents {}\nhttp {\n` +
+      `access_log off;\nclient_body_temp_path ${work}/body;\nproxy_temp_path ${work}/proxy;\n` +
+      `${servers}}\n`,
+  );
+  const child = spawn(binaryPath, ["-p", work, "-c", join(work, "nginx.conf")], {
+    stdio: "ignore",
+  });
+  return {
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = once(child, "exit");
+        child.kill("SIGKILL");
+        await exited;
+      }
+      rmSync(work, { recursive: true, force: true });
+    },
+  };
+}
+
 /** Resolves once something listens on `port` and says hello (NATS) or answers a PING (Redis). */
 async function answering(port: number, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;

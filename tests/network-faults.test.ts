@@ -17,6 +17,17 @@ import {
 } from "./helpers/fault-hosts.ts";
 import { whyNoNamespaces } from "./helpers/netns.ts";
 
+describe("holes: what a subscriber missed, and heard out of order", () => {
+  it("counts a broadcast heard twice as one step back, and nothing heard as missing", () => {
+    expect(holes([1, 2, 3, 4])).toEqual({ missing: 0, misordered: 0 });
+    expect(holes([1, 2, 5, 6])).toEqual({ missing: 2, misordered: 0 });
+    // A cut broadcast (3): unstamped when it failed, again from the history after healing.
+    expect(holes([1, 2, 3, 4, 5, 6, 3, 7])).toEqual({ missing: 0, misordered: 1 });
+    expect(holes([1, 3, 2, 4])).toEqual({ missing: 0, misordered: 1 });
+    expect(holes([])).toEqual({ missing: 0, misordered: 0 });
+  });
+});
+
 const why = whyNoNamespaces();
 /** A holds at most this much of its own broadcasts for Redis. */
 const MAX_PENDING_BYTES = 256 * 1024;

@@ -175,16 +175,25 @@ export function percentile(values: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
-/** Broadcasts missing between the first and the last heard, and those heard out of order or twice. */
+/**
+ * Broadcasts never heard between the first and the last heard, and the steps back (heard
+ * out of order or twice). A broadcast heard twice (a cut one: once unstamped, once from the
+ * history) is one step back, and what was heard between its two copies is not missing.
+ */
 export function holes(seqs: readonly number[]): { missing: number; misordered: number } {
-  let missing = 0;
   let misordered = 0;
   for (let i = 1; i < seqs.length; i++) {
-    const step = (seqs[i] ?? 0) - (seqs[i - 1] ?? 0);
-    if (step > 1) missing += step - 1;
-    if (step < 1) misordered++;
+    if ((seqs[i] ?? 0) - (seqs[i - 1] ?? 0) < 1) misordered++;
   }
-  return { missing, misordered };
+  if (seqs.length === 0) return { missing: 0, misordered };
+  const heard = new Set(seqs);
+  let low = Number.POSITIVE_INFINITY;
+  let high = Number.NEGATIVE_INFINITY;
+  for (const seq of seqs) {
+    if (seq < low) low = seq;
+    if (seq > high) high = seq;
+  }
+  return { missing: high - low + 1 - heard.size, misordered };
 }
 
 /** What A heard of B over `ms`, with `watch` given A's status every 100 ms meanwhile. */

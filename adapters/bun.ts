@@ -20,6 +20,7 @@ import type { AnyApp, RoutingOptions } from "../src/adapter.ts";
 import {
   admitUpgrade,
   type ConnectionSlot,
+  closeAdmin,
   closeFallbackSessions,
   closeSessions,
   hubOf,
@@ -32,6 +33,7 @@ import {
   type Session,
   type SocketLike,
   type Subscriber,
+  startAdmin,
   type UpgradeRequest,
 } from "../src/adapter.ts";
 
@@ -278,6 +280,8 @@ export async function upgrade(
  */
 export function bun(app: AnyApp, options: BunOptions = {}): BunHandler {
   let stopping = false;
+  // The dashboard hears the other instances from the start (a wrong token throws here).
+  void startAdmin(app, options.admin);
   return {
     async fetch(request, server) {
       return routeFetch(app, request, {
@@ -285,9 +289,10 @@ export function bun(app: AnyApp, options: BunOptions = {}): BunHandler {
         broadcast: options.broadcast,
         docs: options.docs,
         fallback: options.fallback,
+        admin: options.admin,
         fromLoopback: () => isLoopbackAddress(server.requestIP(request)?.address),
         stopping: () => stopping,
-        upgrade: () => upgrade(app, request, server),
+        upgrade: (target) => upgrade(target ?? app, request, server),
       });
     },
     websocket: {
@@ -300,6 +305,7 @@ export function bun(app: AnyApp, options: BunOptions = {}): BunHandler {
     async shutdown(server, { timeout } = {}) {
       stopping = true;
       if (options.fallback) await closeFallbackSessions(app);
+      if (options.admin) await closeAdmin(app, timeout);
       const sessions = [...app.connections].filter(
         (c) => (c as Session<object>).socket instanceof BunSocket,
       );

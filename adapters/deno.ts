@@ -19,6 +19,7 @@
  */
 import {
   type AnyApp,
+  closeAdmin,
   closeFallbackSessions,
   closeSessions,
   isLoopbackAddress,
@@ -26,6 +27,7 @@ import {
   routeFetch,
   runtimeUpgradeWebSocket,
   type Session,
+  startAdmin,
   type UpgradeWebSocket,
   upgradeToWebSocket,
 } from "../src/adapter.ts";
@@ -100,6 +102,8 @@ export function upgrade(
  */
 export function deno(app: AnyApp, options: DenoOptions = {}): DenoHandler {
   const sessions = new Set<Session<object>>();
+  // The dashboard hears the other instances from the start (a wrong token throws here).
+  void startAdmin(app, options.admin);
   let stopping = false;
   return {
     async fetch(request, info) {
@@ -108,17 +112,19 @@ export function deno(app: AnyApp, options: DenoOptions = {}): DenoHandler {
         broadcast: options.broadcast,
         docs: options.docs,
         fallback: options.fallback,
+        admin: options.admin,
         fromLoopback: () =>
           isLoopbackAddress(
             info?.remoteAddr.transport === "tcp" ? info.remoteAddr.hostname : undefined,
           ),
         stopping: () => stopping,
-        upgrade: () => upgrade(app, request, sessions),
+        upgrade: (target) => upgrade(target ?? app, request, sessions),
       });
     },
     async shutdown({ timeout } = {}) {
       stopping = true;
       if (options.fallback) await closeFallbackSessions(app);
+      if (options.admin) await closeAdmin(app, timeout);
       await closeSessions(sessions, timeout);
     },
   };

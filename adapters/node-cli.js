@@ -5,7 +5,7 @@
 //   npx socketapi main.ts [--port 8000] [--host 127.0.0.1] [--path /ws] [--watch]
 //                         [--workers N] [--redis URL | --redis-cluster NODES |
 //                         --redis-sentinel SENTINELS | --nats URLS] [--prefix PREFIX]
-//                         [--docs] [--metrics PORT]
+//                         [--docs] [--admin] [--metrics PORT]
 //   npx socketapi main.ts --asyncapi asyncapi.json
 //
 // Plain JavaScript, so that it runs on every Node. A TypeScript module is loaded through
@@ -13,6 +13,7 @@
 // stripping (Node 23.6 and later, or 22.6 with --experimental-strip-types).
 import { spawn } from "node:child_process";
 import cluster from "node:cluster";
+import { randomBytes } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { extname, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -21,7 +22,7 @@ import { parseArgs } from "node:util";
 const usage = `Usage: socketapi MODULE [--port N] [--host HOST] [--path PATH] [--watch]
                          [--workers N] [--redis URL | --redis-cluster NODES |
                          --redis-sentinel SENTINELS | --nats URLS] [--prefix PREFIX]
-                         [--docs] [--metrics PORT]
+                         [--docs] [--admin] [--metrics PORT]
        socketapi MODULE --asyncapi FILE
 
 Serves the SocketAPI app that MODULE exports as default (or as \`app\`).
@@ -40,6 +41,8 @@ Serves the SocketAPI app that MODULE exports as default (or as \`app\`).
   --prefix   the relay's prefix, so that several apps share one broker (default:
              socketapi: for Redis, socketapi for NATS); instances meet only under one prefix
   --docs     serve the docs page at /docs and the AsyncAPI document at /asyncapi.json
+  --admin    serve the live dashboard at /admin, for the token in $SOCKETAPI_ADMIN_TOKEN
+             (at least 16 characters); without it, a random one, printed with the address
   --asyncapi write the app's AsyncAPI 3.0 document to FILE (- for stdout) and exit
   --metrics  serve OpenTelemetry metrics as Prometheus text at http://127.0.0.1:PORT/metrics
              (needs @opentelemetry/sdk-metrics and @opentelemetry/exporter-prometheus);
@@ -61,6 +64,7 @@ try {
       nats: { type: "string" },
       prefix: { type: "string" },
       docs: { type: "boolean", default: false },
+      admin: { type: "boolean", default: false },
       asyncapi: { type: "string" },
       metrics: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
@@ -80,6 +84,14 @@ const port = Number(values.port ?? process.env.PORT ?? 8000);
 if (!Number.isInteger(port) || port < 0 || port > 65535) {
   console.error(`Invalid port: ${values.port ?? process.env.PORT}`);
   process.exit(2);
+}
+
+// The dashboard's token: the environment's, or one made here and handed to the processes
+// this one starts (--watch's, --workers'), which inherit the environment.
+const adminTokenMade = values.admin && !process.env.SOCKETAPI_ADMIN_TOKEN;
+if (adminTokenMade) {
+  process.env.SOCKETAPI_ADMIN_TOKEN = randomBytes(24).toString("base64url");
+  process.env.SOCKETAPI_ADMIN_TOKEN_MADE = "1";
 }
 
 const workers = values.workers === "auto" ? availableParallelism() : Number(values.workers ?? 1);
@@ -196,6 +208,7 @@ if (values.watch) {
       host: values.host,
       ...(values.path ? { path: values.path } : {}),
       ...(values.docs ? { docs: true } : {}),
+      ...(values.admin ? { admin: { token: process.env.SOCKETAPI_ADMIN_TOKEN ?? "" } } : {}),
     });
   } catch (error) {
     console.error(error instanceof Error ? error.message : error);
@@ -204,6 +217,7 @@ if (values.watch) {
   if (!cluster.isWorker && values.docs) {
     console.log(`SocketAPI: docs at http://${new URL(server.url).host}/docs`);
   }
+  if (!cluster.isWorker && values.admin) announceAdmin(new URL(server.url).host);
   if (!cluster.isWorker) {
     const over = brokerKind
       ? ` (relay: ${brokerKind === "redis" ? "Redis" : "NATS"}, prefix ${JSON.stringify(values.prefix ?? (brokerKind === "redis" ? "socketapi:" : "socketapi"))})`
@@ -272,6 +286,16 @@ async function brokerRelay() {
   return undefined;
 }
 
+/** Prints where the dashboard is, with its token when this run made it. */
+function announceAdmin(host) {
+  const made = process.env.SOCKETAPI_ADMIN_TOKEN_MADE === "1";
+  const token = made ? `?token=${encodeURIComponent(process.env.SOCKETAPI_ADMIN_TOKEN ?? "")}` : "";
+  console.log(
+    `SocketAPI: admin at http://${host}/admin${token}` +
+      (made ? " (a token made for this run: set SOCKETAPI_ADMIN_TOKEN to choose your own)" : ""),
+  );
+}
+
 /**
  * The primary process of `--workers N`: forks the workers (this command again, which then
  * serves), carries broadcasts between them unless a broker does, starts a worker again when
@@ -312,6 +336,7 @@ async function runPrimary() {
         const host = address.address?.includes(":") ? `[${address.address}]` : address.address;
         const url = `ws://${host ?? values.host}:${address.port}${values.path ?? "/"}`;
         console.log(`SocketAPI: serving ${positionals[0]} at ${url} (${workers} workers)`);
+        if (values.admin) announceAdmin(new URL(url).host);
       }
     });
   };

@@ -18,10 +18,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { AnyApp } from "../src/adapter.ts";
 import {
+  type AdminOptions,
+  adminAppFor,
   admitUpgrade,
+  answerAdmin,
   BROADCAST_PATH,
   type BroadcastEndpointOptions,
   broadcastOptions,
+  closeAdmin,
   closeFallbackSessions,
   docsOptions,
   handleDocsRequest,
@@ -29,6 +33,8 @@ import {
   refusalOf,
   reportToApp,
   routeRequest,
+  startAdmin,
+  titleOf,
 } from "../src/adapter.ts";
 import { answerBroadcast, pathOf, sendResponse, upgradeRequest, webRequest } from "./node/http.ts";
 import type {
@@ -74,7 +80,7 @@ export type {
  * ```
  */
 export function attach(app: AnyApp, server: Server, options: AttachOptions = {}): Attachment {
-  return attachRouted(app, server, options, false);
+  return attachRouted(app, server, options, false, undefined);
 }
 
 /** `attach`, routing upgrades by the one table (with the broadcast endpoint, for `serve`). */
@@ -83,11 +89,17 @@ function attachRouted(
   server: Server,
   options: AttachOptions,
   broadcast: BroadcastEndpointOptions | false | undefined,
+  admin: AdminOptions | undefined,
 ): Attachment {
   return handleUpgrades(
     server,
     (req) => {
-      const route = routeRequest(pathOf(req), true, { path: options.path, broadcast }, false);
+      const route = routeRequest(
+        pathOf(req),
+        true,
+        { path: options.path, broadcast, admin },
+        false,
+      );
       // Another path is another listener's, if the server has one.
       if (route === "not-found") return { kind: "ignore" };
       if (route === "broadcast") {
@@ -99,6 +111,12 @@ function attachRouted(
         );
       }
       const request = upgradeRequest(req);
+      if (route === "admin-upgrade") {
+        // The dashboard's socket, admitted (its token checked) by the dashboard's own app.
+        return adminAppFor(app, admin as AdminOptions).then(async (served) =>
+          decision(served, await admitUpgrade(served, request)),
+        );
+      }
       const admission = admitUpgrade(app, request);
       return admission instanceof Promise
         ? admission.then((settled) => decision(app, settled))
@@ -168,17 +186,21 @@ export async function serve(app: AnyApp, options: ServeOptions = {}): Promise<No
         return;
       }
       const response =
-        route === "broadcast"
-          ? await answerBroadcast(app, req, broadcastOptions(options) ?? {})
-          : route === "docs" || route === "asyncapi"
-            ? await handleDocsRequest(
-                app,
-                route,
-                { url: upgradeRequest(req).url, method: req.method ?? "GET" },
-                docsOptions(options.docs) ?? {},
-                options.path,
-              )
-            : refusalOf(route === "upgrade" ? "upgrade-required" : route);
+        route === "admin"
+          ? await answerAdmin(app, webRequest(req), options.admin as AdminOptions, titleOf(options))
+          : route === "broadcast"
+            ? await answerBroadcast(app, req, broadcastOptions(options) ?? {})
+            : route === "docs" || route === "asyncapi"
+              ? await handleDocsRequest(
+                  app,
+                  route,
+                  { url: upgradeRequest(req).url, method: req.method ?? "GET" },
+                  docsOptions(options.docs) ?? {},
+                  options.path,
+                )
+              : refusalOf(
+                  route === "upgrade" || route === "admin-upgrade" ? "upgrade-required" : route,
+                );
       await sendResponse(req, res, response);
     })().catch((error: unknown) => {
       reportToApp(app, error, { phase: "broadcast" });
@@ -188,7 +210,8 @@ export async function serve(app: AnyApp, options: ServeOptions = {}): Promise<No
   });
   // A relay that cannot connect fails the start, saying why.
   await app.ready();
-  const attachment = attachRouted(app, server, options, options.broadcast);
+  await startAdmin(app, options.admin);
+  const attachment = attachRouted(app, server, options, options.broadcast, options.admin);
   const { path } = options;
   const host = options.host ?? "127.0.0.1";
   await new Promise<void>((resolve, reject) => {
@@ -207,6 +230,7 @@ export async function serve(app: AnyApp, options: ServeOptions = {}): Promise<No
     async close(closeOptions?: CloseOptions): Promise<void> {
       stopping = true;
       await closeFallbackSessions(app);
+      if (options.admin) await closeAdmin(app, closeOptions?.timeout);
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await attachment.close(closeOptions);

@@ -21,6 +21,8 @@
  *
  * @module
  */
+export { adminAppFor, answerAdmin, closeAdmin, startAdmin } from "./admin/admin-kit.ts";
+export type { AdminActionEvent, AdminOptions } from "./admin/admin-options.ts";
 export type { Admission, AnyApp, ConnectionSlot } from "./app.ts";
 export type { UpgradeRequest } from "./context.ts";
 export { bucketOf, emptyEpoch, emptySince } from "./history/empty-stream.ts";
@@ -87,6 +89,7 @@ export {
   refusalOf,
   routeFetch,
   routeRequest,
+  titleOf,
 } from "./serve/request-router.ts";
 export type { ConnectionKeeper, Session } from "./serve/session.ts";
 export { closeSessions } from "./serve/shutdown.ts";

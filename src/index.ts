@@ -16,6 +16,7 @@
  * @module
  */
 
+export type { AdminActionEvent, AdminOptions } from "./admin/admin-options.ts";
 export {
   DEFAULT_MAX_BUFFERED_BYTES,
   DEFAULT_MAX_MESSAGE_BYTES,

@@ -83,6 +83,21 @@ export class HistoryPlace {
     this.#lingerLimits = lingerLimits;
   }
 
+  /**
+   * What this place keeps of history, for the dashboard: the streams and bytes of its
+   * memory store, `"shared"` when a shared store keeps it (Redis), `undefined` for none.
+   */
+  get usage(): { streams: number; bytes: number } | "shared" | undefined {
+    const store =
+      this.#choice === undefined ? (this.#link.relay?.history ?? this.#memory) : this.#choice;
+    if (!store) return undefined;
+    if (store.shared) return "shared";
+    const kept = store as { readonly streams?: unknown; readonly bytes?: unknown };
+    return typeof kept.streams === "number" && typeof kept.bytes === "number"
+      ? { streams: kept.streams, bytes: kept.bytes }
+      : undefined;
+  }
+
   /** Where this place keeps history now: as chosen, else the relay's shared store, else memory. */
   get #store(): HistoryStore | undefined {
     const choice = this.#choice;

@@ -96,6 +96,11 @@ export class Hub {
     this.#relay = relay;
   }
 
+  /** The presence of this place's channels if it was made, without making it. */
+  get presenceIfMade(): PresencePlace | undefined {
+    return this.#presence;
+  }
+
   /**
    * The presence of this place's channels, made when first asked for (a connection
    * entering a channel's presence, the app counting or listing members).

@@ -99,6 +99,13 @@ export class SubscriberIndex {
     return entry ? entry.native + (entry.looped?.size ?? 0) : 0;
   }
 
+  /** Each channel with subscribers here, and how many it has (for the dashboard). */
+  *sizes(): IterableIterator<[channel: string, subscribers: number]> {
+    for (const [channel, entry] of this.#channels) {
+      yield [channel, entry.native + (entry.looped?.size ?? 0)];
+    }
+  }
+
   /** Whether `channel` has a subscriber here. */
   has(channel: string): boolean {
     return this.#channels.has(channel);

@@ -24,6 +24,7 @@ import {
   trace,
   type UpDownCounter,
 } from "@opentelemetry/api";
+import type { Tally } from "../admin/tally.ts";
 import type { RelayHealth, RelayStats } from "../hub/relay.ts";
 import { errorCodeOf } from "../protocol/encode.ts";
 import { CloseCode } from "../protocol/protocol.ts";
@@ -90,6 +91,8 @@ export class FrameTrace {
   readonly #started: number;
   readonly #attributes: Attributes;
   readonly #telemetry: Telemetry;
+  /** The action's name, for the dashboard's tally (`undefined` for a subscribe). */
+  readonly #action: string | undefined;
   #ended = false;
 
   constructor(
@@ -97,8 +100,10 @@ export class FrameTrace {
     attributes: Attributes,
     span: Span | undefined,
     parent: Context,
+    action?: string,
   ) {
     this.#telemetry = telemetry;
+    this.#action = action;
     this.#attributes = attributes;
     this.#started = performance.now();
     this.span = span;
@@ -112,7 +117,9 @@ export class FrameTrace {
     const seconds = (performance.now() - this.#started) / 1000;
     const attributes =
       errorCode === undefined ? this.#attributes : { ...this.#attributes, "error.type": errorCode };
-    if ("socketapi.action" in this.#attributes) this.#telemetry.actionDuration(seconds, attributes);
+    if (this.#action !== undefined) {
+      this.#telemetry.actionDuration(seconds, attributes, this.#action, errorCode);
+    }
     const span = this.span;
     if (!span) return;
     if (errorCode !== undefined) {
@@ -136,6 +143,8 @@ export class Telemetry {
   #relays: (() => RelayStats | undefined) | undefined;
   #relayHealth: (() => RelayHealth | undefined) | undefined;
   #subscriptionCounter: ((name: string, change: 1 | -1) => void) | undefined;
+  /** The dashboard's counters while someone watches it (`admin`), else `undefined`. */
+  #tally: Tally | undefined;
 
   constructor(options: TelemetryOptions | false = {}) {
     this.#options = options;
@@ -148,6 +157,14 @@ export class Telemetry {
   ): void {
     this.#relays = stats;
     this.#relayHealth = health;
+  }
+
+  /**
+   * Counts into `tally` from now on (the dashboard, while someone watches it), or stops
+   * with `undefined`: nobody watching costs each hook one more field read.
+   */
+  watch(tally: Tally | undefined): void {
+    this.#tally = tally;
   }
 
   /** The instruments, or `null` when nothing records metrics. */
@@ -166,6 +183,7 @@ export class Telemetry {
    * against 0.5-1.0 KB, after the first subscribe 2.5-2.8 KB against 1.7-1.9 KB.
    */
   get recording(): boolean {
+    if (this.#tally !== undefined) return true;
     this.#recording ??= this.tracer !== null || this.#metrics !== null;
     return this.#recording;
   }
@@ -187,6 +205,7 @@ export class Telemetry {
   }
 
   connectionOpened(): void {
+    if (this.#tally !== undefined) this.#tally.opened++;
     const m = this.#metrics;
     if (!m) return;
     m.connections.add(1);
@@ -194,6 +213,7 @@ export class Telemetry {
   }
 
   connectionClosed(code: number): void {
+    if (this.#tally !== undefined) this.#tally.closed++;
     const m = this.#metrics;
     if (!m) return;
     m.connections.add(-1);
@@ -224,24 +244,31 @@ export class Telemetry {
   }
 
   frameReceived(): void {
+    if (this.#tally !== undefined) this.#tally.received++;
     this.#metrics?.received.add(1);
   }
 
   /** A frame written to a client; error frames are counted by code too. */
   frameSent(text: string): void {
     const m = this.#metrics;
+    const tally = this.#tally;
+    if (!m && tally === undefined) return;
+    const code = errorCodeOf(text);
+    if (tally !== undefined) tally.sentFrame(code);
     if (!m) return;
     m.sent.add(1);
-    const code = errorCodeOf(text);
     if (code !== undefined) m.errors.add(1, { "error.type": code });
   }
 
   /** Broadcast frames written to `count` subscribers of `channel` here. */
   delivered(count: number): void {
-    if (count > 0) this.#metrics?.sent.add(count);
+    if (count <= 0) return;
+    if (this.#tally !== undefined) this.#tally.sent += count;
+    this.#metrics?.sent.add(count);
   }
 
   refused(limit: RefusedBy): void {
+    this.#tally?.refused(limit);
     this.#metrics?.refusals.add(1, { "socketapi.limit": limit });
   }
 
@@ -252,15 +279,24 @@ export class Telemetry {
 
   /** A chunk of a streaming action's answer was written. */
   chunkSent(action: string): void {
+    if (this.#tally !== undefined) this.#tally.chunks++;
     this.#metrics?.chunks.add(1, { "socketapi.action": action });
   }
 
   /** A request was cancelled by its client. */
   cancelled(action: string): void {
+    if (this.#tally !== undefined) this.#tally.cancelled++;
     this.#metrics?.cancelled.add(1, { "socketapi.action": action });
   }
 
-  actionDuration(seconds: number, attributes: Attributes): void {
+  /** An action (a declared one: its name is bounded by the declarations) was answered. */
+  actionDuration(
+    seconds: number,
+    attributes: Attributes,
+    action: string,
+    errorCode: string | undefined,
+  ): void {
+    this.#tally?.action(action, seconds, errorCode);
     this.#metrics?.duration.record(seconds, attributes);
   }
 
@@ -275,10 +311,12 @@ export class Telemetry {
     connection: { readonly id: string; readonly request: { readonly headers: Headers } },
   ): FrameTrace | undefined {
     const tracer = this.tracer;
-    if (!tracer && !(kind === "action" && this.#metrics)) return undefined;
+    const timed = kind === "action" && (this.#metrics !== null || this.#tally !== undefined);
+    if (!tracer && !timed) return undefined;
+    const action = kind === "action" ? name : undefined;
     const attributes: Attributes =
       kind === "action" ? { "socketapi.action": name } : { "socketapi.channel": template };
-    if (!tracer) return new FrameTrace(this, attributes, undefined, ROOT_CONTEXT);
+    if (!tracer) return new FrameTrace(this, attributes, undefined, ROOT_CONTEXT, action);
     const parent = propagation.extract(ROOT_CONTEXT, connection.request.headers, headerGetter);
     const span = tracer.startSpan(
       `${kind} ${template}`,
@@ -293,7 +331,7 @@ export class Telemetry {
       },
       parent,
     );
-    return new FrameTrace(this, attributes, span, parent);
+    return new FrameTrace(this, attributes, span, parent, action);
   }
 
   /** Runs `work` with the frame's span as the active one: what it starts is its child. */

@@ -60,6 +60,11 @@ export class PresenceRegistry {
     if (members.size === 0) this.#channels.delete(channel);
   }
 
+  /** Each channel with members here, and how many (for the dashboard). */
+  *sizes(): IterableIterator<[channel: string, members: number]> {
+    for (const [channel, members] of this.#channels) yield [channel, members.size];
+  }
+
   /** How many members `channel` has. */
   count(channel: string): number {
     return this.#channels.get(channel)?.size ?? 0;

@@ -1,4 +1,6 @@
-import type { SocketAPI } from "../app.ts";
+import { adminAppFor, answerAdmin } from "../admin/admin-kit.ts";
+import { type AdminOptions, isAdminPath } from "../admin/admin-options.ts";
+import type { AnyApp, SocketAPI } from "../app.ts";
 import {
   BROADCAST_PATH,
   type BroadcastEndpointOptions,
@@ -14,6 +16,8 @@ import { fallbackRouteOf, handleFallbackRequest } from "./fallback/fallback-endp
  * | route              | when                                              | answer |
  * | ------------------ | ------------------------------------------------- | ------ |
  * | `broadcast`        | the broadcast endpoint's path (unless turned off) | the endpoint's |
+ * | `admin`            | not an upgrade, the dashboard's path (`admin` on) | the page, or 401 |
+ * | `admin-upgrade`    | an upgrade on the dashboard's path (`admin` on)   | its socket (503 when shutting down) |
  * | `docs`             | not an upgrade, the docs page's path (`docs` on)  | the page |
  * | `asyncapi`         | not an upgrade, the document's path (`docs` on)   | the AsyncAPI document |
  * | `not-found`        | a `path` is set and this is another path          | 404 |
@@ -25,6 +29,8 @@ import { fallbackRouteOf, handleFallbackRequest } from "./fallback/fallback-endp
  */
 export type RequestRoute =
   | "broadcast"
+  | "admin"
+  | "admin-upgrade"
   | "docs"
   | "asyncapi"
   | "not-found"
@@ -48,6 +54,11 @@ export interface RoutingOptions {
    * instances over the app's relay, without sticky sessions (docs/transports.md).
    */
   fallback?: boolean | undefined;
+  /**
+   * The live dashboard (`/admin`, docs/dashboard.md): a page and its socket on this server,
+   * for whoever has the token; off by default.
+   */
+  admin?: AdminOptions | undefined;
 }
 
 /** What the table reads of a plain (not upgrade) request, for the fallback's routes. */
@@ -78,6 +89,10 @@ export function routeRequest(
 ): RequestRoute {
   const broadcast = broadcastOptions(options);
   if (broadcast && path === (broadcast.path ?? BROADCAST_PATH)) return "broadcast";
+  if (isAdminPath(path, options.admin)) {
+    if (!upgrade) return "admin";
+    return stopping ? "shutting-down" : "admin-upgrade";
+  }
   const docs = upgrade ? undefined : docsRouteOf(path, docsOptions(options.docs));
   if (docs) return docs;
   if (options.path !== undefined && path !== options.path) return "not-found";
@@ -131,8 +146,11 @@ export interface FetchRoute<Upgraded extends Response | undefined> extends Routi
   fromLoopback(): boolean;
   /** Whether the server is shutting down: upgrades are then refused with 503. */
   stopping(): boolean;
-  /** Upgrades the request; `undefined` when the runtime answers it itself (Bun). */
-  upgrade(): Promise<Upgraded>;
+  /**
+   * Upgrades the request for `app` (the served app; the dashboard's for its socket);
+   * `undefined` when the runtime answers it itself (Bun).
+   */
+  upgrade(app?: AnyApp): Promise<Upgraded>;
 }
 
 /** Answers one request of a fetch-style server by the table. */
@@ -158,6 +176,10 @@ export function routeFetch<Upgraded extends Response | undefined>(
     case "docs":
     case "asyncapi":
       return handleDocsRequest(app, where, request, docsOptions(route.docs) ?? {}, route.path);
+    case "admin":
+      return answerAdmin(app, request, route.admin as AdminOptions, titleOf(route));
+    case "admin-upgrade":
+      return adminAppFor(app, route.admin as AdminOptions).then((admin) => route.upgrade(admin));
     case "upgrade":
       return route.upgrade();
     case "fallback-stream":
@@ -166,4 +188,10 @@ export function routeFetch<Upgraded extends Response | undefined>(
     default:
       return refusalOf(where);
   }
+}
+
+/** The title the dashboard shows: the docs' title when they have one. */
+export function titleOf(options: RoutingOptions): string {
+  const docs = docsOptions(options.docs);
+  return docs?.asyncapi?.title ?? "SocketAPI";
 }

@@ -6,6 +6,7 @@
 
 import type { SocketAPI } from "../../app.ts";
 import { SOCKETAPI_PROTOCOL } from "../../protocol/protocol.ts";
+import { randomId } from "../../random-id.ts";
 import { internalsOf } from "../app-internals.ts";
 import { readBounded } from "../read-bounded.ts";
 import type { Session } from "../session.ts";
@@ -21,14 +22,6 @@ const STREAM_HEADERS = {
   "cache-control": "no-store",
   "x-accel-buffering": "no",
 };
-
-/** `bytes` random bytes in base64url. */
-function randomId(bytes: number): string {
-  const random = crypto.getRandomValues(new Uint8Array(bytes));
-  let binary = "";
-  for (const byte of random) binary += String.fromCharCode(byte);
-  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
 
 function text(status: number, body: string): Response {
   return new Response(`${body}\n`, {

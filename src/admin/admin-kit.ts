@@ -1,0 +1,40 @@
+// What adapters call to serve the dashboard: each loads the dashboard's code when first
+// called, so that a server without `admin` never loads it.
+import type { AnyApp } from "../app.ts";
+import { type AdminOptions, adminOptions } from "./admin-options.ts";
+
+/** Answers a plain request to the dashboard's path: the page, the sign-in form, 303 or 405. */
+export async function answerAdmin(
+  app: AnyApp,
+  request: { readonly url: string; readonly method: string; readonly headers: Headers },
+  options: AdminOptions,
+  title?: string,
+): Promise<Response> {
+  const { handleAdminRequest } = await import("./admin-endpoint.ts");
+  return handleAdminRequest(app, request, options, title);
+}
+
+/** The app that serves the dashboard's socket (an upgrade on its path is admitted by it). */
+export async function adminAppFor(app: AnyApp, options: AdminOptions): Promise<AnyApp> {
+  const { adminAppOf } = await import("./admin-endpoint.ts");
+  return adminAppOf(app, options);
+}
+
+/**
+ * Checks `options` (a token of at least 16 characters) and makes the dashboard of `app`,
+ * when a server starts: it then hears the other instances' pages over the relay.
+ */
+export function startAdmin(app: AnyApp, options: AdminOptions | undefined): Promise<void> {
+  // Wrong options throw here, synchronously: a handler made with them is never made.
+  const checked = adminOptions(options);
+  if (!checked) return Promise.resolve();
+  return import("./admin-endpoint.ts").then((admin) => {
+    admin.startAdmin(app, checked);
+  });
+}
+
+/** Stops the dashboard's sampling and closes its pages' sockets (within `timeout` ms). */
+export async function closeAdmin(app: AnyApp, timeout?: number): Promise<void> {
+  const admin = await import("./admin-endpoint.ts");
+  await admin.closeAdmin(app, timeout);
+}

@@ -33,7 +33,8 @@ function makeApp(options: ConstructorParameters<typeof SocketAPI>[0] = {}) {
       return "ok";
     })
     .channel("rooms/{room}", { params: v.object({ room: v.string() }) }, () => ({}))
-    .channel("news", () => ({}));
+    .channel("news", () => ({}))
+    .channel("lobby", { presence: () => ({}), history: { size: 10, ttl: 60_000 } }, () => null);
 }
 
 type Served = Awaited<ReturnType<typeof serve>>;
@@ -261,6 +262,32 @@ describe("the dashboard's socket", () => {
     expect(JSON.stringify(views.at(-1))).not.toContain("rooms/17");
   }, 15_000);
 
+  it("shows presence by template and the history kept in memory", async () => {
+    const app = makeApp();
+    const server = await start(app);
+    const page = await watcher(server);
+    const ada = client(server, "/?user=ada");
+    const bob = client(server, "/?user=bob");
+    const bob2 = client(server, "/?user=bob");
+    for (const made of [ada, bob, bob2]) {
+      await made.opened;
+      made.send({ type: "subscribe", channel: "lobby", id: 1 });
+      await made.take((frame) => frame.type === "subscribed");
+    }
+    for (let i = 0; i < 3; i++) await app.publish("lobby", { i });
+    const views = await viewsUntil(page, (all) => {
+      const last = all.at(-1);
+      return last?.presence[0]?.[1] === 2 && typeof last.instances[0]?.history === "object";
+    });
+    const last = views.at(-1) as DashboardView;
+    // Two members (bob's two tabs are one), three subscriptions.
+    expect(last.presence).toEqual([["lobby", 2]]);
+    expect(last.templates).toEqual([["lobby", 3, 1]]);
+    const history = last.instances[0]?.history as { streams: number; bytes: number };
+    expect(history.streams).toBe(1);
+    expect(history.bytes).toBeGreaterThan(3 * 10);
+  }, 15_000);
+
   it("runs nothing while nobody watches: no tally before the first page, none after the last left", async () => {
     const app = makeApp();
     const server = await start(app);
@@ -301,7 +328,10 @@ describe("the dashboard's socket", () => {
       id: 11,
       data: { channel: "rooms/7", data: { text: "test" } },
     });
-    expect((await page.take((frame) => frame.id === 11)).data).toEqual({ reached: 1 });
+    expect((await page.take((frame) => frame.id === 11)).data).toEqual({
+      reached: 1,
+      relayed: false,
+    });
     expect(await bob.take((frame) => frame.type === "data")).toMatchObject({
       channel: "rooms/7",
       data: { text: "test" },

@@ -160,7 +160,8 @@ function makeAdmin(watched: AnyApp, options: AdminOptions): Admin {
           by: ctx.connection.id,
           at: Date.now(),
         });
-        return { reached };
+        // Subscribers reached here; the relay, if any, carries it to the other instances.
+        return { reached, relayed: hub.relay !== undefined };
       },
     );
   void watch.listen();

@@ -105,7 +105,7 @@ export function dashboardScript(config: DashboardPageConfig): void {
   const number = new Intl.NumberFormat("en");
   const fmt = (n: number): string => number.format(Math.round(n * 10) / 10);
   const ms = (n: number | null): string =>
-    n === null ? "–" : n < 1 ? `${n.toFixed(2)} ms` : `${fmt(n)} ms`;
+    n === null ? "–" : n < 1 ? `${Math.max(1, Math.round(n * 1000))} µs` : `${fmt(n)} ms`;
   const bytes = (n: number): string =>
     n >= 2 ** 30
       ? `${(n / 2 ** 30).toFixed(1)} GiB`
@@ -155,10 +155,12 @@ export function dashboardScript(config: DashboardPageConfig): void {
     const ns = "http://www.w3.org/2000/svg";
     const shapes: Element[] = [];
     for (const { values, className } of lines) {
+      // A minute wide at first, then as wide as what is kept (five minutes).
+      const span = Math.max(60, values.length);
       const points = values
         .map(
           (value, i) =>
-            `${((KEPT - values.length + i) / (KEPT - 1)) * width},${height - 4 - (value / max) * (height - 16)}`,
+            `${((span - values.length + i) / (span - 1)) * width},${height - 4 - (value / max) * (height - 16)}`,
         )
         .join(" ");
       const line = document.createElementNS(ns, "polyline");

@@ -54,7 +54,7 @@ export function dashboardPage(config: DashboardPageConfig): string {
 </section>
 <p id="totals" class="muted"></p>
 <section class="plots">
-<div class="card"><h2>Connections <span class="muted">last 5 min</span></h2><svg id="plot-connections" viewBox="0 0 600 120" preserveAspectRatio="none" role="img" aria-label="Connections over time"></svg></div>
+<div class="card"><h2>Connections <span class="muted">up to 5 min</span></h2><svg id="plot-connections" viewBox="0 0 600 120" preserveAspectRatio="none" role="img" aria-label="Connections over time"></svg></div>
 <div class="card"><h2>Frames per second <span class="key a">in</span> <span class="key b">out</span></h2><svg id="plot-frames" viewBox="0 0 600 120" preserveAspectRatio="none" role="img" aria-label="Frames in and out per second"></svg></div>
 </section>
 ${table("instances", "Instances", ["instance", "runtime", "uptime", "connections", "subscriptions", "RSS / heap", "relay", "published / received / lost", "disconnects · pending", "history"])}
@@ -111,8 +111,8 @@ svg{width:100%;height:120px;display:block}svg polyline{fill:none;stroke-width:2;
 .key{font-size:12px;font-weight:normal}.key.a{color:var(--accent)}.key.b{color:var(--b)}
 table{width:100%;border-collapse:collapse;font-variant-numeric:tabular-nums}th,td{text-align:left;padding:3px 6px;border-bottom:1px solid var(--line);white-space:nowrap;overflow:hidden;text-overflow:ellipsis;max-width:280px}th{font-size:12px;color:var(--muted);font-weight:normal}
 .row{display:flex;gap:8px;align-items:center;flex-wrap:wrap;margin:8px 0}
-input,textarea{font:inherit;color:inherit;background:var(--bg);border:1px solid var(--line);border-radius:4px;padding:3px 6px}textarea{min-width:260px;height:30px;font-family:ui-monospace,monospace}
+input,textarea{font:inherit;color:inherit;background:var(--bg);border:1px solid var(--line);border-radius:4px;padding:3px 6px}textarea{min-width:320px;height:48px;font-family:ui-monospace,monospace}
 button{font:inherit;padding:3px 12px;border-radius:4px;border:1px solid var(--accent);background:var(--accent);color:#fff;cursor:pointer}button.secondary{background:transparent;color:var(--accent)}button.small{padding:0 8px;font-size:12px}
-.confirm{display:flex;gap:8px;align-items:center;padding:8px;border:1px solid var(--b);border-radius:6px}
+.confirm[hidden]{display:none}.confirm{display:flex;gap:8px;align-items:center;padding:8px;border:1px solid var(--b);border-radius:6px}
 .log{list-style:none;margin:0;padding:0;font-family:ui-monospace,monospace;font-size:12px;max-height:160px;overflow:auto}
 `;

@@ -107,6 +107,12 @@ export function cloudflare<Env = Cloudflare.Env>(
   app: AnyApp,
   options: CloudflareOptions<Env> = {},
 ): CloudflareDeployment<Env> {
+  if (options.admin) {
+    throw new ConfigurationError(
+      "socketapi/cloudflare: the dashboard (`admin`) is not served on Workers (docs/dashboard.md " +
+        "says why): watch a deployment with the OpenTelemetry metrics instead.",
+    );
+  }
   const directory = new ObjectDirectory(app, options as CloudflareOptions<unknown>);
   // The Worker holds no sockets: its broadcasts go to the objects, over the directory.
   try {
@@ -185,6 +191,8 @@ export function cloudflare<Env = Cloudflare.Env>(
     if (where === "fallback-stream" || where === "fallback-post") {
       return refusalOf("upgrade-required");
     }
+    // Nor the dashboard (refused above, when the worker is made): never routed here.
+    if (where === "admin" || where === "admin-upgrade") return refusalOf("not-found");
     return refusalOf(where);
   }
 

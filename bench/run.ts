@@ -14,6 +14,8 @@
 //   npm run bench -- --skip-hundred-thousand  # a full run without them
 //   npm run bench -- --wire-only         # compression (and codecs) on the wire alone (bench/WIRE.md)
 //   npm run bench -- --skip-wire         # a full run without it
+//   npm run bench -- --admin-only        # what the dashboard costs, alone (bench/ADMIN.md)
+//   npm run bench -- --skip-admin        # a full run without it
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
@@ -882,6 +884,8 @@ async function main(): Promise<void> {
       "skip-faults": { type: "boolean", default: false },
       "wire-only": { type: "boolean", default: false },
       "skip-wire": { type: "boolean", default: false },
+      "admin-only": { type: "boolean", default: false },
+      "skip-admin": { type: "boolean", default: false },
       "hundred-thousand-only": { type: "boolean", default: false },
       "skip-hundred-thousand": { type: "boolean", default: false },
       repetitions: { type: "string" },
@@ -905,6 +909,10 @@ async function main(): Promise<void> {
   }
   if (values["wire-only"]) {
     await runWire(mode);
+    return;
+  }
+  if (values["admin-only"]) {
+    await runLongScenario("bench/admin.ts", mode, "ADMIN.md");
     return;
   }
   if (values["faults-only"]) {
@@ -1076,6 +1084,9 @@ async function main(): Promise<void> {
   // The network between hosts (bench/FAULTS.md), where namespaces can be made: about 7 minutes.
   if (mode === "full" && !scaleOnly && !values["skip-faults"] && !only) await runFaults(mode);
   if (mode === "full" && !scaleOnly && !values["skip-wire"] && !only) await runWire(mode);
+  if (mode === "full" && !scaleOnly && !values["skip-admin"] && !only) {
+    await runLongScenario("bench/admin.ts", mode, "ADMIN.md");
+  }
   // 100,000 connections (bench/HUNDRED-THOUSAND.md): about five minutes.
   if (mode === "full" && !scaleOnly && !values["skip-hundred-thousand"] && !only) {
     await runHundredThousand(mode);

@@ -6,12 +6,19 @@
 import { createHash } from "node:crypto";
 import * as v from "valibot";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
 import { serve } from "../adapters/node.ts";
 import { redisRelay } from "../relays/redis.ts";
 import type { AnyApp } from "../src/adapter.ts";
 import { adminIfMade } from "../src/admin/admin-app.ts";
 import type { AdminActionEvent } from "../src/admin/admin-options.ts";
 import type { DashboardView } from "../src/admin/dashboard-view.ts";
+import { createClient, type SocketAPIClient } from "../src/client/index.ts";
+
+/** A client's `action` for an app it has no type of (the dashboard's). */
+const untyped = (client: SocketAPIClient) =>
+  client.action.bind(client) as unknown as (name: string, input: unknown) => Promise<unknown>;
+
 import { SocketAPI } from "../src/index.ts";
 import { type Broker, killAll, startRedis } from "./helpers/brokers.ts";
 import { type ServerProcess, startServer } from "./helpers/server-process.ts";
@@ -192,6 +199,46 @@ describe("the dashboard's socket", () => {
     await expect(elsewhere.opened).rejects.toMatchObject({ status: 403 });
     const bearer = client(server, "/admin", { authorization: `Bearer ${TOKEN}` });
     await bearer.opened;
+  });
+
+  it("holds at most 16 pages open on an instance: the 17th is refused with 503", async () => {
+    const server = await start(makeApp());
+    const pages: WsClient[] = [];
+    for (let i = 0; i < 16; i++) {
+      const page = client(server, "/admin", { cookie: COOKIE });
+      await page.opened;
+      pages.push(page);
+    }
+    const seventeenth = client(server, "/admin", { cookie: COOKIE });
+    await expect(seventeenth.opened).rejects.toMatchObject({ status: 503 });
+    // The app's own connections are not the dashboard's.
+    const app = client(server);
+    await app.opened;
+    (pages[0] as WsClient).ws.close();
+    await (pages[0] as WsClient).closed;
+    const again = client(server, "/admin", { cookie: COOKIE });
+    await again.opened;
+  });
+
+  it("takes the typed client's token (its subprotocol) and answers its actions", async () => {
+    const server = await start(makeApp());
+    const typed = createClient(`ws://127.0.0.1:${server.port}/admin`, {
+      token: TOKEN,
+      WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
+      reconnect: false,
+    });
+    try {
+      expect(await untyped(typed)("connections", {})).toMatchObject({ total: 0, connections: [] });
+    } finally {
+      typed.close();
+    }
+    const wrong = createClient(`ws://127.0.0.1:${server.port}/admin`, {
+      token: "not-the-token-0123456789",
+      WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
+      reconnect: false,
+    });
+    await expect(untyped(wrong)("connections", {})).rejects.toThrow();
+    wrong.close();
   });
 
   it("counts exactly what clients sent: actions, errors by code, refusals by limit; p50/p99 per action", async () => {

@@ -111,3 +111,25 @@ it("runs every subject on every runtime and writes the JSON the README promises"
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+it("measures what the dashboard costs (bench/admin.ts, short): three ways, each with its CPU per action and delivery", {
+  timeout: 120_000,
+}, async () => {
+  const page = join(tmpdir(), `admin-bench-${process.pid}.md`);
+  await promisify(execFile)(
+    process.execPath,
+    ["--import", "tsx", "bench/admin.ts", "--quick", "--results", page],
+    {
+      cwd: root,
+      timeout: 110_000,
+    },
+  );
+  const text = await readFile(page, "utf8");
+  for (const way of ["no admin", "admin, nobody watching", "admin, one page watching"]) {
+    expect(text).toMatch(
+      new RegExp(
+        `\\| ${way} \\| [\\d,]+ \\| [\\d.]+ \\| [\\d.]+ \\| [\\d,]+ \\| [\\d.]+ \\| [\\d.]+ \\|`,
+      ),
+    );
+  }
+});

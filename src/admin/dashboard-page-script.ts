@@ -1,14 +1,8 @@
 // The dashboard page's script, in TypeScript so that it is checked; the page carries it as
 // the JavaScript that scripts/page-script.mjs makes of it. Browser code only: it imports
 // nothing at run time.
+import type { DashboardPageConfig } from "./dashboard-page.ts";
 import type { DashboardView } from "./dashboard-view.ts";
-
-/** What the page is told by the server. */
-export interface DashboardPageConfig {
-  title: string;
-  /** The socket's path on this server (the page's own). */
-  socket: string;
-}
 
 /**
  * The script of the dashboard: compiled to JavaScript into dashboard-page-script.generated.ts

@@ -2,7 +2,13 @@
 // it works where the network has no internet), which opens its own socket to the same path
 // and shows what the server sends it every second. Plots are plain SVG drawn by its script.
 import { DASHBOARD_SCRIPT } from "./dashboard-page-script.generated.ts";
-import type { DashboardPageConfig } from "./dashboard-page-script.ts";
+
+/** What the page is told by the server. */
+export interface DashboardPageConfig {
+  title: string;
+  /** The socket's path on this server (the page's own). */
+  socket: string;
+}
 
 /** The page's script element's text: the same for every page, so its hash is in the CSP. */
 const SCRIPT_TEXT = `${DASHBOARD_SCRIPT}

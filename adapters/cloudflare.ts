@@ -21,18 +21,27 @@
 import { DurableObject } from "cloudflare:workers";
 import type { AnyApp } from "../src/adapter.ts";
 import {
+  type AdminOptions,
+  adminAppFor,
   admitUpgrade,
+  answerAdmin,
   broadcastOptions,
+  checkAdminOptions,
   docsOptions,
   handleBroadcastRequest,
   handleDocsRequest,
   hubOf,
+  type InstanceSample,
   isLoopbackAddress,
   isWebSocketUpgrade,
   refusalOf,
   reportToApp,
   routeRequest,
+  type SampleCollector,
+  serveWebSocket,
   setUpgradeRoute,
+  startAdmin,
+  titleOf,
 } from "../src/adapter.ts";
 import { CloseCode, type DisconnectTarget, type PresenceCount } from "../src/index.ts";
 import { warnOfCompression } from "./cloudflare/compression.ts";
@@ -107,12 +116,6 @@ export function cloudflare<Env = Cloudflare.Env>(
   app: AnyApp,
   options: CloudflareOptions<Env> = {},
 ): CloudflareDeployment<Env> {
-  if (options.admin) {
-    throw new ConfigurationError(
-      "socketapi/cloudflare: the dashboard (`admin`) is not served on Workers (docs/dashboard.md " +
-        "says why): watch a deployment with the OpenTelemetry metrics instead.",
-    );
-  }
   const directory = new ObjectDirectory(app, options as CloudflareOptions<unknown>);
   // The Worker holds no sockets: its broadcasts go to the objects, over the directory.
   try {
@@ -156,6 +159,37 @@ export function cloudflare<Env = Cloudflare.Env>(
   };
   setUpgradeRoute(app, (request, env) => routeUpgrade(request, env as Env));
 
+  // The dashboard: its page and its socket in the Worker, which asks every object that
+  // holds connections for its sample once a second while a page watches.
+  const collect: SampleCollector = async () => {
+    const shards = (await directory.connectedShards()).slice(0, MAX_SAMPLED_SHARDS);
+    const samples = await Promise.all(
+      shards.map((shard) => withinSampleTime(directory.stub(shard).adminSample())),
+    );
+    return samples.filter((sample): sample is InstanceSample => sample !== undefined);
+  };
+  // A wrong token throws here; the dashboard is made with the first request to it (a
+  // Worker's global scope may not make random ids), with the collector.
+  checkAdminOptions(options.admin);
+  let adminMade: Promise<void> | undefined;
+  const adminReady = (): Promise<void> =>
+    (adminMade ??= startAdmin(app, options.admin as AdminOptions, collect));
+  const acceptAdmin = async (request: Request): Promise<Response> => {
+    await adminReady();
+    const admin = await adminAppFor(app, options.admin as AdminOptions, collect);
+    const kept = { url: request.url, headers: request.headers };
+    const admission = await admitUpgrade(admin, kept);
+    if (!admission.ok) return admission.response;
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    server.accept();
+    serveWebSocket(admin, server, admission.request, admission.state, admission.slot);
+    return new Response(null, {
+      status: 101,
+      webSocket: client,
+      headers: protocolHeaders(admission.protocol),
+    });
+  };
+
   const worker: CloudflareDeployment<Env>["worker"] = {
     async fetch(request, env, ctx) {
       try {
@@ -191,8 +225,11 @@ export function cloudflare<Env = Cloudflare.Env>(
     if (where === "fallback-stream" || where === "fallback-post") {
       return refusalOf("upgrade-required");
     }
-    // Nor the dashboard (refused above, when the worker is made): never routed here.
-    if (where === "admin" || where === "admin-upgrade") return refusalOf("not-found");
+    if (where === "admin") {
+      await adminReady();
+      return answerAdmin(app, request, options.admin as AdminOptions, titleOf(options));
+    }
+    if (where === "admin-upgrade") return acceptAdmin(request);
     return refusalOf(where);
   }
 
@@ -264,6 +301,10 @@ export function cloudflare<Env = Cloudflare.Env>(
       await this.#server.trackShard(shard, present);
     }
 
+    async adminSample(): Promise<InstanceSample> {
+      return this.#server.adminSample();
+    }
+
     async connectedShards(): Promise<string[]> {
       return this.#server.connectedShards();
     }
@@ -279,4 +320,18 @@ export function cloudflare<Env = Cloudflare.Env>(
   }
 
   return { worker, SocketAPIObject };
+}
+
+/** At most this many objects are asked for a dashboard's view. */
+const MAX_SAMPLED_SHARDS = 256;
+
+/** An object's sample, or `undefined` when it did not answer within 900 ms (the next view). */
+function withinSampleTime(sample: Promise<InstanceSample>): Promise<InstanceSample | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), 900);
+  });
+  return Promise.race([sample.catch(() => undefined), late]).finally(() => {
+    if (timer !== undefined) clearTimeout(timer);
+  });
 }

@@ -21,7 +21,16 @@
  *
  * @module
  */
-export { adminAppFor, answerAdmin, closeAdmin, startAdmin } from "./admin/admin-kit.ts";
+export {
+  adminAppFor,
+  answerAdmin,
+  checkAdminOptions,
+  closeAdmin,
+  type InstanceSample,
+  type SampleCollector,
+  sampleForDashboard,
+  startAdmin,
+} from "./admin/admin-kit.ts";
 export type { AdminActionEvent, AdminOptions } from "./admin/admin-options.ts";
 export type { Admission, AnyApp, ConnectionSlot } from "./app.ts";
 export type { UpgradeRequest } from "./context.ts";

@@ -61,6 +61,29 @@ describe("socketapi command", () => {
     });
   });
 
+  it("serves the dashboard with --admin: a token made for the run and printed, or $SOCKETAPI_ADMIN_TOKEN's", async () => {
+    const made = run(["examples/main.ts", "--port", "0", "--admin"], { SOCKETAPI_ADMIN_TOKEN: "" });
+    const host = new URL(await made.url).host;
+    const until = Date.now() + 5000;
+    while (!/admin at http:\/\/\S+\?token=\S+/.test(made.output()) && Date.now() < until) {
+      await new Promise((resolveWait) => setTimeout(resolveWait, 50));
+    }
+    const printed = /admin at (http:\/\/\S+\?token=\S+)/.exec(made.output())?.[1] ?? "";
+    expect(printed).toMatch(new RegExp(`^http://${host}/admin\\?token=[\\w-]{32}$`));
+    expect((await fetch(`http://${host}/admin`)).status).toBe(401);
+    expect((await fetch(printed, { redirect: "manual" })).status).toBe(303);
+
+    const chosen = run(["examples/main.ts", "--port", "0", "--admin"], {
+      SOCKETAPI_ADMIN_TOKEN: "chosen-token-0123456789",
+    });
+    const chosenHost = new URL(await chosen.url).host;
+    const page = await fetch(`http://${chosenHost}/admin`, {
+      headers: { authorization: "Bearer chosen-token-0123456789" },
+    });
+    expect(page.status).toBe(200);
+    expect(chosen.output()).not.toContain("chosen-token");
+  });
+
   it("takes the port from PORT when --port is not given", async () => {
     const server = run(["examples/main.ts"], { PORT: "0" });
     expect(await server.url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\/$/);

@@ -6,6 +6,7 @@ import {
   type ConnectionKeeper,
   Hub,
   hubOf,
+  type InstanceSample,
   isWebSocketUpgrade,
   openConnection,
   PING_FRAME,
@@ -13,6 +14,7 @@ import {
   refusalOf,
   reportToApp,
   type Session,
+  sampleForDashboard,
   type UpgradeRequest,
   utf8ByteLength,
 } from "../../src/adapter.ts";
@@ -84,6 +86,8 @@ export class ObjectServer implements ConnectionKeeper {
   readonly #directory: ObjectDirectory;
   #roster: PresenceRoster | undefined;
   shard: string | undefined;
+  /** When this object woke (what a dashboard shows as its uptime). */
+  readonly #startedAt = Date.now();
 
   constructor(
     app: AnyApp,
@@ -287,6 +291,11 @@ export class ObjectServer implements ConnectionKeeper {
     // A shard still listed with no connection left (evicted without close events) says so.
     if (this.#sessions.size === 0) this.#ctx.waitUntil(this.#relay.trackShard(false));
     return this.#hub.disconnectHere(target, { code, reason });
+  }
+
+  /** This object as a Worker's dashboard sees it: asked once a second while a page watches. */
+  adminSample(): Promise<InstanceSample> {
+    return sampleForDashboard(this.#app, this.#hub, this.shard ?? "(unnamed)", this.#startedAt);
   }
 
   /** The directory's record of the shards that hold connections. */

@@ -1,6 +1,6 @@
 // What the Worker, its objects and the shard directory share: names, headers, the options
 // and the objects' RPC. A leaf: it imports nothing of the adapter, which imports it.
-import type { RoutingOptions } from "../../src/adapter.ts";
+import type { InstanceSample, RoutingOptions } from "../../src/adapter.ts";
 import type { DisconnectTarget, PresenceCount } from "../../src/index.ts";
 import type { PresenceShare, ShareUpdate } from "./presence-roster.ts";
 
@@ -89,6 +89,8 @@ export interface ObjectRpc {
   /** The directory's record of which shards hold connections. */
   trackShard(shard: string, present: boolean): Promise<void>;
   connectedShards(): Promise<string[]>;
+  /** This shard's sample for a dashboard (the Worker's, which asks every second while watched). */
+  adminSample(): Promise<InstanceSample>;
 }
 
 /** The deployment does not match what the adapter was told: said as it is, to the log and the caller. */

@@ -9,7 +9,7 @@ import { SocketAPIError } from "../errors.ts";
 import { hubOf, internalsOf } from "../serve/app-internals.ts";
 import type { AdminActionEvent, AdminOptions } from "./admin-options.ts";
 import { offeredToken, TokenCheck } from "./admin-token.ts";
-import { AdminWatch } from "./admin-watch.ts";
+import { AdminWatch, type SampleCollector } from "./admin-watch.ts";
 
 /** How many dashboard pages may be open on one instance at once. */
 export const MAX_ADMIN_CONNECTIONS = 16;
@@ -31,11 +31,14 @@ export interface Admin {
 
 const admins = new WeakMap<object, Admin>();
 
-/** The dashboard of `app` (made with the first request to it, once per app). */
-export function adminOf(app: AnyApp, options: AdminOptions): Admin {
+/**
+ * The dashboard of `app` (made with the first request to it, once per app); `collect` gives
+ * it the other instances' samples where no relay carries them (a Worker's objects).
+ */
+export function adminOf(app: AnyApp, options: AdminOptions, collect?: SampleCollector): Admin {
   const known = admins.get(app);
   if (known) return known;
-  const made = makeAdmin(app, options);
+  const made = makeAdmin(app, options, collect);
   admins.set(app, made);
   return made;
 }
@@ -45,7 +48,7 @@ export function adminIfMade(app: AnyApp): Admin | undefined {
   return admins.get(app);
 }
 
-function makeAdmin(watched: AnyApp, options: AdminOptions): Admin {
+function makeAdmin(watched: AnyApp, options: AdminOptions, collect?: SampleCollector): Admin {
   const internals = internalsOf(watched);
   const hub = hubOf(watched);
   const tokens = new TokenCheck(options.token);
@@ -58,6 +61,7 @@ function makeAdmin(watched: AnyApp, options: AdminOptions): Admin {
     },
     () => adminApp?.subscriberCount("stats") ?? 0,
     (view) => void adminApp?.publish("stats", view),
+    collect,
   );
   const tell = (event: AdminActionEvent): void => {
     try {

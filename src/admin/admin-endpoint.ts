@@ -6,6 +6,7 @@ import type { AnyApp } from "../app.ts";
 import { type Admin, adminIfMade, adminOf } from "./admin-app.ts";
 import { ADMIN_PATH, type AdminOptions } from "./admin-options.ts";
 import { offeredToken, tokenCookie } from "./admin-token.ts";
+import type { SampleCollector } from "./admin-watch.ts";
 import { dashboardPage, dashboardScriptSource, signInPage } from "./dashboard-page.ts";
 
 /** The headers every answer of the dashboard has: nothing cached, framed or sniffed. */
@@ -72,13 +73,13 @@ export async function handleAdminRequest(
 }
 
 /** The app that serves the dashboard's socket, for an upgrade on its path. */
-export function adminAppOf(app: AnyApp, options: AdminOptions): AnyApp {
-  return adminOf(app, options).app;
+export function adminAppOf(app: AnyApp, options: AdminOptions, collect?: SampleCollector): AnyApp {
+  return adminOf(app, options, collect).app;
 }
 
 /** Makes the dashboard of `app` when it is served (so that it hears the other instances). */
-export function startAdmin(app: AnyApp, options: AdminOptions): Admin {
-  return adminOf(app, options);
+export function startAdmin(app: AnyApp, options: AdminOptions, collect?: SampleCollector): Admin {
+  return adminOf(app, options, collect);
 }
 
 /** Stops the dashboard's sampling and closes its pages' sockets (a server's shutdown). */

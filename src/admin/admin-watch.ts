@@ -34,6 +34,13 @@ export interface WatchedApp extends SampledApp {
   readonly telemetry: Telemetry;
 }
 
+/**
+ * Where the samples of the other instances come from when it is not the relay: a Worker
+ * asks each Durable Object that holds connections for its own, once a second. Such a watch
+ * counts nothing itself and is not listed (a Worker holds no connection).
+ */
+export type SampleCollector = () => Promise<InstanceSample[]>;
+
 /** An instance's dashboard sampling. */
 export class AdminWatch {
   /** This instance's id in the dashboard (random: an instance has no other name). */
@@ -52,11 +59,19 @@ export class AdminWatch {
   #fresh: InstanceSample[] = [];
   #builder = new ViewBuilder();
   #view: DashboardView | undefined;
+  readonly #collect: SampleCollector | undefined;
+  #collecting = false;
 
-  constructor(app: WatchedApp, watchersHere: () => number, show: (view: DashboardView) => void) {
+  constructor(
+    app: WatchedApp,
+    watchersHere: () => number,
+    show: (view: DashboardView) => void,
+    collect?: SampleCollector,
+  ) {
     this.#app = app;
     this.#watchersHere = watchersHere;
     this.#show = show;
+    this.#collect = collect;
   }
 
   /** Whether this instance is counting now (for tests and the bench). */
@@ -77,7 +92,7 @@ export class AdminWatch {
   listen(): Promise<void> {
     if (this.#listening) return this.#listening;
     const { hub } = this.#app;
-    if (!hub.relay) return Promise.resolve();
+    if (!hub.relay || this.#collect) return Promise.resolve();
     this.#listening = Promise.all([
       hub.listenDirect(WATCH_TOPIC, (message) => this.#heardBeacon(message)),
       hub.listenDirect(SAMPLES_TOPIC, (message) => this.#heardSample(message)),
@@ -89,10 +104,13 @@ export class AdminWatch {
   begin(): void {
     if (this.#timer !== undefined) return;
     this.#tally = new Tally();
-    this.#app.telemetry.watch(this.#tally);
+    // A collector's instances count for themselves (sampleShard).
+    if (!this.#collect) this.#app.telemetry.watch(this.#tally);
     this.#builder = new ViewBuilder();
     this.#timer = setInterval(() => this.#tick(), SAMPLE_EVERY_MS);
     unref(this.#timer);
+    // Asked at once, the collector's instances count from now on, not from the first view.
+    if (this.#collect) this.#collectSamples(this.#collect);
     void this.listen();
   }
 
@@ -106,7 +124,7 @@ export class AdminWatch {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
     this.#tally = undefined;
-    this.#app.telemetry.watch(undefined);
+    if (!this.#collect) this.#app.telemetry.watch(undefined);
     this.#latest.clear();
     this.#fresh = [];
     this.#view = undefined;
@@ -124,7 +142,8 @@ export class AdminWatch {
     if (!tally) return;
     const own = sampleInstance(this.#app, this.id, this.startedAt, tally.take(now), now);
     const { hub } = this.#app;
-    if (hub.relay) {
+    if (this.#collect) this.#collectSamples(this.#collect);
+    else if (hub.relay) {
       if (watchedElsewhere) void this.#send(SAMPLES_TOPIC, JSON.stringify(own));
       if (watchedHere) void this.#send(WATCH_TOPIC, JSON.stringify({ from: this.id }));
     }
@@ -132,10 +151,31 @@ export class AdminWatch {
     for (const [id, sample] of this.#latest) {
       if (now - sample.at > WATCHED_FOR_MS) this.#latest.delete(id);
     }
-    const view = this.#builder.build(own, this.#fresh, [...this.#latest.values()]);
+    const view = this.#builder.build(
+      own,
+      this.#fresh,
+      [...this.#latest.values()],
+      this.#collect === undefined,
+    );
     this.#fresh = [];
     this.#view = view;
     this.#show(view);
+  }
+
+  /** Asks the collector for the instances' samples: they are shown with the next view. */
+  #collectSamples(collect: SampleCollector): void {
+    if (this.#collecting) return;
+    this.#collecting = true;
+    collect()
+      .then((samples) => {
+        for (const sample of samples) this.#heard(sample);
+      })
+      .catch(() => {
+        // An instance that could not answer is missing from this view, not from the next.
+      })
+      .finally(() => {
+        this.#collecting = false;
+      });
   }
 
   async #send(topic: string, message: string): Promise<void> {
@@ -156,7 +196,12 @@ export class AdminWatch {
   #heardSample(message: string): void {
     if (this.#timer === undefined || this.#watchersHere() === 0) return;
     if (message.length > MAX_SAMPLE_BYTES) return;
-    const sample = parse(message) as InstanceSample | undefined;
+    this.#heard(parse(message));
+  }
+
+  /** Another instance's sample: listed, and its counts added to the next view. */
+  #heard(sample: unknown): void {
+    if (this.#timer === undefined) return;
     if (!isSample(sample) || sample.id === this.id) return;
     if (!this.#latest.has(sample.id) && this.#latest.size >= MAX_INSTANCES) return;
     // A sample's `at` is the other instance's clock; it is listed by when it was heard here.

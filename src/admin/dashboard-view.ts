@@ -58,12 +58,14 @@ export class ViewBuilder {
   /**
    * The view of `own` (this instance, sampled now), `fresh` (the other instances' samples
    * received since the last view: their counts are added) and `latest` (each listed
-   * instance's last sample: what they hold now).
+   * instance's last sample: what they hold now); `own` is listed unless `listOwn` is false
+   * (a Worker, which holds no connection, only asks the objects that do).
    */
   build(
     own: InstanceSample,
     fresh: readonly InstanceSample[],
     latest: readonly InstanceSample[],
+    listOwn = true,
   ): DashboardView {
     const counted = [own, ...fresh];
     const counts: ViewCounts = {
@@ -123,7 +125,8 @@ export class ViewBuilder {
         p99: quantileMs(histogram, 0.99) ?? null,
       };
     }
-    const listed = [own, ...latest.filter((sample) => sample.id !== own.id)];
+    const others = latest.filter((sample) => sample.id !== own.id);
+    const listed = listOwn ? [own, ...others] : others;
     const templates = new Map<string, [number, number]>();
     const presence = new Map<string, number>();
     for (const sample of listed) {

@@ -180,6 +180,17 @@ describe("the dashboard over HTTP", () => {
     expect(post.status).toBe(405);
   });
 
+  it("is one page under 20 KB, its plots drawn by under 1 KB of its script (docs/dashboard.md)", async () => {
+    const server = await start(makeApp());
+    const html = await (
+      await fetch(`http://127.0.0.1:${server.port}/admin`, { headers: { cookie: COOKIE } })
+    ).text();
+    expect(Buffer.byteLength(html)).toBeLessThan(20_000);
+    const plot = /function plot\([\s\S]*?\n {2}}\n/.exec(html)?.[0] ?? "";
+    expect(plot).toContain("polyline");
+    expect(Buffer.byteLength(plot)).toBeLessThan(1024);
+  });
+
   it("is never listed by /docs or the AsyncAPI document", async () => {
     const server = await start(makeApp(), { docs: true });
     const base = `http://127.0.0.1:${server.port}`;

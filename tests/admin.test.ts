@@ -8,6 +8,7 @@ import * as v from "valibot";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { serve } from "../adapters/node.ts";
+import { natsRelay } from "../relays/nats.ts";
 import { redisRelay } from "../relays/redis.ts";
 import type { AnyApp } from "../src/adapter.ts";
 import { adminIfMade } from "../src/admin/admin-app.ts";
@@ -20,7 +21,7 @@ const untyped = (client: SocketAPIClient) =>
   client.action.bind(client) as unknown as (name: string, input: unknown) => Promise<unknown>;
 
 import { SocketAPI } from "../src/index.ts";
-import { type Broker, killAll, startRedis } from "./helpers/brokers.ts";
+import { type Broker, killAll, startNats, startRedis } from "./helpers/brokers.ts";
 import { type ServerProcess, startServer } from "./helpers/server-process.ts";
 import { WsClient } from "./helpers/ws-client.ts";
 
@@ -436,18 +437,19 @@ describe("the dashboard's socket", () => {
   }, 15_000);
 });
 
-describe("two instances over Redis", () => {
-  let redis: Broker;
+describe.each(["Redis", "NATS"] as const)("two instances over %s", (kind) => {
+  let broker: Broker;
   beforeAll(async () => {
-    redis = await startRedis();
+    broker = kind === "Redis" ? await startRedis() : await startNats();
   }, 30_000);
   afterAll(async () => {
-    await killAll([redis]);
+    await killAll([broker]);
   });
+  const relay = () => (kind === "Redis" ? redisRelay(broker.url) : natsRelay({ url: broker.url }));
 
   it("lists both, and counts what each instance's clients sent", async () => {
-    const a = await start(makeApp({ relay: redisRelay(redis.url) }));
-    const b = await start(makeApp({ relay: redisRelay(redis.url) }));
+    const a = await start(makeApp({ relay: relay() }));
+    const b = await start(makeApp({ relay: relay() }));
     const page = await watcher(a);
     await viewsUntil(page, (views) => (views.at(-1)?.instances.length ?? 0) === 2, 10_000);
     const onA = client(a);

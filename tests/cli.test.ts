@@ -84,6 +84,29 @@ describe("socketapi command", () => {
     expect(chosen.output()).not.toContain("chosen-token");
   });
 
+  it("lists every worker of --workers 2 --admin on the dashboard (their samples over the primary)", async () => {
+    const token = "workers-token-0123456789";
+    const server = run(["examples/main.ts", "--port", "0", "--workers", "2", "--admin"], {
+      SOCKETAPI_ADMIN_TOKEN: token,
+    });
+    const url = await server.url;
+    const page = await openClient(url.replace(/\/$/, "/admin"), {
+      cookie: `socketapi_admin=${token}`,
+    });
+    page.send({ type: "subscribe", channel: "stats", id: 1 });
+    const until = Date.now() + 15_000;
+    let instances = 0;
+    while (instances < 2 && Date.now() < until) {
+      const view = await page.take(
+        (frame) => frame.type === "data" && frame.data,
+        until - Date.now(),
+      );
+      instances = view.data.instances.length;
+    }
+    expect(instances).toBe(2);
+    page.ws.terminate();
+  }, 30_000);
+
   it("takes the port from PORT when --port is not given", async () => {
     const server = run(["examples/main.ts"], { PORT: "0" });
     expect(await server.url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\/$/);

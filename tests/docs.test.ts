@@ -13,6 +13,16 @@ import { freePort, root } from "./helpers/server-process.ts";
 
 // Inside the package, so that `import ... from "socketapi"` resolves to this checkout.
 const dir = join(root, "tests", ".snippets");
+/** The port each server block was given (`8000` in the docs), and how to give it another. */
+const ports = new Map<Snippet, number>();
+async function onAnotherPort(snippet: Snippet): Promise<Snippet> {
+  const file = join(dir, snippet.file);
+  const port = await freePort();
+  const code = (await readFile(file, "utf8")).replaceAll(String(ports.get(snippet)), String(port));
+  ports.set(snippet, port);
+  await writeFile(file, code);
+  return snippet;
+}
 
 let snippets: Snippet[] = [];
 let seedServer: NodeServer;
@@ -36,6 +46,7 @@ beforeAll(async () => {
     const client =
       snippet.code.includes("new WebSocket(") || snippet.code.includes("createClient<");
     const port = client ? seedServer.port : await freePort();
+    ports.set(snippet, port);
     const code = snippet.code
       .replaceAll("8000", String(port))
       .replaceAll("0.0.0.0", "127.0.0.1")
@@ -139,7 +150,12 @@ describe("documentation", () => {
     await Promise.all(
       Array.from({ length: 4 }, async () => {
         for (let snippet = queue.shift(); snippet; snippet = queue.shift()) {
-          const { code, output } = await runSnippet(dir, snippet);
+          let { code, output } = await runSnippet(dir, snippet);
+          // Its port was free when the blocks were written, a while ago: another test's
+          // socket may have been given it since. Another free port, and again.
+          for (let tries = 0; code !== 0 && output.includes("EADDRINUSE") && tries < 3; tries++) {
+            ({ code, output } = await runSnippet(dir, await onAnotherPort(snippet)));
+          }
           if (code !== 0)
             failures.push(
               `${snippet.name} (${snippet.file} on ${snippet.runtime}) exited ${code}:\n${output}`,

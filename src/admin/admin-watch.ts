@@ -109,8 +109,11 @@ export class AdminWatch {
     this.#builder = new ViewBuilder();
     this.#timer = setInterval(() => this.#tick(), SAMPLE_EVERY_MS);
     unref(this.#timer);
-    // Asked at once, the collector's instances count from now on, not from the first view.
+    // Asked (or told) at once, the other instances count from now on, not from the first view.
     if (this.#collect) this.#collectSamples(this.#collect);
+    else if (this.#app.hub.relay && this.#watchersHere() > 0) {
+      void this.#send(WATCH_TOPIC, JSON.stringify({ from: this.id }));
+    }
     void this.listen();
   }
 

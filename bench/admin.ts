@@ -15,6 +15,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { startServer } from "../tests/helpers/server-process.ts";
 import { openClient, type WsClient } from "../tests/helpers/ws-client.ts";
+import { broadcastInBatches, countDeliveries, keepInFlight } from "./closed-loop.ts";
 import { putSection } from "./results-sections.ts";
 import { median, spread, usageOf } from "./stats.ts";
 
@@ -50,18 +51,7 @@ async function actions(pid: number, url: string, requests: number): Promise<Meas
   await client.request(frame);
   const cpu = cpuMsOf(pid);
   const started = performance.now();
-  let sent = 0;
-  let answered = 0;
-  await new Promise<void>((done) => {
-    client.ws.on("message", () => {
-      answered += 1;
-      if (sent < requests) {
-        sent += 1;
-        client.send(frame);
-      } else if (answered === requests) done();
-    });
-    for (; sent < Math.min(16, requests); sent++) client.send(frame);
-  });
+  await keepInFlight(client, frame, requests);
   const seconds = (performance.now() - started) / 1000;
   client.ws.terminate();
   return { perSecond: requests / seconds, cpuUs: ((cpuMsOf(pid) - cpu) * 1000) / requests };
@@ -81,31 +71,16 @@ async function fanOut(
     clients.push(client);
   }
   const sender = await openClient(url);
-  let received = 0;
-  let wake: (() => void) | undefined;
-  for (const client of clients) {
-    client.ws.on("message", () => {
-      received += 1;
-      wake?.();
-    });
-  }
-  const until = (total: number) =>
-    new Promise<void>((done) => {
-      wake = () => received >= total && done();
-      wake();
-    });
+  const counted = countDeliveries(clients);
   const frame = { type: "action", channel: "broadcast", data: { count: 1 } };
   await sender.request(frame);
-  await until(subscribers);
+  await counted.until(subscribers);
   const cpu = cpuMsOf(pid);
-  const start = received;
+  const start = counted.received;
   const started = performance.now();
-  for (let sent = 0; sent < broadcasts; sent += 20) {
-    for (let i = 0; i < 20; i++) sender.send(frame);
-    await until(start + (sent + 20) * subscribers);
-  }
+  await broadcastInBatches(sender, frame, broadcasts, subscribers, counted);
   const seconds = (performance.now() - started) / 1000;
-  const deliveries = received - start;
+  const deliveries = counted.received - start;
   for (const client of [...clients, sender]) client.ws.terminate();
   return { perSecond: deliveries / seconds, cpuUs: ((cpuMsOf(pid) - cpu) * 1000) / deliveries };
 }

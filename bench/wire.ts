@@ -23,6 +23,7 @@ import { msgpack } from "../src/msgpack.ts";
 import type { Codec } from "../src/protocol/codec.ts";
 import { startServer } from "../tests/helpers/server-process.ts";
 import { openClient, type WsClient } from "../tests/helpers/ws-client.ts";
+import { broadcastInBatches, countDeliveries, keepInFlight } from "./closed-loop.ts";
 import { putSection } from "./results-sections.ts";
 import { spread, usageOf } from "./stats.ts";
 
@@ -110,18 +111,7 @@ async function actions(pid: number, url: string, count: number, bytes: boolean, 
   const frameBytes = last.bytes;
   const read = client.wire.read;
   const cpu = cpuMsOf(pid);
-  let sent = 0;
-  let answered = 0;
-  await new Promise<void>((done) => {
-    client.ws.on("message", () => {
-      answered += 1;
-      if (sent < requests) {
-        sent += 1;
-        client.send(frame);
-      } else if (answered === requests) done();
-    });
-    for (; sent < Math.min(16, requests); sent++) client.send(frame);
-  });
+  await keepInFlight(client, frame, requests);
   const measured: Measured = {
     bytes: (client.wire.read - read) / requests,
     cpuUs: ((cpuMsOf(pid) - cpu) * 1000) / requests,
@@ -149,31 +139,16 @@ async function fanOut(
   const sender = await open(url);
   const last = { bytes: 0 };
   if (clients[0]) lastFrameBytes(clients[0], last);
-  let received = 0;
-  let wake: (() => void) | undefined;
-  for (const client of clients) {
-    client.ws.on("message", () => {
-      received += 1;
-      wake?.();
-    });
-  }
+  const counted = countDeliveries(clients);
   const frame = { type: "action", channel: "broadcast", data: inputOf(count, bytes) };
-  const until = (total: number) =>
-    new Promise<void>((done) => {
-      wake = () => received >= total && done();
-      wake();
-    });
   await sender.request(frame);
-  await until(subscribers);
+  await counted.until(subscribers);
   const frameBytes = last.bytes;
   const reads = clients.reduce((sum, client) => sum + client.wire.read, 0);
   const cpu = cpuMsOf(pid);
-  const start = received;
-  for (let sent = 0; sent < broadcasts; sent += 20) {
-    for (let i = 0; i < 20; i++) sender.send(frame);
-    await until(start + (sent + 20) * subscribers);
-  }
-  const deliveries = received - start;
+  const start = counted.received;
+  await broadcastInBatches(sender, frame, broadcasts, subscribers, counted);
+  const deliveries = counted.received - start;
   const measured: Measured = {
     bytes: (clients.reduce((sum, client) => sum + client.wire.read, 0) - reads) / deliveries,
     cpuUs: ((cpuMsOf(pid) - cpu) * 1000) / deliveries,

@@ -482,7 +482,7 @@ describe.each([
       "node_modules/.bin/wrangler",
       "dev",
       "--config",
-      "tests/servers/admin-wrangler.toml",
+      "tests/servers/wrangler.toml",
       "--ip",
       "127.0.0.1",
       "--port",
@@ -492,7 +492,7 @@ describe.each([
     ],
     /^Cloudflare Workers$/,
   ],
-  ["Bun", ["node_modules/.bin/bun", "tests/servers/admin-bun.ts"], /^Bun \d/],
+  ["Bun", ["node_modules/.bin/bun", "tests/servers/bun.ts"], /^Bun \d/],
   [
     "Deno",
     [
@@ -501,7 +501,7 @@ describe.each([
       "--allow-net",
       "--allow-env",
       "--allow-read",
-      "tests/servers/admin-deno.ts",
+      "tests/servers/deno.ts",
     ],
     /^Deno \d/,
   ],

@@ -3,10 +3,9 @@
 // sign-in form with 401; an upgrade on the same path is the page's socket, served by the
 // dashboard's own app (admin-app.ts), whose admission checks the same token.
 import type { AnyApp } from "../app.ts";
-import { type Admin, adminIfMade, adminOf } from "./admin-app.ts";
+import { adminOf } from "./admin-app.ts";
 import { ADMIN_PATH, type AdminOptions } from "./admin-options.ts";
 import { offeredToken, tokenCookie } from "./admin-token.ts";
-import type { SampleCollector } from "./admin-watch.ts";
 import { dashboardPage, dashboardScriptSource, signInPage } from "./dashboard-page.ts";
 
 /** The headers every answer of the dashboard has: nothing cached, framed or sniffed. */
@@ -70,22 +69,4 @@ export async function handleAdminRequest(
         `connect-src ws://${url.host} wss://${url.host}; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
     },
   });
-}
-
-/** The app that serves the dashboard's socket, for an upgrade on its path. */
-export function adminAppOf(app: AnyApp, options: AdminOptions, collect?: SampleCollector): AnyApp {
-  return adminOf(app, options, collect).app;
-}
-
-/** Makes the dashboard of `app` when it is served (so that it hears the other instances). */
-export function startAdmin(app: AnyApp, options: AdminOptions, collect?: SampleCollector): Admin {
-  return adminOf(app, options, collect);
-}
-
-/** Stops the dashboard's sampling and closes its pages' sockets (a server's shutdown). */
-export async function closeAdmin(app: AnyApp, timeout?: number): Promise<void> {
-  const admin = adminIfMade(app);
-  if (!admin) return;
-  admin.watch.close();
-  await admin.app.closeConnections(timeout === undefined ? {} : { timeout });
 }

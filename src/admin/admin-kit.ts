@@ -34,8 +34,8 @@ export async function adminAppFor(
   options: AdminOptions,
   collect?: SampleCollector,
 ): Promise<AnyApp> {
-  const { adminAppOf } = await import("./admin-endpoint.ts");
-  return adminAppOf(app, options, collect);
+  const { adminOf } = await import("./admin-app.ts");
+  return adminOf(app, options, collect).app;
 }
 
 /**
@@ -65,13 +65,16 @@ export function startAdmin(
   // Wrong options throw here, synchronously: a handler made with them is never made.
   const checked = adminOptions(options);
   if (!checked) return Promise.resolve();
-  return import("./admin-endpoint.ts").then((admin) => {
-    admin.startAdmin(app, checked, collect);
+  return import("./admin-app.ts").then(({ adminOf }) => {
+    adminOf(app, checked, collect);
   });
 }
 
 /** Stops the dashboard's sampling and closes its pages' sockets (within `timeout` ms). */
 export async function closeAdmin(app: AnyApp, timeout?: number): Promise<void> {
-  const admin = await import("./admin-endpoint.ts");
-  await admin.closeAdmin(app, timeout);
+  const { adminIfMade } = await import("./admin-app.ts");
+  const admin = adminIfMade(app);
+  if (!admin) return;
+  admin.watch.close();
+  await admin.app.closeConnections(timeout === undefined ? {} : { timeout });
 }

@@ -5,7 +5,7 @@
 import type { InstanceSample, RelaySample, TemplateCount } from "./instance-sample.ts";
 import { MAX_SAMPLE_TEMPLATES } from "./instance-sample.ts";
 import { addHistogram, LATENCY_BUCKETS, quantileMs } from "./latency.ts";
-import { MAX_TALLY_KEYS, OTHER_KEY } from "./tally.ts";
+import { MAX_TALLY_KEYS, OTHER_KEY, type TallyCounts } from "./tally.ts";
 
 /** How many views the latency quantiles are read over (about ten seconds). */
 export const LATENCY_WINDOW = 10;
@@ -24,19 +24,10 @@ export interface InstanceRow {
   relay: RelaySample | null;
 }
 
-/** What every instance counted together since the last view. */
-export interface ViewCounts {
-  ms: number;
-  received: number;
-  sent: number;
-  opened: number;
-  closed: number;
-  chunks: number;
-  cancelled: number;
-  errors: Record<string, number>;
-  refusals: Record<string, number>;
+/** What every instance counted together since the last view (latencies are read apart). */
+export type ViewCounts = Omit<TallyCounts, "actions"> & {
   actions: Record<string, { count: number; errors: number }>;
-}
+};
 
 /** What the page is sent. */
 export interface DashboardView {
